@@ -1,0 +1,143 @@
+"""Artifact store over fsspec (local directory in the embedded default, S3-compatible storage at scale).
+
+Keys are relative POSIX paths confined to the store's root: empty keys, absolute keys, ``..`` segments, backslashes
+and URL schemes are rejected before anything touches storage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import posixpath
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import fsspec
+
+from common.errors import InvalidArgument, NotFound
+
+_SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
+CHUNK = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class StoredArtifact:
+    key: str
+    size_bytes: int
+    sha256: str
+
+
+def normalize_key(key: str) -> str:
+    """Return the canonical key or raise InvalidArgument when it would escape the root."""
+    if not key or not key.strip():
+        raise InvalidArgument("artifact key is empty")
+    if "\\" in key or "\x00" in key:
+        raise InvalidArgument(f"artifact key {key!r} contains a backslash or NUL")
+    if key.startswith("/") or _SCHEME.match(key):
+        raise InvalidArgument(f"artifact key {key!r} must be relative to the artifact root (no '/' or scheme)")
+    parts = key.split("/")
+    if any(p in ("..", ".") for p in parts):
+        raise InvalidArgument(f"artifact key {key!r} must not contain '.' or '..' segments")
+    normalized = posixpath.normpath(key)
+    if normalized.startswith("..") or normalized == ".":
+        raise InvalidArgument(f"artifact key {key!r} escapes the artifact root")
+    return normalized
+
+
+class ArtifactStore:
+    def __init__(self, root_url: str) -> None:
+        self.root_url = root_url.rstrip("/")
+        self.fs, self._root = fsspec.core.url_to_fs(self.root_url)
+        self._root = self._root.rstrip("/")
+        if self.fs.protocol in ("file", ("file", "local")) or "file" in self.fs.protocol:
+            self.fs.makedirs(self._root, exist_ok=True)
+
+    def _path(self, key: str) -> str:
+        return f"{self._root}/{normalize_key(key)}"
+
+    def local_path(self, key: str) -> Path | None:
+        """The filesystem path of a key when the store is local, else None."""
+        protocols = self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,)
+        return Path(self._path(key)) if "file" in protocols or "local" in protocols else None
+
+    def put_file(self, key: str, local: Path) -> StoredArtifact:
+        path = self._path(key)
+        self.fs.makedirs(posixpath.dirname(path), exist_ok=True)
+        digest = hashlib.sha256()
+        size = 0
+        tmp = f"{path}.partial"
+        with open(local, "rb") as src, self.fs.open(tmp, "wb") as dst:
+            while chunk := src.read(CHUNK):
+                digest.update(chunk)
+                size += len(chunk)
+                dst.write(chunk)
+        self.fs.mv(tmp, path)
+        return StoredArtifact(key=normalize_key(key), size_bytes=size, sha256=digest.hexdigest())
+
+    def put_bytes(self, key: str, data: bytes) -> StoredArtifact:
+        path = self._path(key)
+        self.fs.makedirs(posixpath.dirname(path), exist_ok=True)
+        tmp = f"{path}.partial"
+        with self.fs.open(tmp, "wb") as dst:
+            dst.write(data)
+        self.fs.mv(tmp, path)
+        return StoredArtifact(key=normalize_key(key), size_bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
+
+    def get_file(self, key: str, local: Path) -> None:
+        local.parent.mkdir(parents=True, exist_ok=True)
+        with self.open(key) as src, open(local, "wb") as dst:
+            while chunk := src.read(CHUNK):
+                dst.write(chunk)
+
+    def read_bytes(self, key: str) -> bytes:
+        with self.open(key) as src:
+            return src.read()
+
+    def open(self, key: str) -> BinaryIO:
+        path = self._path(key)
+        if not self.fs.exists(path):
+            raise NotFound(f"artifact {key!r} does not exist")
+        return self.fs.open(path, "rb")  # type: ignore[no-any-return]
+
+    def exists(self, key: str) -> bool:
+        return bool(self.fs.exists(self._path(key)))
+
+    def size(self, key: str) -> int:
+        path = self._path(key)
+        if not self.fs.exists(path):
+            raise NotFound(f"artifact {key!r} does not exist")
+        return int(self.fs.size(path))
+
+    def sha256(self, key: str) -> str:
+        digest = hashlib.sha256()
+        with self.open(key) as src:
+            while chunk := src.read(CHUNK):
+                digest.update(chunk)
+        return digest.hexdigest()
+
+    def iter_chunks(self, key: str, offset: int = 0, chunk_size: int = CHUNK) -> Iterator[tuple[int, bytes]]:
+        with self.open(key) as src:
+            src.seek(offset)
+            position = offset
+            while chunk := src.read(chunk_size):
+                yield position, chunk
+                position += len(chunk)
+
+    def delete(self, key: str) -> None:
+        path = self._path(key)
+        if self.fs.exists(path):
+            self.fs.rm(path, recursive=True)
+
+    def delete_prefix(self, prefix: str) -> None:
+        path = self._path(prefix)
+        if self.fs.exists(path):
+            self.fs.rm(path, recursive=True)
+
+    def list(self, prefix: str) -> list[str]:
+        path = self._path(prefix)
+        if not self.fs.exists(path):
+            return []
+        root = f"{self._root}/"
+        return sorted(p[len(root):] if p.startswith(root) else p for p in self.fs.find(path))

@@ -1,0 +1,264 @@
+"""Server interceptors: request id + logging context, auth, error mapping, Prometheus metrics.
+
+Each wraps the method handler's behaviour so its context (contextvars) is set in the task that runs the handler.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any
+
+import grpc
+import structlog
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+from prometheus_client import Counter, Histogram
+
+from common import errors
+from common.auth import Principal, TokenVerifier
+
+current_principal: contextvars.ContextVar[Principal | None] = contextvars.ContextVar("principal", default=None)
+log = structlog.get_logger("grpc")
+
+RPC_COUNT = Counter("raven_grpc_requests_total", "gRPC requests handled", ["method", "code"])
+RPC_LATENCY = Histogram(
+    "raven_grpc_request_seconds",
+    "gRPC handling time (unary: whole call; streaming: until the stream ends)",
+    ["method"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60),
+)
+
+Wrapper = Callable[[Callable[..., Any], grpc.HandlerCallDetails, bool], Callable[..., Any]]
+
+PUBLIC_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+
+_CODE_BY_ERROR: list[tuple[type[errors.AppError], grpc.StatusCode, int]] = [
+    (errors.InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT, code_pb2.INVALID_ARGUMENT),
+    (errors.NotFound, grpc.StatusCode.NOT_FOUND, code_pb2.NOT_FOUND),
+    (errors.AlreadyExists, grpc.StatusCode.ALREADY_EXISTS, code_pb2.ALREADY_EXISTS),
+    (errors.FailedPrecondition, grpc.StatusCode.FAILED_PRECONDITION, code_pb2.FAILED_PRECONDITION),
+    (errors.Aborted, grpc.StatusCode.ABORTED, code_pb2.ABORTED),
+    (errors.Unauthenticated, grpc.StatusCode.UNAUTHENTICATED, code_pb2.UNAUTHENTICATED),
+    (errors.PermissionDenied, grpc.StatusCode.PERMISSION_DENIED, code_pb2.PERMISSION_DENIED),
+    (errors.Unavailable, grpc.StatusCode.UNAVAILABLE, code_pb2.UNAVAILABLE),
+]
+
+
+def principal() -> Principal:
+    """The authenticated caller of the current RPC (set by AuthInterceptor)."""
+    value = current_principal.get()
+    if value is None:
+        raise errors.Unauthenticated("no authenticated caller")
+    return value
+
+
+def _wrap(handler: grpc.RpcMethodHandler, details: grpc.HandlerCallDetails, wrapper: Wrapper) -> Any:
+    if handler.unary_unary:
+        return grpc.unary_unary_rpc_method_handler(
+            wrapper(handler.unary_unary, details, False),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+    if handler.unary_stream:
+        return grpc.unary_stream_rpc_method_handler(
+            wrapper(handler.unary_stream, details, True),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+    if handler.stream_unary:
+        return grpc.stream_unary_rpc_method_handler(
+            wrapper(handler.stream_unary, details, False),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+    return grpc.stream_stream_rpc_method_handler(
+        wrapper(handler.stream_stream, details, True),
+        request_deserializer=handler.request_deserializer,
+        response_serializer=handler.response_serializer,
+    )
+
+
+class _WrappingInterceptor(grpc.aio.ServerInterceptor):
+    def wrapper(self, behavior: Callable[..., Any], details: grpc.HandlerCallDetails, streaming: bool) -> Any:
+        raise NotImplementedError
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return handler
+        return _wrap(handler, handler_call_details, self.wrapper)
+
+
+def _status_for(exc: errors.AppError) -> status_pb2.Status:
+    for cls, _, code in _CODE_BY_ERROR:
+        if isinstance(exc, cls):
+            status = status_pb2.Status(code=code, message=exc.message)
+            if isinstance(exc, errors.InvalidArgument) and exc.violations:
+                bad_request = error_details_pb2.BadRequest(
+                    field_violations=[
+                        error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
+                        for v in exc.violations
+                    ]
+                )
+                detail = any_pb2.Any()
+                detail.Pack(bad_request)
+                status.details.append(detail)
+            return status
+    return status_pb2.Status(code=code_pb2.INTERNAL, message="internal error")
+
+
+async def abort_with(context: grpc.aio.ServicerContext, exc: errors.AppError) -> None:
+    await context.abort_with_status(rpc_status.to_status(_status_for(exc)))
+
+
+class ErrorInterceptor(_WrappingInterceptor):
+    """AppError → its status (with BadRequest details); anything else → INTERNAL, logged with its traceback."""
+
+    def wrapper(self, behavior: Callable[..., Any], details: grpc.HandlerCallDetails, streaming: bool) -> Any:
+        method = details.method
+
+        async def _handle(exc: Exception, context: grpc.aio.ServicerContext) -> None:
+            if isinstance(exc, errors.AppError):
+                await abort_with(context, exc)
+            log.exception("unhandled error", method=method)
+            await context.abort(grpc.StatusCode.INTERNAL, "internal error; see server logs")
+
+        if streaming:
+
+            async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+                try:
+                    async for item in behavior(request, context):
+                        yield item
+                except (errors.AppError, Exception) as exc:
+                    if _is_abort(exc):
+                        raise
+                    await _handle(exc, context)
+
+            return stream
+
+        async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            try:
+                return await behavior(request, context)
+            except Exception as exc:
+                if _is_abort(exc):
+                    raise
+                await _handle(exc, context)
+
+        return unary
+
+
+def _is_abort(exc: BaseException) -> bool:
+    # context.abort raises grpc.aio.AbortError (a subclass of BaseException in recent grpcio, Exception in others).
+    return type(exc).__name__ == "AbortError"
+
+
+class AuthInterceptor(_WrappingInterceptor):
+    """Authenticates every RPC except health and reflection; puts the Principal into a contextvar.
+
+    ``required`` maps full method names to the permission they need; methods absent from it only need a valid token
+    (the service checks finer rules itself, e.g. owner scoping).
+    """
+
+    def __init__(self, verifier: TokenVerifier, required: Mapping[str, str] | None = None) -> None:
+        self._verifier = verifier
+        self._required = dict(required or {})
+
+    def _authenticate(self, context: grpc.aio.ServicerContext, method: str) -> Principal:
+        metadata = dict(context.invocation_metadata() or ())
+        header = metadata.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if header and scheme.lower() != "bearer":
+            raise errors.Unauthenticated("authorization metadata must be 'Bearer <jwt>'")
+        found = self._verifier.verify(token.strip())
+        needed = self._required.get(method)
+        if needed:
+            found.require(needed)
+        return found
+
+    def wrapper(self, behavior: Callable[..., Any], details: grpc.HandlerCallDetails, streaming: bool) -> Any:
+        method = details.method
+        if method.startswith(PUBLIC_PREFIXES):
+            return behavior
+
+        if streaming:
+
+            async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+                try:
+                    found = self._authenticate(context, method)
+                except errors.AppError as exc:
+                    await abort_with(context, exc)
+                token = current_principal.set(found)
+                structlog.contextvars.bind_contextvars(subject=found.subject)
+                try:
+                    async for item in behavior(request, context):
+                        yield item
+                finally:
+                    current_principal.reset(token)
+
+            return stream
+
+        async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            try:
+                found = self._authenticate(context, method)
+            except errors.AppError as exc:
+                await abort_with(context, exc)
+            token = current_principal.set(found)
+            structlog.contextvars.bind_contextvars(subject=found.subject)
+            try:
+                return await behavior(request, context)
+            finally:
+                current_principal.reset(token)
+
+        return unary
+
+
+class ContextInterceptor(_WrappingInterceptor):
+    """Request id (from ``x-request-id`` or new), logging context, metrics and an access log line per RPC."""
+
+    def wrapper(self, behavior: Callable[..., Any], details: grpc.HandlerCallDetails, streaming: bool) -> Any:
+        method = details.method
+
+        def begin(context: grpc.aio.ServicerContext) -> float:
+            metadata = dict(context.invocation_metadata() or ())
+            request_id = str(metadata.get("x-request-id") or uuid.uuid4())
+            structlog.contextvars.clear_contextvars()
+            structlog.contextvars.bind_contextvars(request_id=request_id, method=method)
+            return time.perf_counter()
+
+        def end(context: grpc.aio.ServicerContext, started: float) -> None:
+            code = context.code() if hasattr(context, "code") else None
+            name = code.name if isinstance(code, grpc.StatusCode) else "OK"
+            elapsed = time.perf_counter() - started
+            RPC_COUNT.labels(method, name).inc()
+            RPC_LATENCY.labels(method).observe(elapsed)
+            if not method.startswith(PUBLIC_PREFIXES):
+                log.info("rpc", code=name, ms=round(elapsed * 1000, 2))
+
+        if streaming:
+
+            async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+                started = begin(context)
+                try:
+                    async for item in behavior(request, context):
+                        yield item
+                finally:
+                    end(context, started)
+
+            return stream
+
+        async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            started = begin(context)
+            try:
+                return await behavior(request, context)
+            finally:
+                end(context, started)
+
+        return unary

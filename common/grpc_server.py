@@ -1,0 +1,106 @@
+"""gRPC server bootstrap: interceptors, health, reflection, metrics endpoint, graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from prometheus_client import start_http_server
+
+from common.auth import TokenVerifier
+from common.grpc_interceptors import AuthInterceptor, ContextInterceptor, ErrorInterceptor
+from common.logging import get_logger
+
+log = get_logger("server")
+
+
+@dataclass
+class ServiceRegistration:
+    """A servicer with its ``add_*Servicer_to_server`` function and full service name."""
+
+    add_to_server: Callable[[Any, grpc.aio.Server], None]
+    servicer: Any
+    service_name: str
+    required_permissions: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class RunningServer:
+    server: grpc.aio.Server
+    port: int
+    health: health.aio.HealthServicer
+    service_names: list[str]
+
+    async def set_serving(self) -> None:
+        for name in ["", *self.service_names]:
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+
+    async def stop(self, grace: float) -> None:
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace)
+
+
+async def create_server(
+    services: Sequence[ServiceRegistration],
+    verifier: TokenVerifier,
+    *,
+    address: str = "[::]:0",
+    extra_interceptors: Iterable[grpc.aio.ServerInterceptor] = (),
+) -> RunningServer:
+    """Build and start a server; ``address`` with port 0 binds a free port (tests)."""
+    required: dict[str, str] = {}
+    for service in services:
+        required.update(service.required_permissions)
+    server = grpc.aio.server(
+        interceptors=[ContextInterceptor(), AuthInterceptor(verifier, required), ErrorInterceptor(), *extra_interceptors],
+        options=[
+            ("grpc.max_receive_message_length", 16 * 1024 * 1024),
+            ("grpc.max_send_message_length", 16 * 1024 * 1024),
+            ("grpc.keepalive_time_ms", 30_000),
+            ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+            ("grpc.keepalive_permit_without_calls", 1),
+        ],
+    )
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    names = [s.service_name for s in services]
+    for service in services:
+        service.add_to_server(service.servicer, server)
+    reflection.enable_server_reflection(
+        [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME], server
+    )
+    port = server.add_insecure_port(address)
+    if port == 0:
+        raise RuntimeError(f"could not bind gRPC address {address}")
+    await server.start()
+    running = RunningServer(server=server, port=port, health=health_servicer, service_names=names)
+    await running.set_serving()
+    return running
+
+
+def start_metrics_endpoint(port: int) -> None:
+    if port:
+        start_http_server(port)
+        log.info("metrics endpoint", port=port)
+
+
+async def run_until_signalled(
+    running: RunningServer, grace: float, on_shutdown: Callable[[], Awaitable[None]] | None = None
+) -> None:
+    """Serve until SIGTERM/SIGINT, then drain: health NOT_SERVING, stop accepting, finish in-flight RPCs."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    log.info("serving", port=running.port, services=running.service_names)
+    await stop.wait()
+    log.info("shutting down", grace_seconds=grace)
+    await running.stop(grace)
+    if on_shutdown is not None:
+        await on_shutdown()

@@ -1,0 +1,6 @@
+import sys
+
+from common.service_main import main
+from services.training_run.bootstrap import SERVICE, build_app, migrate
+
+sys.exit(main(SERVICE, build_app, migrate))
