@@ -1,0 +1,43 @@
+# Raven training suite. The two commands: `make test` and `make demo`.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: setup test test-fast demo protos protos-check lint bench up down reliability clean
+
+setup:
+	@scripts/setup.sh
+
+protos: setup
+	$(PY) scripts/gen_protos.py
+
+protos-check: setup
+	$(PY) scripts/gen_protos.py --check
+
+# Everything: unit, integration (real nats-server, SQLite, PostgreSQL when reachable), e2e (real training).
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Without the slow real-training tests.
+test-fast: setup
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+demo: setup
+	$(PY) -m scripts.demo
+
+lint: setup
+	$(VENV)/bin/ruff check common services tests bench scripts
+	$(VENV)/bin/mypy common services
+
+bench: setup
+	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+up: setup
+	$(PY) -m scripts.stack up
+
+down: setup
+	$(PY) -m scripts.stack down
+
+clean:
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache
