@@ -1,16 +1,19 @@
 """Catalogue of MMDetection model templates and the hyperparameters a training run may set.
 
-Pure data and validation: no torch, mmcv or mmdet import. The templates point at configs shipped inside the mmdet
-package (``mmdet/.mim/configs``); :mod:`common.mmdet_config` loads and rewrites them.
+Pure data and validation: no torch, mmcv or mmdet import. The templates point at configs shipped inside the
+mmdet package (``mmdet/.mim/configs``); :mod:`common.mmdet_config` loads and rewrites them.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 MAX_SEED = 2**31 - 1
+MAX_CLASSES = 1000
+MAX_CLASS_NAME_CHARS = 200
 IMAGE_SIZE_MULTIPLE = 32
 
 
@@ -38,19 +41,20 @@ class HyperParams:
     def from_proto_fields(cls, **values: float | int) -> HyperParams:
         """Builds from proto3 ``Hyperparameters`` fields where zero means "template default".
 
-        ``frozen_stages`` and ``seed`` can't express "0" through proto3 zero-defaults; 0 maps to the default too.
+        ``frozen_stages`` and ``seed`` can't say "0" through proto3 zero-defaults: 0 maps to the default too.
         """
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: (v if v else None) for k, v in values.items() if k in names})  # type: ignore[arg-type]
 
     def resolved_with(self, defaults: HyperParams) -> HyperParams:
-        """Every ``None`` replaced by the value in ``defaults``."""
-        return HyperParams(
-            **{
-                f.name: getattr(defaults, f.name) if getattr(self, f.name) is None else getattr(self, f.name)
-                for f in dataclasses.fields(self)
-            }
-        )
+        """Every ``None`` replaced by the value in ``defaults``; a default val_interval is kept <= epochs."""
+        values = {
+            f.name: getattr(defaults, f.name) if getattr(self, f.name) is None else getattr(self, f.name)
+            for f in dataclasses.fields(self)
+        }
+        if self.val_interval is None and isinstance(values["epochs"], int) and values["val_interval"]:
+            values["val_interval"] = max(1, min(values["val_interval"], values["epochs"]))
+        return HyperParams(**values)
 
     def as_dict(self) -> dict[str, int | float | None]:
         return dataclasses.asdict(self)
@@ -58,7 +62,7 @@ class HyperParams:
     def validate(
         self, template: ModelTemplate | None = None, *, prefix: str = "training_run.hyperparameters"
     ) -> list[FieldViolation]:
-        """Range checks; with a template, also its own limits and defaults (for ``val_interval <= epochs``)."""
+        """Range checks; with a template also its limits, and its defaults for ``val_interval <= epochs``."""
         hp = self.resolved_with(template.defaults) if template else self
         max_frozen = template.max_frozen_stages if template else 4
         out: list[FieldViolation] = []
@@ -79,7 +83,13 @@ class HyperParams:
             isinstance(lr, bool) or not isinstance(lr, int | float) or not 0 < lr <= 1 or lr != lr
         ):
             bad("learning_rate", f"must be a number in (0, 1], got {lr!r}")
-        if isinstance(hp.epochs, int) and isinstance(hp.val_interval, int) and hp.val_interval > hp.epochs:
+        explicit = self.val_interval is not None  # a default interval is clamped to the epochs instead
+        if (
+            explicit
+            and isinstance(hp.epochs, int)
+            and isinstance(hp.val_interval, int)
+            and hp.val_interval > hp.epochs
+        ):
             bad("val_interval", f"must be at most epochs ({hp.epochs}), got {hp.val_interval}")
         return out
 
@@ -93,6 +103,29 @@ def _check_int(value: object, name: str, low: int, high: int, bad) -> None:  # t
         bad(name, f"must be between {low} and {high}, got {value}")
 
 
+def validate_class_names(
+    names: Sequence[str], *, field: str = "training_run.class_names"
+) -> list[FieldViolation]:
+    """Class names are free text (kept as data); only emptiness, length and duplicates are refused."""
+    out: list[FieldViolation] = []
+    if isinstance(names, str):
+        return [FieldViolation(field, "must be a list of names, got one string")]
+    if len(names) > MAX_CLASSES:
+        out.append(FieldViolation(field, f"at most {MAX_CLASSES} classes, got {len(names)}"))
+    seen: set[str] = set()
+    for i, name in enumerate(names):
+        path = f"{field}[{i}]"
+        if not isinstance(name, str) or not name.strip():
+            out.append(FieldViolation(path, "must be a non-empty string"))
+        elif len(name) > MAX_CLASS_NAME_CHARS:
+            out.append(FieldViolation(path, f"at most {MAX_CLASS_NAME_CHARS} characters"))
+        elif name in seen:
+            out.append(FieldViolation(path, f"duplicate class name {name!r}"))
+        else:
+            seen.add(name)
+    return out
+
+
 @dataclass(frozen=True)
 class ModelTemplate:
     """One entry of the catalogue.
@@ -103,10 +136,11 @@ class ModelTemplate:
         defaults: hyperparameters used where a run sets none; ``frozen_stages`` assumes pretrained weights
             and is forced to -1 (nothing frozen) when the backbone starts from random init.
         max_frozen_stages: largest ``backbone.frozen_stages`` the backbone supports.
-        schedule: ``step`` (SGD, x0.1 at 2/3 and 11/12 of training) or ``cosine`` (flat, cosine over the 2nd half).
-        warmup_epochs: linear warm-up length in epochs (converted to iterations by mmengine).
-        light_pipeline: replace the COCO augmentation (Mosaic/MixUp) by a resize/crop/flip pipeline that learns
-            small datasets quickly.
+        schedule: ``step`` (x0.1 at 2/3 and 11/12 of training) or ``cosine`` (flat, cosine over the 2nd half).
+        warmup_epochs: linear warm-up length in whole epochs (converted to iterations by mmengine); runs
+            shorter than 4x this have none.
+        light_pipeline: replace the COCO augmentation (Mosaic/MixUp) by a resize/crop/flip pipeline that
+            learns small datasets quickly.
         backbone_prefix: prefix of backbone weights in a backbone checkpoint (``Pretrained`` ``prefix``).
     """
 
@@ -116,7 +150,7 @@ class ModelTemplate:
     defaults: HyperParams
     max_frozen_stages: int = 4
     schedule: Literal["step", "cosine"] = "step"
-    warmup_epochs: float = 1.0
+    warmup_epochs: int = 1
     light_pipeline: bool = False
     backbone_prefix: str | None = None
 
@@ -148,7 +182,7 @@ TEMPLATES: dict[str, ModelTemplate] = {
             description="RTMDet-tiny (light, trains small datasets on CPU in minutes)",
             defaults=HyperParams(40, 8, 0.004, -1, 256, 0, 5),
             schedule="cosine",
-            warmup_epochs=1.0,
+            warmup_epochs=1,
             light_pipeline=True,
             backbone_prefix="backbone.",
         ),
