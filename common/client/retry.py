@@ -1,0 +1,40 @@
+"""Retry policy: exponential backoff with full jitter, applied only to calls that are safe to repeat."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+import grpc
+
+READ_RETRY_CODES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
+# A write that timed out may have been applied; only UNAVAILABLE (never reached the handler, or the handler is
+# idempotent by request_id) is retried for writes.
+WRITE_RETRY_CODES = frozenset({grpc.StatusCode.UNAVAILABLE})
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how patiently idempotent calls are repeated.
+
+    Attributes:
+        max_attempts: total tries of one call, the first included (1 = no retry).
+        initial_backoff: upper bound of the first sleep, seconds.
+        max_backoff: cap of the bound, seconds.
+        multiplier: growth of the bound per attempt.
+        rng: source of jitter (tests pass a seeded one).
+    """
+
+    max_attempts: int = 5
+    initial_backoff: float = 0.2
+    max_backoff: float = 5.0
+    multiplier: float = 2.0
+    rng: random.Random = field(default_factory=random.Random, compare=False, repr=False)
+
+    def backoff(self, retry_number: int) -> float:
+        """Sleep before retry ``retry_number`` (1-based): uniform in [0, min(cap, initial * mult**(n-1))]."""
+        bound = min(self.max_backoff, self.initial_backoff * self.multiplier ** max(0, retry_number - 1))
+        return self.rng.uniform(0, bound)
+
+
+NO_RETRY = RetryPolicy(max_attempts=1)
