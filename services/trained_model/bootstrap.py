@@ -1,18 +1,28 @@
-"""The one place that wires trained_model: settings → engine, NATS, servicer, server."""
+"""The one place that wires trained_model: settings → engine, NATS, registrar, servicer, server."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
+from nats.aio.client import Client as NATS
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from common.artifacts import ArtifactStore
 from common.auth import TokenVerifier
-from common.db import make_engine, upgrade_to_head_async
+from common.db import make_engine, make_session_factory, upgrade_to_head_async
 from common.grpc_server import RunningServer, ServiceRegistration, create_server
+from common.nats_streams import StreamNames, connect, ensure_streams
 from common.proto.raven.v1 import trained_model_pb2, trained_model_pb2_grpc
 from common.settings import Settings
-from services.trained_model.entrypoints.grpc_servicer import TrainedModelServicer
+from services.trained_model.adapters.repository import UnitOfWork
+from services.trained_model.adapters.training_runs import GrpcTrainingRunQueries, TrainingRunQueries
+from services.trained_model.entrypoints.grpc_servicer import REQUIRED_PERMISSIONS, TrainedModelServicer
+from services.trained_model.entrypoints.registrar import DURABLE, Registrar
+from services.trained_model.service_layer.registration import ModelRegistration
+from services.trained_model.service_layer.registry import ModelRegistry
 
 SERVICE = "trained_model"
 MIGRATIONS = Path(__file__).parent / "adapters" / "migrations"
@@ -20,14 +30,28 @@ VERSION_TABLE = "alembic_version_trained_model"
 SERVICE_NAME = trained_model_pb2.DESCRIPTOR.services_by_name["TrainedModelService"].full_name
 
 
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
 @dataclass
 class App:
     settings: Settings
     engine: AsyncEngine
     server: RunningServer
+    registry: ModelRegistry
+    registration: ModelRegistration
+    nats: NATS | None
+    registrar: Registrar | None
+    training_runs: TrainingRunQueries
 
     async def close(self, grace: float = 0) -> None:
         await self.server.stop(grace)
+        if self.registrar is not None:
+            await self.registrar.stop()
+        if self.nats is not None:
+            await self.nats.close()
+        await self.training_runs.close()
         await self.engine.dispose()
 
 
@@ -35,19 +59,51 @@ async def migrate(settings: Settings) -> None:
     await upgrade_to_head_async(MIGRATIONS, settings.database_url_for(SERVICE), VERSION_TABLE)
 
 
-async def build_app(settings: Settings, *, address: str | None = None) -> App:
+async def build_app(
+    settings: Settings,
+    *,
+    address: str | None = None,
+    names: StreamNames | None = None,
+    artifacts: ArtifactStore | None = None,
+    clock: Callable[[], datetime] = utc_now,
+    training_runs: TrainingRunQueries | None = None,
+    registrar_durable: str = DURABLE,
+    start_registrar: bool = True,
+) -> App:
+    """Migrate, connect and serve. Tests pass unique stream names, their own store, clock and training_run client."""
     await migrate(settings)
     engine = make_engine(settings.database_url_for(SERVICE))
+    sessions = make_session_factory(engine)
+    store = artifacts or ArtifactStore(settings.artifact_root)
+    runs = training_runs or GrpcTrainingRunQueries(
+        settings.training_run_addr,
+        secret=settings.jwt_secret,
+        private_key=settings.jwt_private_key,
+        audience=settings.jwt_audience,
+        issuer=settings.jwt_issuer,
+    )
+    registry = ModelRegistry(sessions, store, runs, clock)
+    registration = ModelRegistration(lambda: UnitOfWork(sessions), store, clock)
+    nc: NATS | None = None
+    registrar: Registrar | None = None
+    if start_registrar:
+        stream_names = names or StreamNames.from_settings(settings)
+        nc = await connect(settings.nats_url, name="trained-model")
+        js = nc.jetstream()
+        await ensure_streams(js, stream_names, settings.stream_replicas)
+        registrar = Registrar(js, stream_names, registration, clock, durable=registrar_durable)
+        await registrar.start()
     verifier = TokenVerifier(
         secret=settings.jwt_secret,
         public_key=settings.jwt_public_key,
         audience=settings.jwt_audience,
         issuer=settings.jwt_issuer,
     )
-    registration = ServiceRegistration(
+    service = ServiceRegistration(
         add_to_server=trained_model_pb2_grpc.add_TrainedModelServiceServicer_to_server,
-        servicer=TrainedModelServicer(),
+        servicer=TrainedModelServicer(registry, registration),
         service_name=SERVICE_NAME,
+        required_permissions=REQUIRED_PERMISSIONS,
     )
-    server = await create_server([registration], verifier, address=address or f"[::]:{settings.grpc_port}")
-    return App(settings=settings, engine=engine, server=server)
+    server = await create_server([service], verifier, address=address or f"[::]:{settings.grpc_port}")
+    return App(settings, engine, server, registry, registration, nc, registrar, runs)

@@ -1,0 +1,124 @@
+"""Durable JetStream consumer that turns each ``completed`` RunEvent into exactly one TrainedModel.
+
+Order per message: register (idempotent on the run id; the database's unique constraint settles races) → publish
+``model_registered`` (or ``registration_failed``) and wait for JetStream's ack → ack the event. A crash anywhere
+leaves the event unacked, so it is redelivered; a redelivery finds the model and publishes ``model_registered``
+again, which JetStream deduplicates by ``Nats-Msg-Id: registered:{run_id}``. No outbox is needed because the
+publication is derived from durable state and repeated until acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from datetime import datetime
+
+import nats.errors
+from google.protobuf.message import DecodeError
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+
+from common.logging import get_logger
+from common.nats_streams import StreamNames, ensure_events_consumer
+from common.proto.raven.v1 import events_pb2, types_pb2
+from services.trained_model.entrypoints import convert
+from services.trained_model.service_layer.registration import ModelRegistration, Registered
+
+log = get_logger("trained_model.registrar")
+
+DURABLE = "trained-model-registrar"
+RETRY_DELAY_SECONDS = 2.0
+
+
+def registered_msg_id(run_id: str) -> str:
+    return f"registered:{run_id}"
+
+
+def failed_msg_id(run_id: str, attempt: int) -> str:
+    return f"registration_failed:{run_id}:{attempt}"
+
+
+class Registrar:
+    def __init__(
+        self,
+        js: JetStreamContext,
+        names: StreamNames,
+        registration: ModelRegistration,
+        clock: Callable[[], datetime],
+        *,
+        durable: str = DURABLE,
+        batch: int = 16,
+    ) -> None:
+        self._js = js
+        self._names = names
+        self._registration = registration
+        self._clock = clock
+        self._durable = durable
+        self._batch = batch
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await ensure_events_consumer(self._js, self._durable, self._names)
+        subscription = await self._js.pull_subscribe_bind(durable=self._durable, stream=self._names.events)
+        self._task = asyncio.create_task(self._run(subscription), name="trained-model-registrar")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self, subscription: JetStreamContext.PullSubscription) -> None:
+        while True:
+            try:
+                messages = await subscription.fetch(self._batch, timeout=1.0)
+            except nats.errors.TimeoutError:
+                continue
+            except (nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError):
+                await asyncio.sleep(RETRY_DELAY_SECONDS)
+                continue
+            except Exception:
+                log.exception("fetch failed")
+                await asyncio.sleep(RETRY_DELAY_SECONDS)
+                continue
+            # Concurrently: duplicates within a batch race on the unique constraint, which is what it is for.
+            await asyncio.gather(*(self.handle(m) for m in messages))
+
+    async def handle(self, msg: Msg) -> None:
+        try:
+            event = events_pb2.RunEvent.FromString(msg.data)
+        except DecodeError:
+            log.warning("undecodable run event dropped", subject=msg.subject)
+            await msg.term()
+            return
+        if event.WhichOneof("payload") != "completed" or not event.run_id:
+            await msg.ack()
+            return
+        try:
+            await self._register(event)
+        except Exception:
+            log.exception("registration failed; will retry", run_id=event.run_id)
+            with contextlib.suppress(Exception):
+                await msg.nak(delay=RETRY_DELAY_SECONDS)
+            return
+        await msg.ack()
+
+    async def _register(self, event: events_pb2.RunEvent) -> None:
+        outcome = await self._registration.register_completed(convert.register_command(event))
+        reply = events_pb2.RunEvent(
+            run_id=event.run_id, attempt=event.attempt, time=convert.timestamp(self._clock())
+        )
+        if isinstance(outcome, Registered):
+            reply.model_registered.trained_model_id = outcome.model.id
+            msg_id = registered_msg_id(event.run_id)
+        else:
+            log.warning("model not registered", run_id=event.run_id, reason=outcome.message)
+            reply.registration_failed.failure.kind = types_pb2.ARTIFACT_MISMATCH
+            reply.registration_failed.failure.message = outcome.message
+            msg_id = failed_msg_id(event.run_id, event.attempt)
+        await self._js.publish(
+            self._names.run_events_subject(event.run_id),
+            reply.SerializeToString(),
+            headers={"Nats-Msg-Id": msg_id},
+        )
