@@ -1,0 +1,661 @@
+"""COCO dataset rules for the trainer worker: validation, polygon envelopes, class selection, seeded split.
+
+Pure logic: callers pass parsed JSON documents; nothing here touches files (``adapters/dataset_source.py``
+does).
+
+Accepted dataset layout, below the configured dataset root (an fsspec URL)::
+
+    <ref>/annotations.json           one COCO file; split here (seeded, stratified, 70/20/10 by default)
+    <ref>/images/0001.jpg ...        any layout: each image ``file_name`` is relative to <ref>/
+
+or already split (the split is kept as given; ``train.json`` wins when ``annotations.json`` exists too)::
+
+    <ref>/train.json, <ref>/val.json [, <ref>/test.json]   sharing the images under <ref>/
+
+Every problem found is collected in a ``ProblemLog`` and raised at once as ``DatasetInvalid``, whose message
+an annotator can act on and whose details name the first offending items.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from pathlib import Path
+
+MAX_REPORTED = 10
+# Annotation tools round coordinates; a box may overshoot the image border by a hair and is then clipped.
+BBOX_TOLERANCE_PX = 0.01
+SPLIT_NAMES = ("train", "val", "test")
+REQUIRED_KEYS = ("images", "annotations", "categories")
+
+
+class Problem(StrEnum):
+    """Kinds of dataset problems; each value is the phrase used in the summary message."""
+
+    NOT_JSON = "file is not valid JSON"
+    NOT_OBJECT = "top level is not a JSON object"
+    MISSING_KEY = "required key missing or not a list"
+    NO_ANNOTATIONS = "no annotations at all"
+    MALFORMED_CATEGORY = "malformed category"
+    MALFORMED_IMAGE = "malformed image entry"
+    MALFORMED_ANNOTATION = "malformed annotation"
+    DUPLICATE_CATEGORY_ID = "duplicate category id"
+    DUPLICATE_CATEGORY_NAME = "duplicate category name"
+    DUPLICATE_IMAGE_ID = "duplicate image id"
+    DUPLICATE_ANNOTATION_ID = "duplicate annotation id"
+    UNKNOWN_IMAGE = "annotation points at an unknown image"
+    UNKNOWN_CATEGORY = "annotation points at an unknown category"
+    BBOX_MALFORMED = "malformed bbox"
+    BBOX_NON_POSITIVE = "bbox with non-positive width or height"
+    BBOX_OUTSIDE_IMAGE = "bbox outside its image"
+    IMAGE_SIZE_INVALID = "image without a positive width/height"
+    FILE_NAME_ESCAPES = "image file_name escapes the dataset directory"
+    IMAGE_MISSING = "image file missing"
+    IMAGE_UNREADABLE = "image file unreadable"
+    IMAGE_SIZE_MISMATCH = "image size differs from the annotations"
+    EMPTY_CATEGORY = "category without annotations"
+    NO_GEOMETRY = "annotation with neither bbox nor polygon"
+    DEGENERATE_POLYGON = "degenerate polygon"
+    CLASS_LIST = "requested class not in the dataset"
+    SPLITS_DISAGREE = "split files disagree"
+    CLASS_MISSING_FROM_TRAIN = "class absent from the train split"
+    SPLIT_TOO_SMALL = "too few images to split"
+
+
+class DatasetInvalid(Exception):
+    """The dataset cannot be trained on; ``message`` says why, ``details`` names the first offending items."""
+
+    def __init__(self, message: str, details: Sequence[str] = (), kinds: Iterable[Problem] = ()) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = list(details)
+        self.kinds: tuple[Problem, ...] = tuple(kinds)
+
+    def __str__(self) -> str:
+        return "\n  - ".join([self.message, *self.details])
+
+
+class ProblemLog:
+    """Collects problems; keeps the first ``limit`` details and a count per kind."""
+
+    def __init__(self, limit: int = MAX_REPORTED) -> None:
+        self._limit = limit
+        self._counts: Counter[Problem] = Counter()
+        self._details: list[str] = []
+
+    def add(self, kind: Problem, detail: str) -> None:
+        self._counts[kind] += 1
+        if len(self._details) < self._limit:
+            self._details.append(detail)
+
+    def __len__(self) -> int:
+        return sum(self._counts.values())
+
+    def raise_if_any(self, subject: str) -> None:
+        total = len(self)
+        if not total:
+            return
+        summary = ", ".join(f"{kind.value} ({n})" for kind, n in self._counts.most_common())
+        noun = "problem" if total == 1 else "problems"
+        message = f"{subject} is invalid ({total} {noun}: {summary}); fix the annotations and upload it again"
+        details = list(self._details)
+        if total > len(details):
+            details.append(f"... and {total - len(details)} more")
+        raise DatasetInvalid(message, details, self._counts)
+
+
+@dataclass(frozen=True)
+class SplitFractions:
+    train: float = 0.7
+    val: float = 0.2
+    test: float = 0.1
+
+    def __post_init__(self) -> None:
+        values = (self.train, self.val, self.test)
+        if not all(math.isfinite(v) and v >= 0 for v in values) or self.train <= 0 or self.val <= 0:
+            raise ValueError(f"split fractions need train > 0, val > 0, test >= 0; got {values}")
+        if not math.isclose(sum(values), 1.0, abs_tol=1e-6):
+            raise ValueError(f"split fractions must add up to 1; got {values} (sum {sum(values):g})")
+
+    def as_dict(self) -> dict[str, float]:
+        return {"train": self.train, "val": self.val, "test": self.test}
+
+
+@dataclass(frozen=True)
+class PreparedDataset:
+    image_root: Path  # local directory the prepared json file_names are relative to
+    train_ann: Path
+    val_ann: Path
+    test_ann: Path | None  # None when the test split is empty
+    class_names: tuple[str, ...]  # ordered by (remapped) category id 1..N
+    snapshot_sha256: str
+    manifest_path: Path
+    counts: dict[str, int]  # images per split, "images" and "annotations" totals
+    stage_seconds: dict[str, float] = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True)
+class Category:
+    id: int
+    name: str
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    id: int
+    file_name: str  # normalized, relative to the dataset directory
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class Annotation:
+    id: int
+    image_id: int
+    category_id: int
+    bbox: tuple[float, float, float, float]  # x, y, w, h inside the image
+    area: float
+    iscrowd: int
+    segmentation: object = None  # passed through unchanged (polygons or RLE)
+
+
+@dataclass(frozen=True)
+class CocoDataset:
+    categories: tuple[Category, ...]
+    images: tuple[ImageRecord, ...]
+    annotations: tuple[Annotation, ...]
+
+    def subset(self, image_ids: Iterable[int]) -> CocoDataset:
+        keep = set(image_ids)
+        return CocoDataset(
+            self.categories,
+            tuple(i for i in self.images if i.id in keep),
+            tuple(a for a in self.annotations if a.image_id in keep),
+        )
+
+    def to_coco(self) -> dict[str, list[dict[str, object]]]:
+        """COCO dict as written for mmdet's CocoDataset (file_name relative to the image root)."""
+        annotations: list[dict[str, object]] = []
+        for a in self.annotations:
+            ann: dict[str, object] = {
+                "id": a.id,
+                "image_id": a.image_id,
+                "category_id": a.category_id,
+                "bbox": list(a.bbox),
+                "area": a.area,
+                "iscrowd": a.iscrowd,
+            }
+            if a.segmentation:
+                ann["segmentation"] = a.segmentation
+            annotations.append(ann)
+        return {
+            "images": [
+                {"id": i.id, "file_name": i.file_name, "width": i.width, "height": i.height}
+                for i in self.images
+            ],
+            "annotations": annotations,
+            "categories": [{"id": c.id, "name": c.name} for c in self.categories],
+        }
+
+
+@dataclass(frozen=True)
+class SplitAssignment:
+    train: tuple[int, ...]
+    val: tuple[int, ...]
+    test: tuple[int, ...]
+
+    def as_dict(self) -> dict[str, tuple[int, ...]]:
+        return {"train": self.train, "val": self.val, "test": self.test}
+
+
+def confined_relative_path(path: object) -> str:
+    """Normalize a path that must stay below a directory; raise ValueError with the reason otherwise."""
+    if not isinstance(path, str) or not path.strip():
+        raise ValueError("must be a non-empty string")
+    if any(ord(ch) < 32 for ch in path):
+        raise ValueError("contains control characters")
+    if "://" in path or (len(path) >= 2 and path[1] == ":" and path[0].isalpha()):
+        raise ValueError("must be a relative path, not a URL or drive path")
+    if "\\" in path:
+        raise ValueError("must use '/' as separator")
+    if path.startswith("/") or path.startswith("~"):
+        raise ValueError("must be relative, not absolute")
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise ValueError("must not contain '..'")
+    if not parts:
+        raise ValueError("must name something below the directory")
+    return "/".join(parts)
+
+
+def polygon_envelope(segmentation: object) -> tuple[tuple[float, float, float, float], float]:
+    """Envelope ``(x, y, w, h)`` and total area of COCO polygons; ValueError says why they are degenerate."""
+    if not isinstance(segmentation, list) or not all(isinstance(p, list) for p in segmentation):
+        raise ValueError("segmentation must be a list of polygons [[x1, y1, x2, y2, ...], ...]")
+    xs: list[float] = []
+    ys: list[float] = []
+    area = 0.0
+    for n, poly in enumerate(segmentation):
+        if not all(_is_number(v) for v in poly):
+            raise ValueError(f"polygon {n} holds values that are not finite numbers")
+        if len(poly) % 2:
+            raise ValueError(f"polygon {n} has an odd number of coordinates ({len(poly)})")
+        if len(poly) < 6:
+            raise ValueError(f"polygon {n} has {len(poly) // 2} point(s); a polygon needs at least 3")
+        px, py = poly[0::2], poly[1::2]
+        shoelace = sum(px[k] * py[k - 1] - px[k - 1] * py[k] for k in range(len(px)))
+        if abs(shoelace) / 2 <= 0:
+            raise ValueError(f"polygon {n} has zero area")
+        area += abs(shoelace) / 2
+        xs.extend(px)
+        ys.extend(py)
+    if not xs:
+        raise ValueError("segmentation holds no polygon")
+    x0, y0 = min(xs), min(ys)
+    return (float(x0), float(y0), float(max(xs) - x0), float(max(ys) - y0)), area
+
+
+def parse_coco(doc: object, source: str, problems: ProblemLog) -> CocoDataset | None:
+    """Check one COCO document, adding every problem to ``problems``; None when its structure is unusable."""
+    if not isinstance(doc, dict):
+        problems.add(
+            Problem.NOT_OBJECT,
+            f"{source}: top level is a JSON {_json_type(doc)}, expected an object "
+            "with images, annotations and categories",
+        )
+        return None
+    bad_keys = [k for k in REQUIRED_KEYS if not isinstance(doc.get(k), list)]
+    if bad_keys:
+        problems.add(Problem.MISSING_KEY, f"{source}: key(s) {', '.join(bad_keys)} missing or not a list")
+        return None
+    if not doc["annotations"]:
+        problems.add(Problem.NO_ANNOTATIONS, f"{source}: contains no annotations")
+    categories, bad_cat_ids = _parse_categories(doc["categories"], source, problems)
+    images, bad_image_ids = _parse_images(doc["images"], source, problems)
+    annotations = _parse_annotations(
+        doc["annotations"], images, categories, (bad_image_ids, bad_cat_ids), source, problems
+    )
+    return CocoDataset(
+        tuple(sorted(categories.values(), key=lambda c: c.id)),
+        tuple(sorted(images.values(), key=lambda i: i.id)),
+        tuple(annotations),
+    )
+
+
+def _parse_categories(
+    items: list[object], source: str, problems: ProblemLog
+) -> tuple[dict[int, Category], set[int]]:
+    categories: dict[int, Category] = {}
+    names: dict[str, int] = {}
+    bad_ids: set[int] = set()
+    for n, raw in enumerate(items):
+        if not (
+            isinstance(raw, dict)
+            and _is_int(raw.get("id"))
+            and isinstance(raw.get("name"), str)
+            and raw["name"].strip()
+        ):
+            problems.add(
+                Problem.MALFORMED_CATEGORY,
+                f"{source}: categories[{n}] needs an integer id and a non-empty name, got {_short(raw)}",
+            )
+            continue
+        cat = Category(raw["id"], raw["name"])
+        if cat.id in categories:
+            problems.add(
+                Problem.DUPLICATE_CATEGORY_ID,
+                f"{source}: category id {cat.id} is used by {categories[cat.id].name!r} and {cat.name!r}",
+            )
+            bad_ids.add(cat.id)
+        elif cat.name in names:
+            problems.add(
+                Problem.DUPLICATE_CATEGORY_NAME,
+                f"{source}: category name {cat.name!r} is used by ids {names[cat.name]} and {cat.id}",
+            )
+            bad_ids.add(cat.id)
+        else:
+            categories[cat.id] = cat
+            names[cat.name] = cat.id
+    return categories, bad_ids
+
+
+def _parse_images(
+    items: list[object], source: str, problems: ProblemLog
+) -> tuple[dict[int, ImageRecord], set[int]]:
+    images: dict[int, ImageRecord] = {}
+    bad_ids: set[int] = set()
+    for n, raw in enumerate(items):
+        if not (isinstance(raw, dict) and _is_int(raw.get("id"))):
+            problems.add(
+                Problem.MALFORMED_IMAGE, f"{source}: images[{n}] needs an integer id, got {_short(raw)}"
+            )
+            continue
+        image_id = raw["id"]
+        if image_id in images or image_id in bad_ids:
+            problems.add(Problem.DUPLICATE_IMAGE_ID, f"{source}: image id {image_id} appears more than once")
+            continue
+        bad_ids.add(image_id)  # removed again below when the entry is fine
+        try:
+            file_name = confined_relative_path(raw.get("file_name"))
+        except ValueError as exc:
+            problems.add(
+                Problem.FILE_NAME_ESCAPES,
+                f"{source}: image id {image_id}: file_name {_short(raw.get('file_name'))} {exc}",
+            )
+            continue
+        width, height = raw.get("width"), raw.get("height")
+        if not (_is_whole_positive(width) and _is_whole_positive(height)):
+            problems.add(
+                Problem.IMAGE_SIZE_INVALID,
+                f"{source}: image id {image_id} ({file_name}): width and height "
+                f"must be positive integers, got {_short(width)}x{_short(height)}",
+            )
+            continue
+        images[image_id] = ImageRecord(image_id, file_name, int(width), int(height))  # type: ignore[arg-type]
+        bad_ids.discard(image_id)
+    return images, bad_ids
+
+
+def _parse_annotations(
+    items: list[object],
+    images: Mapping[int, ImageRecord],
+    categories: Mapping[int, Category],
+    broken_ids: tuple[set[int], set[int]],
+    source: str,
+    problems: ProblemLog,
+) -> list[Annotation]:
+    """``broken_ids`` (image ids, category ids) were already reported; annotations using them are skipped."""
+    seen: set[int] = set()
+    annotations: list[Annotation] = []
+    for n, raw in enumerate(items):
+        if not (
+            isinstance(raw, dict)
+            and type(raw.get("id")) is int
+            and type(raw.get("image_id")) is int
+            and type(raw.get("category_id")) is int
+        ):
+            problems.add(
+                Problem.MALFORMED_ANNOTATION,
+                f"{source}: annotations[{n}] needs integer id, image_id and category_id, got {_short(raw)}",
+            )
+            continue
+        ann_id, image_id, cat_id = raw["id"], raw["image_id"], raw["category_id"]
+        label = f"{source}: annotation id {ann_id}"
+        if ann_id in seen:
+            problems.add(Problem.DUPLICATE_ANNOTATION_ID, f"{label} appears more than once")
+            continue
+        seen.add(ann_id)
+        image = images.get(image_id)
+        if image is None:
+            if image_id not in broken_ids[0]:
+                problems.add(Problem.UNKNOWN_IMAGE, f"{label}: image_id {image_id} is not in images")
+            continue
+        if cat_id not in categories:
+            if cat_id not in broken_ids[1]:
+                problems.add(Problem.UNKNOWN_CATEGORY, f"{label}: category_id {cat_id} is not in categories")
+            continue
+        geometry = _geometry(raw, image, label, problems)
+        if geometry is not None:
+            bbox, area = geometry
+            iscrowd = 1 if raw.get("iscrowd") in (1, True) else 0
+            annotations.append(
+                Annotation(ann_id, image_id, cat_id, bbox, area, iscrowd, raw.get("segmentation"))
+            )
+    return annotations
+
+
+def _geometry(
+    raw: dict[str, object], image: ImageRecord, label: str, problems: ProblemLog
+) -> tuple[tuple[float, float, float, float], float] | None:
+    """Box (given, or the polygon envelope) clipped to the image, and area; None after reporting a problem."""
+    segmentation, raw_bbox = raw.get("segmentation"), raw.get("bbox")
+    envelope = None
+    if isinstance(segmentation, list) and segmentation:
+        try:
+            envelope = polygon_envelope(segmentation)
+        except ValueError as exc:
+            problems.add(Problem.DEGENERATE_POLYGON, f"{label}: {exc}")
+            return None
+    if raw_bbox is not None and raw_bbox != []:
+        if not (isinstance(raw_bbox, list) and len(raw_bbox) == 4 and all(_is_number(v) for v in raw_bbox)):
+            problems.add(
+                Problem.BBOX_MALFORMED,
+                f"{label}: bbox {_short(raw_bbox)} must be 4 finite numbers [x, y, width, height]",
+            )
+            return None
+        x, y, w, h = (float(v) for v in raw_bbox)
+        what = "bbox"
+        if w <= 0 or h <= 0:
+            problems.add(
+                Problem.BBOX_NON_POSITIVE,
+                f"{label}: bbox {_fmt_box(raw_bbox)} has non-positive width or height",
+            )
+            return None
+        area = w * h if envelope is None else envelope[1]
+    elif envelope is not None:
+        (x, y, w, h), area = envelope
+        what = "polygon envelope"
+    else:
+        rle = " (an RLE mask needs an explicit bbox)" if isinstance(segmentation, dict) else ""
+        problems.add(Problem.NO_GEOMETRY, f"{label}: has neither a bbox nor a polygon segmentation{rle}")
+        return None
+    tol = BBOX_TOLERANCE_PX
+    if x < -tol or y < -tol or x + w > image.width + tol or y + h > image.height + tol:
+        problems.add(
+            Problem.BBOX_OUTSIDE_IMAGE,
+            f"{label}: {what} {_fmt_box([x, y, w, h])} extends outside image "
+            f"id {image.id} ({image.width}x{image.height})",
+        )
+        return None
+    x0, y0 = max(x, 0.0), max(y, 0.0)
+    box = (x0, y0, min(x + w, image.width) - x0, min(y + h, image.height) - y0)
+    given_area = raw.get("area")
+    if _is_number(given_area) and given_area > 0:  # type: ignore[operator]
+        area = float(given_area)  # type: ignore[arg-type]
+    return box, area
+
+
+def select_classes(
+    datasets: Mapping[str, CocoDataset], class_names: Sequence[str] | None, problems: ProblemLog
+) -> tuple[tuple[str, ...], dict[str, CocoDataset]]:
+    """Keep ``class_names`` (default: all, by category id) numbered 1..N; report unknown and empty classes."""
+    sources = list(datasets)
+    reference = datasets[sources[0]].categories
+    for name in sources[1:]:
+        if datasets[name].categories != reference:
+            problems.add(
+                Problem.SPLITS_DISAGREE,
+                f"{name}: categories differ from {sources[0]}: "
+                f"{_cat_list(datasets[name].categories)} vs {_cat_list(reference)}",
+            )
+    by_name = {c.name: c.id for c in reference}
+    wanted = list(class_names) if class_names is not None else [c.name for c in reference]
+    for name, count in Counter(wanted).items():
+        if name not in by_name:
+            problems.add(
+                Problem.CLASS_LIST,
+                f"class {name!r} is not a category of the dataset "
+                f"(categories: {', '.join(map(repr, by_name))})",
+            )
+        elif count > 1:
+            problems.add(Problem.CLASS_LIST, f"class {name!r} is requested {count} times")
+    if class_names is not None and not wanted:
+        problems.add(Problem.CLASS_LIST, "the requested class list is empty")
+    names = tuple(dict.fromkeys(n for n in wanted if n in by_name))
+    new_id = {by_name[n]: i for i, n in enumerate(names, start=1)}
+    categories = tuple(Category(i, n) for i, n in enumerate(names, start=1))
+    selected = {
+        split: CocoDataset(
+            categories,
+            ds.images,
+            tuple(
+                a if new_id[a.category_id] == a.category_id else replace(a, category_id=new_id[a.category_id])
+                for a in ds.annotations
+                if a.category_id in new_id
+            ),
+        )
+        for split, ds in datasets.items()
+    }
+    used = Counter(a.category_id for ds in selected.values() for a in ds.annotations)
+    for cat in categories:
+        if not used[cat.id]:
+            problems.add(
+                Problem.EMPTY_CATEGORY, f"category {cat.name!r} (id {by_name[cat.name]}) has no annotations"
+            )
+    return names, selected
+
+
+def check_given_split(splits: Mapping[str, CocoDataset], problems: ProblemLog) -> None:
+    """A provided split must not share image files between splits and must show every class in train."""
+    owner: dict[str, str] = {}
+    for split, ds in splits.items():
+        for image in ds.images:
+            first = owner.setdefault(image.file_name, split)
+            if first != split:
+                problems.add(
+                    Problem.SPLITS_DISAGREE, f"image file {image.file_name!r} is in both {first} and {split}"
+                )
+    in_train = {a.category_id for a in splits["train"].annotations}
+    for cat in splits["train"].categories:
+        if cat.id not in in_train and any(
+            a.category_id == cat.id for ds in splits.values() for a in ds.annotations
+        ):
+            problems.add(
+                Problem.CLASS_MISSING_FROM_TRAIN, f"category {cat.name!r} has annotations but none in train"
+            )
+
+
+def stratified_split(dataset: CocoDataset, fractions: SplitFractions, seed: int) -> SplitAssignment:
+    """Seeded split by iterative stratification on each image's rarest class.
+
+    Independent of the order of images and annotations in the file; every class present lands in train;
+    val is never empty. Raises DatasetInvalid when the dataset is too small for that.
+    """
+    classes_of: dict[int, set[int]] = {image.id: set() for image in dataset.images}
+    for a in dataset.annotations:
+        classes_of[a.image_id].add(a.category_id)
+    freq = Counter(c for cs in classes_of.values() for c in cs)
+    rarest = {i: min(cs, key=lambda c: (freq[c], c)) if cs else None for i, cs in classes_of.items()}
+    order = sorted(classes_of)
+    random.Random(seed).shuffle(order)
+
+    def rarity(image_id: int) -> float:
+        cls = rarest[image_id]
+        return math.inf if cls is None else freq[cls]
+
+    order.sort(key=rarity)  # stable: the shuffle decides among equally rare images
+    frac = fractions.as_dict()
+    active = [s for s in SPLIT_NAMES if frac[s] > 0]
+    want_total = {s: frac[s] * len(order) for s in active}
+    want_class = {c: {s: frac[s] * n for s in active} for c, n in freq.items()}
+    assigned: dict[str, list[int]] = {s: [] for s in SPLIT_NAMES}
+    for image_id in order:
+        c = rarest[image_id]
+        want = want_class[c] if c is not None else want_total
+        split = max(active, key=lambda s: (want[s], want_total[s], -SPLIT_NAMES.index(s)))
+        assigned[split].append(image_id)
+        want_total[split] -= 1
+        for cls in classes_of[image_id]:
+            want_class[cls][split] -= 1
+    _ensure_classes_in_train(assigned, classes_of)
+    _ensure_val_not_empty(assigned, classes_of)
+    return SplitAssignment(*(tuple(sorted(assigned[s])) for s in SPLIT_NAMES))
+
+
+def _ensure_classes_in_train(assigned: dict[str, list[int]], classes_of: Mapping[int, set[int]]) -> None:
+    in_train = set().union(*(classes_of[i] for i in assigned["train"]))
+    for cls in sorted(set().union(*classes_of.values()) - in_train):
+        if cls in in_train:
+            continue
+        split, image_id = min((s, i) for s in ("test", "val") for i in assigned[s] if cls in classes_of[i])
+        assigned[split].remove(image_id)
+        assigned["train"].append(image_id)
+        in_train |= classes_of[image_id]
+
+
+def _ensure_val_not_empty(assigned: dict[str, list[int]], classes_of: Mapping[int, set[int]]) -> None:
+    if assigned["val"]:
+        return
+    donor = "test" if assigned["test"] else "train"
+    in_donor = Counter(c for i in assigned[donor] for c in classes_of[i])
+    # a train image may only move when each of its classes stays in train
+    movable = [i for i in assigned[donor] if donor == "test" or all(in_donor[c] > 1 for c in classes_of[i])]
+    if not movable:
+        n = sum(len(v) for v in assigned.values())
+        raise DatasetInvalid(
+            f"dataset has only {n} image(s): not enough to hold every class in train and still "
+            "keep a validation image; add images",
+            [],
+            [Problem.SPLIT_TOO_SMALL],
+        )
+    image_id = max(movable)
+    assigned[donor].remove(image_id)
+    assigned["val"].append(image_id)
+
+
+def split_manifest(
+    splits: Mapping[str, CocoDataset],
+    *,
+    seed: int,
+    fractions: SplitFractions,
+    given: bool,
+    class_names: Sequence[str],
+    snapshot_sha256: str,
+) -> dict[str, object]:
+    """Split manifest stored as a run artifact; ``file_names`` disambiguates ids of provided split files."""
+    manifest: dict[str, object] = {
+        "seed": seed,
+        "fractions": fractions.as_dict(),
+        "split_source": "dataset" if given else "seeded",
+        "class_names": list(class_names),
+        "snapshot_sha256": snapshot_sha256,
+    }
+    for split in SPLIT_NAMES:
+        images = splits[split].images if split in splits else ()
+        manifest[split] = [i.id for i in images]
+    manifest["file_names"] = {
+        s: [i.file_name for i in splits[s].images] if s in splits else [] for s in SPLIT_NAMES
+    }
+    return manifest
+
+
+# exact type checks: JSON yields only int and float, and bool (an int subclass) must not pass as a number
+def _is_int(value: object) -> bool:
+    return type(value) is int
+
+
+def _is_number(value: object) -> bool:
+    kind = type(value)
+    return kind is int or (kind is float and math.isfinite(value))  # type: ignore[arg-type]
+
+
+def _is_whole_positive(value: object) -> bool:
+    return _is_number(value) and value > 0 and float(value).is_integer()  # type: ignore[operator,arg-type]
+
+
+def _json_type(value: object) -> str:
+    return {list: "array", str: "string", bool: "boolean", type(None): "null"}.get(type(value), "number")
+
+
+def _short(value: object, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _fmt_box(values: Sequence[object]) -> str:
+    def fmt(v: object) -> str:
+        return (
+            str(int(v))
+            if isinstance(v, float) and v.is_integer()
+            else (f"{v:g}" if isinstance(v, float) else str(v))
+        )
+
+    return "[" + ", ".join(fmt(v) for v in values) + "]"
+
+
+def _cat_list(categories: Sequence[Category]) -> str:
+    return ", ".join(f"{c.id}:{c.name!r}" for c in categories)
