@@ -15,6 +15,8 @@ from common.client.errors import IntegrityError, RavenError
 from common.client.retry import READ_RETRY_CODES, RetryPolicy
 from common.proto.raven.v1 import types_pb2
 
+STALE_OFFSET_CODES = frozenset({grpc.StatusCode.OUT_OF_RANGE, grpc.StatusCode.INVALID_ARGUMENT})
+
 
 @dataclass(frozen=True)
 class DownloadResult:
@@ -98,8 +100,9 @@ async def download_artifact(
                 if announced.total_size < 0:
                     announced.total_size = offset  # the server announced no size: the clean end is the end
             except grpc.aio.AioRpcError as exc:
-                if exc.code() == grpc.StatusCode.OUT_OF_RANGE and offset and offset == resumed_from:
-                    # The partial file on disk is longer than the artifact: it belongs to something else.
+                if exc.code() in STALE_OFFSET_CODES and offset and offset == resumed_from:
+                    # The server refused the offset of the partial file found on disk: it belongs to another
+                    # artifact (or version), so start over.
                     out.truncate(0)
                     hasher, offset, resumed_from = hashlib.sha256(), 0, 0
                     continue
