@@ -1,0 +1,45 @@
+"""``python -m services.trainer_worker``: take jobs until SIGTERM/SIGINT, then hand running ones back."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+
+from common.logging import configure_logging, get_logger
+from common.settings import Settings
+from services.trainer_worker.bootstrap import build_worker
+
+
+async def serve(settings: Settings) -> None:
+    app = await build_worker(settings)
+    loop = asyncio.get_running_loop()
+
+    shutdowns: list[asyncio.Task[None]] = []
+
+    def on_signal() -> None:
+        shutdowns.append(asyncio.ensure_future(app.worker.shutdown()))
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, on_signal)
+    try:
+        await app.worker.run()
+        await asyncio.gather(*shutdowns)
+    finally:
+        await app.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if args and args[0] not in ("serve",):
+        print("usage: python -m services.trainer_worker [serve]", file=sys.stderr)
+        return 2
+    settings = Settings()
+    configure_logging(settings.log_level, settings.log_json)
+    asyncio.run(serve(settings))
+    get_logger("trainer_worker").info("exited cleanly")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

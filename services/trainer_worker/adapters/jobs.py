@@ -1,0 +1,110 @@
+"""The job queue: a durable JetStream pull consumer on the work-queue stream, one message per free slot."""
+
+from __future__ import annotations
+
+import contextlib
+
+import nats.errors
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
+
+from common.logging import get_logger
+from common.nats_streams import StreamNames, ensure_streams, ensure_worker_consumer
+from common.proto.raven.v1 import events_pb2
+
+log = get_logger("trainer_worker.jobs")
+
+# Redelivery delay after a nak: another worker (or this one, later) picks the job up without a hot loop.
+NAK_DELAY_SECONDS = 2.0
+
+
+class JobMessage:
+    """One delivered job; settled exactly once (ack, nak or term), later calls are no-ops."""
+
+    def __init__(self, msg: Msg) -> None:
+        self._msg = msg
+        self.settled: str | None = None
+
+    @property
+    def data(self) -> bytes:
+        return bytes(self._msg.data)
+
+    @property
+    def num_delivered(self) -> int:
+        try:
+            return int(self._msg.metadata.num_delivered)
+        except Exception:
+            return 1
+
+    def parse(self) -> events_pb2.TrainingJob:
+        """The TrainingJob payload; raises ``ValueError`` when it is not one."""
+        job = events_pb2.TrainingJob()
+        try:
+            job.ParseFromString(self.data)
+        except Exception as exc:
+            raise ValueError(f"job payload is not a TrainingJob: {exc}") from exc
+        if not job.run_id:
+            raise ValueError("job payload has no run_id")
+        return job
+
+    async def in_progress(self) -> None:
+        """Tells JetStream the job is still being worked on, so ack_wait does not redeliver it."""
+        if self.settled is None:
+            await self._msg.in_progress()
+
+    async def ack(self) -> None:
+        """Acks and waits for the server's confirmation: once this returns the job has left the work queue."""
+        if self.settled is None:
+            await self._msg.ack_sync(timeout=5.0)
+            self.settled = "ack"
+
+    async def nak(self, delay: float | None = NAK_DELAY_SECONDS) -> None:
+        if self.settled is None:
+            await self._msg.nak(delay=delay)
+            self.settled = "nak"
+
+    async def term(self) -> None:
+        if self.settled is None:
+            await self._msg.term()
+            self.settled = "term"
+
+
+class JobQueue:
+    """Fetches jobs from the shared durable consumer (created if missing)."""
+
+    def __init__(self, js: JetStreamContext, names: StreamNames, *, ack_wait: float = 120.0) -> None:
+        self._js = js
+        self._names = names
+        self._ack_wait = ack_wait
+        self._sub: JetStreamContext.PullSubscription | None = None
+
+    @property
+    def ack_wait(self) -> float:
+        return self._ack_wait
+
+    async def start(self, replicas: int = 1) -> None:
+        await ensure_streams(self._js, self._names, replicas)
+        durable = await ensure_worker_consumer(self._js, self._names, ack_wait=self._ack_wait)
+        self._sub = await self._js.pull_subscribe_bind(durable=durable, stream=self._names.jobs)
+
+    async def fetch_one(self, wait: float = 1.0) -> JobMessage | None:
+        """One job, or None when none arrived within ``wait`` seconds."""
+        if self._sub is None:
+            raise RuntimeError("JobQueue.start() first")
+        try:
+            msgs = await self._sub.fetch(batch=1, timeout=wait)
+        except (TimeoutError, nats.errors.TimeoutError):
+            return None
+        except NotFoundError:
+            # consumer deleted underneath us (e.g. stream recreated): provision again, try next round
+            log.warning("worker consumer missing; recreating")
+            await self.start()
+            return None
+        return JobMessage(msgs[0]) if msgs else None
+
+    async def close(self) -> None:
+        if self._sub is not None:
+            with contextlib.suppress(Exception):
+                await self._sub.unsubscribe()
+            self._sub = None

@@ -1,0 +1,160 @@
+"""gRPC client for the worker RPCs of training_run (Claim, Heartbeat, Release), authenticated as the worker.
+
+gRPC status codes become the few outcomes the worker acts on: ``ClaimRefused`` (terminate the job message),
+``LeaseLost`` (stop, publish nothing), ``TrainingRunUnavailable`` (try again later).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import grpc
+
+from common.auth import Permission, mint_token
+from common.proto.raven.v1 import training_run_pb2, training_run_pb2_grpc
+from services.trainer_worker.domain.job import run_name
+
+CALL_TIMEOUT = 10.0
+_REFUSED = (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.ABORTED, grpc.StatusCode.NOT_FOUND)
+
+
+class ClaimRefused(Exception):
+    """training_run will never let this job message be worked on (cancelled, finished, stale or leased)."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(f"{code.name}: {message}")
+        self.code = code
+
+
+class LeaseLost(Exception):
+    """This attempt is fenced off: stop working and publish no outcome."""
+
+
+class TrainingRunUnavailable(Exception):
+    """training_run did not answer (or refused our credentials); the job goes back to the queue."""
+
+
+@dataclass(frozen=True)
+class Lease:
+    run_id: str
+    attempt: int
+    heartbeat_seconds: float
+    lease_seconds_left: float
+    resume_checkpoint: str
+    training_run: training_run_pb2.TrainingRun
+
+
+class WorkerToken:
+    """Mints the worker's service token and re-mints it well before it expires."""
+
+    def __init__(
+        self,
+        subject: str,
+        *,
+        secret: str = "",
+        private_key: str = "",
+        audience: str = "raven",
+        issuer: str = "raven",
+        ttl_seconds: float = 3600.0,
+    ) -> None:
+        if not secret and not private_key:
+            raise ValueError("set RAVEN_JWT_SECRET or RAVEN_JWT_PRIVATE_KEY so the worker can mint its token")
+        self._kwargs = dict(secret=secret, private_key=private_key, audience=audience, issuer=issuer)
+        self._subject = subject
+        self._ttl = ttl_seconds
+        self._token = ""
+        self._renew_at = 0.0
+
+    def __call__(self) -> str:
+        now = time.monotonic()
+        if not self._token or now >= self._renew_at:
+            self._token = mint_token(
+                self._subject, [Permission.WORKER], ttl_seconds=self._ttl, **self._kwargs
+            )  # type: ignore[arg-type]
+            self._renew_at = now + self._ttl / 2
+        return self._token
+
+
+def _seconds_until(ts: object) -> float:
+    if not getattr(ts, "seconds", 0) and not getattr(ts, "nanos", 0):
+        return 0.0
+    return float(ts.ToNanoseconds()) / 1e9 - time.time()  # type: ignore[attr-defined]
+
+
+class TrainingRunClient:
+    def __init__(
+        self,
+        address: str,
+        token: Callable[[], str],
+        worker_id: str,
+        *,
+        channel: grpc.aio.Channel | None = None,
+    ) -> None:
+        self._channel = channel or grpc.aio.insecure_channel(address)
+        self._stub = training_run_pb2_grpc.TrainingRunServiceStub(self._channel)
+        self._token = token
+        self.worker_id = worker_id
+
+    def _metadata(self) -> tuple[tuple[str, str]]:
+        return (("authorization", f"Bearer {self._token()}"),)
+
+    async def claim(self, run_id: str, job_attempt: int) -> Lease:
+        request = training_run_pb2.ClaimTrainingRunRequest(
+            name=run_name(run_id), worker_id=self.worker_id, job_attempt=job_attempt
+        )
+        try:
+            response = await self._stub.ClaimTrainingRun(
+                request, metadata=self._metadata(), timeout=CALL_TIMEOUT
+            )
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() in _REFUSED:
+                raise ClaimRefused(exc.code(), exc.details() or "") from exc
+            raise TrainingRunUnavailable(f"ClaimTrainingRun: {exc.code().name}: {exc.details()}") from exc
+        interval = response.heartbeat_interval.ToTimedelta().total_seconds() or 10.0
+        return Lease(
+            run_id=run_id,
+            attempt=response.attempt or job_attempt,
+            heartbeat_seconds=interval,
+            lease_seconds_left=_seconds_until(response.lease_expire_time) or 3 * interval,
+            resume_checkpoint=response.resume_checkpoint,
+            training_run=response.training_run,
+        )
+
+    async def heartbeat(self, lease: Lease, latest_checkpoint: str = "") -> tuple[bool, float]:
+        """Renews the lease; returns (cancel_requested, seconds the lease is valid for)."""
+        request = training_run_pb2.HeartbeatTrainingRunRequest(
+            name=run_name(lease.run_id),
+            worker_id=self.worker_id,
+            attempt=lease.attempt,
+            latest_checkpoint=latest_checkpoint,
+        )
+        try:
+            response = await self._stub.HeartbeatTrainingRun(
+                request, metadata=self._metadata(), timeout=CALL_TIMEOUT
+            )
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() in _REFUSED:
+                raise LeaseLost(f"{exc.code().name}: {exc.details()}") from exc
+            raise TrainingRunUnavailable(f"HeartbeatTrainingRun: {exc.code().name}: {exc.details()}") from exc
+        left = _seconds_until(response.lease_expire_time) or 3 * lease.heartbeat_seconds
+        return response.cancel_requested, left
+
+    async def release(self, lease: Lease, reason: str, latest_checkpoint: str = "") -> None:
+        request = training_run_pb2.ReleaseTrainingRunRequest(
+            name=run_name(lease.run_id),
+            worker_id=self.worker_id,
+            attempt=lease.attempt,
+            reason=reason,
+            latest_checkpoint=latest_checkpoint,
+        )
+        try:
+            await self._stub.ReleaseTrainingRun(request, metadata=self._metadata(), timeout=CALL_TIMEOUT)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() in _REFUSED:
+                raise LeaseLost(f"{exc.code().name}: {exc.details()}") from exc
+            raise TrainingRunUnavailable(f"ReleaseTrainingRun: {exc.code().name}: {exc.details()}") from exc
+
+    async def close(self) -> None:
+        await self._channel.close()

@@ -1,0 +1,104 @@
+"""The intake loop: one job per free slot, each on its own device, until told to stop.
+
+``run`` fetches while a slot is free; ``shutdown`` (SIGTERM) stops fetching, asks every running job to stop
+and checkpoint, lets each release its lease and nak its message, then returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+
+from common.logging import get_logger
+from services.trainer_worker.adapters.jobs import JobQueue
+from services.trainer_worker.domain.job import Settlement, StopReason
+from services.trainer_worker.entrypoints.job_runner import JobRunner
+
+log = get_logger("trainer_worker")
+
+FETCH_TIMEOUT = 1.0
+
+
+class Worker:
+    def __init__(
+        self, *, queue: JobQueue, runner: JobRunner, devices: list[str], fetch_timeout: float = FETCH_TIMEOUT
+    ):
+        if not devices:
+            raise ValueError("a worker needs at least one slot")
+        self._queue = queue
+        self._runner = runner
+        self._free: asyncio.Queue[str] = asyncio.Queue()
+        for device in devices:
+            self._free.put_nowait(device)
+        self._fetch_timeout = fetch_timeout
+        self._stopping = asyncio.Event()
+        self._jobs: set[asyncio.Task[Settlement]] = set()
+        self.settlements: list[Settlement] = []  # in completion order (diagnostics, tests)
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    async def run(self) -> None:
+        """Takes jobs until ``shutdown``; returns once every running job has been settled."""
+        log.info("worker started", slots=self._free.qsize())
+        try:
+            while not self._stopping.is_set():
+                device = await self._next_free_device()
+                if device is None:
+                    break
+                msg = None
+                try:
+                    msg = await self._queue.fetch_one(self._fetch_timeout)
+                except Exception as exc:
+                    log.warning("fetch failed", error=str(exc))
+                    await asyncio.sleep(self._fetch_timeout)
+                if msg is None or self._stopping.is_set():
+                    if msg is not None:
+                        await msg.nak(delay=0)  # fetched while shutting down: hand it straight back
+                    self._free.put_nowait(device)
+                    continue
+                task = asyncio.create_task(self._runner.run(msg, device), name="job")
+                self._jobs.add(task)
+                task.add_done_callback(functools.partial(self._job_done, device=device))
+        finally:
+            if self._jobs:
+                await asyncio.gather(*self._jobs, return_exceptions=True)
+            log.info("worker stopped")
+
+    async def _next_free_device(self) -> str | None:
+        get = asyncio.create_task(self._free.get())
+        stop = asyncio.create_task(self._stopping.wait())
+        await asyncio.wait({get, stop}, return_when=asyncio.FIRST_COMPLETED)
+        stop.cancel()
+        if get.done():
+            device = get.result()
+            if self._stopping.is_set():
+                self._free.put_nowait(device)
+                return None
+            return device
+        get.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await get
+        return None
+
+    def _job_done(self, task: asyncio.Task[Settlement], *, device: str) -> None:
+        self._jobs.discard(task)
+        self._free.put_nowait(device)
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:  # JobRunner.run is built not to raise; log if it ever does, keep the worker alive
+            log.error("job crashed the runner", error=repr(exc))
+            return
+        self.settlements.append(task.result())
+
+    async def shutdown(self) -> None:
+        """Stop taking jobs; running jobs checkpoint, release their lease and nak; returns when all did."""
+        if not self._stopping.is_set():
+            log.info("worker shutting down", running=len(self._jobs))
+        self._stopping.set()
+        self._runner.stop_all(StopReason.SHUTDOWN, "worker shutting down")
+        if self._jobs:
+            await asyncio.gather(*list(self._jobs), return_exceptions=True)
