@@ -1,18 +1,30 @@
-"""The one place that wires training_run: settings → engine, NATS, servicer, server."""
+"""The one place that wires training_run: settings → engine, NATS, service, background tasks, servicer, server."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from nats.aio.client import Client as NATS
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from common.auth import TokenVerifier
-from common.db import make_engine, upgrade_to_head_async
+from common.db import make_engine, make_session_factory, upgrade_to_head_async
 from common.grpc_server import RunningServer, ServiceRegistration, create_server
+from common.nats_streams import StreamNames, connect, ensure_streams
 from common.proto.raven.v1 import training_run_pb2, training_run_pb2_grpc
 from common.settings import Settings
-from services.training_run.entrypoints.grpc_servicer import TrainingRunServicer
+from services.training_run.adapters.outbox import OutboxRelay
+from services.training_run.adapters.run_feeds import RunChangesHub, RunFeedHub
+from services.training_run.adapters.trained_models import GrpcTrainedModelClient, TrainedModelClient
+from services.training_run.entrypoints.event_consumer import EventConsumer
+from services.training_run.entrypoints.grpc_servicer import REQUIRED_PERMISSIONS, TrainingRunServicer, feed_snapshot
+from services.training_run.entrypoints.reaper import Reaper
+from services.training_run.service_layer.services import LeaseSettings, TrainingRunService
+from services.training_run.service_layer.unit_of_work import UnitOfWorkFactory
+from services.training_run.service_layer.validation import CreateContext
 
 SERVICE = "training_run"
 MIGRATIONS = Path(__file__).parent / "adapters" / "migrations"
@@ -20,14 +32,39 @@ VERSION_TABLE = "alembic_version_training_run"
 SERVICE_NAME = training_run_pb2.DESCRIPTOR.services_by_name["TrainingRunService"].full_name
 
 
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
 @dataclass
 class App:
     settings: Settings
     engine: AsyncEngine
     server: RunningServer
+    nc: NATS
+    names: StreamNames
+    service: TrainingRunService
+    relay: OutboxRelay
+    consumer: EventConsumer
+    reaper: Reaper
+    feeds: RunFeedHub
+    changes: RunChangesHub
+    trained_models: TrainedModelClient
+
+    @property
+    def port(self) -> int:
+        return self.server.port
 
     async def close(self, grace: float = 0) -> None:
+        """Stop serving, then the background tasks, then close connections (the DB holds all state)."""
         await self.server.stop(grace)
+        await self.feeds.close()
+        await self.changes.close()
+        for task in (self.reaper, self.consumer, self.relay):
+            await task.stop()
+        await self.trained_models.close()
+        if not self.nc.is_closed:
+            await self.nc.drain()
         await self.engine.dispose()
 
 
@@ -35,9 +72,51 @@ async def migrate(settings: Settings) -> None:
     await upgrade_to_head_async(MIGRATIONS, settings.database_url_for(SERVICE), VERSION_TABLE)
 
 
-async def build_app(settings: Settings, *, address: str | None = None) -> App:
+async def build_app(
+    settings: Settings,
+    *,
+    address: str | None = None,
+    trained_models: TrainedModelClient | None = None,
+    names: StreamNames | None = None,
+    clock: Callable[[], datetime] = utc_now,
+    registration_timeout: timedelta = timedelta(minutes=15),
+    start_relay: bool = True,
+    start_consumer: bool = True,
+    start_reaper: bool = True,
+) -> App:
+    """Migrate, connect, start background tasks and the gRPC server.
+
+    Tests pass their own ``names`` (isolated streams), ``trained_models`` client and ``clock``, and may leave a
+    background task stopped (``start_relay=False`` simulates a crash between commit and publish).
+    """
     await migrate(settings)
+    names = names or StreamNames.from_settings(settings)
     engine = make_engine(settings.database_url_for(SERVICE))
+    nc = await connect(settings.nats_url, f"training_run-{settings.grpc_port}")
+    js = nc.jetstream()
+    await ensure_streams(js, names, settings.stream_replicas)
+    uow = UnitOfWorkFactory(make_session_factory(engine), names, clock)
+    relay = OutboxRelay(uow.session_factory, nc, js, clock)
+    uow.after_commit = relay.notify
+    trained_models = trained_models or GrpcTrainedModelClient(settings.trained_model_addr)
+    service = TrainingRunService(
+        uow,
+        CreateContext(settings.dataset_root, trained_models, settings.backbone_checkpoint),
+        LeaseSettings(lease=timedelta(seconds=settings.lease_seconds),
+                      heartbeat=timedelta(seconds=settings.heartbeat_seconds),
+                      registration_timeout=registration_timeout),
+        clock,
+    )
+    consumer = EventConsumer(js, names, service.apply_event)
+    reaper = Reaper(service.reap_expired_leases, settings.reaper_interval_seconds)
+    feeds = RunFeedHub(js, names, feed_snapshot(service))
+    changes = RunChangesHub(nc, names, lambda event: service.snapshot(event.run_id))
+    if start_relay:
+        relay.start()  # publishes whatever an earlier process committed but did not send
+    if start_consumer:
+        await consumer.start()
+    if start_reaper:
+        reaper.start()
     verifier = TokenVerifier(
         secret=settings.jwt_secret,
         public_key=settings.jwt_public_key,
@@ -46,8 +125,10 @@ async def build_app(settings: Settings, *, address: str | None = None) -> App:
     )
     registration = ServiceRegistration(
         add_to_server=training_run_pb2_grpc.add_TrainingRunServiceServicer_to_server,
-        servicer=TrainingRunServicer(),
+        servicer=TrainingRunServicer(service, feeds, changes),
         service_name=SERVICE_NAME,
+        required_permissions=REQUIRED_PERMISSIONS,
     )
     server = await create_server([registration], verifier, address=address or f"[::]:{settings.grpc_port}")
-    return App(settings=settings, engine=engine, server=server)
+    return App(settings=settings, engine=engine, server=server, nc=nc, names=names, service=service, relay=relay,
+               consumer=consumer, reaper=reaper, feeds=feeds, changes=changes, trained_models=trained_models)

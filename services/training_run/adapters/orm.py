@@ -2,9 +2,24 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import DateTime, Integer, MetaData, String
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Dialect,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 metadata = MetaData(naming_convention={
@@ -15,6 +30,29 @@ metadata = MetaData(naming_convention={
     "pk": "pk_%(table_name)s",
 })
 
+# SQLite only auto-increments an INTEGER PRIMARY KEY.
+AutoId = BigInteger().with_variant(Integer, "sqlite")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on both dialects (SQLite stores naive text that still sorts in time order)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
 
 class Base(DeclarativeBase):
     metadata = metadata
@@ -22,9 +60,77 @@ class Base(DeclarativeBase):
 
 class TrainingRunRow(Base):
     __tablename__ = "training_runs"
+    __table_args__ = (
+        UniqueConstraint("owner", "request_id", name="uq_training_runs_owner_request_id"),
+        Index("ix_training_runs_create_time_id", "create_time", "id"),
+        Index("ix_training_runs_owner_create_time", "owner", "create_time"),
+        Index("ix_training_runs_state_lease", "state", "lease_expire_time"),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    request_id: Mapped[str | None] = mapped_column(String(200))
+    owner: Mapped[str] = mapped_column(String(200))
     display_name: Mapped[str] = mapped_column(String(200))
-    owner: Mapped[str] = mapped_column(String(200), index=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    dataset: Mapped[str] = mapped_column(String(500))
+    base_model: Mapped[str] = mapped_column(String(200), default="")
+    base_model_checkpoint: Mapped[str] = mapped_column(String(1000), default="")
+    model_template: Mapped[str] = mapped_column(String(100))
+    class_names: Mapped[list[str]] = mapped_column(JSON)
+    hyperparameters: Mapped[dict[str, Any]] = mapped_column(JSON)
+    max_attempts: Mapped[int] = mapped_column(Integer)
+    config_text: Mapped[str] = mapped_column(Text, default="")
+    config_data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    config_sha256: Mapped[str] = mapped_column(String(64), default="")
     state: Mapped[int] = mapped_column(Integer)
-    create_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    phase: Mapped[int] = mapped_column(Integer, default=0)
+    progress: Mapped[bytes] = mapped_column(LargeBinary, default=b"")
+    progress_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    attempt: Mapped[int] = mapped_column(Integer, default=1)
+    lost_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    released_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    worker_id: Mapped[str] = mapped_column(String(200), default="")
+    lease_expire_time: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    resume_checkpoint: Mapped[str] = mapped_column(String(1000), default="")
+    registering: Mapped[bool] = mapped_column(Boolean, default=False)
+    trained_model: Mapped[str] = mapped_column(String(200), default="")
+    failure: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    transitions: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    create_time: Mapped[datetime] = mapped_column(UTCDateTime())
+    update_time: Mapped[datetime] = mapped_column(UTCDateTime())
+    start_time: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    end_time: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class RunLogLineRow(Base):
+    """Worker log lines from ``log`` events; (run, event sequence, index) makes redeliveries idempotent."""
+
+    __tablename__ = "training_run_log_lines"
+    __table_args__ = (
+        UniqueConstraint("run_id", "event_seq", "line_index", name="uq_training_run_log_lines_event"),
+        Index("ix_training_run_log_lines_run_attempt", "run_id", "attempt", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(String(36))
+    attempt: Mapped[int] = mapped_column(Integer)
+    event_seq: Mapped[int] = mapped_column(BigInteger)
+    line_index: Mapped[int] = mapped_column(Integer)
+    line: Mapped[str] = mapped_column(Text)
+
+
+class OutboxRow(Base):
+    """Messages to publish after commit: jobs (JetStream), run events (JetStream), control (core NATS)."""
+
+    __tablename__ = "training_run_outbox"
+    __table_args__ = (Index("ix_training_run_outbox_unsent", "sent_time", "id"),)
+
+    id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(String(36), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    subject: Mapped[str] = mapped_column(String(300))
+    msg_id: Mapped[str] = mapped_column(String(200))
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    create_time: Mapped[datetime] = mapped_column(UTCDateTime())
+    sent_time: Mapped[datetime | None] = mapped_column(UTCDateTime())

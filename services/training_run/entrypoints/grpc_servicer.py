@@ -1,9 +1,181 @@
-"""TrainingRunService servicer: translates protobuf ↔ commands; no business rules here."""
+"""TrainingRunService servicer: translates protobuf ↔ commands; no business rules here (errors map in interceptors)."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from typing import Any
+
+from google.protobuf import duration_pb2, empty_pb2
+
+from common.auth import Permission
+from common.errors import FieldViolation, InvalidArgument, PermissionDenied
+from common.grpc_interceptors import principal
+from common.proto.raven.v1 import training_run_pb2 as pb
 from common.proto.raven.v1 import training_run_pb2_grpc
+from services.training_run.adapters.proto_mapping import HYPERPARAMETER_FIELDS, run_to_proto, timestamp
+from services.training_run.adapters.repository import RunFilter
+from services.training_run.adapters.run_feeds import RunChangesHub, RunFeedHub
+from services.training_run.domain.model import RunState
+from services.training_run.service_layer import commands
+from services.training_run.service_layer.services import TrainingRunService, can_view, parse_name
+
+SERVICE = "/raven.v1.TrainingRunService/"
+REQUIRED_PERMISSIONS = {
+    SERVICE + "CreateTrainingRun": Permission.CREATE_TRAINING_RUNS,
+    SERVICE + "GetTrainingRun": Permission.VIEW_TRAINING_RUNS,
+    SERVICE + "ListTrainingRuns": Permission.VIEW_TRAINING_RUNS,
+    SERVICE + "UpdateTrainingRun": Permission.EDIT_TRAINING_RUNS,
+    SERVICE + "DeleteTrainingRun": Permission.DELETE_TRAINING_RUNS,
+    SERVICE + "CancelTrainingRun": Permission.CANCEL_TRAINING_RUNS,
+    SERVICE + "WatchTrainingRun": Permission.VIEW_TRAINING_RUNS,
+    SERVICE + "WatchTrainingRuns": Permission.VIEW_TRAINING_RUNS,
+    SERVICE + "GetTrainingRunLogs": Permission.VIEW_TRAINING_RUNS,
+    SERVICE + "ClaimTrainingRun": Permission.WORKER,
+    SERVICE + "HeartbeatTrainingRun": Permission.WORKER,
+    SERVICE + "ReleaseTrainingRun": Permission.WORKER,
+}
+
+
+def _resume_after(token: str) -> int:
+    if not token:
+        return 0
+    if not token.isdigit() or len(token) > 20:
+        raise InvalidArgument("resume_token must come from a previous WatchTrainingRun response",
+                              [FieldViolation("resume_token", "is not a resume token")])
+    return int(token)
 
 
 class TrainingRunServicer(training_run_pb2_grpc.TrainingRunServiceServicer):
-    """Every RPC answers UNIMPLEMENTED until the service issue lands (inherited behaviour)."""
+    def __init__(self, service: TrainingRunService, feeds: RunFeedHub, changes: RunChangesHub) -> None:
+        self._service = service
+        self._feeds = feeds
+        self._changes = changes
+
+    async def CreateTrainingRun(self, request: pb.CreateTrainingRunRequest, context: Any) -> pb.TrainingRun:
+        run = request.training_run
+        metadata = tuple((k, v) for k, v in (context.invocation_metadata() or ()) if k == "authorization")
+        command = commands.CreateTrainingRun(
+            display_name=run.display_name, dataset=run.dataset, model_template=run.model_template,
+            description=run.description, base_model=run.base_model, class_names=tuple(run.class_names),
+            hyperparameters={f: getattr(run.hyperparameters, f) for f in HYPERPARAMETER_FIELDS},
+            request_id=request.request_id, validate_only=request.validate_only, auth_metadata=metadata,
+        )  # fmt: skip
+        return run_to_proto(await self._service.create(principal(), command))
+
+    async def GetTrainingRun(self, request: pb.GetTrainingRunRequest, context: Any) -> pb.TrainingRun:
+        return run_to_proto(await self._service.get(principal(), request.name))
+
+    async def ListTrainingRuns(self, request: pb.ListTrainingRunsRequest, context: Any) -> pb.ListTrainingRunsResponse:
+        runs, token, total = await self._service.list(principal(), commands.ListTrainingRuns(
+            page_size=request.page_size, page_token=request.page_token, states=tuple(request.states),
+            owner=request.owner, dataset=request.dataset, base_model=request.base_model,
+            model_template=request.model_template,
+        ))  # fmt: skip
+        return pb.ListTrainingRunsResponse(training_runs=[run_to_proto(r) for r in runs], next_page_token=token,
+                                           total_size=total)
+
+    async def UpdateTrainingRun(self, request: pb.UpdateTrainingRunRequest, context: Any) -> pb.TrainingRun:
+        run = request.training_run
+        command = commands.UpdateTrainingRun(
+            name=run.name, paths=tuple(request.update_mask.paths), display_name=run.display_name,
+            description=run.description, etag=request.etag or run.etag,
+        )
+        return run_to_proto(await self._service.update(principal(), command))
+
+    async def DeleteTrainingRun(self, request: pb.DeleteTrainingRunRequest, context: Any) -> empty_pb2.Empty:
+        await self._service.delete(principal(), request.name, request.etag)
+        return empty_pb2.Empty()
+
+    async def CancelTrainingRun(self, request: pb.CancelTrainingRunRequest, context: Any) -> pb.TrainingRun:
+        return run_to_proto(await self._service.cancel(principal(), request.name, request.reason))
+
+    async def GetTrainingRunLogs(self, request: pb.GetTrainingRunLogsRequest, context: Any
+                                 ) -> pb.GetTrainingRunLogsResponse:
+        lines, token, complete = await self._service.logs(principal(), request.name, request.attempt,
+                                                          request.page_size, request.page_token)
+        return pb.GetTrainingRunLogsResponse(lines=lines, next_page_token=token, complete=complete)
+
+    async def WatchTrainingRun(self, request: pb.WatchTrainingRunRequest, context: Any
+                               ) -> AsyncIterator[pb.WatchTrainingRunResponse]:
+        after = _resume_after(request.resume_token)
+        run = await self._service.get(principal(), request.name)
+        # Terminal with nothing left in the outbox: the terminal event is in the stream, at or before its last message.
+        finished = run.state.terminal and not await self._service.has_unsent_messages(run.id)
+        snapshot = run_to_proto(run, with_config=False)
+        async for item in self._feeds.watch(run.id, after, snapshot):
+            if item is None:  # replay done
+                if finished:
+                    return
+                continue
+            event = item.event
+            yield pb.WatchTrainingRunResponse(event=event, resume_token=str(event.sequence), training_run=item.run)
+            if event.WhichOneof("payload") == "state_changed" and RunState(event.state_changed.to_state).terminal:
+                return
+
+    async def WatchTrainingRuns(self, request: pb.WatchTrainingRunsRequest, context: Any
+                                ) -> AsyncIterator[pb.WatchTrainingRunsResponse]:
+        caller = principal()
+        sees_all = caller.is_superadmin or caller.has(Permission.VIEW_ALL_TRAINING_RUNS)
+        if request.owner and request.owner != caller.subject and not sees_all:
+            raise PermissionDenied(f"watching runs of {request.owner!r} needs {Permission.VIEW_ALL_TRAINING_RUNS!r}")
+        bad = [s for s in request.states if s not in RunState._value2member_map_ or s == 0]
+        if bad:
+            raise InvalidArgument("unknown state filter", [FieldViolation("states", f"unknown values {bad}")])
+        where = RunFilter(owner=request.owner or None, states=tuple(request.states), dataset=request.dataset,
+                          model_template=request.model_template)
+        async for item in self._changes.watch():
+            run = item.run
+            if run is None or not can_view(caller, run) or not where.matches(run):
+                continue
+            event = item.event
+            message = run_to_proto(run, with_config=False)
+            if event.WhichOneof("payload") == "state_changed":
+                previous = event.state_changed.from_state
+                message.state = event.state_changed.to_state
+            else:
+                previous = message.state
+                message.progress.phase = event.phase_changed.phase
+            yield pb.WatchTrainingRunsResponse(training_run=message, previous_state=previous, time=event.time)
+
+    # ---- worker RPCs ---------------------------------------------------------------------------------------------
+    async def ClaimTrainingRun(self, request: pb.ClaimTrainingRunRequest, context: Any) -> pb.ClaimTrainingRunResponse:
+        claimed = await self._service.claim(parse_name(request.name), request.worker_id, request.job_attempt)
+        run = claimed.run
+        return pb.ClaimTrainingRunResponse(
+            training_run=run_to_proto(run), attempt=run.attempt, lease_expire_time=timestamp(run.lease_expire_time),
+            heartbeat_interval=duration_pb2.Duration(seconds=int(self._service.heartbeat_interval.total_seconds()),
+                                                     nanos=self._service.heartbeat_interval.microseconds * 1000),
+            resume_checkpoint=claimed.resume_checkpoint,
+        )  # fmt: skip
+
+    async def HeartbeatTrainingRun(self, request: pb.HeartbeatTrainingRunRequest, context: Any
+                                   ) -> pb.HeartbeatTrainingRunResponse:
+        expires, stop = await self._service.heartbeat(parse_name(request.name), request.worker_id, request.attempt,
+                                                      request.latest_checkpoint)
+        return pb.HeartbeatTrainingRunResponse(lease_expire_time=timestamp(expires), cancel_requested=stop)
+
+    async def ReleaseTrainingRun(self, request: pb.ReleaseTrainingRunRequest, context: Any) -> empty_pb2.Empty:
+        await self._service.release(parse_name(request.name), request.worker_id, request.attempt, request.reason,
+                                    request.latest_checkpoint)
+        return empty_pb2.Empty()
+
+
+
+def feed_snapshot(service: TrainingRunService) -> Any:
+    """Per-event snapshot for WatchTrainingRun feeds: the stored run with the event's progress laid over it
+    (the event consumer may not have stored it yet)."""
+
+    async def snapshot(event: Any) -> pb.TrainingRun | None:
+        run = await service.snapshot(event.run_id)
+        if run is None:
+            return None
+        message = run_to_proto(run, with_config=False)
+        fresh = run.attempt == event.attempt and run.progress_seq < event.sequence and not run.state.terminal
+        kind = event.WhichOneof("payload")
+        if fresh and kind == "progress":
+            message.progress.CopyFrom(event.progress.progress)
+        elif fresh and kind == "phase_changed":
+            message.progress.phase = event.phase_changed.phase
+        return message
+
+    return snapshot

@@ -1,0 +1,95 @@
+"""Dataset references confined to the configured fsspec dataset root.
+
+A dataset reference is a relative POSIX path under the dataset root (``waste/v3``). It is rejected before anything
+touches storage when it is empty, absolute, carries a URL scheme, a backslash, NUL or a ``.``/``..`` segment; it must
+then name a directory holding ``annotations.json`` (one COCO file) or ``train.json`` (pre-split COCO files).
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+import re
+from typing import Any
+
+import fsspec
+
+from common.errors import InvalidArgument, NotFound
+
+ANNOTATION_FILES = ("annotations.json", "train.json")
+MAX_REF_CHARS = 500
+_SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
+
+
+def normalize_dataset_ref(ref: str) -> str:
+    """The canonical relative ref, or InvalidArgument saying why it could escape the dataset root."""
+    if not ref or not ref.strip():
+        raise InvalidArgument("dataset reference is empty")
+    if len(ref) > MAX_REF_CHARS:
+        raise InvalidArgument(f"dataset reference is longer than {MAX_REF_CHARS} characters")
+    if "\\" in ref or "\x00" in ref or any(ord(c) < 32 for c in ref):
+        raise InvalidArgument("dataset reference contains a backslash or a control character")
+    if _SCHEME.match(ref):
+        raise InvalidArgument(f"dataset reference {ref!r} must be a path relative to the dataset root, not a URL")
+    if ref.startswith("/") or ref.startswith("~"):
+        raise InvalidArgument(f"dataset reference {ref!r} must be relative to the dataset root")
+    parts = [p for p in ref.strip("/").split("/") if p]
+    if any(p in (".", "..") for p in ref.split("/")):
+        raise InvalidArgument(f"dataset reference {ref!r} must not contain '.' or '..' segments")
+    normalized = posixpath.normpath("/".join(parts))
+    if normalized.startswith("..") or normalized in (".", ""):
+        raise InvalidArgument(f"dataset reference {ref!r} escapes the dataset root")
+    return normalized
+
+
+def _open_root(dataset_root_url: str) -> tuple[Any, str]:
+    fs, root = fsspec.core.url_to_fs(dataset_root_url.rstrip("/"))
+    return fs, root.rstrip("/")
+
+
+def _annotation_path(dataset_root_url: str, ref: str) -> tuple[Any, str]:
+    normalized = normalize_dataset_ref(ref)
+    fs, root = _open_root(dataset_root_url)
+    directory = f"{root}/{normalized}"
+    if not fs.isdir(directory):
+        raise NotFound(f"dataset {normalized!r} does not exist under the dataset root")
+    for name in ANNOTATION_FILES:
+        path = f"{directory}/{name}"
+        if fs.isfile(path):
+            return fs, path
+    raise InvalidArgument(
+        f"dataset {normalized!r} has no {' or '.join(ANNOTATION_FILES)}: upload COCO annotations first"
+    )
+
+
+def resolve_dataset_ref(dataset_root_url: str, ref: str) -> str:
+    """Validate ``ref`` and return its canonical relative form.
+
+    Raises:
+        InvalidArgument: the ref is malformed or the dataset has no annotation file.
+        NotFound: no such dataset directory under the root.
+    """
+    _annotation_path(dataset_root_url, ref)
+    return normalize_dataset_ref(ref)
+
+
+def read_category_names(dataset_root_url: str, ref: str) -> list[str]:
+    """Category names ordered by category id from the dataset's ``annotations.json`` (or ``train.json``)."""
+    fs, path = _annotation_path(dataset_root_url, ref)
+    try:
+        with fs.open(path, "rb") as handle:
+            document = json.load(handle)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidArgument(f"dataset {ref!r}: {posixpath.basename(path)} is not valid JSON: {exc}") from exc
+    categories = document.get("categories") if isinstance(document, dict) else None
+    if not isinstance(categories, list) or not categories:
+        raise InvalidArgument(f"dataset {ref!r}: {posixpath.basename(path)} has no 'categories'")
+    named: list[tuple[int, str]] = []
+    for index, category in enumerate(categories):
+        if not isinstance(category, dict) or not isinstance(category.get("name"), str):
+            raise InvalidArgument(f"dataset {ref!r}: category #{index} has no string 'name'")
+        cat_id = category.get("id", index)
+        if not isinstance(cat_id, int) or isinstance(cat_id, bool):
+            raise InvalidArgument(f"dataset {ref!r}: category {category['name']!r} has a non-integer id")
+        named.append((cat_id, category["name"]))
+    return [name for _, name in sorted(named)]

@@ -1,0 +1,128 @@
+"""Domain ↔ protobuf translation shared by the servicer, the outbox and the watchers."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from google.protobuf import struct_pb2, timestamp_pb2
+
+from common.proto.raven.v1 import events_pb2, training_run_pb2, types_pb2
+from services.training_run.domain.model import (
+    CancelRequested,
+    Failure,
+    FailureKind,
+    StateChanged,
+    TrainingRun,
+)
+
+RESOURCE_PREFIX = "trainingRuns/"
+HYPERPARAMETER_FIELDS = tuple(f.name for f in types_pb2.Hyperparameters.DESCRIPTOR.fields)
+
+
+def run_name(run_id: str) -> str:
+    return f"{RESOURCE_PREFIX}{run_id}"
+
+
+def timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
+    if value is None:
+        return None
+    stamp = timestamp_pb2.Timestamp()
+    stamp.FromDatetime(value.astimezone(UTC))
+    return stamp
+
+
+def from_timestamp(stamp: timestamp_pb2.Timestamp) -> datetime:
+    return stamp.ToDatetime(tzinfo=UTC)
+
+
+def struct_from(data: dict[str, Any]) -> struct_pb2.Struct:
+    value = struct_pb2.Struct()
+    value.update(data)
+    return value
+
+
+def failure_to_proto(failure: Failure) -> types_pb2.Failure:
+    return types_pb2.Failure(kind=int(failure.kind), message=failure.message, details=list(failure.details))
+
+
+def failure_from_proto(failure: types_pb2.Failure) -> Failure:
+    kind = FailureKind(failure.kind) if failure.kind in FailureKind._value2member_map_ else FailureKind.INTERNAL_ERROR
+    return Failure(kind, failure.message or "the worker reported a failure without a message", tuple(failure.details))
+
+
+def hyperparameters_to_proto(values: dict[str, Any]) -> types_pb2.Hyperparameters:
+    return types_pb2.Hyperparameters(**{k: v for k, v in values.items() if k in HYPERPARAMETER_FIELDS and v is not None})
+
+
+def run_to_proto(run: TrainingRun, *, with_config: bool = True) -> training_run_pb2.TrainingRun:
+    """The API resource; ``with_config=False`` leaves out the (large) resolved config for streams."""
+    message = training_run_pb2.TrainingRun(
+        name=run_name(run.id),
+        display_name=run.display_name,
+        description=run.description,
+        dataset=run.spec.dataset,
+        base_model=run.spec.base_model,
+        model_template=run.spec.model_template,
+        class_names=list(run.spec.class_names),
+        hyperparameters=hyperparameters_to_proto(run.spec.hyperparameters),
+        state=int(run.state),
+        attempt=run.attempt,
+        trained_model=run.trained_model,
+        owner=run.owner,
+        create_time=timestamp(run.create_time),
+        update_time=timestamp(run.update_time),
+        start_time=timestamp(run.start_time),
+        end_time=timestamp(run.end_time),
+        config_sha256=run.spec.config_sha256,
+        etag=etag(run),
+    )
+    if run.progress:
+        message.progress.ParseFromString(run.progress)
+    if run.phase or run.progress:
+        message.progress.phase = int(run.phase)
+    if run.failure is not None:
+        message.failure.CopyFrom(failure_to_proto(run.failure))
+    for item in run.transitions:
+        message.transitions.add(from_state=int(item.from_state), to_state=int(item.to_state),
+                                time=timestamp(item.time), reason=item.reason, attempt=item.attempt)
+    if with_config:
+        message.resolved_config = run.spec.config_text
+        message.resolved_config_data.update(run.spec.config_data)
+    return message
+
+
+def etag(run: TrainingRun) -> str:
+    return f'W/"{run.id[:8]}-{run.version}"'
+
+
+def training_job(run: TrainingRun, attempt: int) -> events_pb2.TrainingJob:
+    return events_pb2.TrainingJob(
+        run_id=run.id,
+        attempt=attempt,
+        dataset=run.spec.dataset,
+        model_template=run.spec.model_template,
+        base_model_id=run.spec.base_model.removeprefix("trainedModels/"),
+        base_model_checkpoint=run.spec.base_model_checkpoint,
+        class_names=list(run.spec.class_names),
+        hyperparameters=hyperparameters_to_proto(run.spec.hyperparameters),
+        config=struct_from(run.spec.config_data),
+        config_sha256=run.spec.config_sha256,
+        owner=run.owner,
+        create_time=timestamp(run.create_time),
+    )
+
+
+def state_changed_event(event: StateChanged) -> events_pb2.RunEvent:
+    return events_pb2.RunEvent(
+        run_id=event.run_id,
+        attempt=event.attempt,
+        time=timestamp(event.time),
+        state_changed=events_pb2.StateChanged(
+            from_state=int(event.from_state), to_state=int(event.to_state), reason=event.reason
+        ),
+    )
+
+
+def control_message(event: CancelRequested) -> events_pb2.RunControl:
+    return events_pb2.RunControl(run_id=event.run_id, attempt=event.attempt, cancel=True, reason=event.reason)

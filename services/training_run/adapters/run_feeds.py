@@ -1,0 +1,218 @@
+"""Fan-out of run events to in-process watchers.
+
+``RunFeedHub``: one JetStream ordered consumer per *watched run* (delivering new messages), shared by every watcher
+of that run in this process; each item carries the run snapshot read once per event, not once per watcher. A new
+watcher first joins the live feed, then replays ``(resume_token, last stored sequence]`` with its own ephemeral
+ordered consumer, then continues live, skipping what the replay already gave: no gap, no duplicate.
+
+``RunChangesHub``: one core-NATS subscription on every run's events subject for ``WatchTrainingRuns`` dashboards,
+forwarding state and phase changes (published by any replica) to the in-process subscribers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError
+
+from common.errors import Unavailable
+from common.logging import get_logger
+from common.nats_streams import StreamNames
+from common.proto.raven.v1 import events_pb2
+
+log = get_logger("training_run.feeds")
+QUEUE_LIMIT = 10_000
+Snapshot = Callable[[events_pb2.RunEvent], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class FeedItem:
+    event: events_pb2.RunEvent  # ``sequence`` filled with the stream sequence
+    run: Any  # whatever the snapshot function returned (the servicer's TrainingRun proto)
+
+
+_OVERFLOW = FeedItem(events_pb2.RunEvent(), None)
+
+
+class _Feed:
+    def __init__(self) -> None:
+        self.queues: set[asyncio.Queue[FeedItem]] = set()
+        self.subscription: Any = None
+
+    def broadcast(self, item: FeedItem) -> None:
+        for queue in list(self.queues):
+            try:
+                queue.put_nowait(item)
+            except asyncio.QueueFull:
+                self.queues.discard(queue)  # a watcher that can't keep up is dropped; it resumes with its token
+                queue._queue.clear()  # type: ignore[attr-defined]
+                queue.put_nowait(_OVERFLOW)
+
+
+class RunFeedHub:
+    def __init__(self, js: JetStreamContext, names: StreamNames, snapshot: Snapshot) -> None:
+        self._js = js
+        self._names = names
+        self._snapshot = snapshot
+        self._feeds: dict[str, _Feed] = {}
+        self._lock = asyncio.Lock()
+
+    @property
+    def subscriptions(self) -> int:
+        return len(self._feeds)
+
+    async def watch(self, run_id: str, after_seq: int, replay_snapshot: Any) -> AsyncIterator[FeedItem | None]:
+        """Events of ``run_id`` with stream sequence > ``after_seq``: stored ones, ``None`` once caught up, then live.
+
+        Never ends by itself; the caller stops after the terminal event.
+        """
+        queue: asyncio.Queue[FeedItem] = asyncio.Queue(QUEUE_LIMIT)
+        await self._join(run_id, queue)
+        try:
+            last = after_seq
+            async for event in self._replay(run_id, after_seq):
+                last = event.sequence
+                yield FeedItem(event, replay_snapshot)
+            yield None
+            while True:
+                item = await queue.get()
+                if item is _OVERFLOW:
+                    raise Unavailable("this watcher fell behind the run's events; resume with the last resume_token")
+                if item.event.sequence > last:
+                    last = item.event.sequence
+                    yield item
+        finally:
+            await self._leave(run_id, queue)
+
+    async def _join(self, run_id: str, queue: asyncio.Queue[FeedItem]) -> None:
+        async with self._lock:
+            feed = self._feeds.get(run_id)
+            if feed is None:
+                feed = _Feed()
+
+                async def on_message(msg: Msg) -> None:
+                    event = _decode(msg)
+                    if event is not None:
+                        feed.broadcast(FeedItem(event, await self._snapshot(event)))
+
+                feed.subscription = await self._js.subscribe(
+                    self._names.run_events_subject(run_id), stream=self._names.events, cb=on_message,
+                    ordered_consumer=True, deliver_policy=DeliverPolicy.NEW,
+                )
+                self._feeds[run_id] = feed
+            feed.queues.add(queue)
+
+    async def _leave(self, run_id: str, queue: asyncio.Queue[FeedItem]) -> None:
+        async with self._lock:
+            feed = self._feeds.get(run_id)
+            if feed is None:
+                return
+            feed.queues.discard(queue)
+            if not feed.queues:
+                del self._feeds[run_id]
+                with contextlib.suppress(Exception):
+                    await feed.subscription.unsubscribe()
+
+    async def _replay(self, run_id: str, after_seq: int) -> AsyncIterator[events_pb2.RunEvent]:
+        subject = self._names.run_events_subject(run_id)
+        try:
+            last = (await self._js.get_last_msg(self._names.events, subject)).seq or 0
+        except NotFoundError:
+            return
+        if last <= after_seq:
+            return
+        subscription = await self._js.subscribe(
+            subject, stream=self._names.events, ordered_consumer=True,
+            config=ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=after_seq + 1),
+        )
+        try:
+            while True:
+                msg = await subscription.next_msg(timeout=10)
+                event = _decode(msg)
+                if event is not None:
+                    yield event
+                if msg.metadata.sequence.stream >= last:
+                    return
+        finally:
+            with contextlib.suppress(Exception):
+                await subscription.unsubscribe()
+
+    async def close(self) -> None:
+        async with self._lock:
+            for feed in self._feeds.values():
+                with contextlib.suppress(Exception):
+                    await feed.subscription.unsubscribe()
+                feed.broadcast(_OVERFLOW)
+            self._feeds.clear()
+
+
+def _decode(msg: Msg) -> events_pb2.RunEvent | None:
+    try:
+        event = events_pb2.RunEvent.FromString(msg.data)
+    except Exception:  # noqa: BLE001 - a foreign message on our subject: skip it
+        return None
+    event.sequence = msg.metadata.sequence.stream
+    return event
+
+
+class RunChangesHub:
+    """State/phase changes of every run, for dashboards (``WatchTrainingRuns``)."""
+
+    def __init__(self, nc: NATS, names: StreamNames, snapshot: Snapshot) -> None:
+        self._nc = nc
+        self._names = names
+        self._snapshot = snapshot
+        self._queues: set[asyncio.Queue[FeedItem]] = set()
+        self._subscription: Any = None
+        self._lock = asyncio.Lock()
+
+    async def watch(self) -> AsyncIterator[FeedItem]:
+        queue: asyncio.Queue[FeedItem] = asyncio.Queue(QUEUE_LIMIT)
+        async with self._lock:
+            if self._subscription is None:
+                self._subscription = await self._nc.subscribe(self._names.events_subject_pattern, cb=self._on_message)
+            self._queues.add(queue)
+        try:
+            while True:
+                item = await queue.get()
+                if item is _OVERFLOW:
+                    raise Unavailable("this watcher fell behind; reconnect")
+                yield item
+        finally:
+            async with self._lock:
+                self._queues.discard(queue)
+                if not self._queues and self._subscription is not None:
+                    with contextlib.suppress(Exception):
+                        await self._subscription.unsubscribe()
+                    self._subscription = None
+
+    async def _on_message(self, msg: Msg) -> None:
+        try:
+            event = events_pb2.RunEvent.FromString(msg.data)
+        except Exception:  # noqa: BLE001
+            return
+        if event.WhichOneof("payload") not in ("state_changed", "phase_changed"):
+            return
+        item = FeedItem(event, await self._snapshot(event))
+        for queue in list(self._queues):
+            try:
+                queue.put_nowait(item)
+            except asyncio.QueueFull:
+                self._queues.discard(queue)
+                queue._queue.clear()  # type: ignore[attr-defined]
+                queue.put_nowait(_OVERFLOW)
+
+    async def close(self) -> None:
+        async with self._lock:
+            if self._subscription is not None:
+                with contextlib.suppress(Exception):
+                    await self._subscription.unsubscribe()
+                self._subscription = None

@@ -1,0 +1,361 @@
+"""The TrainingRun aggregate: an AIP-216 state machine changed only through its transition methods.
+
+Pure Python (no grpc, sqlalchemy, nats). Enum values equal the ``raven.v1`` proto numbers so adapters translate by
+value. Every transition appends a :class:`Transition` and records domain events (:class:`StateChanged`,
+:class:`JobRequested`, :class:`CancelRequested`) that the unit of work writes to the outbox in the same transaction.
+
+Attempts: ``attempt`` is the 1-based number of the current attempt; it grows by one whenever the run goes back to
+PENDING. Lost leases (``lost_attempts``) count toward ``max_attempts``; graceful releases (``released_attempts``) do
+not, since a worker that shuts down cleanly says nothing about the run itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import IntEnum
+from typing import Any
+
+from common.errors import Aborted, FailedPrecondition
+
+
+class RunState(IntEnum):
+    UNSPECIFIED = 0
+    PENDING = 1
+    RUNNING = 2
+    SUCCEEDED = 3
+    FAILED = 4
+    CANCELLING = 5
+    CANCELLED = 6
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL_STATES
+
+
+TERMINAL_STATES = frozenset({RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELLED})
+LEASED_STATES = frozenset({RunState.RUNNING, RunState.CANCELLING})
+
+
+class Phase(IntEnum):
+    UNSPECIFIED = 0
+    PREPARING_DATASET = 1
+    TRAINING = 2
+    EVALUATING = 3
+    UPLOADING = 4
+
+
+class FailureKind(IntEnum):
+    UNSPECIFIED = 0
+    INVALID_DATASET = 1
+    INVALID_CONFIG = 2
+    OUT_OF_MEMORY = 3
+    WORKER_LOST = 4
+    CHILD_CRASHED = 5
+    INTERNAL_ERROR = 6
+    ARTIFACT_MISMATCH = 7
+    TIMED_OUT = 8
+
+
+ALLOWED_TRANSITIONS: frozenset[tuple[RunState, RunState]] = frozenset({
+    (RunState.UNSPECIFIED, RunState.PENDING),   # created
+    (RunState.PENDING, RunState.RUNNING),       # claimed by a worker
+    (RunState.PENDING, RunState.CANCELLED),     # cancelled before any worker took it
+    (RunState.RUNNING, RunState.PENDING),       # lease lost with attempts left, or released by the worker
+    (RunState.RUNNING, RunState.SUCCEEDED),     # completed and the model registered
+    (RunState.RUNNING, RunState.FAILED),        # failure reported, attempts exhausted, registration failed
+    (RunState.RUNNING, RunState.CANCELLING),    # cancel requested
+    (RunState.RUNNING, RunState.CANCELLED),     # the worker cancelled on its own
+    (RunState.CANCELLING, RunState.CANCELLED),  # the worker stopped (or was lost while stopping)
+    (RunState.CANCELLING, RunState.FAILED),     # the worker failed before it could stop cooperatively
+})  # fmt: skip
+
+
+class InvalidTransition(FailedPrecondition):
+    """The run's state does not allow the requested change."""
+
+
+class LeaseConflict(Aborted):
+    """A worker call with a stale attempt, a foreign lease or an expired lease."""
+
+
+@dataclass(frozen=True)
+class Failure:
+    kind: FailureKind
+    message: str
+    details: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Transition:
+    from_state: RunState
+    to_state: RunState
+    time: datetime
+    reason: str
+    attempt: int
+
+
+@dataclass(frozen=True)
+class StateChanged:
+    run_id: str
+    attempt: int
+    from_state: RunState
+    to_state: RunState
+    reason: str
+    time: datetime
+    index: int  # position in the run's transition history: makes the published event's id deterministic
+
+
+@dataclass(frozen=True)
+class JobRequested:
+    run_id: str
+    attempt: int
+
+
+@dataclass(frozen=True)
+class CancelRequested:
+    run_id: str
+    attempt: int
+    reason: str
+
+
+DomainEvent = StateChanged | JobRequested | CancelRequested
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """What the user asked for, validated and resolved at Create; immutable afterwards."""
+
+    dataset: str
+    model_template: str
+    class_names: tuple[str, ...]
+    hyperparameters: dict[str, Any]
+    max_attempts: int
+    base_model: str = ""
+    base_model_checkpoint: str = ""
+    config_text: str = ""
+    config_data: dict[str, Any] = field(default_factory=dict)
+    config_sha256: str = ""
+
+
+@dataclass(eq=False)
+class TrainingRun:
+    id: str
+    owner: str
+    display_name: str
+    spec: RunSpec
+    create_time: datetime
+    description: str = ""
+    request_id: str = ""
+    state: RunState = RunState.UNSPECIFIED
+    phase: Phase = Phase.UNSPECIFIED
+    progress: bytes = b""  # serialized snapshot; opaque to the domain
+    progress_seq: int = 0  # events-stream sequence of the newest applied snapshot/phase
+    attempt: int = 1
+    lost_attempts: int = 0
+    released_attempts: int = 0
+    worker_id: str = ""
+    lease_expire_time: datetime | None = None
+    resume_checkpoint: str = ""
+    registering: bool = False
+    trained_model: str = ""
+    failure: Failure | None = None
+    update_time: datetime | None = None
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    transitions: list[Transition] = field(default_factory=list)
+    version: int = 0
+    events: list[DomainEvent] = field(default_factory=list, repr=False)
+
+    # ---- creation -------------------------------------------------------------------------------------------------
+    @classmethod
+    def create(cls, *, id: str, owner: str, display_name: str, spec: RunSpec, now: datetime,
+               description: str = "", request_id: str = "") -> TrainingRun:
+        run = cls(id=id, owner=owner, display_name=display_name, spec=spec, create_time=now,
+                  description=description, request_id=request_id, update_time=now)
+        run._transition(RunState.PENDING, now, "created")
+        run.events.append(JobRequested(run.id, run.attempt))
+        return run
+
+    # ---- user commands --------------------------------------------------------------------------------------------
+    def rename(self, now: datetime, display_name: str | None = None, description: str | None = None) -> None:
+        if display_name is not None:
+            self.display_name = display_name
+        if description is not None:
+            self.description = description
+        self.update_time = now
+
+    def request_cancel(self, now: datetime, reason: str = "") -> None:
+        why = reason or "cancelled by the user"
+        if self.state == RunState.PENDING:
+            self._transition(RunState.CANCELLED, now, why)
+        elif self.state == RunState.RUNNING:
+            if self.registering:
+                raise InvalidTransition("training already finished; the model is being registered and can't be cancelled")
+            self._transition(RunState.CANCELLING, now, why)
+            self.events.append(CancelRequested(self.id, self.attempt, why))
+        elif self.state == RunState.CANCELLING:
+            return  # already asked; idempotent
+        else:
+            raise InvalidTransition(f"run is {self.state.name} and can't be cancelled")
+
+    def ensure_deletable(self) -> None:
+        if not self.state.terminal:
+            raise InvalidTransition(f"run is {self.state.name}: cancel it and wait for a final state before deleting")
+
+    # ---- worker leases --------------------------------------------------------------------------------------------
+    def claim(self, worker_id: str, job_attempt: int, now: datetime, lease: timedelta) -> None:
+        if self.state.terminal or self.state == RunState.CANCELLING:
+            raise InvalidTransition(f"run is {self.state.name}; drop the job")
+        if job_attempt != self.attempt:
+            raise LeaseConflict(f"job attempt {job_attempt} is stale: the run is at attempt {self.attempt}")
+        if self.state == RunState.RUNNING:
+            if self.worker_id == worker_id and not self.lease_expired(now):
+                self.lease_expire_time = now + lease  # the same worker retrying its claim: idempotent
+                return
+            raise LeaseConflict(f"attempt {self.attempt} is already leased to another worker")
+        self._transition(RunState.RUNNING, now, f"claimed by {worker_id}")
+        self.worker_id = worker_id
+        self.lease_expire_time = now + lease
+        self.phase = Phase.UNSPECIFIED
+        self.progress = b""
+        if self.start_time is None:
+            self.start_time = now
+
+    def heartbeat(self, worker_id: str, attempt: int, now: datetime, lease: timedelta, checkpoint: str = "") -> bool:
+        """Extends the lease; returns True when the worker should stop (cancel requested)."""
+        self._check_lease(worker_id, attempt, now)
+        self.lease_expire_time = now + lease
+        if checkpoint:
+            self.resume_checkpoint = checkpoint
+        return self.state == RunState.CANCELLING
+
+    def release(self, worker_id: str, attempt: int, now: datetime, reason: str = "", checkpoint: str = "") -> None:
+        self._check_lease(worker_id, attempt, now)
+        if checkpoint:
+            self.resume_checkpoint = checkpoint
+        if self.state == RunState.CANCELLING:
+            self._transition(RunState.CANCELLED, now, f"worker released the run while cancelling: {reason}".rstrip(": "))
+            return
+        self.released_attempts += 1
+        self._requeue(now, f"released by {worker_id}: {reason}".rstrip(": "))
+
+    def lease_expired(self, now: datetime) -> bool:
+        return self.lease_expire_time is not None and self.lease_expire_time <= now
+
+    def expire_lease(self, now: datetime) -> bool:
+        """The reaper's step for a run whose lease ran out; returns False when there was nothing to do."""
+        if self.state not in LEASED_STATES or not self.lease_expired(now):
+            return False
+        if self.registering:
+            self._fail(now, Failure(FailureKind.TIMED_OUT,
+                                    "the trained model was not registered in time; create the run again"))
+        elif self.state == RunState.CANCELLING:
+            self._transition(RunState.CANCELLED, now, f"worker {self.worker_id} lost while cancelling")
+        else:
+            self.lost_attempts += 1
+            if self.lost_attempts >= self.spec.max_attempts:
+                self._fail(now, Failure(
+                    FailureKind.WORKER_LOST,
+                    f"the worker stopped sending heartbeats {self.lost_attempts} time(s) (max_attempts="
+                    f"{self.spec.max_attempts}); check the worker logs, or raise max_attempts",
+                ))
+            else:
+                self._requeue(now, f"lease of worker {self.worker_id} expired")
+        return True
+
+    # ---- events reported by the worker and by trained_model (fenced by attempt) -----------------------------------
+    def is_current(self, attempt: int) -> bool:
+        return attempt == self.attempt and self.state in LEASED_STATES
+
+    def on_started(self, attempt: int, now: datetime) -> bool:
+        if not self.is_current(attempt) or self.registering or self.phase != Phase.UNSPECIFIED:
+            return False
+        self.phase = Phase.PREPARING_DATASET
+        self.update_time = now
+        return True
+
+    def on_progress(self, attempt: int, seq: int, now: datetime, phase: Phase | None, progress: bytes | None) -> bool:
+        """Phase change or progress snapshot; older stream sequences never overwrite newer ones."""
+        if not self.is_current(attempt) or self.registering or seq <= self.progress_seq:
+            return False
+        self.progress_seq = seq
+        if phase is not None and phase != Phase.UNSPECIFIED:
+            self.phase = phase
+        if progress is not None:
+            self.progress = progress
+        self.update_time = now
+        return True
+
+    def on_completed(self, attempt: int, now: datetime, registration_deadline: datetime) -> bool:
+        if not (attempt == self.attempt and self.state == RunState.RUNNING) or self.registering:
+            return False
+        self.registering = True
+        self.phase = Phase.UPLOADING
+        self.lease_expire_time = registration_deadline
+        self.update_time = now
+        return True
+
+    def on_model_registered(self, trained_model: str, now: datetime) -> bool:
+        if not (self.registering and self.state == RunState.RUNNING):
+            return False
+        self.trained_model = trained_model
+        self.registering = False
+        self._transition(RunState.SUCCEEDED, now, f"model {trained_model} registered")
+        return True
+
+    def on_registration_failed(self, failure: Failure, now: datetime) -> bool:
+        if not (self.registering and self.state == RunState.RUNNING):
+            return False
+        self._fail(now, failure)
+        return True
+
+    def on_failed(self, attempt: int, failure: Failure, now: datetime) -> bool:
+        if not self.is_current(attempt) or self.registering:
+            return False
+        self._fail(now, failure)
+        return True
+
+    def on_cancelled(self, attempt: int, now: datetime, reason: str = "") -> bool:
+        if not self.is_current(attempt) or self.registering:
+            return False
+        self._transition(RunState.CANCELLED, now, reason or "cancelled by the worker")
+        return True
+
+    # ---- internals ------------------------------------------------------------------------------------------------
+    def _check_lease(self, worker_id: str, attempt: int, now: datetime) -> None:
+        if attempt != self.attempt or self.state not in LEASED_STATES:
+            raise LeaseConflict(f"attempt {attempt} no longer holds the run (now attempt {self.attempt}, "
+                                f"{self.state.name}); stop working on it")
+        if worker_id != self.worker_id:
+            raise LeaseConflict(f"attempt {attempt} is leased to another worker")
+        if self.registering:
+            raise LeaseConflict("the run already completed; its lease is over")
+        if self.lease_expired(now):
+            raise LeaseConflict("the lease expired; stop working on the run, it will be requeued")
+
+    def _requeue(self, now: datetime, reason: str) -> None:
+        self._transition(RunState.PENDING, now, reason)
+        self.attempt += 1
+        self.worker_id = ""
+        self.lease_expire_time = None
+        self.phase = Phase.UNSPECIFIED
+        self.progress = b""
+        self.events.append(JobRequested(self.id, self.attempt))
+
+    def _fail(self, now: datetime, failure: Failure) -> None:
+        self._transition(RunState.FAILED, now, f"{failure.kind.name}: {failure.message}")
+        self.failure = failure
+
+    def _transition(self, to: RunState, now: datetime, reason: str) -> None:
+        if (self.state, to) not in ALLOWED_TRANSITIONS:
+            raise InvalidTransition(f"run is {self.state.name} and can't become {to.name}")
+        previous = self.state
+        self.state = to
+        self.transitions.append(Transition(previous, to, now, reason, self.attempt))
+        self.events.append(StateChanged(self.id, self.attempt, previous, to, reason, now, len(self.transitions) - 1))
+        self.update_time = now
+        if to.terminal:
+            self.end_time = now
+            self.lease_expire_time = None
+            self.registering = False

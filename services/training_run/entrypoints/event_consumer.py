@@ -1,0 +1,106 @@
+"""Durable consumer of the run-events stream: RunEvent protobuf → ReportedEvent → service (acked after commit)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+
+from google.protobuf.message import DecodeError
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js import JetStreamContext
+
+from common.logging import get_logger
+from common.nats_streams import StreamNames, ensure_events_consumer
+from common.proto.raven.v1 import events_pb2
+from services.training_run.adapters.proto_mapping import failure_from_proto
+from services.training_run.domain.model import Phase
+from services.training_run.service_layer.commands import ReportedEvent
+
+DURABLE = "training-run-tracker"
+log = get_logger("training_run.events")
+
+
+def reported_event(event: events_pb2.RunEvent, seq: int) -> ReportedEvent | None:
+    kind = event.WhichOneof("payload")
+    if kind is None or not event.run_id:
+        return None
+    base = {"run_id": event.run_id, "attempt": event.attempt, "seq": seq, "kind": kind}
+    if kind == "phase_changed":
+        return ReportedEvent(**base, phase=_phase(event.phase_changed.phase))
+    if kind == "progress":
+        snapshot = event.progress.progress
+        return ReportedEvent(**base, phase=_phase(snapshot.phase), progress=snapshot.SerializeToString())
+    if kind == "failed":
+        return ReportedEvent(**base, failure=failure_from_proto(event.failed.failure))
+    if kind == "registration_failed":
+        return ReportedEvent(**base, failure=failure_from_proto(event.registration_failed.failure))
+    if kind == "model_registered":
+        return ReportedEvent(**base, trained_model_id=event.model_registered.trained_model_id)
+    if kind == "cancelled":
+        return ReportedEvent(**base, reason=event.cancelled.reason)
+    if kind == "log":
+        return ReportedEvent(**base, lines=tuple(event.log.lines))
+    return ReportedEvent(**base)
+
+
+def _phase(value: int) -> Phase | None:
+    return Phase(value) if value in Phase._value2member_map_ and value else None
+
+
+class EventConsumer:
+    def __init__(self, js: JetStreamContext, names: StreamNames,
+                 apply: Callable[[ReportedEvent], Awaitable[bool]], *, batch: int = 100) -> None:
+        self._js = js
+        self._names = names
+        self._apply = apply
+        self._batch = batch
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await ensure_events_consumer(self._js, DURABLE, self._names)
+        subscription = await self._js.pull_subscribe_bind(DURABLE, self._names.events)
+        self._task = asyncio.create_task(self._run(subscription), name="training_run.event_consumer")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self, subscription: JetStreamContext.PullSubscription) -> None:
+        while True:
+            try:
+                messages = await subscription.fetch(self._batch, timeout=1.0)
+            except (TimeoutError, NatsTimeoutError):
+                continue
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - NATS reconnecting: try again shortly
+                log.exception("fetching run events failed")
+                await asyncio.sleep(0.5)
+                continue
+            for message in messages:
+                await self._handle(message)
+
+    async def _handle(self, message: object) -> None:
+        msg = message  # nats.aio.msg.Msg
+        try:
+            event = events_pb2.RunEvent.FromString(msg.data)  # type: ignore[attr-defined]
+        except DecodeError:
+            log.warning("undecodable run event dropped", subject=msg.subject)  # type: ignore[attr-defined]
+            await msg.term()  # type: ignore[attr-defined]
+            return
+        seq = msg.metadata.sequence.stream  # type: ignore[attr-defined]
+        reported = reported_event(event, seq)
+        try:
+            if reported is not None:
+                await self._apply(reported)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - DB trouble: redeliver later, never lose the event
+            log.exception("applying run event failed", run_id=event.run_id, seq=seq)
+            await msg.nak(delay=1.0)  # type: ignore[attr-defined]
+            return
+        await msg.ack()  # type: ignore[attr-defined]

@@ -1,0 +1,40 @@
+"""Periodic lease reaper: expired leases become PENDING (attempt+1, job re-published) or FAILED (WORKER_LOST)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+
+from common.logging import get_logger
+
+log = get_logger("training_run.reaper")
+
+
+class Reaper:
+    def __init__(self, reap: Callable[[], Awaitable[int]], interval_seconds: float) -> None:
+        self._reap = reap
+        self._interval = interval_seconds
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="training_run.reaper")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                changed = await self._reap()
+                if changed:
+                    log.info("expired leases handled", runs=changed)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - DB unavailable: try again next tick
+                log.exception("reaper step failed")
+            await asyncio.sleep(self._interval)

@@ -1,0 +1,58 @@
+"""Commands the entrypoints build from requests and events (plain data, no protobuf)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from services.training_run.domain.model import Failure, Phase
+
+
+@dataclass(frozen=True)
+class CreateTrainingRun:
+    display_name: str
+    dataset: str
+    model_template: str
+    description: str = ""
+    base_model: str = ""
+    class_names: tuple[str, ...] = ()
+    hyperparameters: dict[str, Any] = field(default_factory=dict)  # proto field values; 0 = default
+    request_id: str = ""
+    validate_only: bool = False
+    auth_metadata: tuple[tuple[str, str], ...] = ()  # forwarded to trained_model
+
+
+@dataclass(frozen=True)
+class ListTrainingRuns:
+    page_size: int = 0
+    page_token: str = ""
+    states: tuple[int, ...] = ()
+    owner: str = ""
+    dataset: str = ""
+    base_model: str = ""
+    model_template: str = ""
+
+
+@dataclass(frozen=True)
+class UpdateTrainingRun:
+    name: str
+    paths: tuple[str, ...]
+    display_name: str = ""
+    description: str = ""
+    etag: str = ""
+
+
+@dataclass(frozen=True)
+class ReportedEvent:
+    """A RunEvent from a worker or from trained_model, with its events-stream sequence."""
+
+    run_id: str
+    attempt: int
+    seq: int
+    kind: str  # the RunEvent payload field name
+    phase: Phase | None = None
+    progress: bytes | None = None
+    failure: Failure | None = None
+    trained_model_id: str = ""
+    lines: tuple[str, ...] = ()
+    reason: str = ""

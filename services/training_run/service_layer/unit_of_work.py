@@ -1,0 +1,63 @@
+"""Unit of work: one DB transaction; the runs' domain events go to the outbox in it; rollback unless committed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from types import TracebackType
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from common.nats_streams import StreamNames
+from services.training_run.adapters import outbox
+from services.training_run.adapters.repository import RunRepository
+
+
+class UnitOfWork:
+    def __init__(self, session_factory: async_sessionmaker[AsyncSession], names: StreamNames,
+                 clock: Callable[[], datetime], after_commit: Callable[[], None] | None = None) -> None:
+        self._factory = session_factory
+        self._names = names
+        self._clock = clock
+        self._after_commit = after_commit
+        self.session: AsyncSession
+        self.runs: RunRepository
+
+    async def __aenter__(self) -> UnitOfWork:
+        self.session = self._factory()
+        self.runs = RunRepository(self.session)
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        try:
+            await self.session.rollback()
+        finally:
+            await self.session.close()
+
+    async def commit(self) -> None:
+        seen = self.runs.seen
+        written = await outbox.write_events(self.session, seen, self._names, self._clock())
+        await self.session.commit()
+        for run in seen:
+            run.events.clear()
+        self.runs.seen = []
+        if written and self._after_commit is not None:
+            self._after_commit()
+
+    async def has_unsent_messages(self, run_id: str) -> bool:
+        return await outbox.has_unsent(self.session, run_id)
+
+
+class UnitOfWorkFactory:
+    """Makes units of work; ``after_commit`` wakes the outbox relay."""
+
+    def __init__(self, session_factory: async_sessionmaker[AsyncSession], names: StreamNames,
+                 clock: Callable[[], datetime]) -> None:
+        self.session_factory = session_factory
+        self.names = names
+        self.clock = clock
+        self.after_commit: Callable[[], None] | None = None
+
+    def __call__(self) -> UnitOfWork:
+        return UnitOfWork(self.session_factory, self.names, self.clock, self.after_commit)

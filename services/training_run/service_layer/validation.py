@@ -1,0 +1,155 @@
+"""Create validation: collects every field violation, then resolves the MMDetection config (nothing is stored)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from common import dataset_refs
+from common.errors import AppError, FieldViolation, NotFound, require
+from common.mmdet_config import TEMPLATES, ConfigInvalid, HyperParams, ResolvedConfig, build_config
+from services.training_run.adapters.trained_models import BaseModelInfo, TrainedModelClient
+from services.training_run.domain.model import RunSpec
+from services.training_run.service_layer.commands import CreateTrainingRun
+
+F = "training_run."
+MODEL_NAME = re.compile(r"^trainedModels/[A-Za-z0-9_-]{1,64}$")
+HP_FIELDS = ("epochs", "batch_size", "learning_rate", "frozen_stages", "image_size", "seed", "val_interval")
+DEFAULT_MAX_ATTEMPTS = 3
+DEFAULT_FRACTIONS = (0.7, 0.2)
+ConfigBuilder = Callable[..., ResolvedConfig]
+
+
+@dataclass(frozen=True)
+class CreateContext:
+    dataset_root: str
+    trained_models: TrainedModelClient
+    backbone_checkpoint: str = ""
+    config_builder: ConfigBuilder = build_config
+
+
+def printable_text(value: str, field: str, max_chars: int, *, required: bool) -> list[FieldViolation]:
+    if required and not value.strip():
+        return [FieldViolation(field, "is required")]
+    if len(value) > max_chars:
+        return [FieldViolation(field, f"must be at most {max_chars} characters, got {len(value)}")]
+    if value and not all(c.isprintable() or c in "\n\t" for c in value):
+        return [FieldViolation(field, "must contain printable characters only")]
+    return []
+
+
+async def validate_create(cmd: CreateTrainingRun, ctx: CreateContext) -> RunSpec:
+    """The run's spec with its resolved config, or InvalidArgument listing every bad field."""
+    violations = printable_text(cmd.display_name, F + "display_name", 200, required=True)
+    violations += printable_text(cmd.description, F + "description", 10_000, required=False)
+    violations += printable_text(cmd.request_id, "request_id", 200, required=False)
+    dataset, categories = await _dataset(cmd.dataset, ctx.dataset_root, violations)
+    base = await _base_model(cmd, ctx.trained_models, violations)
+    template = cmd.model_template or (base.model_template if base else "")
+    if base and cmd.model_template and base.model_template and cmd.model_template != base.model_template:
+        violations.append(FieldViolation(F + "model_template", f"must be empty or {base.model_template!r}, the "
+                                                               "template of the base model"))
+    elif not template:
+        violations.append(FieldViolation(F + "model_template", f"is required; one of: {', '.join(sorted(TEMPLATES))}"))
+    elif template not in TEMPLATES:
+        violations.append(FieldViolation(F + "model_template", f"unknown {template!r}; one of: "
+                                                               f"{', '.join(sorted(TEMPLATES))}"))
+    hp = HyperParams.from_proto_fields(**{k: cmd.hyperparameters.get(k, 0) for k in HP_FIELDS})
+    violations += hp.validate(TEMPLATES.get(template))  # type: ignore[arg-type]
+    extra, extra_violations = _run_limits(cmd.hyperparameters)
+    violations += extra_violations
+    class_names = _class_names(cmd.class_names, categories, base, violations)
+    require(_as_errors(violations))
+    try:
+        resolved = await asyncio.to_thread(
+            ctx.config_builder, template, class_names, hp,
+            base_model_config=(base.config_data or None) if base else None,
+            load_from=base.checkpoint_key if base else None,
+            backbone_checkpoint=(ctx.backbone_checkpoint or None) if not base else None,
+        )
+    except ConfigInvalid as exc:
+        require(_as_errors(exc.violations), "the training config does not resolve")
+        raise
+    return RunSpec(
+        dataset=dataset, model_template=template, class_names=tuple(class_names),
+        hyperparameters={**resolved.hyperparams.as_dict(), **extra}, max_attempts=extra["max_attempts"],
+        base_model=base.name if base else "", base_model_checkpoint=base.checkpoint_key if base else "",
+        config_text=resolved.text, config_data=resolved.data, config_sha256=resolved.sha256,
+    )  # fmt: skip
+
+
+def _as_errors(violations: list[Any]) -> list[FieldViolation]:
+    return [v if isinstance(v, FieldViolation) else FieldViolation(v.field, v.description) for v in violations]
+
+
+async def _dataset(ref: str, root: str, violations: list[FieldViolation]) -> tuple[str, list[str]]:
+    try:
+        dataset = await asyncio.to_thread(dataset_refs.resolve_dataset_ref, root, ref)
+        return dataset, await asyncio.to_thread(dataset_refs.read_category_names, root, ref)
+    except AppError as exc:
+        violations.append(FieldViolation(F + "dataset", exc.message))
+        return "", []
+
+
+async def _base_model(cmd: CreateTrainingRun, client: TrainedModelClient,
+                      violations: list[FieldViolation]) -> BaseModelInfo | None:
+    if not cmd.base_model:
+        return None
+    if not MODEL_NAME.match(cmd.base_model):
+        violations.append(FieldViolation(F + "base_model", "must look like 'trainedModels/{id}'"))
+        return None
+    try:
+        base = await client.get(cmd.base_model, cmd.auth_metadata)
+    except NotFound:
+        violations.append(FieldViolation(F + "base_model", f"{cmd.base_model} does not exist"))
+        return None
+    if not base.published:
+        violations.append(FieldViolation(F + "base_model", f"{cmd.base_model} is not published; publish it first "
+                                                           "or choose a published model"))
+        return None
+    if not base.checkpoint_key:
+        violations.append(FieldViolation(F + "base_model", f"{cmd.base_model} has no checkpoint to start from"))
+        return None
+    return base
+
+
+def _run_limits(values: dict[str, Any]) -> tuple[dict[str, Any], list[FieldViolation]]:
+    prefix = F + "hyperparameters."
+    found: list[FieldViolation] = []
+    max_attempts = int(values.get("max_attempts") or DEFAULT_MAX_ATTEMPTS)
+    if not 1 <= max_attempts <= 10:
+        found.append(FieldViolation(prefix + "max_attempts", f"must be in 1..10, got {max_attempts}"))
+    train = float(values.get("train_fraction") or DEFAULT_FRACTIONS[0])
+    val = float(values.get("val_fraction") or DEFAULT_FRACTIONS[1])
+    for name, value in (("train_fraction", train), ("val_fraction", val)):
+        if not 0 < value < 1:
+            found.append(FieldViolation(prefix + name, f"must be in (0, 1), got {value}"))
+    if train + val > 1 + 1e-9:
+        found.append(FieldViolation(prefix + "val_fraction", f"train_fraction + val_fraction must be <= 1, got "
+                                                            f"{train + val:g}"))
+    return {"max_attempts": max_attempts, "train_fraction": train, "val_fraction": val}, found
+
+
+def _class_names(given: tuple[str, ...], categories: list[str], base: BaseModelInfo | None,
+                 violations: list[FieldViolation]) -> list[str]:
+    field = F + "class_names"
+    if given:
+        problems = [f"#{i} is empty" for i, n in enumerate(given) if not n]
+        seen: set[str] = set()
+        problems += [f"{n!r} is repeated" for n in given if n in seen or seen.add(n)]  # type: ignore[func-returns-value]
+        if categories:
+            problems += [f"{n!r} is not a category of the dataset" for n in given if n and n not in categories]
+        if problems:
+            violations.append(FieldViolation(field, "; ".join(problems[:10])))
+            return []
+    names = list(given) or list(categories)
+    if base is not None:
+        if not given and set(base.class_names) == set(categories):
+            names = list(base.class_names)  # same classes: keep the base model's label order
+        if names and names != list(base.class_names):
+            violations.append(FieldViolation(field, f"must match the base model's classes {list(base.class_names)} "
+                                                    f"(in that order), got {names}"))
+    return names
