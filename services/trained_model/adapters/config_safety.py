@@ -78,6 +78,8 @@ def resolve_base(entry: str, config_key: str) -> BaseRef:
         return BaseRef(mmdet_path=normalized)
     if "::" in entry:
         raise UnsafeConfig(f"_base_ {entry!r}: only the mmdet:: scope is allowed")
+    if entry.startswith("/") or ":" in entry or "\\" in entry:
+        raise UnsafeConfig(f"_base_ {entry!r} must be a relative path inside the artifact store")
     joined = posixpath.normpath(posixpath.join(posixpath.dirname(config_key), entry))
     try:
         key = normalize_key(joined)
