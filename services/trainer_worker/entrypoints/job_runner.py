@@ -150,7 +150,7 @@ class JobRunner:
             return await self._run_claimed(msg, ctx)
         finally:
             self.active.pop(job.run_id, None)
-            await asyncio.to_thread(shutil.rmtree, ctx.work_dir, True)
+            await asyncio.to_thread(_remove_scratch, ctx.work_dir)
 
     async def _run_claimed(self, msg: JobMessage, ctx: JobContext) -> Settlement:
         log.info(
@@ -349,6 +349,13 @@ class JobRunner:
         except Exception as exc:
             log.warning(f"{what} failed", error=str(exc))
             return None
+
+
+def _remove_scratch(work_dir: Path) -> None:
+    """Prepared data and local checkpoints go; what resume needs is in the artifact store already."""
+    shutil.rmtree(work_dir, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        work_dir.parent.rmdir()  # the run's directory, unless another attempt still works in it
 
 
 def _close(awaitable: Awaitable[Any]) -> None:
