@@ -109,3 +109,9 @@ def test_scaled_object_shape_check_catches_mistakes() -> None:
     problems = "\n".join(ck.check_scaled_object(broken, objs, namespace))
     for needle in ("minReplicaCount", "lacks consumer", "lagThreshold must be a string", "stream 'OTHER'"):
         assert needle in problems, problems
+
+
+def test_deploy_script_parses() -> None:
+    import subprocess
+
+    subprocess.run(["bash", "-n", str(ROOT / "k8s" / "deploy.sh")], check=True)
