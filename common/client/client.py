@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -251,7 +251,7 @@ class RavenClient:
 
     async def watch(
         self, run_name: str, resume_token: str = "", *, timeout: float | None = None
-    ) -> AsyncIterator[training_run_pb2.WatchTrainingRunResponse]:
+    ) -> AsyncGenerator[training_run_pb2.WatchTrainingRunResponse, None]:
         """Events of one run from ``resume_token`` on, ending after the terminal state_changed event.
 
         A dropped stream (UNAVAILABLE, or an end before the terminal event) is reopened from the last resume
@@ -299,7 +299,7 @@ class RavenClient:
         owner: str = "",
         dataset: str = "",
         model_template: str = "",
-    ) -> AsyncIterator[training_run_pb2.WatchTrainingRunsResponse]:
+    ) -> AsyncGenerator[training_run_pb2.WatchTrainingRunsResponse, None]:
         """State and phase changes of every visible run; reconnects after UNAVAILABLE until the caller stops.
 
         Changes made while disconnected are not replayed (the RPC has no resume token): list again after a

@@ -1,0 +1,1 @@
+"""``ravenctl``: the command line of the Raven training services."""
