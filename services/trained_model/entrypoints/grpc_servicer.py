@@ -8,7 +8,7 @@ import grpc
 from google.protobuf import empty_pb2
 
 from common.auth import Permission
-from common.errors import FieldViolation, InvalidArgument
+from common.errors import FieldViolation, require
 from common.grpc_interceptors import principal
 from common.proto.raven.v1 import trained_model_pb2 as pb
 from common.proto.raven.v1 import trained_model_pb2_grpc
@@ -83,8 +83,7 @@ class TrainedModelServicer(trained_model_pb2_grpc.TrainedModelServiceServicer):
                     " (use PublishTrainedModel/UnpublishTrainedModel)" if path.startswith("publish") else ""
                 )
                 violations.append(FieldViolation("update_mask", f"{path!r} cannot be updated{hint}"))
-        if violations:
-            raise InvalidArgument("update_mask may only name display_name and description", violations)
+        require(violations, "update_mask may only name display_name and description")
         model = request.trained_model
         updated = await self._registry.update(
             principal(),
