@@ -27,6 +27,14 @@ if [[ ! -x "$VENV/bin/python" ]]; then
   echo "setup: creating $VENV with $PYTHON"
   "$PYTHON" -m venv "$VENV"
 fi
+# System tools the tests need (Debian packages): kubectl renders the k8s overlays.
+if ! command -v kubectl >/dev/null 2>&1; then
+  echo "setup: installing kubectl (Debian package kubernetes-client)"
+  SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+  $SUDO apt-get install -y -q kubernetes-client >/dev/null 2>&1 \
+    || { $SUDO apt-get update -q >/dev/null && $SUDO apt-get install -y -q kubernetes-client >/dev/null; }
+fi
+
 PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
 "${PIP[@]}" install -q --upgrade "pip>=24" "setuptools==80.9.0" wheel ninja
 
