@@ -183,11 +183,8 @@ class JobRunner:
         """Runs the steps; returns the completed payload, a failure, or None when stopped."""
         started = time.monotonic()
         try:
-            await ctx.publisher.started(ctx.worker_id, ctx.device, ctx.lease.resume_checkpoint)
-            if ctx.lease.resume_checkpoint:
-                ctx.resume_from = await self._step(
-                    ctx, ctx.checkpoints.download(ctx.lease.resume_checkpoint, ctx.work_dir / "resume")
-                )
+            resumed_from = await self._resume_checkpoint(ctx)
+            await ctx.publisher.started(ctx.worker_id, ctx.device, resumed_from)
             await ctx.publisher.phase(types_pb2.PREPARING_DATASET)
             prepared = await self._step(ctx, self._steps.prepare(ctx))
             await ctx.publisher.phase(types_pb2.TRAINING)
@@ -214,6 +211,25 @@ class JobRunner:
                 exc_info=failure.kind == types_pb2.INTERNAL_ERROR,
             )
             return failure
+
+    async def _resume_checkpoint(self, ctx: JobContext) -> str:
+        """Downloads the checkpoint training_run handed out; a missing one means training from the start."""
+        key = ctx.lease.resume_checkpoint
+        if not key:
+            return ""
+        try:
+            ctx.resume_from = await self._step(ctx, ctx.checkpoints.download(key, ctx.work_dir / "resume"))
+        except Stopped:
+            raise
+        except Exception as exc:
+            log.warning(
+                "resume checkpoint unusable; training from the start",
+                run_id=ctx.run_id,
+                key=key,
+                error=str(exc),
+            )
+            return ""
+        return key
 
     async def _step(self, ctx: JobContext, awaitable: Awaitable[T]) -> T:
         """Awaits a step unless a stop request comes first (the step is then abandoned)."""
