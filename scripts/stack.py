@@ -1,0 +1,181 @@
+"""The embedded default stack: a local nats-server, both services on SQLite and one CPU worker.
+
+Used by `make up` / `make down` (background, state in ``{data_dir}/stack.json``), by `make demo` and by the e2e tests
+(``Stack`` as a context manager, which stops everything it started, also on Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from common.nats_launcher import free_port, start_local_nats
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Stack:
+    data_dir: Path
+    jwt_secret: str = "raven-dev-secret"
+    worker: bool = True
+    extra_env: dict[str, str] = field(default_factory=dict)
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    ports: dict[str, int] = field(default_factory=dict)
+    nats_url: str = ""
+
+    def env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "RAVEN_DATA_DIR": str(self.data_dir),
+            "RAVEN_NATS_URL": self.nats_url,
+            "RAVEN_JWT_SECRET": self.jwt_secret,
+            "RAVEN_TRAINING_RUN_ADDR": f"127.0.0.1:{self.ports['training_run']}",
+            "RAVEN_TRAINED_MODEL_ADDR": f"127.0.0.1:{self.ports['trained_model']}",
+            "RAVEN_DEVICE": "cpu",
+            "RAVEN_SHUTDOWN_GRACE_SECONDS": "3",
+            "PYTHONUNBUFFERED": "1",
+            **self.extra_env,
+        }
+
+    def start(self) -> Stack:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        logs = self.data_dir / "logs"
+        logs.mkdir(exist_ok=True)
+        nats = start_local_nats(self.data_dir / "nats", log_file=logs / "nats-server.log")
+        self.processes["nats"] = nats.process
+        self.nats_url = nats.url
+        self.ports = {"training_run": free_port(), "trained_model": free_port()}
+        self.ports.update(metrics_training_run=free_port(), metrics_trained_model=free_port())
+        for service in ("training_run", "trained_model"):
+            self._spawn(service, ["-m", f"services.{service}"], {
+                "RAVEN_GRPC_PORT": str(self.ports[service]),
+                "RAVEN_METRICS_PORT": str(self.ports[f"metrics_{service}"]),
+            })
+        for service in ("training_run", "trained_model"):
+            wait_serving(f"127.0.0.1:{self.ports[service]}", timeout=120)
+        if self.worker:
+            self._spawn("trainer_worker", ["-m", "services.trainer_worker"], {"RAVEN_WORKER_ID": "demo-worker-1"})
+        return self
+
+    def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> None:
+        log = open(self.data_dir / "logs" / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
+        self.processes[name] = subprocess.Popen(
+            [sys.executable, *args], cwd=ROOT, env={**self.env(), **env}, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def stop(self, timeout: float = 20.0) -> None:
+        for name in ("trainer_worker", "training_run", "trained_model", "nats"):
+            process = self.processes.get(name)
+            if process is not None and process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for process in self.processes.values():
+            try:
+                process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+    def __enter__(self) -> Stack:
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def state(self) -> dict[str, object]:
+        return {
+            "pids": {n: p.pid for n, p in self.processes.items()},
+            "ports": self.ports,
+            "nats_url": self.nats_url,
+            "data_dir": str(self.data_dir),
+        }
+
+
+def wait_serving(address: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    with grpc.insecure_channel(address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while True:
+            try:
+                if stub.Check(health_pb2.HealthCheckRequest(), timeout=2).status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.RpcError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{address} not SERVING after {timeout}s")
+            time.sleep(0.2)
+
+
+def _up(data_dir: Path) -> int:
+    state_file = data_dir / "stack.json"
+    if state_file.exists():
+        print(f"stack already up (see {state_file}); run `make down` first")
+        return 1
+    stack = Stack(data_dir).start()
+    state_file.write_text(json.dumps(stack.state(), indent=2))
+    env = stack.env()
+    print("stack up:")
+    print(f"  export RAVEN_TRAINING_RUN_ADDR={env['RAVEN_TRAINING_RUN_ADDR']}")
+    print(f"  export RAVEN_TRAINED_MODEL_ADDR={env['RAVEN_TRAINED_MODEL_ADDR']}")
+    print(f"  export RAVEN_JWT_SECRET={env['RAVEN_JWT_SECRET']}")
+    print(f"  logs in {data_dir / 'logs'}; `make down` stops it")
+    return 0
+
+
+def _down(data_dir: Path) -> int:
+    state_file = data_dir / "stack.json"
+    if not state_file.exists():
+        print("stack is not up")
+        return 0
+    pids = json.loads(state_file.read_text())["pids"]
+    for pid in pids.values():
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + 20
+    for pid in pids.values():
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.2)
+        else:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    state_file.unlink()
+    print("stack down")
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    data_dir = Path(os.environ.get("RAVEN_DATA_DIR", ROOT / "var")).resolve()
+    command = argv[0] if argv else "up"
+    if command == "up":
+        return _up(data_dir)
+    if command == "down":
+        return _down(data_dir)
+    print("usage: python -m scripts.stack up|down", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
