@@ -10,7 +10,8 @@ import typer
 from common.auth import USER_PERMISSIONS, Permission, mint_token
 from common.settings import Settings
 from services.cli import models, runs
-from services.cli.context import CliConfig, OutputFormat, dev_subject, emit, fail
+from services.cli.context import CliConfig, OutputFormat, config_of, dev_subject, fail
+from services.cli.render import print_json
 
 app = typer.Typer(
     name="ravenctl",
@@ -107,7 +108,10 @@ def token(
         audience=settings.jwt_audience,
         issuer=settings.jwt_issuer,
     )
-    emit(ctx, {"token": minted, "subject": who, "permissions": permissions, "expires_in": int(ttl)}, minted)
+    if config_of(ctx).json:
+        print_json({"token": minted, "subject": who, "permissions": permissions, "expires_in": int(ttl)})
+    else:
+        typer.echo(minted)  # never through rich: a wrapped token is a broken token
 
 
 if __name__ == "__main__":

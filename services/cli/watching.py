@@ -7,11 +7,12 @@ from typing import Any
 
 import grpc
 import typer
-from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from common.client import RavenClient, RavenError
 from common.proto.raven.v1 import training_run_pb2, types_pb2
-from services.cli.render import console, phase_name, print_json_line, state_name
+from services.cli.render import phase_name, print_json_line, state_name
 
 EXIT_SUCCEEDED = 0
 EXIT_NOT_SUCCEEDED = 1
@@ -45,6 +46,7 @@ def _fields(progress: types_pb2.ProgressSnapshot, state: int) -> dict[str, Any]:
     return {
         "phase": phase_name(progress.phase) if state == types_pb2.RUNNING else state_name(state),
         "epoch": f"{progress.epoch}/{progress.max_epochs}" if progress.max_epochs else "-",
+        "iteration": f"{progress.iter}/{progress.max_iters}" if progress.max_iters else "-",
         "loss": f"{loss:.4f}" if loss is not None else "-",
         "lr": f"{progress.learning_rate:.2e}" if progress.learning_rate else "-",
         "eta": _eta(progress),
@@ -56,12 +58,12 @@ def _progress_bar() -> Progress:
         TextColumn("[bold]{task.fields[phase]:<17}"),
         TextColumn("epoch {task.fields[epoch]}"),
         BarColumn(),
-        TextColumn("iter {task.completed:.0f}/{task.total:.0f}"),
+        TextColumn("iter {task.fields[iteration]}"),
         TextColumn("loss {task.fields[loss]}"),
         TextColumn("lr {task.fields[lr]}"),
         TextColumn("ETA {task.fields[eta]}"),
         TimeElapsedColumn(),
-        console=console(),
+        console=Console(highlight=False, log_path=False),
     )
 
 
@@ -91,15 +93,19 @@ async def follow(client: RavenClient, name: str, resume_token: str, as_json: boo
             last = response
     else:
         with _progress_bar() as bar:
-            task: TaskID | None = None
+            task = bar.add_task(name, total=None, **_fields(types_pb2.ProgressSnapshot(), types_pb2.PENDING))
+            progress = types_pb2.ProgressSnapshot()
             async for response in client.watch(name, resume_token):
                 last = response
                 run = response.training_run
-                progress = run.progress
-                if task is None:
-                    task = bar.add_task(name, total=None, **_fields(progress, run.state))
-                total = progress.max_iters or None
-                bar.update(task, completed=progress.iter, total=total, **_fields(progress, run.state))
+                if run.progress.max_iters or run.progress.phase:
+                    progress = run.progress  # keep the last real snapshot when an event carries none
+                bar.update(
+                    task,
+                    completed=progress.iter,
+                    total=progress.max_iters or None,
+                    **_fields(progress, run.state),
+                )
                 line = _describe(response)
                 if line:
                     bar.console.log(line)

@@ -1,0 +1,361 @@
+"""ravenctl via typer's CliRunner against the in-process fake servers (real gRPC, auth and error encoding)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any
+
+from typer.testing import CliRunner, Result
+
+from common.auth import USER_PERMISSIONS, Permission, TokenVerifier
+from common.proto.raven.v1 import trained_model_pb2, training_run_pb2, types_pb2
+from services.cli.main import app
+from tests.helpers import JWT_SECRET, token
+from tests.integration.cli.fakes import FakeStack, StoredArtifact, scripted_events
+
+NO_ENV_TOKEN = {"RAVEN_TOKEN": None, "RAVEN_JWT_SECRET": JWT_SECRET, "COLUMNS": "200"}
+
+
+def ravenctl(
+    stack: FakeStack, *args: str, auth: bool = True, env: dict[str, str | None] | None = None
+) -> Result:
+    def on_stack_loop(coro: Coroutine[Any, Any, Any]) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, stack.loop).result(60)
+
+    base = ["--training-run-addr", stack.training_run_addr, "--trained-model-addr", stack.trained_model_addr]
+    if auth:
+        base += ["--token", token()]
+    return CliRunner().invoke(app, [*base, *args], obj=on_stack_loop, env={**NO_ENV_TOKEN, **(env or {})})
+
+
+def json_lines(text: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def add_run(
+    stack: FakeStack, run_id: str = "r1", state: int = types_pb2.RUNNING
+) -> training_run_pb2.TrainingRun:
+    run = training_run_pb2.TrainingRun(
+        name=f"trainingRuns/{run_id}", display_name=f"run {run_id}", state=state
+    )
+    return stack.runs.add(run)
+
+
+def test_create_prints_the_run_as_json_with_all_hyperparameters(thread_stack: FakeStack) -> None:
+    result = ravenctl(
+        thread_stack,
+        "-o",
+        "json",
+        "runs",
+        "create",
+        "--name",
+        "waste",
+        "--dataset",
+        "waste/v3",
+        "--template",
+        "rtmdet_tiny",
+        "--base-model",
+        "m0",
+        "--classes",
+        "bottle, tyre",
+        "--epochs",
+        "5",
+        "--batch-size",
+        "8",
+        "--lr",
+        "0.01",
+        "--frozen-stages",
+        "-1",
+        "--image-size",
+        "256",
+        "--seed",
+        "7",
+        "--val-interval",
+        "2",
+        "--max-attempts",
+        "3",
+        "--request-id",
+        "req-1",
+    )
+    assert result.exit_code == 0, result.output
+    run = json.loads(result.stdout)
+    assert run["name"] == "trainingRuns/r1" and run["state"] == "PENDING"
+    assert run["base_model"] == "trainedModels/m0" and run["class_names"] == ["bottle", "tyre"]
+    hp = run["hyperparameters"]
+    assert (hp["epochs"], hp["batch_size"], hp["learning_rate"], hp["frozen_stages"]) == (5, 8, 0.01, -1)
+    assert (hp["image_size"], hp["seed"], hp["val_interval"], hp["max_attempts"]) == (256, "7", 2, 3)
+    assert thread_stack.runs.request_ids == ["req-1"]
+
+
+def test_errors_show_code_and_field_violations_and_exit_2(thread_stack: FakeStack) -> None:
+    result = ravenctl(thread_stack, "runs", "create", "--name", "", "--dataset", "d", "--epochs", "900")
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith("error: INVALID_ARGUMENT: request has invalid fields")
+    assert lines[1:] == [
+        "  - training_run.display_name: must not be empty",
+        "  - training_run.hyperparameters.epochs: must be in 1..500",
+    ]
+    assert "Traceback" not in result.output
+
+
+def test_not_found_and_failed_precondition_exit_2(thread_stack: FakeStack) -> None:
+    add_run(thread_stack, "done", state=types_pb2.SUCCEEDED)
+    missing = ravenctl(thread_stack, "runs", "get", "nope")
+    assert missing.exit_code == 2
+    assert missing.stderr.strip() == "error: NOT_FOUND: training run 'trainingRuns/nope' not found"
+    late = ravenctl(thread_stack, "runs", "cancel", "trainingRuns/done")
+    assert late.exit_code == 2 and late.stderr.startswith(
+        "error: FAILED_PRECONDITION: trainingRuns/done is SUCCEEDED"
+    )
+
+
+def test_list_all_pages_as_json_and_as_a_table(thread_stack: FakeStack) -> None:
+    for i in range(5):
+        add_run(thread_stack, f"r{i}", state=types_pb2.PENDING if i % 2 else types_pb2.RUNNING)
+    result = ravenctl(thread_stack, "-o", "json", "runs", "list", "--all", "--page-size", "2")
+    assert result.exit_code == 0, result.output
+    listed = json.loads(result.stdout)
+    assert [r["name"] for r in listed["training_runs"]] == [f"trainingRuns/r{i}" for i in range(5)]
+    assert thread_stack.runs.faults.calls["ListTrainingRuns"] == 3
+    pending = ravenctl(thread_stack, "runs", "list", "--state", "pending")
+    assert pending.exit_code == 0, pending.output
+    assert "trainingRuns/r1" in pending.stdout and "trainingRuns/r2" not in pending.stdout
+    bad = ravenctl(thread_stack, "runs", "list", "--state", "sleeping")
+    assert bad.exit_code == 2 and bad.stderr.startswith("error: unknown state 'sleeping'")
+
+
+def test_get_cancel_delete(thread_stack: FakeStack) -> None:
+    add_run(thread_stack, "p", state=types_pb2.PENDING)
+    shown = ravenctl(thread_stack, "runs", "get", "p")
+    assert shown.exit_code == 0 and "trainingRuns/p" in shown.stdout and "PENDING" in shown.stdout
+    cancelled = ravenctl(thread_stack, "-o", "json", "runs", "cancel", "p", "--reason", "not needed")
+    assert cancelled.exit_code == 0 and json.loads(cancelled.stdout)["state"] == "CANCELLED"
+    deleted = ravenctl(thread_stack, "-o", "json", "runs", "delete", "p")
+    assert json.loads(deleted.stdout) == {"name": "trainingRuns/p", "deleted": True}
+    assert "trainingRuns/p" not in thread_stack.runs.runs
+
+
+def test_watch_json_lines_exit_0_on_succeeded_across_a_dropped_stream(thread_stack: FakeStack) -> None:
+    run = add_run(thread_stack)
+    thread_stack.runs.events[run.name] = scripted_events(run, iterations=4)
+    thread_stack.runs.watch_drops = [("abort", 3)]
+    result = ravenctl(thread_stack, "-o", "json", "runs", "watch", "r1")
+    assert result.exit_code == 0, result.output
+    events = json_lines(result.stdout)
+    assert [int(e["event"]["sequence"]) for e in events] == list(range(1, 8))
+    assert events[-1]["event"]["state_changed"]["to_state"] == "SUCCEEDED"
+    assert thread_stack.runs.watch_tokens == ["", "3"]
+    assert "SUCCEEDED: model trainedModels/m1" in result.stderr
+
+
+def test_watch_exits_1_and_prints_the_failure(thread_stack: FakeStack) -> None:
+    run = add_run(thread_stack)
+    thread_stack.runs.events[run.name] = scripted_events(run, iterations=2, final=types_pb2.FAILED)
+    result = ravenctl(thread_stack, "runs", "watch", "r1")
+    assert result.exit_code == 1, result.output
+    assert "run trainingRuns/r1 FAILED: INVALID_DATASET: annotation 3 has no image" in result.stderr
+    assert "RUNNING → FAILED" in result.stdout, "the table view logs state changes"
+
+
+def test_watch_exits_1_on_cancelled(thread_stack: FakeStack) -> None:
+    run = add_run(thread_stack)
+    thread_stack.runs.events[run.name] = scripted_events(run, iterations=1, final=types_pb2.CANCELLED)
+    result = ravenctl(thread_stack, "-o", "json", "runs", "watch", "r1")
+    assert result.exit_code == 1
+    assert "run trainingRuns/r1 CANCELLED: done" in result.stderr
+
+
+def test_create_with_watch_streams_the_run_then_its_events(thread_stack: FakeStack) -> None:
+    expected = training_run_pb2.TrainingRun(name="trainingRuns/r1", display_name="w")
+    thread_stack.runs.events[expected.name] = scripted_events(expected, iterations=2)
+    result = ravenctl(
+        thread_stack, "-o", "json", "runs", "create", "--name", "w", "--dataset", "d", "--watch"
+    )
+    assert result.exit_code == 0, result.output
+    lines = json_lines(result.stdout)
+    assert lines[0]["name"] == "trainingRuns/r1" and lines[0]["state"] == "PENDING"
+    assert lines[-1]["training_run"]["trained_model"] == "trainedModels/m1"
+
+
+def test_logs_pages_and_json(thread_stack: FakeStack) -> None:
+    add_run(thread_stack, state=types_pb2.SUCCEEDED)
+    thread_stack.runs.logs["trainingRuns/r1"] = [f"line {i}" for i in range(7)]
+    plain = ravenctl(thread_stack, "runs", "logs", "r1", "--page-size", "3")
+    assert plain.exit_code == 0 and plain.stdout.splitlines() == [f"line {i}" for i in range(7)]
+    followed = ravenctl(thread_stack, "-o", "json", "runs", "logs", "r1", "--follow", "--page-size", "3")
+    assert [x["line"] for x in json_lines(followed.stdout)] == [f"line {i}" for i in range(7)]
+    whole = json.loads(ravenctl(thread_stack, "-o", "json", "runs", "logs", "r1").stdout)
+    assert whole["complete"] is True and len(whole["lines"]) == 7
+
+
+def test_runs_plot_draws_curves_from_progress_events(thread_stack: FakeStack, tmp_path: Path) -> None:
+    run = add_run(thread_stack)
+    thread_stack.runs.events[run.name] = scripted_events(run, iterations=6)
+    out = tmp_path / "curves.png"
+    result = ravenctl(
+        thread_stack, "-o", "json", "runs", "plot", "r1", "--out", str(out), "--source", "events"
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["source"] == "events"
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def add_model(
+    stack: FakeStack,
+    model_id: str,
+    bbox_map: float,
+    base: str = "",
+    per_class: dict[str, float] | None = None,
+) -> trained_model_pb2.TrainedModel:
+    val = types_pb2.DetectionMetrics(
+        bbox_map=bbox_map,
+        bbox_map_50=bbox_map + 0.2,
+        per_class_ap=[types_pb2.ClassAP(class_name=k, ap=v) for k, v in (per_class or {}).items()],
+    )
+    history = [
+        types_pb2.EpochMetrics(epoch=e, bbox_map=bbox_map * e / 3, train_loss=1 / e) for e in (1, 2, 3)
+    ]
+    return stack.models.add(
+        trained_model_pb2.TrainedModel(
+            name=f"trainedModels/{model_id}",
+            display_name="waste",
+            version=1,
+            base_model=base,
+            dataset="waste/v3",
+            evaluation=types_pb2.EvaluationResults(val=val, history=history),
+        )
+    )
+
+
+def test_models_list_get_publish_gate_and_unpublish(thread_stack: FakeStack) -> None:
+    add_model(thread_stack, "m1", 0.42)
+    listed = json.loads(ravenctl(thread_stack, "-o", "json", "models", "list").stdout)
+    assert [m["name"] for m in listed["trained_models"]] == ["trainedModels/m1"]
+    shown = ravenctl(thread_stack, "models", "get", "m1")
+    assert shown.exit_code == 0 and "0.420" in shown.stdout
+    gated = ravenctl(thread_stack, "models", "publish", "m1", "--min-map", "0.5")
+    assert gated.exit_code == 2 and gated.stderr.startswith(
+        "error: FAILED_PRECONDITION: bbox mAP 0.420 is below"
+    )
+    published = ravenctl(thread_stack, "-o", "json", "models", "publish", "m1", "--min-map", "0.4")
+    assert published.exit_code == 0 and json.loads(published.stdout)["published"] is True
+    only_published = json.loads(
+        ravenctl(thread_stack, "-o", "json", "models", "list", "--unpublished").stdout
+    )
+    assert only_published["trained_models"] == []
+    unpublished = ravenctl(thread_stack, "-o", "json", "models", "unpublish", "m1")
+    assert json.loads(unpublished.stdout)["published"] is False
+
+
+def test_lineage_as_tree_and_json(thread_stack: FakeStack) -> None:
+    add_model(thread_stack, "root", 0.3)
+    add_model(thread_stack, "mid", 0.5, base="trainedModels/root")
+    add_model(thread_stack, "leaf", 0.6, base="trainedModels/mid")
+    tree = ravenctl(thread_stack, "models", "lineage", "mid")
+    assert tree.exit_code == 0, tree.output
+    rows = [line for line in tree.stdout.splitlines() if "trainedModels/" in line]
+    assert [r.split("trainedModels/")[1].split()[0] for r in rows] == ["root", "mid", "leaf"]
+    assert rows[0].index("trainedModels") < rows[1].index("trainedModels") < rows[2].index("trainedModels")
+    data = json.loads(ravenctl(thread_stack, "-o", "json", "models", "lineage", "mid").stdout)
+    assert data["ancestors"][0]["trained_model"] == "trainedModels/root"
+    assert data["descendants"][0]["trained_model"] == "trainedModels/leaf"
+
+
+def test_compare_two_models_overall_and_per_class(thread_stack: FakeStack) -> None:
+    add_model(thread_stack, "a", 0.4, per_class={"bottle": 0.5, "tyre": 0.3})
+    add_model(thread_stack, "b", 0.6, per_class={"bottle": 0.7, "bag": 0.2})
+    data = json.loads(ravenctl(thread_stack, "-o", "json", "models", "compare", "a", "b").stdout)
+    assert data["classes"] == ["bottle", "tyre", "bag"]
+    assert [m["val"]["bbox_map"] for m in data["models"]] == [0.4, 0.6]
+    assert data["models"][1]["per_class_ap"] == {"bottle": 0.7, "bag": 0.2}
+    table = ravenctl(thread_stack, "models", "compare", "a", "b")
+    assert table.exit_code == 0 and "per-class AP" in table.stdout and "tyre" in table.stdout
+    alone = ravenctl(thread_stack, "models", "compare", "a")
+    assert alone.exit_code == 2 and "at least two" in alone.stderr
+
+
+def test_download_stats_import_and_plot(thread_stack: FakeStack, tmp_path: Path) -> None:
+    add_model(thread_stack, "m1", 0.5)
+    data = b"weights" * 5000
+    thread_stack.models.artifacts[("trainedModels/m1", types_pb2.CHECKPOINT)] = StoredArtifact(
+        data, "best.pth"
+    )
+    thread_stack.models.download_drops = [2]
+    got = ravenctl(
+        thread_stack,
+        "-o",
+        "json",
+        "models",
+        "download",
+        "m1",
+        "--dest",
+        str(tmp_path),
+        "--chunk-size",
+        "4096",
+    )
+    assert got.exit_code == 0, got.output
+    info = json.loads(got.stdout)
+    assert Path(info["path"]).read_bytes() == data and info["size"] == len(data)
+    assert thread_stack.models.download_offsets == [0, 8192]
+    stats = json.loads(ravenctl(thread_stack, "-o", "json", "models", "stats", "m1").stdout)
+    assert stats["trained_model"] == "trainedModels/m1" and stats["evaluation"]["val"]["bbox_map"] == 0.5
+    imported = ravenctl(
+        thread_stack,
+        "-o",
+        "json",
+        "models",
+        "import",
+        "--name",
+        "rtmdet-coco",
+        "--config-uri",
+        "base/cfg.py",
+        "--checkpoint-uri",
+        "base/ckpt.pth",
+        "--classes",
+        "a,b",
+    )
+    assert imported.exit_code == 0 and json.loads(imported.stdout)["class_names"] == ["a", "b"]
+    png = tmp_path / "m1.png"
+    plotted = ravenctl(thread_stack, "models", "plot", "m1", "--out", str(png))
+    assert plotted.exit_code == 0, plotted.output
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_token_mints_chosen_permissions(thread_stack: FakeStack) -> None:
+    verifier = TokenVerifier(secret=JWT_SECRET)
+    everything = json.loads(ravenctl(thread_stack, "-o", "json", "token", "--all", "--subject", "bob").stdout)
+    principal = verifier.verify(everything["token"])
+    assert principal.subject == "bob" and principal.permissions == USER_PERMISSIONS
+    some = ravenctl(
+        thread_stack, "token", "-p", "models.view", "-p", "PUBLISH_MODELS", "--worker", "--ttl", "60"
+    )
+    assert some.exit_code == 0
+    assert verifier.verify(some.stdout.strip()).permissions == {
+        Permission.VIEW_MODELS,
+        Permission.PUBLISH_MODELS,
+        Permission.WORKER,
+    }
+    assert ravenctl(thread_stack, "token").exit_code == 2
+    unknown = ravenctl(thread_stack, "token", "-p", "fly")
+    assert unknown.exit_code == 2 and "unknown permission 'fly'" in unknown.stderr
+    no_secret = ravenctl(thread_stack, "token", "--all", env={"RAVEN_JWT_SECRET": ""})
+    assert no_secret.exit_code == 2 and "RAVEN_JWT_SECRET" in no_secret.stderr
+
+
+def test_token_comes_from_flag_env_or_local_secret(thread_stack: FakeStack) -> None:
+    add_run(thread_stack)
+    minted = ravenctl(thread_stack, "-o", "json", "runs", "get", "r1", auth=False)
+    assert minted.exit_code == 0, minted.output
+    from_env = ravenctl(
+        thread_stack, "runs", "get", "r1", auth=False, env={"RAVEN_TOKEN": token(), "RAVEN_JWT_SECRET": ""}
+    )
+    assert from_env.exit_code == 0, from_env.output
+    none = ravenctl(thread_stack, "runs", "get", "r1", auth=False, env={"RAVEN_JWT_SECRET": ""})
+    assert none.exit_code == 2 and none.stderr.startswith("error: no token")
+    forged = ravenctl(thread_stack, "--token", "not-a-jwt", "runs", "get", "r1", auth=False)
+    assert forged.exit_code == 2 and forged.stderr.startswith("error: UNAUTHENTICATED: invalid token")
