@@ -107,7 +107,8 @@ class FakeTrainingRuns(training_run_pb2_grpc.TrainingRunServiceServicer):
         self.request_ids: list[str] = []
         self.by_request_id: dict[str, str] = {}
         self.events: dict[str, list[training_run_pb2.WatchTrainingRunResponse]] = {}
-        # Per watch call, popped in order: ("abort" | "end", n) sends n events then drops the stream.
+        # Per watch call, popped in order: ("abort" | "end" | "hold", n) sends n events, then answers
+        # UNAVAILABLE, ends the stream, or keeps it open.
         self.watch_drops: list[tuple[str, int]] = []
         self.watch_tokens: list[str] = []
         self.replay_inclusive = False
@@ -204,6 +205,8 @@ class FakeTrainingRuns(training_run_pb2_grpc.TrainingRunServiceServicer):
             yield response
         if how == "abort":
             raise errors.Unavailable("connection to the event stream lost")
+        if how == "hold":
+            await asyncio.Event().wait()  # until the server goes away under it
 
     async def WatchTrainingRuns(self, request: Any, context: Any) -> AsyncIterator[Any]:
         await self.faults.enter("WatchTrainingRuns", context)

@@ -9,10 +9,19 @@ from pathlib import Path
 import grpc
 import pytest
 
+from common.auth import TokenVerifier
 from common.client import IntegrityError, RavenClient, RavenError, RetryPolicy
-from common.proto.raven.v1 import trained_model_pb2, training_run_pb2, types_pb2
-from tests.helpers import token
-from tests.integration.cli.fakes import FakeStack, StoredArtifact, scripted_events
+from common.grpc_server import ServiceRegistration, create_server
+from common.proto.raven.v1 import trained_model_pb2, training_run_pb2, training_run_pb2_grpc, types_pb2
+from tests.helpers import JWT_SECRET, token
+from tests.integration.cli.fakes import (
+    FakeStack,
+    FakeTrainedModels,
+    FakeTrainingRuns,
+    StoredArtifact,
+    scripted_events,
+    start_servers,
+)
 
 FAST = RetryPolicy(max_attempts=4, initial_backoff=0.01, max_backoff=0.05)
 
@@ -140,6 +149,41 @@ async def test_watch_reconnects_from_last_token_without_duplicates(stack: FakeSt
         seen = [r.event.sequence async for r in client.watch(run.name)]
     assert seen == list(range(1, 10))
     assert stack.runs.watch_tokens == ["", "3", "7"]
+
+
+async def test_watch_survives_a_server_restart(tmp_path: Path) -> None:
+    """A real dropped connection: the server stops mid-stream and comes back on the same port."""
+    runs, models = FakeTrainingRuns(), FakeTrainedModels()
+    first, servers = await start_servers(runs, models)
+    port = servers[0].port
+    run = runs.add(training_run_pb2.TrainingRun(name="trainingRuns/r1", state=types_pb2.RUNNING))
+    runs.events[run.name] = scripted_events(run, iterations=4)
+    runs.watch_drops = [("hold", 3)]
+    seen: list[int] = []
+    try:
+        async with client_for(
+            first, retry=RetryPolicy(max_attempts=20, initial_backoff=0.05, max_backoff=0.2)
+        ) as c:
+            async for response in c.watch(run.name):
+                seen.append(response.event.sequence)
+                if len(seen) == 3:
+                    await servers[0].server.stop(0)
+                    servers[0] = await create_server(
+                        [
+                            ServiceRegistration(
+                                training_run_pb2_grpc.add_TrainingRunServiceServicer_to_server,
+                                runs,
+                                "raven.v1.TrainingRunService",
+                            )
+                        ],
+                        TokenVerifier(secret=JWT_SECRET),
+                        address=f"127.0.0.1:{port}",
+                    )
+    finally:
+        for server in servers:
+            await server.server.stop(0)
+    assert seen == list(range(1, 8))
+    assert runs.watch_tokens == ["", "3"]
 
 
 async def test_watch_skips_events_replayed_inclusively(stack: FakeStack) -> None:
