@@ -1,0 +1,72 @@
+"""Pure parts of ravenctl: permission parsing, lineage tree, model comparison, error lines, names."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+import typer
+from rich.console import Console
+
+from common.auth import USER_PERMISSIONS, Permission
+from common.client import RavenError
+from common.errors import FieldViolation
+from common.proto.raven.v1 import trained_model_pb2, types_pb2
+from services.cli.context import model_name, report, run_name
+from services.cli.main import _permissions
+from services.cli.models import comparison, lineage_tree
+
+
+def test_names_accept_bare_ids() -> None:
+    assert run_name("abc") == "trainingRuns/abc" and run_name("trainingRuns/abc") == "trainingRuns/abc"
+    assert model_name("m") == "trainedModels/m" and model_name("trainedModels/m") == "trainedModels/m"
+
+
+def test_permissions_by_value_or_name_plus_flags() -> None:
+    assert _permissions(["models.view", "publish_models"], False, False, False) == [
+        "models.publish",
+        "models.view",
+    ]
+    assert set(_permissions([], True, False, False)) == USER_PERMISSIONS
+    assert _permissions([], False, True, True) == [Permission.SUPERADMIN, Permission.WORKER]
+    with pytest.raises(typer.Exit):
+        _permissions([], False, False, False)
+
+
+def test_report_prints_code_message_and_violations(capsys: pytest.CaptureFixture[str]) -> None:
+    error = RavenError(grpc.StatusCode.INVALID_ARGUMENT, "bad run", [FieldViolation("dataset", "required")])
+    exit_ = report(error)
+    assert exit_.exit_code == 2
+    assert capsys.readouterr().err == "error: INVALID_ARGUMENT: bad run\n  - dataset: required\n"
+
+
+def node(name: str, base: str = "", depth: int = 0) -> trained_model_pb2.LineageNode:
+    return trained_model_pb2.LineageNode(
+        trained_model=name, display_name=name, version=1, base_model=base, depth=depth
+    )
+
+
+def test_lineage_tree_nests_ancestors_model_and_descendants() -> None:
+    lineage = trained_model_pb2.ModelLineage(
+        model=node("b", "a"),
+        ancestors=[node("a", depth=-1)],
+        descendants=[node("c", "b", 1), node("d", "b", 1), node("e", "c", 2)],
+    )
+    console = Console(width=200, record=True)
+    console.print(lineage_tree(lineage))
+    lines = [line.rstrip() for line in console.export_text().splitlines()]
+    indent = {line.strip("│├└─ ").split()[0]: len(line) - len(line.lstrip("│├└─ ")) for line in lines}
+    assert indent["a"] < indent["b"] < indent["c"] == indent["d"] < indent["e"]
+
+
+def model(name: str, bbox_map: float, per_class: dict[str, float]) -> trained_model_pb2.TrainedModel:
+    val = types_pb2.DetectionMetrics(
+        bbox_map=bbox_map, per_class_ap=[types_pb2.ClassAP(class_name=k, ap=v) for k, v in per_class.items()]
+    )
+    return trained_model_pb2.TrainedModel(name=name, evaluation=types_pb2.EvaluationResults(val=val))
+
+
+def test_comparison_unions_classes_in_first_seen_order() -> None:
+    data = comparison([model("x", 0.1, {"b": 0.2, "a": 0.3}), model("y", 0.2, {"c": 0.4, "a": 0.5})])
+    assert data["classes"] == ["b", "a", "c"]
+    assert [m["val"]["bbox_map"] for m in data["models"]] == [0.1, 0.2]
+    assert data["models"][1]["per_class_ap"] == {"c": 0.4, "a": 0.5}
