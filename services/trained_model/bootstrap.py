@@ -70,7 +70,7 @@ async def build_app(
     registrar_durable: str = DURABLE,
     start_registrar: bool = True,
 ) -> App:
-    """Migrate, connect and serve. Tests pass unique stream names, their own store, clock and training_run client."""
+    """Migrate, connect and serve. Tests pass their own stream names, store, clock, training_run client."""
     await migrate(settings)
     engine = make_engine(settings.database_url_for(SERVICE))
     sessions = make_session_factory(engine)

@@ -1,15 +1,16 @@
 """Static checks of an untrusted MMEngine config before anything loads it.
 
 MMEngine *executes* Python configs, so a Python config is accepted only when its syntax tree is plain data:
-assignments to simple names of literals, lists, tuples, dicts, ``dict(key=value, ...)`` calls, names assigned earlier
-in the same file, and arithmetic between numeric literals (``0.02 / 8``). No imports, no attribute access, no
-subscripts, no other calls, no lambdas, comprehensions, f-strings or ``{{ }}`` substitutions - nothing that could
-reach a builtin or a module. What passes this check evaluates to the same data under ``exec`` as it would under
-``ast.literal_eval`` extended with ``dict``, so loading it afterwards cannot run code.
+assignments to simple names of literals, lists, tuples, dicts, ``dict(key=value, ...)`` calls, names assigned
+earlier in the same file, and arithmetic between numeric literals (``0.02 / 8``). No imports, no attribute
+access, no subscripts, no other calls, no lambdas, comprehensions, f-strings or ``{{ }}`` substitutions -
+nothing that could reach a builtin or a module. What passes this check evaluates to the same data under
+``exec`` as it would under ``ast.literal_eval`` extended with ``dict``, so loading it afterwards cannot run
+code.
 
-JSON configs are plain data; YAML configs must load with ``yaml.safe_load`` (MMEngine itself uses the full loader,
-which would construct arbitrary Python objects from ``!!python/...`` tags). In every format the ``_base_`` entries
-must be strings (or a list of strings) and ``custom_imports`` is refused.
+JSON configs are plain data; YAML configs must load with ``yaml.safe_load`` (MMEngine itself uses the full
+loader, which would construct arbitrary Python objects from ``!!python/...`` tags). In every format the
+``_base_`` entries must be strings (or a list of strings) and ``custom_imports`` is refused.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import posixpath
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
+import yaml  # type: ignore[import-untyped]
 
 from common.artifacts import normalize_key
 from common.errors import AppError
@@ -36,7 +37,7 @@ class UnsafeConfig(Exception):
 
 @dataclass(frozen=True)
 class BaseRef:
-    """A resolved ``_base_`` entry: a config shipped in mmdet (path relative to its configs) or a store key."""
+    """A resolved ``_base_`` entry: a config shipped in mmdet (relative to its configs) or a store key."""
 
     mmdet_path: str | None = None
     store_key: str | None = None
@@ -173,7 +174,7 @@ def _check_dict_call(node: ast.Call, assigned: set[str]) -> None:
 
 
 def _check_numeric(node: ast.AST) -> None:
-    """Arithmetic between numeric literals only (``0.02 / 8``): no names, so no ``'x' * 10**12`` memory bombs."""
+    """Arithmetic between number literals only (``0.02 / 8``): no names, so no ``'x' * 10**12`` bombs."""
     where = f"line {getattr(node, 'lineno', '?')}"
     if (
         isinstance(node, ast.Constant)

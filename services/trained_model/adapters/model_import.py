@@ -1,5 +1,5 @@
-"""Verification of an imported model: the config loads with MMEngine, the checkpoint loads safely on CPU and its
-classification head matches the class list. Blocking; the service runs it in a thread.
+"""Verification of an imported model: the config loads with MMEngine, the checkpoint loads safely on CPU and
+its classification head matches the class list. Blocking; the service runs it in a thread.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from services.trained_model.adapters.config_safety import (
 MAX_CONFIG_BYTES = 1024 * 1024
 MAX_CONFIG_FILES = 32
 MAX_ANCHORS_PER_LOCATION = 9
-# Output layers of classification heads: fc_cls (two-stage), rtm_cls.N, retina_cls, conv_cls, multi_level_conv_cls.N...
+# Classification output layers: fc_cls (two-stage), rtm_cls.N, retina_cls, conv_cls, multi_level_conv_cls.N...
 _CLS_WEIGHT = re.compile(r"(?:^|\.)(?P<module>[A-Za-z0-9_]*cls)(?:\.\d+)?\.weight$")
 
 
@@ -46,15 +46,15 @@ def _refuse(field: str, message: str) -> InvalidArgument:
     return InvalidArgument(f"{field}: {message}", [FieldViolation(field, message)])
 
 
-# ------------------------------------------------------------------------------------------------------ config
+# ----------------------------------------------------------------------------------------------------- config
 
 
 def verify_config(store: ArtifactStore, key: str, class_names: list[str]) -> VerifiedConfig:
-    """Fetch the config and its store-relative bases, check each statically, then load the result with MMEngine."""
+    """Fetch the config and its store-relative bases, check each statically, then load them with MMEngine."""
     from mmengine.config import Config
 
     try:
-        suffix = config_suffix(key)
+        config_suffix(key)
     except UnsafeConfig as exc:
         raise _refuse("config_uri", str(exc)) from exc
     with tempfile.TemporaryDirectory(prefix="raven-import-") as tmp:
@@ -139,14 +139,15 @@ def _num_classes(node: Any) -> Iterator[int]:
             yield from _num_classes(value)
 
 
-# -------------------------------------------------------------------------------------------------- checkpoint
+# ------------------------------------------------------------------------------------------------- checkpoint
 
 
 def head_class_problems(shapes: Mapping[str, tuple[int, ...]], num_classes: int) -> list[str]:
     """Compare classification output layers with ``num_classes``; empty when they agree.
 
     ``fc_cls`` of two-stage heads has ``num_classes + 1`` rows (softmax with background) or ``num_classes``
-    (sigmoid); dense heads have ``anchors × num_classes`` output channels. RPN heads (class-agnostic) are skipped.
+    (sigmoid); dense heads have ``anchors * num_classes`` output channels. RPN heads (class-agnostic) are
+    skipped.
     """
     found = {
         key: shape
@@ -170,22 +171,16 @@ def head_class_problems(shapes: Mapping[str, tuple[int, ...]], num_classes: int)
 
 
 def load_state_dict(path: Path) -> dict[str, Any]:
-    """Load without executing anything from the file: weights_only unpickling on CPU."""
-    try:
-        from common.checkpoint_safety import load_untrusted_checkpoint  # type: ignore[import-not-found]
-    except ImportError:
-        load_untrusted_checkpoint = None
-    try:
-        if load_untrusted_checkpoint is not None:
-            loaded = load_untrusted_checkpoint(path)
-        else:
-            import torch
+    """Load without executing anything from the file: weights_only unpickling on CPU with an allowlist."""
+    from common.checkpoint_safety import (
+        load_untrusted_checkpoint,  # imports torch: only when importing a model
+    )
 
-            loaded = torch.load(path, weights_only=True, map_location="cpu")
-    except Exception as exc:
-        raise _refuse(
-            "checkpoint_uri", f"not a loadable weights-only checkpoint: {type(exc).__name__}: {exc}"
-        ) from exc
+    try:
+        loaded = load_untrusted_checkpoint(path)
+    except Exception as exc:  # UnsafeCheckpoint, or torch failing on a file that is no checkpoint at all
+        message = f"not a loadable weights-only checkpoint: {type(exc).__name__}: {exc}"
+        raise _refuse("checkpoint_uri", message) from exc
     state = loaded.get("state_dict", loaded) if isinstance(loaded, dict) else None
     if not isinstance(state, dict) or not state:
         raise _refuse("checkpoint_uri", "the checkpoint holds no state dict")
@@ -193,7 +188,7 @@ def load_state_dict(path: Path) -> dict[str, Any]:
 
 
 def verify_checkpoint(local: Path, num_classes: int) -> VerifiedCheckpoint:
-    """Check a local copy of the checkpoint (the same bytes are then stored, so what was verified is what is kept)."""
+    """Check a local copy of the checkpoint (the same bytes are then stored: what was verified is kept)."""
     state = load_state_dict(local)
     shapes = {k: tuple(getattr(v, "shape", ())) for k, v in state.items()}
     problems = head_class_problems(shapes, num_classes)

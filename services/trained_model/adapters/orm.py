@@ -34,7 +34,7 @@ metadata = MetaData(
 
 
 class UTCDateTime(TypeDecorator[datetime]):
-    """Aware UTC datetimes on both dialects (SQLite stores naive text, so the zone is restored on the way out)."""
+    """Aware UTC datetimes on both dialects (SQLite stores naive text; the zone is put back on read)."""
 
     impl = DateTime(timezone=True)
     cache_ok = True

@@ -20,7 +20,7 @@ NO_MAP = -1.0  # sorts models without an evaluation after every evaluated one wh
 
 
 class DuplicateRow(Exception):
-    """An insert hit a unique constraint (same training run, same import request, or a taken version number)."""
+    """An insert hit a unique constraint (same training run or import request, or a taken version number)."""
 
 
 @dataclass(frozen=True)
@@ -176,7 +176,7 @@ class SqlModelRepository:
             raise DuplicateRow(str(exc.orig)) from exc
 
     async def save(self, model: TrainedModel, read_revision: int) -> None:
-        """Write back an edited model; optimistic: fails when someone else wrote it since ``read_revision``."""
+        """Write back an edited model; fails when someone else wrote it since ``read_revision``."""
         values = {
             c.key: getattr(to_row(model), c.key) for c in TrainedModelRow.__table__.columns if c.key != "id"
         }
@@ -235,7 +235,7 @@ class SqlModelRepository:
         total = await self._session.scalar(
             select(func.count()).select_from(TrainedModelRow).where(*conditions)
         )
-        sort_col: ColumnElement[Any] = (
+        sort_col: Any = (
             func.coalesce(TrainedModelRow.bbox_map, NO_MAP) if by_map else TrainedModelRow.create_time
         )
         query = select(TrainedModelRow).where(*conditions)

@@ -117,7 +117,7 @@ class TrainedModel:
             )
 
     def edit(self, *, display_name: str | None, description: str | None, now: datetime) -> bool:
-        """Apply an edit; returns True when the display name changed (the caller then assigns a new version)."""
+        """Apply an edit; True when the display name changed (the caller then assigns a new version)."""
         violations: list[FieldViolation] = []
         if display_name is not None:
             violations += validate_display_name(display_name, "trained_model.display_name")
@@ -133,7 +133,7 @@ class TrainedModel:
         return renamed
 
     def publish(self, gate: PublicationGate, *, by: str, now: datetime) -> None:
-        """Publish, unless a requested gate refuses (``gate.force`` skips the gates; authorizing it is not ours)."""
+        """Publish unless a requested gate refuses (``gate.force`` skips gates; the caller authorizes it)."""
         if self.published:
             return
         if not gate.force:
@@ -158,7 +158,7 @@ class TrainedModel:
             )
         if active_runs:
             raise ModelInUse(
-                f"{self.name} is the base model of a pending or running training run; cancel it or wait for it"
+                f"{self.name} is the base model of a pending or running training run; cancel or await it"
             )
 
     def _touch(self, now: datetime) -> None:
@@ -170,7 +170,7 @@ class TrainedModel:
 class PublicationGate:
     """Optional publication gates of one Publish request.
 
-    ``best_published_map`` is the best validation mAP among the other published models of the same display name
+    ``best_published_map`` is the best validation mAP among the other published models of the same name
     (None when there is none), looked up by the caller only when ``require_better`` is set.
     """
 
@@ -184,11 +184,11 @@ class PublicationGate:
         if self.min_bbox_map > 0:
             if score is None:
                 raise PublicationRefused(
-                    f"{model.name} has no evaluation, so it cannot pass the min_bbox_map gate of {self.min_bbox_map}"
+                    f"{model.name} has no evaluation, so it cannot pass min_bbox_map {self.min_bbox_map}"
                 )
             if score < self.min_bbox_map:
                 raise PublicationRefused(
-                    f"{model.name} has validation bbox mAP {score:.4f}, below the required {self.min_bbox_map:.4f}"
+                    f"{model.name} has validation bbox mAP {score:.4f}, below {self.min_bbox_map:.4f}"
                 )
         if self.require_better and self.best_published_map is not None:
             if score is None or score < self.best_published_map:

@@ -143,7 +143,7 @@ class TrainedModelServicer(trained_model_pb2_grpc.TrainedModelServiceServicer):
         download = await self._registry.download(
             principal(), request.name, convert.artifact_kind(request.kind), request.offset, request.chunk_size
         )
-        first = pb.DownloadModelArtifactResponse(
+        first: pb.DownloadModelArtifactResponse | None = pb.DownloadModelArtifactResponse(
             offset=request.offset,
             total_size=download.total_size,
             sha256=download.artifact.sha256,

@@ -1,10 +1,10 @@
 """Durable JetStream consumer that turns each ``completed`` RunEvent into exactly one TrainedModel.
 
-Order per message: register (idempotent on the run id; the database's unique constraint settles races) → publish
-``model_registered`` (or ``registration_failed``) and wait for JetStream's ack → ack the event. A crash anywhere
-leaves the event unacked, so it is redelivered; a redelivery finds the model and publishes ``model_registered``
-again, which JetStream deduplicates by ``Nats-Msg-Id: registered:{run_id}``. No outbox is needed because the
-publication is derived from durable state and repeated until acknowledged.
+Order per message: register (idempotent on the run id; the database's unique constraint settles races) →
+publish ``model_registered`` (or ``registration_failed``) and wait for JetStream's ack → ack the event. A
+crash anywhere leaves the event unacked, so it is redelivered; a redelivery finds the model and publishes
+``model_registered`` again, which JetStream deduplicates by ``Nats-Msg-Id: registered:{run_id}``. No outbox is
+needed because the publication is derived from durable state and repeated until acknowledged.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """Claims and owner scoping for models.
 
-Published models are visible to anyone holding the view claim (they are meant to be fine-tuned from); unpublished
-ones only to their owner or a holder of view-all. A model the caller cannot see answers NOT_FOUND, never
-PERMISSION_DENIED, so ids of others' models do not leak. Changing a model (edit, publish, delete) additionally
-needs ownership or view-all.
+Published models are visible to anyone holding the view claim (they are meant to be fine-tuned from);
+unpublished ones only to their owner or a holder of view-all. A model the caller cannot see answers NOT_FOUND,
+never PERMISSION_DENIED, so ids of others' models do not leak. Changing a model (edit, publish, delete)
+additionally needs ownership or view-all.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Opaque keyset page tokens (AIP-158): the last row's sort key plus a fingerprint of the query they belong to."""
+"""Opaque keyset page tokens (AIP-158): the last row's sort key and a fingerprint of their query."""
 
 from __future__ import annotations
 

@@ -6,6 +6,7 @@ import asyncio
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from common.artifacts import ArtifactStore, normalize_key
 from common.auth import Permission, Principal
@@ -49,7 +50,7 @@ class ModelRegistration:
         self,
         new_uow: Callable[[], UnitOfWork],
         store: ArtifactStore,
-        clock: Callable[[], object],
+        clock: Callable[[], datetime],
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
     ) -> None:
         self._new_uow = new_uow
@@ -78,7 +79,7 @@ class ModelRegistration:
                 owner=cmd.owner,
                 checkpoint=checkpoint,
                 create_time=now,
-                update_time=now,  # type: ignore[arg-type]
+                update_time=now,
                 training_run_id=cmd.run_id,
                 base_model_id=cmd.base_model_id or None,
                 dataset=cmd.dataset,
@@ -112,7 +113,7 @@ class ModelRegistration:
                     await uow.models.add(model)
                     await uow.commit()
                 except DuplicateRow:
-                    continue  # the same run registered concurrently, or the version number was taken: look again
+                    continue  # same run registered concurrently, or the version number was taken: look again
                 log.info("model registered", model=model.name, run_id=cmd.run_id, version=model.version)
                 return Registered(model, created=True)
         raise FailedPrecondition(
@@ -132,7 +133,7 @@ class ModelRegistration:
             return f"checkpoint key {checkpoint.uri!r} is invalid: {exc.message}"
         if actual != checkpoint.sha256.lower():
             return (
-                f"checkpoint {checkpoint.uri!r} has sha256 {actual} in the artifact store, but the run recorded "
+                f"checkpoint {checkpoint.uri!r} has sha256 {actual} in the artifact store; the run recorded "
                 f"{checkpoint.sha256 or '(none)'}: the upload is corrupt or was replaced; rerun the training"
             )
         return ""
@@ -166,7 +167,7 @@ class ModelRegistration:
                         ),
                         create_time=now,
                         update_time=now,
-                        class_names=list(cmd.class_names),  # type: ignore[arg-type]
+                        class_names=list(cmd.class_names),
                         model_template=cmd.model_template,
                         config_text=files.config.text,
                         config=files.config.data,

@@ -1,4 +1,6 @@
-"""A real trained_model server (port 0) on SQLite and PostgreSQL, real NATS, and a tiny real training_run server."""
+"""A real trained_model server (port 0) on SQLite and PostgreSQL, real NATS, and a tiny real training_run
+server.
+"""
 
 from __future__ import annotations
 
@@ -63,16 +65,28 @@ class Env:
         stored = self.store.put_bytes(key, data)
         return Artifact(ArtifactKind.CHECKPOINT, stored.key, stored.size_bytes, stored.sha256)
 
-    def completed_event(self, run_id: str, *, owner: str = "alice", display_name: str = "dumps",
-                        base_model_id: str = "", bbox_map: float = 0.5, sha256: str | None = None,
-                        data: bytes | None = None) -> events_pb2.RunEvent:
+    def completed_event(
+        self,
+        run_id: str,
+        *,
+        owner: str = "alice",
+        display_name: str = "dumps",
+        base_model_id: str = "",
+        bbox_map: float = 0.5,
+        sha256: str | None = None,
+        data: bytes | None = None,
+    ) -> events_pb2.RunEvent:
         payload = data if data is not None else f"weights of {run_id}".encode()
         ckpt = self.put(f"runs/{run_id}/best.pth", payload)
         log = self.store.put_bytes(f"runs/{run_id}/train.log", b"epoch 1 loss 0.5\n" * 100)
         event = events_pb2.RunEvent(run_id=run_id, attempt=1)
         done = event.completed
-        done.artifacts.add(kind=types_pb2.CHECKPOINT, uri=ckpt.uri, size_bytes=ckpt.size_bytes,
-                           sha256=sha256 if sha256 is not None else ckpt.sha256)
+        done.artifacts.add(
+            kind=types_pb2.CHECKPOINT,
+            uri=ckpt.uri,
+            size_bytes=ckpt.size_bytes,
+            sha256=sha256 if sha256 is not None else ckpt.sha256,
+        )
         done.artifacts.add(kind=types_pb2.LOG, uri=log.key, size_bytes=log.size_bytes, sha256=log.sha256)
         done.evaluation.val.bbox_map = bbox_map
         done.evaluation.val.per_class_ap.add(class_name="dump", ap=bbox_map)
@@ -94,7 +108,7 @@ class Env:
         return event
 
     async def seed(self, **kwargs: object) -> TrainedModel:
-        """Register a model through the service layer (what the registrar does, without the NATS round trip)."""
+        """Register a model through the service layer (as the registrar does, without the NATS round trip)."""
         from services.trained_model.entrypoints.convert import register_command
 
         run_id = str(kwargs.pop("run_id", uuid.uuid4().hex[:12]))
@@ -117,13 +131,20 @@ async def training_run_server() -> AsyncIterator[tuple[FakeTrainingRunService, i
 
 @pytest.fixture
 async def env(
-    database_url: str, nats_url: str, tmp_path: Path, unique: str,
+    database_url: str,
+    nats_url: str,
+    tmp_path: Path,
+    unique: str,
     training_run_server: tuple[FakeTrainingRunService, int],
 ) -> AsyncIterator[Env]:
     runs, port = training_run_server
     settings = Settings(
-        data_dir=tmp_path, database_url=database_url, nats_url=nats_url, jwt_secret=JWT_SECRET,
-        training_run_addr=f"127.0.0.1:{port}", log_json=False,
+        data_dir=tmp_path,
+        database_url=database_url,
+        nats_url=nats_url,
+        jwt_secret=JWT_SECRET,
+        training_run_addr=f"127.0.0.1:{port}",
+        log_json=False,
     )
     names = StreamNames(jobs=f"TMJ_{unique}", events=f"TME_{unique}", prefix=f"tm{unique}")
     store = ArtifactStore(f"file://{tmp_path / 'artifacts'}")

@@ -16,7 +16,9 @@ from common.proto.raven.v1 import trained_model_pb2 as pb
 from tests.helpers import bearer, token
 from tests.integration.trained_model.conftest import Env
 
-MMDET_BASED = "_base_ = 'mmdet::rtmdet/rtmdet_tiny_8xb32-300e_coco.py'\nmodel = dict(bbox_head=dict(num_classes=2))\n"
+MMDET_BASED = (
+    "_base_ = 'mmdet::rtmdet/rtmdet_tiny_8xb32-300e_coco.py'\nmodel = dict(bbox_head=dict(num_classes=2))\n"
+)
 JSON_CONFIG = {"model": {"type": "RTMDet", "bbox_head": {"type": "RTMDetSepBNHead", "num_classes": 2}}}
 
 
@@ -29,8 +31,12 @@ def checkpoint_bytes(cls_rows: int) -> bytes:
 
 
 def request(prefix: str, config_name: str = "config.py", **kw: object) -> pb.ImportTrainedModelRequest:
-    values = dict(display_name=f"imported-{prefix}", config_uri=f"imports/{prefix}/{config_name}",
-                  checkpoint_uri=f"imports/{prefix}/model.pth", class_names=["dump", "tyre"])
+    values = dict(
+        display_name=f"imported-{prefix}",
+        config_uri=f"imports/{prefix}/{config_name}",
+        checkpoint_uri=f"imports/{prefix}/model.pth",
+        class_names=["dump", "tyre"],
+    )
     values.update(kw)
     return pb.ImportTrainedModelRequest(**values)  # type: ignore[arg-type]
 
@@ -40,15 +46,21 @@ async def test_import_mmdet_based_python_config(env: Env) -> None:
     env.store.put_bytes(f"imports/{prefix}/config.py", MMDET_BASED.encode())
     weights = checkpoint_bytes(2)
     env.store.put_bytes(f"imports/{prefix}/model.pth", weights)
-    model = await env.stub.ImportTrainedModel(request(prefix, request_id=prefix), metadata=bearer(token("alice")))
-    assert model.version == 1 and model.training_run == "" and model.base_model == "" and model.owner == "alice"
+    model = await env.stub.ImportTrainedModel(
+        request(prefix, request_id=prefix), metadata=bearer(token("alice"))
+    )
+    assert (
+        model.version == 1 and model.training_run == "" and model.base_model == "" and model.owner == "alice"
+    )
     assert list(model.class_names) == ["dump", "tyre"]
     assert model.config["model"]["bbox_head"]["num_classes"] == 2
     assert model.config["model"]["type"] == "RTMDet"  # merged from the mmdet base
     assert model.checkpoint.sha256 == hashlib.sha256(weights).hexdigest()
     assert model.checkpoint.uri.startswith("trained_models/")  # the model owns a copy; deleting it is safe
     assert model.parameter_count == 3 * 2 * 8 + 4 * 27
-    again = await env.stub.ImportTrainedModel(request(prefix, request_id=prefix), metadata=bearer(token("alice")))
+    again = await env.stub.ImportTrainedModel(
+        request(prefix, request_id=prefix), metadata=bearer(token("alice"))
+    )
     assert again.name == model.name  # request_id makes import idempotent
 
 
@@ -75,7 +87,9 @@ async def test_checkpoint_with_wrong_class_count_is_refused(env: Env) -> None:
     prefix = uuid.uuid4().hex[:8]
     env.store.put_bytes(f"imports/{prefix}/config.py", MMDET_BASED.encode())
     env.store.put_bytes(f"imports/{prefix}/model.pth", checkpoint_bytes(5))
-    await refused(env, request(prefix), grpc.StatusCode.INVALID_ARGUMENT, "rtm_cls.0.weight has 5 output rows")
+    await refused(
+        env, request(prefix), grpc.StatusCode.INVALID_ARGUMENT, "rtm_cls.0.weight has 5 output rows"
+    )
     assert env.store.list("trained_models") == []  # the copies made while verifying are gone
 
 
@@ -126,7 +140,10 @@ async def test_import_bad_input_and_claims(env: Env) -> None:
     missing = request("nothing-here")
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await env.stub.ImportTrainedModel(missing, metadata=bearer(token("alice")))
-    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "not in the artifact store" in caught.value.details()
+    assert (
+        caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        and "not in the artifact store" in caught.value.details()
+    )
     no_import = token("bob", [Permission.VIEW_MODELS])
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await env.stub.ImportTrainedModel(request("x"), metadata=bearer(no_import))

@@ -6,6 +6,8 @@ import asyncio
 import time
 import uuid
 
+import nats.errors
+
 from common.proto.raven.v1 import events_pb2, trained_model_pb2, types_pb2
 from services.trained_model.entrypoints.convert import register_command
 from services.trained_model.service_layer.registration import Registered
@@ -13,10 +15,12 @@ from tests.helpers import bearer, token
 from tests.integration.trained_model.conftest import Env
 
 
-async def replies(js, env: Env, run_id: str, want: str, timeout: float = 20.0) -> list[events_pb2.RunEvent]:
+async def replies(
+    js, env: Env, run_id: str, want: str, wait_seconds: float = 20.0
+) -> list[events_pb2.RunEvent]:
     """Every event on the run subject, once one with payload ``want`` is there."""
     subject = env.names.run_events_subject(run_id)
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + wait_seconds
     while True:
         sub = await js.subscribe(subject, ordered_consumer=True)
         events = []
@@ -24,13 +28,15 @@ async def replies(js, env: Env, run_id: str, want: str, timeout: float = 20.0) -
             while True:
                 msg = await sub.next_msg(timeout=0.3)
                 events.append(events_pb2.RunEvent.FromString(msg.data))
-        except Exception:  # noqa: BLE001 - nats TimeoutError: no more messages for now
+        except nats.errors.TimeoutError:  # no more messages for now
             pass
         finally:
             await sub.unsubscribe()
         if any(e.WhichOneof("payload") == want for e in events):
             return events
-        assert time.monotonic() < deadline, f"no {want} event for {run_id}: {[e.WhichOneof('payload') for e in events]}"
+        assert time.monotonic() < deadline, (
+            f"no {want} event for {run_id}: {[e.WhichOneof('payload') for e in events]}"
+        )
         await asyncio.sleep(0.2)
 
 
@@ -46,13 +52,18 @@ async def test_duplicate_completion_events_register_one_model(env: Env, js) -> N
     events = await replies(js, env, run_id, "model_registered")
     kinds = [e.WhichOneof("payload") for e in events]
     assert kinds.count("completed") == 3
-    assert kinds.count("model_registered") == 1, kinds  # re-published on each copy, deduplicated by Nats-Msg-Id
+    assert kinds.count("model_registered") == 1, (
+        kinds
+    )  # re-published on each copy, deduplicated by Nats-Msg-Id
     registered = next(e for e in events if e.WhichOneof("payload") == "model_registered")
     assert (registered.run_id, registered.attempt) == (run_id, 1)
     listed = await env.stub.ListTrainedModels(
-        trained_model_pb2.ListTrainedModelsRequest(display_name=f"dup-{run_id}"), metadata=bearer(token("alice"))
+        trained_model_pb2.ListTrainedModelsRequest(display_name=f"dup-{run_id}"),
+        metadata=bearer(token("alice")),
     )
-    assert [m.name for m in listed.trained_models] == [f"trainedModels/{registered.model_registered.trained_model_id}"]
+    assert [m.name for m in listed.trained_models] == [
+        f"trainedModels/{registered.model_registered.trained_model_id}"
+    ]
     model = listed.trained_models[0]
     assert model.training_run == f"trainingRuns/{run_id}" and model.version == 1
     assert model.checkpoint.sha256 == event.completed.artifacts[0].sha256
@@ -86,7 +97,8 @@ async def test_checkpoint_sha256_mismatch_is_not_registered(env: Env, js) -> Non
     assert "sha256" in failed.registration_failed.failure.message
     assert not any(e.WhichOneof("payload") == "model_registered" for e in events)
     listed = await env.stub.ListTrainedModels(
-        trained_model_pb2.ListTrainedModelsRequest(display_name=f"bad-{run_id}"), metadata=bearer(token("alice"))
+        trained_model_pb2.ListTrainedModelsRequest(display_name=f"bad-{run_id}"),
+        metadata=bearer(token("alice")),
     )
     assert listed.total_size == 0
 

@@ -26,8 +26,15 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 def make(bbox_map: float | None = 0.5, **kw) -> TrainedModel:
     ckpt = Artifact(ArtifactKind.CHECKPOINT, "runs/r1/best.pth", 10, "ab" * 32)
     return TrainedModel(
-        id="m1", display_name="dumps", version=1, owner="alice", checkpoint=ckpt, create_time=T0, update_time=T0,
-        bbox_map=bbox_map, **kw,
+        id="m1",
+        display_name="dumps",
+        version=1,
+        owner="alice",
+        checkpoint=ckpt,
+        create_time=T0,
+        update_time=T0,
+        bbox_map=bbox_map,
+        **kw,
     )
 
 
@@ -35,7 +42,11 @@ def test_publish_records_who_and_when_and_bumps_etag() -> None:
     model = make()
     etag = model.etag
     model.publish(PublicationGate(), by="bob", now=T0 + timedelta(seconds=5))
-    assert (model.published, model.published_by, model.publish_time) == (True, "bob", T0 + timedelta(seconds=5))
+    assert (model.published, model.published_by, model.publish_time) == (
+        True,
+        "bob",
+        T0 + timedelta(seconds=5),
+    )
     assert model.etag != etag
 
 
@@ -50,7 +61,7 @@ def test_publish_twice_is_a_no_op() -> None:
 @pytest.mark.parametrize("score", [0.29, None])
 def test_min_map_gate_refuses_low_or_unevaluated_models(score: float | None) -> None:
     model = make(bbox_map=score)
-    with pytest.raises(PublicationRefused, match="min_bbox_map|below"):
+    with pytest.raises(PublicationRefused, match=r"min_bbox_map|below"):
         model.publish(PublicationGate(min_bbox_map=0.3), by="bob", now=T0)
     assert not model.published
 
@@ -76,7 +87,9 @@ def test_better_than_published_gate() -> None:
 def test_force_skips_both_gates() -> None:
     model = make(bbox_map=0.01)
     model.publish(
-        PublicationGate(min_bbox_map=0.9, require_better=True, best_published_map=0.8, force=True), by="root", now=T0
+        PublicationGate(min_bbox_map=0.9, require_better=True, best_published_map=0.8, force=True),
+        by="root",
+        now=T0,
     )
     assert model.published
 
@@ -94,7 +107,10 @@ def test_edit_validates_and_reports_rename() -> None:
     assert model.edit(display_name=None, description="better", now=T0) is False
     with pytest.raises(InvalidArgument) as caught:
         model.edit(display_name=" ", description="x" * 5000, now=T0)
-    assert {v.field for v in caught.value.violations} == {"trained_model.display_name", "trained_model.description"}
+    assert {v.field for v in caught.value.violations} == {
+        "trained_model.display_name",
+        "trained_model.description",
+    }
     assert model.display_name == "dumps-v2"
 
 
@@ -115,7 +131,9 @@ def test_delete_rules() -> None:
         model.ensure_deletable(descendants=0, active_runs=True)
 
 
-@pytest.mark.parametrize("name", ["", "trainedModels/", "models/x", "trainedModels/a/b", "trainedModels/../x"])
+@pytest.mark.parametrize(
+    "name", ["", "trainedModels/", "models/x", "trainedModels/a/b", "trainedModels/../x"]
+)
 def test_bad_model_names_are_invalid_arguments(name: str) -> None:
     with pytest.raises(InvalidArgument) as caught:
         parse_model_name(name)

@@ -11,8 +11,8 @@ from services.trained_model.adapters.config_safety import (
     resolve_base,
 )
 from services.trained_model.adapters.model_import import head_class_problems
-from services.trained_model.service_layer import page_tokens
 from services.trained_model.adapters.repository import Cursor
+from services.trained_model.service_layer import page_tokens
 
 SAFE = """\
 '''A fine-tuning config.'''
@@ -27,7 +27,10 @@ weights = {'a': -1, 'b': [1, 2.5, True, None]}
 
 
 def test_plain_data_python_config_passes_and_reports_bases() -> None:
-    assert base_entries(SAFE, ".py") == ["mmdet::rtmdet/rtmdet_tiny_8xb32-300e_coco.py", "../shared/schedule.py"]
+    assert base_entries(SAFE, ".py") == [
+        "mmdet::rtmdet/rtmdet_tiny_8xb32-300e_coco.py",
+        "../shared/schedule.py",
+    ]
 
 
 @pytest.mark.parametrize(
