@@ -95,8 +95,9 @@ async def build_worker(
     steps = steps or JobSteps(
         artifacts=artifacts,
         dataset_root=settings.dataset_root,
-        backbone_checkpoint=settings.backbone_checkpoint,
         cancel_grace_seconds=settings.cancel_grace_seconds,
+        progress_every_iters=settings.progress_every_iters,
+        progress_every_seconds=settings.progress_every_seconds,
     )
 
     def publisher(run_id: str, attempt: int) -> RunEventPublisher:

@@ -37,7 +37,8 @@ from services.trainer_worker.domain.job import (
     StopSignal,
     settlement_after,
 )
-from services.trainer_worker.entrypoints.steps import JobSteps, classify_failure
+from services.trainer_worker.entrypoints.results import classify_failure
+from services.trainer_worker.entrypoints.steps import JobSteps
 
 log = get_logger("trainer_worker.job")
 T = TypeVar("T")
@@ -62,7 +63,9 @@ class JobContext:
     worker_id: str
     stop: StopSignal = field(default_factory=StopSignal)
     stop_event: asyncio.Event = field(default_factory=asyncio.Event)
+    checkpoint_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     resume_from: Path | None = None
+    phase: int = types_pb2.RUN_PHASE_UNSPECIFIED
 
     @property
     def run_id(self) -> str:
@@ -71,6 +74,15 @@ class JobContext:
     @property
     def train_dir(self) -> Path:
         return self.work_dir / "train"
+
+    async def enter_phase(self, phase: int) -> None:
+        """Publishes a phase change once (the runner and the training child both announce EVALUATING)."""
+        if phase != self.phase:
+            self.phase = phase
+            await self.publisher.phase(phase)  # type: ignore[arg-type]
+
+    def sync_checkpoint_soon(self) -> None:
+        self.checkpoint_wakeup.set()
 
     def request_stop(self, reason: StopReason, detail: str = "") -> None:
         if self.stop.request(reason, detail):
@@ -185,15 +197,15 @@ class JobRunner:
         try:
             resumed_from = await self._resume_checkpoint(ctx)
             await ctx.publisher.started(ctx.worker_id, ctx.device, resumed_from)
-            await ctx.publisher.phase(types_pb2.PREPARING_DATASET)
+            await ctx.enter_phase(types_pb2.PREPARING_DATASET)
             prepared = await self._step(ctx, self._steps.prepare(ctx))
-            await ctx.publisher.phase(types_pb2.TRAINING)
+            await ctx.enter_phase(types_pb2.TRAINING)
             trained = await self._steps.train(ctx, prepared)
             if ctx.stop.requested or trained is None:
                 return None
-            await ctx.publisher.phase(types_pb2.EVALUATING)
+            await ctx.enter_phase(types_pb2.EVALUATING)
             evaluated = await self._step(ctx, self._steps.evaluate(ctx, prepared, trained))
-            await ctx.publisher.phase(types_pb2.UPLOADING)
+            await ctx.enter_phase(types_pb2.UPLOADING)
             return await self._step(
                 ctx, self._steps.upload(ctx, prepared, trained, evaluated, time.monotonic() - started)
             )
@@ -271,6 +283,7 @@ class JobRunner:
                 )
                 return True
             if ctx.stop.reason is StopReason.SHUTDOWN:
+                await ctx.publisher.flush_logs()
                 return False
             await ctx.publisher.failed(
                 types_pb2.Failure(  # stopped without a reason: a bug, say so
@@ -341,7 +354,9 @@ class JobRunner:
 
     async def _checkpoint_uploads(self, ctx: JobContext) -> None:
         while True:
-            await asyncio.sleep(self._config.checkpoint_poll_seconds)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(ctx.checkpoint_wakeup.wait(), self._config.checkpoint_poll_seconds)
+            ctx.checkpoint_wakeup.clear()
             if ctx.stop.requested:
                 return  # the final sync on stop takes over
             await self._quietly(ctx.checkpoints.sync(ctx.train_dir), "upload checkpoint")

@@ -1,16 +1,16 @@
 """A job's steps as separate functions with plain inputs and outputs: prepare, train, evaluate, upload.
 
 ``JobSteps`` calls the pieces other modules own (``adapters/dataset_source.prepare_dataset``,
-``common.mmdet_config.fill_dataset``, ``adapters/training``, ``adapters/evaluation``); ``job_runner.py``
-decides when each runs. ``classify_failure`` turns whatever a step raised into the ``Failure`` a person can
-act on.
+``common.mmdet_config.fill_dataset``, ``adapters/training.TrainingProcess`` which trains and then evaluates in
+its child process); ``job_runner.py`` decides when each runs.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib.metadata
-import platform
+import contextlib
+import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,30 +18,44 @@ from typing import TYPE_CHECKING, Any
 from google.protobuf import json_format
 
 from common.artifacts import ArtifactStore
+from common.logging import get_logger
 from common.proto.raven.v1 import events_pb2, types_pb2
-from services.trainer_worker.domain.dataset import DatasetInvalid, PreparedDataset, SplitFractions
+from services.trainer_worker.domain.dataset import PreparedDataset
 from services.trainer_worker.domain.job import artifact_key
+from services.trainer_worker.entrypoints.results import (
+    StepFailed,
+    average_loss,
+    base_learning_rate,
+    evaluation_results,
+    failure_proto,
+    framework_versions,
+    progress_snapshot,
+    split_fractions,
+)
 
 if TYPE_CHECKING:
     from services.trainer_worker.entrypoints.job_runner import JobContext
 
+log = get_logger("trainer_worker.steps")
+
+LOG_POLL_SECONDS = 1.0
+WEIGHTS_DIR = "weights"
+
 
 @dataclass
 class Trained:
-    """What a finished training leaves behind, in the worker's terms."""
+    """A finished training (and its evaluation, done in the same child), in the worker's terms."""
 
     best_checkpoint: Path
-    config_path: Path  # the final config as run (mmengine's dump)
-    config_text: str
-    config_data: dict[str, Any]
+    config_path: Path  # the final config as run
     log_path: Path | None
     seconds: float
     epochs: int
-    learning_rate: float = 0.0
-    average_loss: float = 0.0
+    metrics: dict[str, Any] = field(default_factory=dict)  # the evaluation's metrics JSON content
+    metrics_path: Path | None = None
+    curves_path: Path | None = None
     parameter_count: int = 0
-    history: list[types_pb2.EpochMetrics] = field(default_factory=list)
-    best_epoch: int = 0
+    versions: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -49,32 +63,6 @@ class Evaluated:
     results: types_pb2.EvaluationResults
     metrics_path: Path  # metrics JSON (COCO keys, per-class AP, per-epoch history)
     curves_path: Path | None  # training curves PNG
-
-
-def split_fractions(hp: types_pb2.Hyperparameters) -> SplitFractions:
-    """The job's split; zero fields mean the 70/20/10 default."""
-    if not hp.train_fraction and not hp.val_fraction:
-        return SplitFractions()
-    train = hp.train_fraction or SplitFractions().train
-    val = hp.val_fraction or SplitFractions().val
-    return SplitFractions(train=train, val=val, test=max(0.0, round(1.0 - train - val, 9)))
-
-
-def framework_versions(device: str) -> types_pb2.FrameworkVersions:
-    def version(dist: str) -> str:
-        try:
-            return importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            return ""
-
-    return types_pb2.FrameworkVersions(
-        torch=version("torch"),
-        mmcv=version("mmcv") or version("mmcv-lite"),
-        mmdet=version("mmdet"),
-        mmengine=version("mmengine"),
-        python=platform.python_version(),
-        device=device,
-    )
 
 
 class JobSteps:
@@ -85,38 +73,108 @@ class JobSteps:
         *,
         artifacts: ArtifactStore,
         dataset_root: str,
-        backbone_checkpoint: str = "",
         cancel_grace_seconds: float = 30.0,
+        progress_every_iters: int = 10,
+        progress_every_seconds: float = 2.0,
     ) -> None:
         self.artifacts = artifacts
         self.dataset_root = dataset_root
-        self.backbone_checkpoint = backbone_checkpoint
         self.cancel_grace_seconds = cancel_grace_seconds
+        self.progress_every_iters = progress_every_iters
+        self.progress_every_seconds = progress_every_seconds
 
     async def prepare(self, ctx: JobContext) -> PreparedDataset:
         from services.trainer_worker.adapters.dataset_source import prepare_dataset
 
         hp = ctx.job.hyperparameters
         return await asyncio.to_thread(
-            prepare_dataset,
-            self.dataset_root,
-            ctx.job.dataset,
-            ctx.work_dir / "data",
-            seed=int(hp.seed),
-            fractions=split_fractions(hp),
-            class_names=list(ctx.job.class_names) or None,
-        )
+            prepare_dataset, self.dataset_root, ctx.job.dataset, ctx.work_dir / "data",
+            seed=int(hp.seed), fractions=split_fractions(hp), class_names=list(ctx.job.class_names) or None,
+        )  # fmt: skip
 
     async def train(self, ctx: JobContext, prepared: PreparedDataset) -> Trained | None:
-        """Trains in a child process; returns None when a stop request ended it early."""
-        raise NotImplementedError(
-            "the training adapter (services/trainer_worker/adapters/training.py) is missing"
-        )
+        """Trains and evaluates in a child process; None when a stop request ended it (checkpoint kept)."""
+        from services.trainer_worker.adapters.training import TrainingProcess, TrainingSpec
+        from services.trainer_worker.domain.outcome import Cancelled, Failure
+
+        cfg = await self._filled_config(ctx, prepared)
+        process = TrainingProcess(
+            TrainingSpec(
+                config=cfg.to_dict(), work_dir=ctx.train_dir, device=ctx.device,
+                has_test=prepared.test_ann is not None, progress_every_iters=self.progress_every_iters,
+                progress_every_seconds=self.progress_every_seconds,
+            )
+        )  # fmt: skip
+        process.start()
+        stopper = asyncio.create_task(self._stop_when_asked(ctx, process))
+        tail = asyncio.create_task(_tail_log(process.log_path, ctx.publisher.log))
+        try:
+            async for progress in process.events():
+                await self._forward(ctx, progress)
+        finally:
+            stopper.cancel()
+            process.kill()  # only does something when we leave early (the job task was cancelled)
+            await asyncio.sleep(0)
+            tail.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await tail
+        outcome = process.outcome
+        if isinstance(outcome, Cancelled):
+            return None
+        if isinstance(outcome, Failure):
+            raise StepFailed(failure_proto(outcome))
+        assert outcome is not None
+        return Trained(
+            best_checkpoint=Path(outcome.best_checkpoint), config_path=Path(outcome.config_path),
+            log_path=Path(outcome.log_path), seconds=outcome.training_seconds, epochs=outcome.epochs,
+            metrics=dict(outcome.metrics), metrics_path=Path(outcome.metrics_path),
+            curves_path=Path(outcome.curves_path) if outcome.curves_path else None,
+            parameter_count=outcome.parameter_count, versions=dict(outcome.versions),
+        )  # fmt: skip
+
+    async def _filled_config(self, ctx: JobContext, prepared: PreparedDataset) -> Any:
+        """The job's config with this attempt's dataset paths, work dir and local checkpoints."""
+        from common.mmdet_config import META_KEY, fill_dataset
+
+        data = json_format.MessageToDict(ctx.job.config)
+        meta = data.get(META_KEY) or {}
+        resumed = ctx.resume_from is not None
+        base_key = ctx.job.base_model_checkpoint or (data.get("load_from") or "")
+        load_from = None if resumed or not base_key else await self._fetch(ctx, base_key)
+        backbone_key = meta.get("backbone_checkpoint") or ""
+        backbone = None if resumed or not backbone_key else await self._fetch(ctx, backbone_key)
+        return fill_dataset(
+            data, prepared, ctx.train_dir, device=ctx.device, load_from=load_from,
+            resume_from=ctx.resume_from, backbone_checkpoint=backbone,
+        )  # fmt: skip
+
+    async def _fetch(self, ctx: JobContext, key: str) -> Path:
+        target = ctx.work_dir / WEIGHTS_DIR / Path(key).name
+        await asyncio.to_thread(self.artifacts.get_file, key, target)
+        return target
+
+    async def _stop_when_asked(self, ctx: JobContext, process: Any) -> None:
+        await ctx.stop_event.wait()
+        log.info("stopping training", run_id=ctx.run_id, reason=ctx.stop.reason)
+        process.request_stop()
+        if await process.kill_after(self.cancel_grace_seconds):
+            log.warning("training child killed after the grace period", run_id=ctx.run_id,
+                        grace_seconds=self.cancel_grace_seconds)  # fmt: skip
+
+    async def _forward(self, ctx: JobContext, progress: Any) -> None:
+        if progress.kind == "phase":
+            await ctx.enter_phase(types_pb2.RunPhase.Value(progress.phase.value))
+        forced = progress.kind in ("epoch", "val", "phase")
+        await ctx.publisher.progress(progress_snapshot(progress), force=forced)
+        if progress.kind == "epoch":  # the epoch's checkpoint is on disk: offer it for resume now
+            ctx.sync_checkpoint_soon()
 
     async def evaluate(self, ctx: JobContext, prepared: PreparedDataset, trained: Trained) -> Evaluated:
-        raise NotImplementedError(
-            "the evaluation adapter (services/trainer_worker/adapters/evaluation.py) is missing"
-        )
+        """The evaluation already ran in the training child: turn its metrics into the published form."""
+        if trained.metrics_path is None:
+            raise RuntimeError("training finished without an evaluation (metrics file missing)")
+        metrics = trained.metrics or json.loads(trained.metrics_path.read_text())
+        return Evaluated(evaluation_results(metrics), trained.metrics_path, trained.curves_path)
 
     async def upload(
         self,
@@ -127,100 +185,92 @@ class JobSteps:
         seconds: float,
     ) -> events_pb2.RunCompleted:
         """Stores the results (sha256 each) and builds the completed event's payload."""
-        files: list[tuple[types_pb2.ArtifactKind, Path]] = [
+        files: list[tuple[int, Path | None]] = [
             (types_pb2.CHECKPOINT, trained.best_checkpoint),
             (types_pb2.CONFIG, trained.config_path),
             (types_pb2.METRICS, evaluated.metrics_path),
             (types_pb2.SPLIT_MANIFEST, prepared.manifest_path),
+            (types_pb2.LOG, trained.log_path),
+            (types_pb2.CURVES, evaluated.curves_path),
         ]
-        if trained.log_path is not None and trained.log_path.is_file():
-            files.append((types_pb2.LOG, trained.log_path))
-        if evaluated.curves_path is not None and evaluated.curves_path.is_file():
-            files.append((types_pb2.CURVES, evaluated.curves_path))
-        artifacts = await asyncio.to_thread(self._put_all, ctx.run_id, ctx.lease.attempt, files)
-        return self.completed_payload(ctx, prepared, trained, evaluated, artifacts, seconds)
+        present = [(kind, path) for kind, path in files if path is not None and path.is_file()]
+        required: set[int] = {types_pb2.CHECKPOINT, types_pb2.CONFIG, types_pb2.METRICS}
+        missing = required - {kind for kind, _ in present}
+        if missing:
+            names = ", ".join(types_pb2.ArtifactKind.Name(k) for k in sorted(missing))  # type: ignore[arg-type]
+            raise RuntimeError(f"training left no {names} file to upload")
+        artifacts = await asyncio.to_thread(self._put_all, ctx.run_id, ctx.lease.attempt, present)
+        return completed_payload(ctx, prepared, trained, evaluated, artifacts, seconds)
 
-    def _put_all(
-        self, run_id: str, attempt: int, files: list[tuple[types_pb2.ArtifactKind, Path]]
-    ) -> list[types_pb2.Artifact]:
+    def _put_all(self, run_id: str, attempt: int, files: list[tuple[int, Path]]) -> list[types_pb2.Artifact]:
         stored = []
         for kind, path in files:
             item = self.artifacts.put_file(artifact_key(run_id, attempt, path.name), path)
             stored.append(
-                types_pb2.Artifact(kind=kind, uri=item.key, size_bytes=item.size_bytes, sha256=item.sha256)
+                types_pb2.Artifact(kind=kind, uri=item.key, size_bytes=item.size_bytes, sha256=item.sha256)  # type: ignore[arg-type]
             )
         return stored
 
-    @staticmethod
-    def completed_payload(
-        ctx: JobContext,
-        prepared: PreparedDataset,
-        trained: Trained,
-        evaluated: Evaluated,
-        artifacts: list[types_pb2.Artifact],
-        seconds: float,
-    ) -> events_pb2.RunCompleted:
-        job = ctx.job
-        payload = events_pb2.RunCompleted(
-            artifacts=artifacts,
-            evaluation=evaluated.results,
-            dataset_snapshot_sha256=prepared.snapshot_sha256,
-            config_sha256=job.config_sha256,
-            config_text=trained.config_text,
-            versions=framework_versions(ctx.device),
-            seed=int(job.hyperparameters.seed),
-            training_seconds=trained.seconds or seconds,
-            parameter_count=trained.parameter_count,
-            epochs=trained.epochs,
-            learning_rate=trained.learning_rate,
-            average_loss=trained.average_loss,
-            class_names=list(prepared.class_names),
-            model_template=job.model_template,
-            dataset=job.dataset,
-            base_model_id=job.base_model_id,
-            owner=job.owner,
-            display_name=ctx.lease.training_run.display_name,
-        )
-        json_format.ParseDict(_plain(trained.config_data), payload.config)
-        return payload
 
-
-def _plain(value: Any) -> Any:
-    """JSON-safe copy of config data for a ``Struct`` (tuples → lists, other leaves → str)."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    return str(value)
-
-
-def classify_failure(exc: BaseException) -> types_pb2.Failure:
-    """Maps an exception from any step to a classified, actionable failure."""
-    if isinstance(exc, DatasetInvalid):
-        return types_pb2.Failure(kind=types_pb2.INVALID_DATASET, message=exc.message, details=exc.details)
-    config_invalid = _config_invalid_type()
-    if config_invalid is not None and isinstance(exc, config_invalid):
-        return types_pb2.Failure(
-            kind=types_pb2.INVALID_CONFIG,
-            message=f"the training config is invalid: {exc}; fix the run's template or hyperparameters",
-            details=[f"{v.field}: {v.description}" for v in getattr(exc, "violations", [])],
-        )
-    if isinstance(exc, MemoryError) or "out of memory" in str(exc).lower():
-        return types_pb2.Failure(
-            kind=types_pb2.OUT_OF_MEMORY,
-            message=f"training ran out of memory ({exc}); lower batch_size or image_size and retry",
-        )
-    return types_pb2.Failure(
-        kind=types_pb2.INTERNAL_ERROR,
-        message=f"internal worker error: {type(exc).__name__}: {exc}; retry the run; report it if it repeats",
+def completed_payload(
+    ctx: JobContext, prepared: PreparedDataset, trained: Trained, evaluated: Evaluated,
+    artifacts: list[types_pb2.Artifact], seconds: float,
+) -> events_pb2.RunCompleted:  # fmt: skip
+    """Everything ``RunCompleted`` carries. ``config`` is the job's resolved config exactly as received, so
+    ``config_sha256`` still describes it; ``config_text`` is the final config as trained (paths filled in)."""
+    job = ctx.job
+    metrics = trained.metrics or {}
+    payload = events_pb2.RunCompleted(
+        artifacts=artifacts,
+        evaluation=evaluated.results,
+        dataset_snapshot_sha256=prepared.snapshot_sha256,
+        config_sha256=job.config_sha256,
+        config_text=trained.config_path.read_text(errors="replace") if trained.config_path.is_file() else "",
+        versions=framework_versions(ctx.device, trained.versions),
+        seed=int(job.hyperparameters.seed),
+        training_seconds=trained.seconds or seconds,
+        parameter_count=trained.parameter_count,
+        epochs=trained.epochs,
+        learning_rate=base_learning_rate(json_format.MessageToDict(job.config), job.hyperparameters),
+        average_loss=average_loss(metrics),
+        class_names=list(prepared.class_names),
+        model_template=job.model_template,
+        dataset=job.dataset,
+        base_model_id=job.base_model_id,
+        owner=job.owner,
+        display_name=ctx.lease.training_run.display_name,
     )
+    payload.config.CopyFrom(job.config)
+    return payload
 
 
-def _config_invalid_type() -> type[BaseException] | None:
+async def _tail_log(path: Path, emit: Callable[[str], Awaitable[None]]) -> None:
+    """Forwards lines appended to the child's log file (as log events) until cancelled; flushes at the end."""
+    position = 0
+    partial = ""
     try:
-        from common.mmdet_config import ConfigInvalid
-    except Exception:
-        return None
-    return ConfigInvalid
+        while True:
+            await asyncio.sleep(LOG_POLL_SECONDS)
+            position, partial = await _emit_new_lines(path, position, partial, emit)
+    except asyncio.CancelledError:
+        await _emit_new_lines(path, position, partial, emit)
+        raise
+
+
+async def _emit_new_lines(
+    path: Path, position: int, partial: str, emit: Callable[[str], Awaitable[None]]
+) -> tuple[int, str]:
+    try:
+        with path.open("rb") as f:
+            f.seek(position)
+            chunk = f.read(1 << 20)
+    except OSError:
+        return position, partial
+    if not chunk:
+        return position, partial
+    text = partial + chunk.decode("utf-8", errors="replace")
+    *lines, partial = text.split("\n")
+    for line in lines:
+        if line.strip():
+            await emit(line)
+    return position + len(chunk), partial

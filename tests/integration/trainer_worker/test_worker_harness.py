@@ -28,7 +28,7 @@ from common.settings import Settings
 from services.trainer_worker.bootstrap import WorkerApp, build_worker
 from services.trainer_worker.domain.dataset import PreparedDataset
 from services.trainer_worker.entrypoints.job_runner import JobContext
-from services.trainer_worker.entrypoints.steps import Evaluated, JobSteps, Trained
+from services.trainer_worker.entrypoints.steps import JobSteps, Trained
 from tests.helpers import JWT_SECRET
 
 SERVICE = "/raven.v1.TrainingRunService/"
@@ -165,27 +165,19 @@ class QuickSteps(JobSteps):
         config.write_text("model = dict(type='Fake')\n")
         log = ctx.train_dir / "train.log"
         log.write_text("fake training log\n")
+        val = {"bbox_mAP": 0.5, "bbox_mAP_50": 0.8, "per_class_ap": {c: 0.5 for c in prepared.class_names}}
+        metrics = {
+            "val": val,
+            "test": None,
+            "best_epoch": 1,
+            "history": [{"epoch": e, "train_loss": 1.0 / e} for e in range(1, self.epochs + 1)],
+        }
+        metrics_path = ctx.train_dir / "metrics.json"
+        metrics_path.write_text(json.dumps(metrics))
         return Trained(
-            best_checkpoint=best,
-            config_path=config,
-            config_text=config.read_text(),
-            config_data={"model": {"type": "Fake"}, "classes": list(prepared.class_names)},
-            log_path=log,
-            seconds=time.monotonic() - started,
-            epochs=self.epochs,
-            learning_rate=0.01,
-            average_loss=0.5,
-            parameter_count=123,
-        )
-
-    async def evaluate(self, ctx: JobContext, prepared: PreparedDataset, trained: Trained) -> Evaluated:
-        metrics = ctx.work_dir / "metrics.json"
-        metrics.write_text(json.dumps({"val": {"coco/bbox_mAP": 0.5}}))
-        return Evaluated(
-            results=types_pb2.EvaluationResults(val=types_pb2.DetectionMetrics(bbox_map=0.5), best_epoch=1),
-            metrics_path=metrics,
-            curves_path=None,
-        )
+            best_checkpoint=best, config_path=config, log_path=log, seconds=time.monotonic() - started,
+            epochs=self.epochs, metrics=metrics, metrics_path=metrics_path, parameter_count=123,
+        )  # fmt: skip
 
 
 @dataclass
@@ -211,6 +203,7 @@ class Harness:
             owner="alice",
             config_sha256="c0ffee",
         )
+        job.config.update({"model": {"type": "Fake"}})
         await self.js.publish(
             self.names.jobs_subject, job.SerializeToString(), headers={"Nats-Msg-Id": f"{run_id}:{attempt}"}
         )

@@ -105,7 +105,11 @@ async def test_job_is_claimed_trained_uploaded_and_acked_after_completed_event(
     assert completed.dataset_snapshot_sha256 and completed.config_sha256 == "c0ffee"
     assert list(completed.class_names) == ["bottle", "tire", "bag"]
     assert completed.display_name == "test run" and completed.owner == "alice" and completed.versions.torch
-    assert completed.config.fields["model"].struct_value.fields["type"].string_value == "Fake"
+    assert completed.config.fields["model"].struct_value.fields["type"].string_value == "Fake"  # job's config
+    assert completed.config_text == "model = dict(type='Fake')\n"
+    assert completed.evaluation.val.bbox_map == 0.5 and completed.evaluation.best_epoch == 1
+    assert [c.class_name for c in completed.evaluation.val.per_class_ap] == ["bottle", "tire", "bag"]
+    assert completed.average_loss == pytest.approx(1 / 3) and completed.epochs == 3
     store = ArtifactStore(h.settings.artifact_root)
     kinds_stored = {a.kind for a in completed.artifacts}
     assert {

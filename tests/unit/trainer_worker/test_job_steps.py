@@ -7,7 +7,7 @@ import pytest
 from common.mmdet_config import ConfigInvalid, FieldViolation
 from common.proto.raven.v1 import types_pb2
 from services.trainer_worker.domain.dataset import DatasetInvalid, SplitFractions
-from services.trainer_worker.entrypoints.steps import classify_failure, split_fractions
+from services.trainer_worker.entrypoints.results import classify_failure, split_fractions
 
 
 def test_invalid_dataset_keeps_message_and_details() -> None:
