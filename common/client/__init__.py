@@ -4,6 +4,7 @@ from common.client.client import TERMINAL_STATES, RavenClient, is_terminal_event
 from common.client.download import DownloadResult
 from common.client.errors import IntegrityError, RavenError
 from common.client.retry import NO_RETRY, RetryPolicy
+from common.client.sync import SyncRavenClient
 
 __all__ = [
     "NO_RETRY",
@@ -13,5 +14,6 @@ __all__ = [
     "RavenClient",
     "RavenError",
     "RetryPolicy",
+    "SyncRavenClient",
     "is_terminal_event",
 ]

@@ -359,3 +359,15 @@ def test_token_comes_from_flag_env_or_local_secret(thread_stack: FakeStack) -> N
     assert none.exit_code == 2 and none.stderr.startswith("error: no token")
     forged = ravenctl(thread_stack, "--token", "not-a-jwt", "runs", "get", "r1", auth=False)
     assert forged.exit_code == 2 and forged.stderr.startswith("error: UNAUTHENTICATED: invalid token")
+
+
+def test_sync_facade_blocks_and_iterates(thread_stack: FakeStack) -> None:
+    """SyncRavenClient from plain sync code, against servers on another thread's loop."""
+    from common.client import SyncRavenClient
+
+    run = add_run(thread_stack)
+    thread_stack.runs.events[run.name] = scripted_events(run, iterations=2)
+    addrs = (thread_stack.training_run_addr, thread_stack.trained_model_addr)
+    with SyncRavenClient(*addrs, token=token()) as client:
+        assert client.get_run("trainingRuns/r1").display_name == "run r1"
+        assert [r.event.sequence for r in client.watch("trainingRuns/r1")] == [1, 2, 3, 4, 5]
