@@ -1,5 +1,5 @@
 """A real MMDetection training (RTMDet-tiny, CPU, a few iterations) through the worker: progress, artifacts,
-metrics; and a real mid-training stop (SIGTERM path) that releases the lease and resumes on the next worker."""
+metrics; and a real mid-training stop (SIGTERM path) that releases the lease and resumes on the next one."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-
 from google.protobuf import json_format
 
 from common.artifacts import ArtifactStore
@@ -66,7 +65,8 @@ async def real_worker(env: dict[str, object]) -> Harness:
     assert isinstance(settings, Settings)
     steps = JobSteps(
         artifacts=ArtifactStore(settings.artifact_root), dataset_root=settings.dataset_root,
-        cancel_grace_seconds=settings.cancel_grace_seconds, progress_every_iters=1, progress_every_seconds=0.0,
+        cancel_grace_seconds=settings.cancel_grace_seconds, progress_every_iters=1,
+        progress_every_seconds=0.0,
     )  # fmt: skip
     h = await start_worker(settings, env["names"], env["servicer"], steps)  # type: ignore[arg-type]
     env["harnesses"].append(h)  # type: ignore[attr-defined]
