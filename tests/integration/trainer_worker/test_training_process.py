@@ -141,3 +141,15 @@ async def test_killed_training_resumes_from_its_checkpoint_with_fewer_iterations
     assert [e.epoch for e in events if e.kind == "epoch"] == [2, 3]
     metrics = json.loads(Path(result.metrics_path).read_text())
     assert [h["epoch"] for h in metrics["history"]][-2:] == [2, 3]
+
+
+async def test_a_config_mmdet_cannot_build_fails_as_invalid_config(prepared, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    cfg = config_for(prepared, tmp_path, epochs=1)
+    cfg.model.type = "NoSuchDetector"
+    process = TrainingProcess(TrainingSpec(cfg.to_dict(), tmp_path, "cpu"))
+    process.start()
+    outcome = await process.wait()
+
+    assert isinstance(outcome, Failure) and outcome.kind is FailureKind.INVALID_CONFIG, outcome
+    assert "NoSuchDetector" in outcome.message and outcome.details
+    assert process.exit_code == 0  # a bad job is reported, not a crash

@@ -1,0 +1,218 @@
+"""Evaluation after training (runs in the training child): best checkpoint, COCO metrics, curves, versions.
+
+The best checkpoint (CheckpointHook ``save_best='coco/bbox_mAP'``) is evaluated on val and, when present, on
+test with mmdet's ``CocoMetric(classwise=True)``. History comes from mmengine's ``vis_data/scalars.json`` of
+every run in the work dir (a resumed attempt adds a directory). Per-class AP is -1 for a class without ground
+truth in the split (COCO's convention for "no data").
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import platform
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+COCO_KEYS = ("bbox_mAP", "bbox_mAP_50", "bbox_mAP_75", "bbox_mAP_s", "bbox_mAP_m", "bbox_mAP_l")
+METRICS_FILE = "metrics.json"
+CURVES_FILE = "training_curves.png"
+CONFIG_FILE = "config.py"
+_BEST = re.compile(r"best_coco_bbox_mAP_epoch_(\d+)\.pth$")
+
+
+@dataclass(frozen=True)
+class EvaluationReport:
+    best_checkpoint: Path
+    best_epoch: int
+    metrics: dict[str, Any]
+    metrics_path: Path
+    curves_path: Path
+    config_path: Path
+    parameter_count: int
+    versions: dict[str, str]
+
+
+def evaluate_training(cfg: Any, work_dir: Path, *, has_test: bool, device: str) -> EvaluationReport:
+    """Evaluates the best checkpoint of a finished training in ``work_dir`` and writes the result files."""
+    best, best_epoch = find_best_checkpoint(work_dir)
+    classes = tuple(cfg.val_dataloader.dataset.metainfo.classes)
+    val, parameter_count = evaluate_checkpoint(cfg, best, "val", work_dir)
+    test = evaluate_checkpoint(cfg, best, "test", work_dir)[0] if has_test else None
+    history = read_history(work_dir)
+    if best_epoch <= 0 and history:
+        best_epoch = max(history, key=lambda h: h.get("bbox_mAP", -1.0))["epoch"]
+    metrics: dict[str, Any] = {
+        "val": detection_metrics(val, classes),
+        "test": detection_metrics(test, classes) if test is not None else None,
+        "best_epoch": best_epoch,
+        "best_checkpoint": best.name,
+        "history": history,
+        "parameter_count": parameter_count,
+        "versions": framework_versions(device),
+    }
+    metrics_path = work_dir / METRICS_FILE
+    metrics_path.write_text(json.dumps(_finite(metrics), indent=2, ensure_ascii=False))
+    curves_path = plot_training_curves(history, _iteration_losses(work_dir), work_dir / CURVES_FILE)
+    config_path = work_dir / CONFIG_FILE
+    cfg.dump(str(config_path))
+    return EvaluationReport(
+        best,
+        best_epoch,
+        metrics,
+        metrics_path,
+        curves_path,
+        config_path,
+        parameter_count,
+        metrics["versions"],
+    )
+
+
+def find_best_checkpoint(work_dir: Path) -> tuple[Path, int]:
+    """``best_coco_bbox_mAP_epoch_N.pth`` (N = best epoch), else the last checkpoint (epoch unknown: 0)."""
+    candidates = sorted(work_dir.glob("best_coco_bbox_mAP_epoch_*.pth"), key=lambda p: p.stat().st_mtime)
+    if candidates:
+        match = _BEST.search(candidates[-1].name)
+        return candidates[-1], int(match.group(1)) if match else 0
+    pointer = work_dir / "last_checkpoint"
+    if pointer.is_file() and Path(pointer.read_text().strip()).is_file():
+        return Path(pointer.read_text().strip()), 0
+    raise FileNotFoundError(f"no checkpoint in {work_dir}: training saved none")
+
+
+def evaluate_checkpoint(
+    cfg: Any, checkpoint: Path, split: str, work_dir: Path
+) -> tuple[dict[str, float], int]:
+    """COCO bbox metrics of ``checkpoint`` on a split via a test-only Runner; (metrics, parameter count)."""
+    from mmengine.runner import Runner
+
+    test_cfg = copy.deepcopy(cfg)
+    evaluator = dict(test_cfg[f"{split}_evaluator"])
+    evaluator["classwise"] = True
+    test_cfg.test_dataloader = test_cfg[f"{split}_dataloader"]
+    test_cfg.test_evaluator = evaluator
+    test_cfg.test_cfg = {"type": "TestLoop"}
+    for key in ("train_dataloader", "train_cfg", "optim_wrapper", "param_scheduler"):
+        test_cfg[key] = None
+    for key in ("val_dataloader", "val_cfg", "val_evaluator"):
+        test_cfg[key] = None
+    test_cfg.load_from, test_cfg.resume = str(checkpoint), False
+    test_cfg.work_dir = str(work_dir / f"eval_{split}")
+    if test_cfg.get("visualizer"):
+        test_cfg.visualizer.pop("name", None)  # a fresh instance name per Runner
+    runner = Runner.from_cfg(test_cfg)
+    metrics = runner.test()
+    return {k: float(v) for k, v in metrics.items()}, sum(p.numel() for p in runner.model.parameters())
+
+
+def detection_metrics(raw: dict[str, float], classes: tuple[str, ...]) -> dict[str, Any]:
+    """``coco/bbox_mAP``... → ``bbox_mAP``... plus ``per_class_ap`` {class: AP, -1 without ground truth}."""
+    out: dict[str, Any] = {key: raw.get(f"coco/{key}", -1.0) for key in COCO_KEYS}
+    out["per_class_ap"] = {name: _ap(raw.get(f"coco/{name}_precision")) for name in classes}
+    return out
+
+
+def read_history(work_dir: Path) -> list[dict[str, Any]]:
+    """Per-epoch mean train loss, last lr and val bbox mAP (when validated), from every run's scalars."""
+    epochs: dict[int, dict[str, Any]] = {}
+    losses: dict[int, list[float]] = {}
+    for record in _scalar_records(work_dir):
+        if "coco/bbox_mAP" in record:
+            entry = epochs.setdefault(int(record["step"]), {"epoch": int(record["step"])})
+            entry["bbox_mAP"] = float(record["coco/bbox_mAP"])
+            entry["bbox_mAP_50"] = float(record.get("coco/bbox_mAP_50", -1.0))
+        elif "loss" in record and "epoch" in record:
+            epoch = int(record["epoch"])
+            losses.setdefault(epoch, []).append(float(record["loss"]))
+            epochs.setdefault(epoch, {"epoch": epoch})["lr"] = float(record.get("lr", 0.0))
+    for epoch, values in losses.items():
+        epochs[epoch]["train_loss"] = sum(values) / len(values)
+    return [epochs[e] for e in sorted(epochs)]
+
+
+def plot_training_curves(
+    history: list[dict[str, Any]], iter_losses: list[tuple[int, float]], path: Path
+) -> Path:
+    """Loss per iteration and per epoch, val mAP per epoch; matplotlib's Agg backend (no display)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_loss, ax_map) = plt.subplots(1, 2, figsize=(11, 4))
+    if iter_losses:
+        ax_loss.plot(*zip(*iter_losses, strict=True), lw=1, alpha=0.6, label="loss (logged iterations)")
+    with_loss = [h for h in history if "train_loss" in h]
+    if with_loss:
+        per_epoch_iters = _epoch_end_iters(iter_losses, with_loss)
+        ax_loss.plot(per_epoch_iters, [h["train_loss"] for h in with_loss], "o-", label="mean loss per epoch")
+    ax_loss.set(xlabel="iteration", ylabel="loss", title="Training loss")
+    ax_loss.legend(loc="upper right")
+    validated = [h for h in history if "bbox_mAP" in h]
+    ax_map.plot([h["epoch"] for h in validated], [h["bbox_mAP"] for h in validated], "o-", label="bbox mAP")
+    ax_map.plot([h["epoch"] for h in validated], [h["bbox_mAP_50"] for h in validated], "s--", label="mAP@50")
+    ax_map.set(xlabel="epoch", ylabel="COCO bbox mAP (val)", title="Validation", ylim=(0, 1))
+    ax_map.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def framework_versions(device: str) -> dict[str, str]:
+    import mmcv
+    import mmdet
+    import mmengine
+    import torch
+
+    name = device
+    if device.startswith("cuda") and torch.cuda.is_available():
+        index = torch.cuda.current_device()
+        name = f"cuda:{index} ({torch.cuda.get_device_name(index)})"
+    return {
+        "torch": torch.__version__, "mmcv": mmcv.__version__, "mmdet": mmdet.__version__,
+        "mmengine": mmengine.__version__, "python": platform.python_version(), "device": name,
+    }  # fmt: skip
+
+
+def _scalar_records(work_dir: Path) -> list[dict[str, Any]]:
+    records = []
+    for path in sorted(work_dir.glob("*/vis_data/scalars.json")):  # timestamped run dirs sort by time
+        for line in path.read_text().splitlines():
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                continue  # a line cut short by a killed process
+    return records
+
+
+def _iteration_losses(work_dir: Path) -> list[tuple[int, float]]:
+    points = {
+        int(r["iter"]): float(r["loss"]) for r in _scalar_records(work_dir) if "loss" in r and "iter" in r
+    }
+    return sorted(points.items())
+
+
+def _epoch_end_iters(iter_losses: list[tuple[int, float]], with_loss: list[dict[str, Any]]) -> list[float]:
+    if not iter_losses:
+        return [h["epoch"] for h in with_loss]
+    per_epoch = iter_losses[-1][0] / max(h["epoch"] for h in with_loss)
+    return [h["epoch"] * per_epoch for h in with_loss]
+
+
+def _ap(value: float | None) -> float:
+    return -1.0 if value is None or math.isnan(value) else float(value)
+
+
+def _finite(data: Any) -> Any:
+    """JSON has no NaN/inf: they become -1 like COCO's "no data"."""
+    if isinstance(data, dict):
+        return {k: _finite(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_finite(v) for v in data]
+    if isinstance(data, float) and not math.isfinite(data):
+        return -1.0
+    return data
