@@ -48,7 +48,7 @@ class RunEventPublisher:
         self.run_id = run_id
         self.attempt = attempt
         self._throttle = ProgressThrottle(progress_every_iters, progress_every_seconds)
-        self._logs = log_batch or LogBatch()
+        self._logs = log_batch if log_batch is not None else LogBatch()  # an empty batch is falsy
         self._clock = clock
         self._lock = asyncio.Lock()  # keeps this attempt's events in order on the subject
         self.published: list[str] = []  # payload kinds, in order (diagnostics)
