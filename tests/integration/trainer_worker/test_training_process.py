@@ -36,13 +36,6 @@ def prepared(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyp
     make_dataset(root / "tiny", n_images=16, size=SIDE, classes=CLASSES, seed=1)
     prepared = prepare_dataset(f"file://{root}", "tiny", root / "prepared", seed=0)
     assert prepared.counts["train"] >= 8 and prepared.counts["val"] >= 2
-    # pycocotools 2.0.10 COCO.loadRes (used by mmdet's CocoMetric) needs an "info" key; until the prepared
-    # files carry one (reported to the dataset preparation's owner) add it here so this tests training only.
-    for ann in (prepared.train_ann, prepared.val_ann, prepared.test_ann):
-        if ann is not None:
-            doc = json.loads(ann.read_text())
-            if "info" not in doc:
-                ann.write_text(json.dumps({**doc, "info": {}}))
     return prepared
 
 

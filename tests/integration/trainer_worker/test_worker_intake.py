@@ -243,3 +243,17 @@ async def test_shutdown_releases_lease_with_checkpoint_and_next_worker_resumes(
 
 async def _has(h: Harness, run_id: str, kind: str) -> bool:
     return kind in await h.kinds(run_id)
+
+
+async def test_one_job_per_free_slot(env: dict[str, object]) -> None:
+    env["settings"] = env["settings"].model_copy(update={"worker_slots": 2})  # type: ignore[attr-defined]
+    h = await worker(env, epochs=200, epoch_seconds=0.1)
+    for run_id in ("run-slot-a", "run-slot-b", "run-slot-c"):
+        await h.publish_job(run_id, "good")
+    runs = h.servicer.runs
+    await eventually(lambda: runs["run-slot-a"].claims and runs["run-slot-b"].claims, what="two claims")
+    await asyncio.sleep(0.5)
+    assert not runs["run-slot-c"].claims  # no third slot
+    runs["run-slot-a"].status = "CANCELLING"
+    await eventually(lambda: runs["run-slot-c"].claims, what="the third job in the freed slot")
+    assert h.app.worker.settlements == [Settlement.ACK]
