@@ -36,7 +36,18 @@ def prepared(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyp
     make_dataset(root / "tiny", n_images=16, size=SIDE, classes=CLASSES, seed=1)
     prepared = prepare_dataset(f"file://{root}", "tiny", root / "prepared", seed=0)
     assert prepared.counts["train"] >= 8 and prepared.counts["val"] >= 2
+    add_coco_info(prepared)
     return prepared
+
+
+def add_coco_info(prepared) -> None:  # type: ignore[no-untyped-def]
+    """pycocotools 2.0.10 ``COCO.loadRes`` (mmdet's CocoMetric) needs an "info" key that the prepared split
+    files lack; the worker adds it in entrypoints/steps.py, so do the same here (no-op once prepare writes it)."""
+    for ann in (prepared.train_ann, prepared.val_ann, prepared.test_ann):
+        if ann is not None:
+            doc = json.loads(ann.read_text())
+            if "info" not in doc:
+                ann.write_text(json.dumps({**doc, "info": {}, "licenses": []}))
 
 
 def config_for(prepared, work_dir: Path, epochs: int, resume_from: Path | None = None):  # type: ignore[no-untyped-def]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,7 +38,8 @@ HEARTBEAT_SECONDS = 0.2
 @dataclass
 class FakeRun:
     status: str = "PENDING"  # PENDING, RUNNING, CANCELLING, CANCELLED, SUCCEEDED
-    attempt: int = 0
+    attempt: int = 1  # like training_run: a run starts at attempt 1, a requeue adds one
+    job: events_pb2.TrainingJob | None = None  # the last job published for the run
     worker_id: str = ""
     resume_checkpoint: str = ""
     latest_checkpoint: str = ""
@@ -51,6 +52,8 @@ class FakeRun:
 class LeaseServicer(training_run_pb2_grpc.TrainingRunServiceServicer):
     def __init__(self) -> None:
         self.runs: dict[str, FakeRun] = {}
+        # training_run's outbox relay publishes the next attempt's job after a requeue; the harness does it
+        self.on_requeue: Callable[[str, FakeRun], Awaitable[None]] | None = None
 
     def _run(self, name: str) -> FakeRun | None:
         return self.runs.get(name.removeprefix("trainingRuns/"))
@@ -65,8 +68,9 @@ class LeaseServicer(training_run_pb2_grpc.TrainingRunServiceServicer):
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"run is {run.status}")
         if run.status == "RUNNING":
             await context.abort(grpc.StatusCode.ABORTED, "run is leased by another worker")
+        if request.job_attempt != run.attempt:
+            await context.abort(grpc.StatusCode.ABORTED, f"job attempt {request.job_attempt} is stale")
         run.status, run.worker_id = "RUNNING", request.worker_id
-        run.attempt = max(run.attempt + 1, request.job_attempt)
         expire = Timestamp()
         expire.FromNanoseconds(int((time.time() + 5.0) * 1e9))
         return training_run_pb2.ClaimTrainingRunResponse(
@@ -102,8 +106,10 @@ class LeaseServicer(training_run_pb2_grpc.TrainingRunServiceServicer):
             await context.abort(grpc.StatusCode.ABORTED, "stale attempt")
         assert run is not None
         run.releases.append((request.reason, request.latest_checkpoint))
-        run.status = "PENDING"
+        run.status, run.attempt = "PENDING", run.attempt + 1
         run.resume_checkpoint = request.latest_checkpoint or run.latest_checkpoint
+        if self.on_requeue is not None:
+            await self.on_requeue(request.name.removeprefix("trainingRuns/"), run)
         return empty_pb2.Empty()
 
 
@@ -194,7 +200,6 @@ class Harness:
         return self.app.nc.jetstream()
 
     async def publish_job(self, run_id: str, dataset: str, attempt: int = 1) -> None:
-        self.servicer.runs.setdefault(run_id, FakeRun())
         job = events_pb2.TrainingJob(
             run_id=run_id,
             attempt=attempt,
@@ -204,8 +209,15 @@ class Harness:
             config_sha256="c0ffee",
         )
         job.config.update({"model": {"type": "Fake"}})
+        await self.publish(job)
+
+    async def publish(self, job: events_pb2.TrainingJob) -> None:
+        """Publishes a job the way training_run's outbox relay does (and registers the run if new)."""
+        self.servicer.runs.setdefault(job.run_id, FakeRun()).job = job
         await self.js.publish(
-            self.names.jobs_subject, job.SerializeToString(), headers={"Nats-Msg-Id": f"{run_id}:{attempt}"}
+            self.names.jobs_subject,
+            job.SerializeToString(),
+            headers={"Nats-Msg-Id": f"{job.run_id}:{job.attempt}"},
         )
 
     async def events(self, run_id: str) -> list[events_pb2.RunEvent]:
@@ -249,4 +261,14 @@ async def start_worker(
         settings, steps=steps, ack_wait=5.0, fetch_timeout=0.2, checkpoint_poll_seconds=0.05, gpus=0
     )
     task = asyncio.create_task(app.worker.run())
-    return Harness(settings=settings, names=names, servicer=servicer, app=app, steps=steps, task=task)
+    harness = Harness(settings=settings, names=names, servicer=servicer, app=app, steps=steps, task=task)
+
+    async def requeue(run_id: str, run: FakeRun) -> None:
+        assert run.job is not None
+        job = events_pb2.TrainingJob()
+        job.CopyFrom(run.job)
+        job.attempt = run.attempt
+        await harness.publish(job)
+
+    servicer.on_requeue = requeue
+    return harness

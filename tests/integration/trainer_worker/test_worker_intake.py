@@ -229,10 +229,15 @@ async def test_shutdown_releases_lease_with_checkpoint_and_next_worker_resumes(
     assert "shutting down" in reason and checkpoint.startswith("runs/run-moved/checkpoints/attempt-1/")
     assert ArtifactStore(h.settings.artifact_root).exists(checkpoint)
     assert not {"completed", "failed", "cancelled"} & set(await h.kinds("run-moved"))
-    assert await h.jobs_left() == 1  # handed back, not acked
+    assert run.attempt == 2 and run.status == "PENDING"  # released: requeued as attempt 2 (a new job)
+    assert await h.jobs_left() == 2  # the old job handed back (nak), the attempt-2 job queued
 
-    successor = await worker(env, epochs=200, epoch_seconds=0.1)
-    await eventually(lambda: run.attempt == 2, what="the successor's claim")
+    env["settings"] = env["settings"].model_copy(update={"worker_slots": 2})  # type: ignore[attr-defined]
+    successor = await worker(env, epochs=200, epoch_seconds=0.1)  # slot 1 resumes, slot 2 meets the stale job
+    await eventually(lambda: run.status == "RUNNING", what="the successor's claim")
+    await eventually(settled(successor, 1), what="the stale attempt-1 job terminated")
+    assert successor.app.worker.settlements == [Settlement.TERM]
+    assert run.claims == [1, 1, 2] or run.claims == [1, 2, 1]
     started = [e for e in await h.events("run-moved") if e.HasField("started")]
     assert started[-1].attempt == 2 and started[-1].started.resumed
     assert started[-1].started.resumed_from == checkpoint

@@ -22,7 +22,6 @@ from services.trainer_worker.entrypoints.steps import JobSteps
 from tests.fixtures.synthetic_coco import make_dataset
 from tests.helpers import JWT_SECRET
 from tests.integration.trainer_worker.test_worker_harness import (
-    FakeRun,
     Harness,
     eventually,
     start_lease_server,
@@ -80,8 +79,7 @@ async def publish_training_job(h: Harness, run_id: str, epochs: int) -> None:
     job = events_pb2.TrainingJob(run_id=run_id, attempt=1, dataset="waste", model_template=TEMPLATE,
                                  owner="alice", config_sha256=resolved.sha256)  # fmt: skip
     job.config.update(resolved.data)
-    h.servicer.runs.setdefault(run_id, FakeRun())
-    await h.js.publish(h.names.jobs_subject, job.SerializeToString(), headers={"Nats-Msg-Id": f"{run_id}:1"})
+    await h.publish(job)
 
 
 async def test_real_training_through_the_worker(env: dict[str, object]) -> None:
@@ -140,9 +138,10 @@ async def test_real_training_stopped_by_shutdown_resumes_on_the_next_worker(env:
     assert ArtifactStore(h.settings.artifact_root).exists(released)
 
     successor = await real_worker(env)
-    await eventually(lambda: successor.app.worker.settlements, within=600, what="the resumed job settled")
+    await eventually(lambda: len(successor.app.worker.settlements) == 2, within=600,
+                     what="the resumed job and the stale attempt-1 job settled")  # fmt: skip
     events = await h.events("run-resume")
     started = [e for e in events if e.HasField("started")]
     assert started[-1].attempt == 2 and started[-1].started.resumed_from == released
     assert events[-1].WhichOneof("payload") == "completed"
-    assert successor.app.worker.settlements == [Settlement.ACK]
+    assert sorted(successor.app.worker.settlements) == [Settlement.ACK, Settlement.TERM]  # new + stale

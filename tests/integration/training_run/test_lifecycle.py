@@ -8,9 +8,11 @@ import grpc
 import pytest
 from sqlalchemy import update
 
+from common.auth import USER_PERMISSIONS, Permission
 from common.proto.raven.v1 import events_pb2, types_pb2
 from common.proto.raven.v1 import training_run_pb2 as pb
 from services.training_run.adapters.orm import OutboxRow
+from tests.helpers import bearer, token
 from tests.integration.training_run.conftest import AppFactory, Harness, pull_jobs
 
 SHORT_LEASES = {"lease_seconds": 0.6, "heartbeat_seconds": 0.2, "reaper_interval_seconds": 0.1}
@@ -197,3 +199,31 @@ async def test_bad_input_never_answers_internal(sqlite_harness: Harness) -> None
             async for _ in h.stub.WatchTrainingRun(request, metadata=h.user):
                 pass
         assert caught.value.code() in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND)
+
+
+async def test_watch_training_runs_streams_visible_state_and_phase_changes(sqlite_harness: Harness) -> None:
+    h = sqlite_harness
+    bob = bearer(token("bob", USER_PERMISSIONS - {Permission.VIEW_ALL_TRAINING_RUNS}))
+    received: list[pb.WatchTrainingRunsResponse] = []
+    call = h.stub.WatchTrainingRuns(pb.WatchTrainingRunsRequest(), metadata=bob)
+
+    async def collect() -> None:
+        async for response in call:
+            received.append(response)
+
+    task = asyncio.create_task(collect())
+    await asyncio.sleep(0.5)  # the dashboard subscription is set up
+    await h.create()  # alice's: invisible to bob
+    mine = await h.create(metadata=bob)
+    await h.claim(mine.name)
+    await h.publish_event(run_id(mine.name), 1, phase_changed=events_pb2.PhaseChanged(phase=types_pb2.TRAINING))
+    deadline = asyncio.get_running_loop().time() + 10
+    while len(received) < 3 and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.05)
+    call.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert {r.training_run.name for r in received} == {mine.name}
+    changes = {(r.previous_state, r.training_run.state) for r in received}
+    assert {(types_pb2.RUN_STATE_UNSPECIFIED, types_pb2.PENDING), (types_pb2.PENDING, types_pb2.RUNNING)} <= changes
+    phase = [r for r in received if r.previous_state == r.training_run.state == types_pb2.RUNNING]
+    assert phase and phase[0].training_run.progress.phase == types_pb2.TRAINING

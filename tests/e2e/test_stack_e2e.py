@@ -1,0 +1,109 @@
+"""End to end: the real stack (nats-server, both services on SQLite, one CPU worker) driven by ravenctl's JSON.
+
+A real, tiny MMDetection training runs on CPU; every step goes through the public gRPC API.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from scripts.stack import ROOT, Stack
+from tests.fixtures.synthetic_coco import make_dataset
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+
+RAVENCTL = str(Path(sys.executable).parent / "ravenctl")
+TINY = ["--template", "rtmdet_tiny", "--batch-size", "4", "--image-size", "128", "--val-interval", "1",
+        "--seed", "1"]
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    data_dir = tmp_path_factory.mktemp("e2e")
+    make_dataset(data_dir / "datasets" / "waste", n_images=12, size=128, seed=5)
+    broken = make_dataset(data_dir / "datasets" / "broken", n_images=6, size=128, seed=6)
+    annotations = json.loads((broken / "annotations.json").read_text())
+    annotations["annotations"][0]["bbox"] = [100, 100, 90, 90]  # outside the 128 px image
+    annotations["annotations"][0].pop("segmentation", None)
+    (broken / "annotations.json").write_text(json.dumps(annotations))
+    with Stack(data_dir, extra_env={"RAVEN_LEASE_SECONDS": "30", "RAVEN_HEARTBEAT_SECONDS": "2"}) as running:
+        yield running
+
+
+def ravenctl(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([RAVENCTL, "--output", "json", "--timeout", "30", *args], env=stack.env(), cwd=ROOT,
+                          text=True, capture_output=True, timeout=600)
+
+
+def ok(stack: Stack, *args: str) -> dict:
+    result = ravenctl(stack, *args)
+    assert result.returncode == 0, f"ravenctl {args}: {result.stderr}"
+    return json.loads(result.stdout)
+
+
+def watch(stack: Stack, name: str) -> tuple[int, list[dict]]:
+    result = ravenctl(stack, "runs", "watch", name)
+    lines = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+    return result.returncode, lines
+
+
+def test_train_publish_finetune_and_lineage(stack: Stack) -> None:
+    run = ok(stack, "runs", "create", "--name", "e2e-first", "--dataset", "waste", "--epochs", "2", *TINY)
+    assert run["state"] == "PENDING"
+    code, events = watch(stack, run["name"])
+    assert code == 0, events[-3:]
+    kinds = {next(k for k in e["event"] if k not in ("run_id", "attempt", "time", "sequence")) for e in events}
+    assert {"started", "progress", "state_changed"} <= kinds
+    finished = ok(stack, "runs", "get", run["name"])
+    assert finished["state"] == "SUCCEEDED"
+    model_name = finished["trained_model"]
+    model = ok(stack, "models", "get", model_name)
+    val = model["evaluation"]["val"]
+    assert {"bbox_map", "bbox_map_50", "bbox_map_75"} <= set(val)
+    assert model["checkpoint"]["sha256"] and model["dataset_snapshot_sha256"]
+    assert model["training_run"] == run["name"]
+
+    published = ok(stack, "models", "publish", model_name)
+    assert published["published"] is True
+
+    child = ok(stack, "runs", "create", "--name", "e2e-finetune", "--dataset", "waste", "--epochs", "1",
+               "--base-model", model_name, *TINY)
+    code, _ = watch(stack, child["name"])
+    assert code == 0
+    child_model = ok(stack, "runs", "get", child["name"])["trained_model"]
+    lineage = ok(stack, "models", "lineage", child_model)
+    assert [a["trained_model"] for a in lineage["ancestors"]] == [model_name]
+    assert ok(stack, "models", "get", child_model)["base_model"] == model_name
+
+
+def test_cancel_a_running_run(stack: Stack) -> None:
+    run = ok(stack, "runs", "create", "--name", "e2e-cancel", "--dataset", "waste", "--epochs", "200", *TINY)
+    deadline = time.monotonic() + 300
+    while True:
+        current = ok(stack, "runs", "get", run["name"])
+        if current["state"] == "RUNNING" and int(current["progress"]["iter"]) > 0:
+            break
+        assert time.monotonic() < deadline, current
+        time.sleep(1)
+    ok(stack, "runs", "cancel", run["name"])
+    code, events = watch(stack, run["name"])
+    assert code == 1
+    assert ok(stack, "runs", "get", run["name"])["state"] == "CANCELLED"
+    assert events[-1]["event"]["state_changed"]["to_state"] == "CANCELLED"
+
+
+def test_invalid_dataset_fails_with_its_reason(stack: Stack) -> None:
+    run = ok(stack, "runs", "create", "--name", "e2e-broken", "--dataset", "broken", "--epochs", "1", *TINY)
+    result = ravenctl(stack, "runs", "watch", run["name"])
+    assert result.returncode == 1
+    assert "INVALID_DATASET" in result.stderr and "outside" in result.stderr
+    failed = ok(stack, "runs", "get", run["name"])
+    assert failed["state"] == "FAILED"
+    assert failed["failure"]["kind"] == "INVALID_DATASET"
