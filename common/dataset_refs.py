@@ -30,7 +30,9 @@ def normalize_dataset_ref(ref: str) -> str:
     if "\\" in ref or "\x00" in ref or any(ord(c) < 32 for c in ref):
         raise InvalidArgument("dataset reference contains a backslash or a control character")
     if _SCHEME.match(ref):
-        raise InvalidArgument(f"dataset reference {ref!r} must be a path relative to the dataset root, not a URL")
+        raise InvalidArgument(
+            f"dataset reference {ref!r} must be a path relative to the dataset root, not a URL"
+        )
     if ref.startswith("/") or ref.startswith("~"):
         raise InvalidArgument(f"dataset reference {ref!r} must be relative to the dataset root")
     parts = [p for p in ref.strip("/").split("/") if p]
@@ -80,7 +82,9 @@ def read_category_names(dataset_root_url: str, ref: str) -> list[str]:
         with fs.open(path, "rb") as handle:
             document = json.load(handle)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidArgument(f"dataset {ref!r}: {posixpath.basename(path)} is not valid JSON: {exc}") from exc
+        raise InvalidArgument(
+            f"dataset {ref!r}: {posixpath.basename(path)} is not valid JSON: {exc}"
+        ) from exc
     categories = document.get("categories") if isinstance(document, dict) else None
     if not isinstance(categories, list) or not categories:
         raise InvalidArgument(f"dataset {ref!r}: {posixpath.basename(path)} has no 'categories'")

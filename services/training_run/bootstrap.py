@@ -21,7 +21,11 @@ from services.training_run.adapters.outbox import OutboxRelay
 from services.training_run.adapters.run_feeds import RunChangesHub, RunFeedHub
 from services.training_run.adapters.trained_models import GrpcTrainedModelClient, TrainedModelClient
 from services.training_run.entrypoints.event_consumer import EventConsumer
-from services.training_run.entrypoints.grpc_servicer import REQUIRED_PERMISSIONS, TrainingRunServicer, feed_snapshot
+from services.training_run.entrypoints.grpc_servicer import (
+    REQUIRED_PERMISSIONS,
+    TrainingRunServicer,
+    feed_snapshot,
+)
 from services.training_run.entrypoints.reaper import Reaper
 from services.training_run.service_layer.services import LeaseSettings, TrainingRunService
 from services.training_run.service_layer.unit_of_work import UnitOfWorkFactory
@@ -107,9 +111,11 @@ async def build_app(
     service = TrainingRunService(
         uow,
         CreateContext(settings.dataset_root, trained_models, settings.backbone_checkpoint),
-        LeaseSettings(lease=timedelta(seconds=settings.lease_seconds),
-                      heartbeat=timedelta(seconds=settings.heartbeat_seconds),
-                      registration_timeout=registration_timeout),
+        LeaseSettings(
+            lease=timedelta(seconds=settings.lease_seconds),
+            heartbeat=timedelta(seconds=settings.heartbeat_seconds),
+            registration_timeout=registration_timeout,
+        ),
         clock,
     )
     consumer = EventConsumer(js, names, service.apply_event)
@@ -135,5 +141,17 @@ async def build_app(
         required_permissions=REQUIRED_PERMISSIONS,
     )
     server = await create_server([registration], verifier, address=address or f"[::]:{settings.grpc_port}")
-    return App(settings=settings, engine=engine, server=server, nc=nc, names=names, service=service, relay=relay,
-               consumer=consumer, reaper=reaper, feeds=feeds, changes=changes, trained_models=trained_models)
+    return App(
+        settings=settings,
+        engine=engine,
+        server=server,
+        nc=nc,
+        names=names,
+        service=service,
+        relay=relay,
+        consumer=consumer,
+        reaper=reaper,
+        feeds=feeds,
+        changes=changes,
+        trained_models=trained_models,
+    )

@@ -22,7 +22,13 @@ from common.logging import get_logger
 from common.nats_streams import StreamNames, job_msg_id
 from services.training_run.adapters import proto_mapping
 from services.training_run.adapters.orm import OutboxRow
-from services.training_run.domain.model import CancelRequested, DomainEvent, JobRequested, StateChanged, TrainingRun
+from services.training_run.domain.model import (
+    CancelRequested,
+    DomainEvent,
+    JobRequested,
+    StateChanged,
+    TrainingRun,
+)
 
 OUTBOX = OutboxRow.__table__
 KIND_JOB = "job"
@@ -46,11 +52,20 @@ def outbox_row(event: DomainEvent, run: TrainingRun, names: StreamNames, now: da
 
 
 def _row(run_id: str, kind: str, subject: str, msg_id: str, payload: bytes, now: datetime) -> dict[str, Any]:
-    return {"run_id": run_id, "kind": kind, "subject": subject, "msg_id": msg_id, "payload": payload,
-            "create_time": now, "sent_time": None}
+    return {
+        "run_id": run_id,
+        "kind": kind,
+        "subject": subject,
+        "msg_id": msg_id,
+        "payload": payload,
+        "create_time": now,
+        "sent_time": None,
+    }
 
 
-async def write_events(session: AsyncSession, runs: list[TrainingRun], names: StreamNames, now: datetime) -> int:
+async def write_events(
+    session: AsyncSession, runs: list[TrainingRun], names: StreamNames, now: datetime
+) -> int:
     rows = [outbox_row(event, run, names, now) for run in runs for event in run.events]
     if rows:
         await session.execute(insert(OUTBOX), rows)
@@ -65,8 +80,16 @@ async def has_unsent(session: AsyncSession, run_id: str) -> bool:
 class OutboxRelay:
     """Publishes unsent rows in id order; woken right after each commit, and polls as a safety net."""
 
-    def __init__(self, session_factory: async_sessionmaker[AsyncSession], nc: NATS, js: JetStreamContext,
-                 clock: Callable[[], datetime], *, poll_seconds: float = 1.0, batch: int = 200) -> None:
+    def __init__(
+        self,
+        session_factory: async_sessionmaker[AsyncSession],
+        nc: NATS,
+        js: JetStreamContext,
+        clock: Callable[[], datetime],
+        *,
+        poll_seconds: float = 1.0,
+        batch: int = 200,
+    ) -> None:
         self._sessions = session_factory
         self._nc = nc
         self._js = js
@@ -96,7 +119,7 @@ class OutboxRelay:
                     pass
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - NATS or DB down: keep the rows, retry on the next tick
+            except Exception:
                 log.exception("outbox relay step failed; retrying")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._poll)
@@ -106,7 +129,10 @@ class OutboxRelay:
         """Publish one batch of unsent rows; returns how many were published."""
         async with self._sessions() as session:
             statement = (
-                select(OUTBOX).where(OUTBOX.c.sent_time.is_(None)).order_by(OUTBOX.c.id).limit(self._batch)
+                select(OUTBOX)
+                .where(OUTBOX.c.sent_time.is_(None))
+                .order_by(OUTBOX.c.id)
+                .limit(self._batch)
                 .with_for_update(skip_locked=True)  # replicas share the table (ignored on SQLite)
             )
             rows = (await session.execute(statement)).mappings().all()

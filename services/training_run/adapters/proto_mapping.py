@@ -47,12 +47,20 @@ def failure_to_proto(failure: Failure) -> types_pb2.Failure:
 
 
 def failure_from_proto(failure: types_pb2.Failure) -> Failure:
-    kind = FailureKind(failure.kind) if failure.kind in FailureKind._value2member_map_ else FailureKind.INTERNAL_ERROR
-    return Failure(kind, failure.message or "the worker reported a failure without a message", tuple(failure.details))
+    kind = (
+        FailureKind(failure.kind)
+        if failure.kind in FailureKind._value2member_map_
+        else FailureKind.INTERNAL_ERROR
+    )
+    return Failure(
+        kind, failure.message or "the worker reported a failure without a message", tuple(failure.details)
+    )
 
 
 def hyperparameters_to_proto(values: dict[str, Any]) -> types_pb2.Hyperparameters:
-    return types_pb2.Hyperparameters(**{k: v for k, v in values.items() if k in HYPERPARAMETER_FIELDS and v is not None})
+    return types_pb2.Hyperparameters(
+        **{k: v for k, v in values.items() if k in HYPERPARAMETER_FIELDS and v is not None}
+    )
 
 
 def run_to_proto(run: TrainingRun, *, with_config: bool = True) -> training_run_pb2.TrainingRun:
@@ -84,12 +92,33 @@ def run_to_proto(run: TrainingRun, *, with_config: bool = True) -> training_run_
     if run.failure is not None:
         message.failure.CopyFrom(failure_to_proto(run.failure))
     for item in run.transitions:
-        message.transitions.add(from_state=int(item.from_state), to_state=int(item.to_state),
-                                time=timestamp(item.time), reason=item.reason, attempt=item.attempt)
+        message.transitions.add(
+            from_state=int(item.from_state),
+            to_state=int(item.to_state),
+            time=timestamp(item.time),
+            reason=item.reason,
+            attempt=item.attempt,
+        )
     if with_config:
         message.resolved_config = run.spec.config_text
-        message.resolved_config_data.update(run.spec.config_data)
+        message.resolved_config_data.CopyFrom(_config_struct(run.spec.config_sha256, run.spec.config_data))
     return message
+
+
+def _config_struct(sha256: str, data: dict[str, Any]) -> struct_pb2.Struct:
+    """Configs are immutable and named by their hash: build each Struct once (it is most of a Get's CPU)."""
+    if not sha256:
+        return struct_from(data)
+    cached = _STRUCTS.get(sha256)
+    if cached is None:
+        cached = struct_from(data)
+        if len(_STRUCTS) >= 256:
+            _STRUCTS.pop(next(iter(_STRUCTS)))
+        _STRUCTS[sha256] = cached
+    return cached
+
+
+_STRUCTS: dict[str, struct_pb2.Struct] = {}
 
 
 def etag(run: TrainingRun) -> str:

@@ -101,18 +101,26 @@ class RunRepository:
         self.seen.append(run)
 
     async def delete(self, run: TrainingRun) -> None:
-        result = await self.session.execute(delete(RUNS).where(RUNS.c.id == run.id, RUNS.c.version == run.version))
+        result = await self.session.execute(
+            delete(RUNS).where(RUNS.c.id == run.id, RUNS.c.version == run.version)
+        )
         if result.rowcount != 1:  # type: ignore[attr-defined]
             raise ConcurrentUpdate(run.id)
         await self.session.execute(delete(LOGS).where(LOGS.c.run_id == run.id))
 
-    async def list(self, where: RunFilter, after: tuple[datetime, str] | None, limit: int) -> list[TrainingRun]:
+    async def list(
+        self, where: RunFilter, after: tuple[datetime, str] | None, limit: int
+    ) -> list[TrainingRun]:
         """Newest first; ``after`` is the (create_time, id) keyset of the last row of the previous page."""
         clauses = where.clauses()
         if after is not None:
             time, run_id = after
-            clauses.append(or_(RUNS.c.create_time < time, and_(RUNS.c.create_time == time, RUNS.c.id < run_id)))
-        statement = select(RUNS).where(*clauses).order_by(RUNS.c.create_time.desc(), RUNS.c.id.desc()).limit(limit)
+            clauses.append(
+                or_(RUNS.c.create_time < time, and_(RUNS.c.create_time == time, RUNS.c.id < run_id))
+            )
+        statement = (
+            select(RUNS).where(*clauses).order_by(RUNS.c.create_time.desc(), RUNS.c.id.desc()).limit(limit)
+        )
         return [_to_domain(row) for row in (await self.session.execute(statement)).mappings()]
 
     async def count(self, where: RunFilter) -> int:
@@ -122,8 +130,10 @@ class RunRepository:
     async def expired_lease_ids(self, now: datetime, limit: int = 100) -> list[str]:
         statement = (
             select(RUNS.c.id)
-            .where(RUNS.c.state.in_((int(RunState.RUNNING), int(RunState.CANCELLING))),
-                   RUNS.c.lease_expire_time <= now)
+            .where(
+                RUNS.c.state.in_((int(RunState.RUNNING), int(RunState.CANCELLING))),
+                RUNS.c.lease_expire_time <= now,
+            )
             .order_by(RUNS.c.lease_expire_time)
             .limit(limit)
         )
@@ -135,10 +145,19 @@ class RunRepository:
         if (await self.session.execute(exists)).first() is not None:
             return  # a redelivered event
         if lines:
-            await self.session.execute(insert(LOGS), [
-                {"run_id": run_id, "attempt": attempt, "event_seq": event_seq, "line_index": i, "line": line}
-                for i, line in enumerate(lines)
-            ])
+            await self.session.execute(
+                insert(LOGS),
+                [
+                    {
+                        "run_id": run_id,
+                        "attempt": attempt,
+                        "event_seq": event_seq,
+                        "line_index": i,
+                        "line": line,
+                    }
+                    for i, line in enumerate(lines)
+                ],
+            )
 
     async def log_lines(self, run_id: str, attempt: int, after_id: int, limit: int) -> list[tuple[int, str]]:
         statement = (

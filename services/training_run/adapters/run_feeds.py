@@ -52,7 +52,9 @@ class _Feed:
             try:
                 queue.put_nowait(item)
             except asyncio.QueueFull:
-                self.queues.discard(queue)  # a watcher that can't keep up is dropped; it resumes with its token
+                self.queues.discard(
+                    queue
+                )  # a watcher that can't keep up is dropped; it resumes with its token
                 queue._queue.clear()  # type: ignore[attr-defined]
                 queue.put_nowait(_OVERFLOW)
 
@@ -69,7 +71,9 @@ class RunFeedHub:
     def subscriptions(self) -> int:
         return len(self._feeds)
 
-    async def watch(self, run_id: str, after_seq: int, replay_snapshot: Any) -> AsyncIterator[FeedItem | None]:
+    async def watch(
+        self, run_id: str, after_seq: int, replay_snapshot: Any
+    ) -> AsyncIterator[FeedItem | None]:
         """Events of ``run_id`` with stream sequence > ``after_seq``: stored ones, ``None`` once caught up, then live.
 
         Never ends by itself; the caller stops after the terminal event.
@@ -85,7 +89,9 @@ class RunFeedHub:
             while True:
                 item = await queue.get()
                 if item is _OVERFLOW:
-                    raise Unavailable("this watcher fell behind the run's events; resume with the last resume_token")
+                    raise Unavailable(
+                        "this watcher fell behind the run's events; resume with the last resume_token"
+                    )
                 if item.event.sequence > last:
                     last = item.event.sequence
                     yield item
@@ -104,8 +110,11 @@ class RunFeedHub:
                         feed.broadcast(FeedItem(event, await self._snapshot(event)))
 
                 feed.subscription = await self._js.subscribe(
-                    self._names.run_events_subject(run_id), stream=self._names.events, cb=on_message,
-                    ordered_consumer=True, deliver_policy=DeliverPolicy.NEW,
+                    self._names.run_events_subject(run_id),
+                    stream=self._names.events,
+                    cb=on_message,
+                    ordered_consumer=True,
+                    deliver_policy=DeliverPolicy.NEW,
                 )
                 self._feeds[run_id] = feed
             feed.queues.add(queue)
@@ -130,8 +139,12 @@ class RunFeedHub:
         if last <= after_seq:
             return
         subscription = await self._js.subscribe(
-            subject, stream=self._names.events, ordered_consumer=True,
-            config=ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=after_seq + 1),
+            subject,
+            stream=self._names.events,
+            ordered_consumer=True,
+            config=ConsumerConfig(
+                deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=after_seq + 1
+            ),
         )
         try:
             while True:
@@ -157,7 +170,7 @@ class RunFeedHub:
 def _decode(msg: Msg) -> events_pb2.RunEvent | None:
     try:
         event = events_pb2.RunEvent.FromString(msg.data)
-    except Exception:  # noqa: BLE001 - a foreign message on our subject: skip it
+    except Exception:
         return None
     event.sequence = msg.metadata.sequence.stream
     return event
@@ -178,7 +191,9 @@ class RunChangesHub:
         queue: asyncio.Queue[FeedItem] = asyncio.Queue(QUEUE_LIMIT)
         async with self._lock:
             if self._subscription is None:
-                self._subscription = await self._nc.subscribe(self._names.events_subject_pattern, cb=self._on_message)
+                self._subscription = await self._nc.subscribe(
+                    self._names.events_subject_pattern, cb=self._on_message
+                )
             self._queues.add(queue)
         try:
             while True:
@@ -197,7 +212,7 @@ class RunChangesHub:
     async def _on_message(self, msg: Msg) -> None:
         try:
             event = events_pb2.RunEvent.FromString(msg.data)
-        except Exception:  # noqa: BLE001
+        except Exception:
             return
         if event.WhichOneof("payload") not in ("state_changed", "phase_changed"):
             return

@@ -42,7 +42,9 @@ class GrpcTrainedModelClient(TrainedModelClient):
     async def get(self, name: str, metadata: Sequence[tuple[str, str]]) -> BaseModelInfo:
         try:
             model = await self._stub.GetTrainedModel(
-                trained_model_pb2.GetTrainedModelRequest(name=name), metadata=tuple(metadata), timeout=self._timeout
+                trained_model_pb2.GetTrainedModelRequest(name=name),
+                metadata=tuple(metadata),
+                timeout=self._timeout,
             )
         except grpc.aio.AioRpcError as exc:
             code = exc.code()

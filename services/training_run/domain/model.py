@@ -169,10 +169,27 @@ class TrainingRun:
 
     # ---- creation -------------------------------------------------------------------------------------------------
     @classmethod
-    def create(cls, *, id: str, owner: str, display_name: str, spec: RunSpec, now: datetime,
-               description: str = "", request_id: str = "") -> TrainingRun:
-        run = cls(id=id, owner=owner, display_name=display_name, spec=spec, create_time=now,
-                  description=description, request_id=request_id, update_time=now)
+    def create(
+        cls,
+        *,
+        id: str,
+        owner: str,
+        display_name: str,
+        spec: RunSpec,
+        now: datetime,
+        description: str = "",
+        request_id: str = "",
+    ) -> TrainingRun:
+        run = cls(
+            id=id,
+            owner=owner,
+            display_name=display_name,
+            spec=spec,
+            create_time=now,
+            description=description,
+            request_id=request_id,
+            update_time=now,
+        )
         run._transition(RunState.PENDING, now, "created")
         run.events.append(JobRequested(run.id, run.attempt))
         return run
@@ -191,7 +208,9 @@ class TrainingRun:
             self._transition(RunState.CANCELLED, now, why)
         elif self.state == RunState.RUNNING:
             if self.registering:
-                raise InvalidTransition("training already finished; the model is being registered and can't be cancelled")
+                raise InvalidTransition(
+                    "training already finished; the model is being registered and can't be cancelled"
+                )
             self._transition(RunState.CANCELLING, now, why)
             self.events.append(CancelRequested(self.id, self.attempt, why))
         elif self.state == RunState.CANCELLING:
@@ -201,7 +220,9 @@ class TrainingRun:
 
     def ensure_deletable(self) -> None:
         if not self.state.terminal:
-            raise InvalidTransition(f"run is {self.state.name}: cancel it and wait for a final state before deleting")
+            raise InvalidTransition(
+                f"run is {self.state.name}: cancel it and wait for a final state before deleting"
+            )
 
     # ---- worker leases --------------------------------------------------------------------------------------------
     def claim(self, worker_id: str, job_attempt: int, now: datetime, lease: timedelta) -> None:
@@ -222,7 +243,9 @@ class TrainingRun:
         if self.start_time is None:
             self.start_time = now
 
-    def heartbeat(self, worker_id: str, attempt: int, now: datetime, lease: timedelta, checkpoint: str = "") -> bool:
+    def heartbeat(
+        self, worker_id: str, attempt: int, now: datetime, lease: timedelta, checkpoint: str = ""
+    ) -> bool:
         """Extends the lease; returns True when the worker should stop (cancel requested)."""
         self._check_lease(worker_id, attempt, now)
         self.lease_expire_time = now + lease
@@ -230,12 +253,16 @@ class TrainingRun:
             self.resume_checkpoint = checkpoint
         return self.state == RunState.CANCELLING
 
-    def release(self, worker_id: str, attempt: int, now: datetime, reason: str = "", checkpoint: str = "") -> None:
+    def release(
+        self, worker_id: str, attempt: int, now: datetime, reason: str = "", checkpoint: str = ""
+    ) -> None:
         self._check_lease(worker_id, attempt, now)
         if checkpoint:
             self.resume_checkpoint = checkpoint
         if self.state == RunState.CANCELLING:
-            self._transition(RunState.CANCELLED, now, f"worker released the run while cancelling: {reason}".rstrip(": "))
+            self._transition(
+                RunState.CANCELLED, now, f"worker released the run while cancelling: {reason}".rstrip(": ")
+            )
             return
         self.released_attempts += 1
         self._requeue(now, f"released by {worker_id}: {reason}".rstrip(": "))
@@ -248,18 +275,26 @@ class TrainingRun:
         if self.state not in LEASED_STATES or not self.lease_expired(now):
             return False
         if self.registering:
-            self._fail(now, Failure(FailureKind.TIMED_OUT,
-                                    "the trained model was not registered in time; create the run again"))
+            self._fail(
+                now,
+                Failure(
+                    FailureKind.TIMED_OUT,
+                    "the trained model was not registered in time; create the run again",
+                ),
+            )
         elif self.state == RunState.CANCELLING:
             self._transition(RunState.CANCELLED, now, f"worker {self.worker_id} lost while cancelling")
         else:
             self.lost_attempts += 1
             if self.lost_attempts >= self.spec.max_attempts:
-                self._fail(now, Failure(
-                    FailureKind.WORKER_LOST,
-                    f"the worker stopped sending heartbeats {self.lost_attempts} time(s) (max_attempts="
-                    f"{self.spec.max_attempts}); check the worker logs, or raise max_attempts",
-                ))
+                self._fail(
+                    now,
+                    Failure(
+                        FailureKind.WORKER_LOST,
+                        f"the worker stopped sending heartbeats {self.lost_attempts} time(s) (max_attempts="
+                        f"{self.spec.max_attempts}); check the worker logs, or raise max_attempts",
+                    ),
+                )
             else:
                 self._requeue(now, f"lease of worker {self.worker_id} expired")
         return True
@@ -275,7 +310,9 @@ class TrainingRun:
         self.update_time = now
         return True
 
-    def on_progress(self, attempt: int, seq: int, now: datetime, phase: Phase | None, progress: bytes | None) -> bool:
+    def on_progress(
+        self, attempt: int, seq: int, now: datetime, phase: Phase | None, progress: bytes | None
+    ) -> bool:
         """Phase change or progress snapshot; older stream sequences never overwrite newer ones."""
         if not self.is_current(attempt) or self.registering or seq <= self.progress_seq:
             return False
@@ -325,8 +362,10 @@ class TrainingRun:
     # ---- internals ------------------------------------------------------------------------------------------------
     def _check_lease(self, worker_id: str, attempt: int, now: datetime) -> None:
         if attempt != self.attempt or self.state not in LEASED_STATES:
-            raise LeaseConflict(f"attempt {attempt} no longer holds the run (now attempt {self.attempt}, "
-                                f"{self.state.name}); stop working on it")
+            raise LeaseConflict(
+                f"attempt {attempt} no longer holds the run (now attempt {self.attempt}, "
+                f"{self.state.name}); stop working on it"
+            )
         if worker_id != self.worker_id:
             raise LeaseConflict(f"attempt {attempt} is leased to another worker")
         if self.registering:
@@ -353,7 +392,9 @@ class TrainingRun:
         previous = self.state
         self.state = to
         self.transitions.append(Transition(previous, to, now, reason, self.attempt))
-        self.events.append(StateChanged(self.id, self.attempt, previous, to, reason, now, len(self.transitions) - 1))
+        self.events.append(
+            StateChanged(self.id, self.attempt, previous, to, reason, now, len(self.transitions) - 1)
+        )
         self.update_time = now
         if to.terminal:
             self.end_time = now

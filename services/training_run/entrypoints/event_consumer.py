@@ -49,8 +49,14 @@ def _phase(value: int) -> Phase | None:
 
 
 class EventConsumer:
-    def __init__(self, js: JetStreamContext, names: StreamNames,
-                 apply: Callable[[ReportedEvent], Awaitable[bool]], *, batch: int = 100) -> None:
+    def __init__(
+        self,
+        js: JetStreamContext,
+        names: StreamNames,
+        apply: Callable[[ReportedEvent], Awaitable[bool]],
+        *,
+        batch: int = 100,
+    ) -> None:
         self._js = js
         self._names = names
         self._apply = apply
@@ -77,7 +83,7 @@ class EventConsumer:
                 continue
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - NATS reconnecting: try again shortly
+            except Exception:
                 log.exception("fetching run events failed")
                 await asyncio.sleep(0.5)
                 continue
@@ -99,7 +105,7 @@ class EventConsumer:
                 await self._apply(reported)
         except asyncio.CancelledError:
             raise
-        except Exception:  # noqa: BLE001 - DB trouble: redeliver later, never lose the event
+        except Exception:
             log.exception("applying run event failed", run_id=event.run_id, seq=seq)
             await msg.nak(delay=1.0)  # type: ignore[attr-defined]
             return

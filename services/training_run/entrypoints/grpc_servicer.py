@@ -40,8 +40,10 @@ def _resume_after(token: str) -> int:
     if not token:
         return 0
     if not token.isdigit() or len(token) > 20:
-        raise InvalidArgument("resume_token must come from a previous WatchTrainingRun response",
-                              [FieldViolation("resume_token", "is not a resume token")])
+        raise InvalidArgument(
+            "resume_token must come from a previous WatchTrainingRun response",
+            [FieldViolation("resume_token", "is not a resume token")],
+        )
     return int(token)
 
 
@@ -65,20 +67,26 @@ class TrainingRunServicer(training_run_pb2_grpc.TrainingRunServiceServicer):
     async def GetTrainingRun(self, request: pb.GetTrainingRunRequest, context: Any) -> pb.TrainingRun:
         return run_to_proto(await self._service.get(principal(), request.name))
 
-    async def ListTrainingRuns(self, request: pb.ListTrainingRunsRequest, context: Any) -> pb.ListTrainingRunsResponse:
+    async def ListTrainingRuns(
+        self, request: pb.ListTrainingRunsRequest, context: Any
+    ) -> pb.ListTrainingRunsResponse:
         runs, token, total = await self._service.list(principal(), commands.ListTrainingRuns(
             page_size=request.page_size, page_token=request.page_token, states=tuple(request.states),
             owner=request.owner, dataset=request.dataset, base_model=request.base_model,
             model_template=request.model_template,
         ))  # fmt: skip
-        return pb.ListTrainingRunsResponse(training_runs=[run_to_proto(r) for r in runs], next_page_token=token,
-                                           total_size=total)
+        return pb.ListTrainingRunsResponse(
+            training_runs=[run_to_proto(r) for r in runs], next_page_token=token, total_size=total
+        )
 
     async def UpdateTrainingRun(self, request: pb.UpdateTrainingRunRequest, context: Any) -> pb.TrainingRun:
         run = request.training_run
         command = commands.UpdateTrainingRun(
-            name=run.name, paths=tuple(request.update_mask.paths), display_name=run.display_name,
-            description=run.description, etag=request.etag or run.etag,
+            name=run.name,
+            paths=tuple(request.update_mask.paths),
+            display_name=run.display_name,
+            description=run.description,
+            etag=request.etag or run.etag,
         )
         return run_to_proto(await self._service.update(principal(), command))
 
@@ -89,14 +97,17 @@ class TrainingRunServicer(training_run_pb2_grpc.TrainingRunServiceServicer):
     async def CancelTrainingRun(self, request: pb.CancelTrainingRunRequest, context: Any) -> pb.TrainingRun:
         return run_to_proto(await self._service.cancel(principal(), request.name, request.reason))
 
-    async def GetTrainingRunLogs(self, request: pb.GetTrainingRunLogsRequest, context: Any
-                                 ) -> pb.GetTrainingRunLogsResponse:
-        lines, token, complete = await self._service.logs(principal(), request.name, request.attempt,
-                                                          request.page_size, request.page_token)
+    async def GetTrainingRunLogs(
+        self, request: pb.GetTrainingRunLogsRequest, context: Any
+    ) -> pb.GetTrainingRunLogsResponse:
+        lines, token, complete = await self._service.logs(
+            principal(), request.name, request.attempt, request.page_size, request.page_token
+        )
         return pb.GetTrainingRunLogsResponse(lines=lines, next_page_token=token, complete=complete)
 
-    async def WatchTrainingRun(self, request: pb.WatchTrainingRunRequest, context: Any
-                               ) -> AsyncIterator[pb.WatchTrainingRunResponse]:
+    async def WatchTrainingRun(
+        self, request: pb.WatchTrainingRunRequest, context: Any
+    ) -> AsyncIterator[pb.WatchTrainingRunResponse]:
         after = _resume_after(request.resume_token)
         run = await self._service.get(principal(), request.name)
         # Terminal with nothing left in the outbox: the terminal event is in the stream, at or before its last message.
@@ -108,21 +119,33 @@ class TrainingRunServicer(training_run_pb2_grpc.TrainingRunServiceServicer):
                     return
                 continue
             event = item.event
-            yield pb.WatchTrainingRunResponse(event=event, resume_token=str(event.sequence), training_run=item.run)
-            if event.WhichOneof("payload") == "state_changed" and RunState(event.state_changed.to_state).terminal:
+            yield pb.WatchTrainingRunResponse(
+                event=event, resume_token=str(event.sequence), training_run=item.run
+            )
+            if (
+                event.WhichOneof("payload") == "state_changed"
+                and RunState(event.state_changed.to_state).terminal
+            ):
                 return
 
-    async def WatchTrainingRuns(self, request: pb.WatchTrainingRunsRequest, context: Any
-                                ) -> AsyncIterator[pb.WatchTrainingRunsResponse]:
+    async def WatchTrainingRuns(
+        self, request: pb.WatchTrainingRunsRequest, context: Any
+    ) -> AsyncIterator[pb.WatchTrainingRunsResponse]:
         caller = principal()
         sees_all = caller.is_superadmin or caller.has(Permission.VIEW_ALL_TRAINING_RUNS)
         if request.owner and request.owner != caller.subject and not sees_all:
-            raise PermissionDenied(f"watching runs of {request.owner!r} needs {Permission.VIEW_ALL_TRAINING_RUNS!r}")
+            raise PermissionDenied(
+                f"watching runs of {request.owner!r} needs {Permission.VIEW_ALL_TRAINING_RUNS!r}"
+            )
         bad = [s for s in request.states if s not in RunState._value2member_map_ or s == 0]
         if bad:
             raise InvalidArgument("unknown state filter", [FieldViolation("states", f"unknown values {bad}")])
-        where = RunFilter(owner=request.owner or None, states=tuple(request.states), dataset=request.dataset,
-                          model_template=request.model_template)
+        where = RunFilter(
+            owner=request.owner or None,
+            states=tuple(request.states),
+            dataset=request.dataset,
+            model_template=request.model_template,
+        )
         async for item in self._changes.watch():
             run = item.run
             if run is None or not can_view(caller, run) or not where.matches(run):
@@ -138,7 +161,9 @@ class TrainingRunServicer(training_run_pb2_grpc.TrainingRunServiceServicer):
             yield pb.WatchTrainingRunsResponse(training_run=message, previous_state=previous, time=event.time)
 
     # ---- worker RPCs ---------------------------------------------------------------------------------------------
-    async def ClaimTrainingRun(self, request: pb.ClaimTrainingRunRequest, context: Any) -> pb.ClaimTrainingRunResponse:
+    async def ClaimTrainingRun(
+        self, request: pb.ClaimTrainingRunRequest, context: Any
+    ) -> pb.ClaimTrainingRunResponse:
         claimed = await self._service.claim(parse_name(request.name), request.worker_id, request.job_attempt)
         run = claimed.run
         return pb.ClaimTrainingRunResponse(
@@ -148,17 +173,25 @@ class TrainingRunServicer(training_run_pb2_grpc.TrainingRunServiceServicer):
             resume_checkpoint=claimed.resume_checkpoint,
         )  # fmt: skip
 
-    async def HeartbeatTrainingRun(self, request: pb.HeartbeatTrainingRunRequest, context: Any
-                                   ) -> pb.HeartbeatTrainingRunResponse:
-        expires, stop = await self._service.heartbeat(parse_name(request.name), request.worker_id, request.attempt,
-                                                      request.latest_checkpoint)
+    async def HeartbeatTrainingRun(
+        self, request: pb.HeartbeatTrainingRunRequest, context: Any
+    ) -> pb.HeartbeatTrainingRunResponse:
+        expires, stop = await self._service.heartbeat(
+            parse_name(request.name), request.worker_id, request.attempt, request.latest_checkpoint
+        )
         return pb.HeartbeatTrainingRunResponse(lease_expire_time=timestamp(expires), cancel_requested=stop)
 
-    async def ReleaseTrainingRun(self, request: pb.ReleaseTrainingRunRequest, context: Any) -> empty_pb2.Empty:
-        await self._service.release(parse_name(request.name), request.worker_id, request.attempt, request.reason,
-                                    request.latest_checkpoint)
+    async def ReleaseTrainingRun(
+        self, request: pb.ReleaseTrainingRunRequest, context: Any
+    ) -> empty_pb2.Empty:
+        await self._service.release(
+            parse_name(request.name),
+            request.worker_id,
+            request.attempt,
+            request.reason,
+            request.latest_checkpoint,
+        )
         return empty_pb2.Empty()
-
 
 
 def feed_snapshot(service: TrainingRunService) -> Any:

@@ -35,6 +35,6 @@ class Reaper:
                     log.info("expired leases handled", runs=changed)
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - DB unavailable: try again next tick
+            except Exception:
                 log.exception("reaper step failed")
             await asyncio.sleep(self._interval)

@@ -46,8 +46,10 @@ class Claimed:
 def parse_name(name: str, field: str = "name") -> str:
     match = NAME.match(name or "")
     if not match:
-        raise InvalidArgument(f"{field} must look like 'trainingRuns/{{id}}', got {name!r}",
-                              [FieldViolation(field, "must look like 'trainingRuns/{id}'")])
+        raise InvalidArgument(
+            f"{field} must look like 'trainingRuns/{{id}}', got {name!r}",
+            [FieldViolation(field, "must look like 'trainingRuns/{id}'")],
+        )
     return match.group(1)
 
 
@@ -66,12 +68,19 @@ def _decode_token(token: str, field: str = "page_token") -> dict[str, object]:
             return data
     except (binascii.Error, ValueError):
         pass
-    raise InvalidArgument(f"{field} is not a token from a previous response", [FieldViolation(field, "is invalid")])
+    raise InvalidArgument(
+        f"{field} is not a token from a previous response", [FieldViolation(field, "is invalid")]
+    )
 
 
 class TrainingRunService:
-    def __init__(self, uow: UnitOfWorkFactory, create_context: CreateContext, leases: LeaseSettings,
-                 clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        uow: UnitOfWorkFactory,
+        create_context: CreateContext,
+        leases: LeaseSettings,
+        clock: Callable[[], datetime],
+    ) -> None:
         self._uow = uow
         self._create_context = create_context
         self._leases = leases
@@ -86,9 +95,15 @@ class TrainingRunService:
             if existing is not None:
                 return existing
         spec = await validate_create(cmd, self._create_context)
-        run = TrainingRun.create(id=uuid.uuid4().hex, owner=principal.subject, display_name=cmd.display_name,
-                                 spec=spec, now=self._clock(), description=cmd.description,
-                                 request_id=cmd.request_id)
+        run = TrainingRun.create(
+            id=uuid.uuid4().hex,
+            owner=principal.subject,
+            display_name=cmd.display_name,
+            spec=spec,
+            now=self._clock(),
+            description=cmd.description,
+            request_id=cmd.request_id,
+        )
         if cmd.validate_only:
             return run
         async with self._uow() as uow:
@@ -106,33 +121,49 @@ class TrainingRunService:
         async with self._uow() as uow:
             return await self._visible(uow, principal, parse_name(name))
 
-    async def list(self, principal: Principal, query: commands.ListTrainingRuns
-                   ) -> tuple[list[TrainingRun], str, int]:
+    async def list(
+        self, principal: Principal, query: commands.ListTrainingRuns
+    ) -> tuple[list[TrainingRun], str, int]:
         if query.page_size < 0:
-            raise InvalidArgument("page_size must not be negative", [FieldViolation("page_size", "must be >= 0")])
+            raise InvalidArgument(
+                "page_size must not be negative", [FieldViolation("page_size", "must be >= 0")]
+            )
         size = min(query.page_size or 50, 500)
         bad_states = [s for s in query.states if s not in RunState._value2member_map_ or s == 0]
         if bad_states:
-            raise InvalidArgument("unknown state filter", [FieldViolation("states", f"unknown values {bad_states}")])
+            raise InvalidArgument(
+                "unknown state filter", [FieldViolation("states", f"unknown values {bad_states}")]
+            )
         owner: str | None = query.owner or None
         sees_all = principal.is_superadmin or principal.has(Permission.VIEW_ALL_TRAINING_RUNS)
         if not sees_all:
             if owner not in (None, principal.subject):
-                raise PermissionDenied(f"listing runs of {owner!r} needs {Permission.VIEW_ALL_TRAINING_RUNS!r}")
+                raise PermissionDenied(
+                    f"listing runs of {owner!r} needs {Permission.VIEW_ALL_TRAINING_RUNS!r}"
+                )
             owner = principal.subject
-        where = RunFilter(owner=owner, states=tuple(sorted(set(query.states))), dataset=query.dataset,
-                          base_model=query.base_model, model_template=query.model_template)
+        where = RunFilter(
+            owner=owner,
+            states=tuple(sorted(set(query.states))),
+            dataset=query.dataset,
+            base_model=query.base_model,
+            model_template=query.model_template,
+        )
         fingerprint = hashlib.sha256(repr((where, principal.subject)).encode()).hexdigest()[:16]
         after = None
         if query.page_token:
             token = _decode_token(query.page_token)
             if token.get("f") != fingerprint:
-                raise InvalidArgument("page_token was issued for other filters",
-                                      [FieldViolation("page_token", "does not match the request's filters")])
+                raise InvalidArgument(
+                    "page_token was issued for other filters",
+                    [FieldViolation("page_token", "does not match the request's filters")],
+                )
             try:
                 after = (datetime.fromisoformat(str(token["t"])), str(token["i"]))
             except (KeyError, ValueError) as exc:
-                raise InvalidArgument("page_token is invalid", [FieldViolation("page_token", "is invalid")]) from exc
+                raise InvalidArgument(
+                    "page_token is invalid", [FieldViolation("page_token", "is invalid")]
+                ) from exc
         async with self._uow() as uow:
             runs = await uow.runs.list(where, after, size + 1)
             total = await uow.runs.count(where)
@@ -147,8 +178,10 @@ class TrainingRunService:
         run_id = parse_name(cmd.name, "training_run.name")
         allowed = {"display_name", "description"}
         paths = set(cmd.paths) or {p for p in allowed if getattr(cmd, p)}
-        violations = [FieldViolation("update_mask", f"{p!r} can't be updated; only {sorted(allowed)}")
-                      for p in sorted(paths - allowed)]
+        violations = [
+            FieldViolation("update_mask", f"{p!r} can't be updated; only {sorted(allowed)}")
+            for p in sorted(paths - allowed)
+        ]
         if not paths:
             violations.append(FieldViolation("update_mask", "name at least one of display_name, description"))
         if "display_name" in paths:
@@ -158,8 +191,11 @@ class TrainingRunService:
         require(violations)
 
         def change(run: TrainingRun) -> TrainingRun:
-            run.rename(self._clock(), cmd.display_name if "display_name" in paths else None,
-                       cmd.description if "description" in paths else None)
+            run.rename(
+                self._clock(),
+                cmd.display_name if "display_name" in paths else None,
+                cmd.description if "description" in paths else None,
+            )
             return run
 
         return await self._change(principal, run_id, change, etag=cmd.etag)
@@ -178,7 +214,9 @@ class TrainingRunService:
     async def cancel(self, principal: Principal, name: str, reason: str = "") -> TrainingRun:
         run_id = parse_name(name)
         if len(reason) > 1000:
-            raise InvalidArgument("reason is too long", [FieldViolation("reason", "must be at most 1000 characters")])
+            raise InvalidArgument(
+                "reason is too long", [FieldViolation("reason", "must be at most 1000 characters")]
+            )
 
         def change(run: TrainingRun) -> TrainingRun:
             run.request_cancel(self._clock(), reason)
@@ -186,12 +224,15 @@ class TrainingRunService:
 
         return await self._change(principal, run_id, change)
 
-    async def logs(self, principal: Principal, name: str, attempt: int, page_size: int, page_token: str
-                   ) -> tuple[list[str], str, bool]:
+    async def logs(
+        self, principal: Principal, name: str, attempt: int, page_size: int, page_token: str
+    ) -> tuple[list[str], str, bool]:
         run_id = parse_name(name)
         if page_size < 0 or attempt < 0:
-            raise InvalidArgument("page_size and attempt must not be negative",
-                                  [FieldViolation("page_size" if page_size < 0 else "attempt", "must be >= 0")])
+            raise InvalidArgument(
+                "page_size and attempt must not be negative",
+                [FieldViolation("page_size" if page_size < 0 else "attempt", "must be >= 0")],
+            )
         size = min(page_size or 500, 5000)
         after = 0
         if page_token:
@@ -201,12 +242,16 @@ class TrainingRunService:
             run = await self._visible(uow, principal, run_id)
             attempt = attempt or run.attempt
             if attempt > run.attempt:
-                raise InvalidArgument("no such attempt", [FieldViolation("attempt", f"the run has {run.attempt}")])
+                raise InvalidArgument(
+                    "no such attempt", [FieldViolation("attempt", f"the run has {run.attempt}")]
+                )
             lines = await uow.runs.log_lines(run_id, attempt, after, size + 1)
         more = len(lines) > size
         lines = lines[:size]
         finished = run.state.terminal or attempt < run.attempt
-        next_token = _encode_token({"a": attempt, "i": lines[-1][0]}) if lines and (more or not finished) else ""
+        next_token = (
+            _encode_token({"a": attempt, "i": lines[-1][0]}) if lines and (more or not finished) else ""
+        )
         return [line for _, line in lines], next_token, finished and not more
 
     async def snapshot(self, run_id: str) -> TrainingRun | None:
@@ -233,8 +278,9 @@ class TrainingRunService:
 
         return await self._retrying(run_id, change)
 
-    async def heartbeat(self, run_id: str, worker_id: str, attempt: int, checkpoint: str
-                        ) -> tuple[datetime, bool]:
+    async def heartbeat(
+        self, run_id: str, worker_id: str, attempt: int, checkpoint: str
+    ) -> tuple[datetime, bool]:
         _require_worker_fields(worker_id, attempt, "attempt")
         _check_checkpoint(checkpoint)
 
@@ -248,7 +294,9 @@ class TrainingRunService:
     async def release(self, run_id: str, worker_id: str, attempt: int, reason: str, checkpoint: str) -> None:
         _require_worker_fields(worker_id, attempt, "attempt")
         _check_checkpoint(checkpoint)
-        await self._retrying(run_id, lambda run: run.release(worker_id, attempt, self._clock(), reason, checkpoint))
+        await self._retrying(
+            run_id, lambda run: run.release(worker_id, attempt, self._clock(), reason, checkpoint)
+        )
 
     # ---- background ----------------------------------------------------------------------------------------------
     async def apply_event(self, event: commands.ReportedEvent) -> bool:
@@ -298,7 +346,9 @@ class TrainingRunService:
         changed = 0
         for run_id in ids:
             try:
-                if await self._retrying(run_id, lambda run: run.expire_lease(self._clock()), save_only_if=bool):
+                if await self._retrying(
+                    run_id, lambda run: run.expire_lease(self._clock()), save_only_if=bool
+                ):
                     changed += 1
             except NotFound:
                 continue
@@ -319,8 +369,9 @@ class TrainingRunService:
             raise Aborted(f"etag {etag!r} is stale: read the run again and retry")
         return run
 
-    async def _change(self, principal: Principal, run_id: str, change: Callable[[TrainingRun], T],
-                      etag: str = "") -> T:
+    async def _change(
+        self, principal: Principal, run_id: str, change: Callable[[TrainingRun], T], etag: str = ""
+    ) -> T:
         for _ in range(MAX_RETRIES):
             async with self._uow() as uow:
                 run = await self._owned(uow, principal, run_id, etag)
@@ -335,8 +386,9 @@ class TrainingRunService:
                 return result
         raise Aborted("the run is changing too often; retry")
 
-    async def _retrying(self, run_id: str, change: Callable[[TrainingRun], T],
-                        save_only_if: Callable[[T], bool] | None = None) -> T:
+    async def _retrying(
+        self, run_id: str, change: Callable[[TrainingRun], T], save_only_if: Callable[[T], bool] | None = None
+    ) -> T:
         for _ in range(MAX_RETRIES):
             async with self._uow() as uow:
                 run = await uow.runs.get(run_id)
@@ -359,7 +411,9 @@ def _require_worker_fields(worker_id: str, attempt: int, attempt_field: str) -> 
     if not worker_id or len(worker_id) > 200:
         violations.append(FieldViolation("worker_id", "is required (at most 200 characters)"))
     if attempt < 1:
-        violations.append(FieldViolation(attempt_field, "must be >= 1 (the attempt from the job or the claim)"))
+        violations.append(
+            FieldViolation(attempt_field, "must be >= 1 (the attempt from the job or the claim)")
+        )
     require(violations)
 
 

@@ -14,8 +14,13 @@ from services.training_run.adapters.repository import RunRepository
 
 
 class UnitOfWork:
-    def __init__(self, session_factory: async_sessionmaker[AsyncSession], names: StreamNames,
-                 clock: Callable[[], datetime], after_commit: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        session_factory: async_sessionmaker[AsyncSession],
+        names: StreamNames,
+        clock: Callable[[], datetime],
+        after_commit: Callable[[], None] | None = None,
+    ) -> None:
         self._factory = session_factory
         self._names = names
         self._clock = clock
@@ -28,8 +33,9 @@ class UnitOfWork:
         self.runs = RunRepository(self.session)
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         try:
             await self.session.rollback()
         finally:
@@ -52,8 +58,12 @@ class UnitOfWork:
 class UnitOfWorkFactory:
     """Makes units of work; ``after_commit`` wakes the outbox relay."""
 
-    def __init__(self, session_factory: async_sessionmaker[AsyncSession], names: StreamNames,
-                 clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        session_factory: async_sessionmaker[AsyncSession],
+        names: StreamNames,
+        clock: Callable[[], datetime],
+    ) -> None:
         self.session_factory = session_factory
         self.names = names
         self.clock = clock

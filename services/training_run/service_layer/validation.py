@@ -33,7 +33,9 @@ class CachedConfigBuilder:
         self._size = size
         self._cache: OrderedDict[str, ResolvedConfig] = OrderedDict()
 
-    def __call__(self, template: str, class_names: list[str], hp: HyperParams, **options: Any) -> ResolvedConfig:
+    def __call__(
+        self, template: str, class_names: list[str], hp: HyperParams, **options: Any
+    ) -> ResolvedConfig:
         key = json.dumps([template, class_names, hp.as_dict(), options], sort_keys=True, default=str)
         found = self._cache.get(key)
         if found is None:
@@ -73,13 +75,22 @@ async def validate_create(cmd: CreateTrainingRun, ctx: CreateContext) -> RunSpec
     base = await _base_model(cmd, ctx.trained_models, violations)
     template = cmd.model_template or (base.model_template if base else "")
     if base and cmd.model_template and base.model_template and cmd.model_template != base.model_template:
-        violations.append(FieldViolation(F + "model_template", f"must be empty or {base.model_template!r}, the "
-                                                               "template of the base model"))
+        violations.append(
+            FieldViolation(
+                F + "model_template",
+                f"must be empty or {base.model_template!r}, the template of the base model",
+            )
+        )
     elif not template:
-        violations.append(FieldViolation(F + "model_template", f"is required; one of: {', '.join(sorted(TEMPLATES))}"))
+        violations.append(
+            FieldViolation(F + "model_template", f"is required; one of: {', '.join(sorted(TEMPLATES))}")
+        )
     elif template not in TEMPLATES:
-        violations.append(FieldViolation(F + "model_template", f"unknown {template!r}; one of: "
-                                                               f"{', '.join(sorted(TEMPLATES))}"))
+        violations.append(
+            FieldViolation(
+                F + "model_template", f"unknown {template!r}; one of: {', '.join(sorted(TEMPLATES))}"
+            )
+        )
     hp = HyperParams.from_proto_fields(**{k: cmd.hyperparameters.get(k, 0) for k in HP_FIELDS})
     violations += hp.validate(TEMPLATES.get(template))  # type: ignore[arg-type]
     extra, extra_violations = _run_limits(cmd.hyperparameters)
@@ -88,7 +99,10 @@ async def validate_create(cmd: CreateTrainingRun, ctx: CreateContext) -> RunSpec
     require(_as_errors(violations))
     try:
         resolved = await asyncio.to_thread(
-            ctx.config_builder, template, class_names, hp,
+            ctx.config_builder,
+            template,
+            class_names,
+            hp,
             base_model_config=(base.config_data or None) if base else None,
             load_from=base.checkpoint_key if base else None,
             backbone_checkpoint=(ctx.backbone_checkpoint or None) if not base else None,
@@ -105,7 +119,9 @@ async def validate_create(cmd: CreateTrainingRun, ctx: CreateContext) -> RunSpec
 
 
 def _as_errors(violations: list[Any]) -> list[FieldViolation]:
-    return [v if isinstance(v, FieldViolation) else FieldViolation(v.field, v.description) for v in violations]
+    return [
+        v if isinstance(v, FieldViolation) else FieldViolation(v.field, v.description) for v in violations
+    ]
 
 
 async def _dataset(ref: str, root: str, violations: list[FieldViolation]) -> tuple[str, list[str]]:
@@ -117,8 +133,9 @@ async def _dataset(ref: str, root: str, violations: list[FieldViolation]) -> tup
         return "", []
 
 
-async def _base_model(cmd: CreateTrainingRun, client: TrainedModelClient,
-                      violations: list[FieldViolation]) -> BaseModelInfo | None:
+async def _base_model(
+    cmd: CreateTrainingRun, client: TrainedModelClient, violations: list[FieldViolation]
+) -> BaseModelInfo | None:
     if not cmd.base_model:
         return None
     if not MODEL_NAME.match(cmd.base_model):
@@ -130,11 +147,17 @@ async def _base_model(cmd: CreateTrainingRun, client: TrainedModelClient,
         violations.append(FieldViolation(F + "base_model", f"{cmd.base_model} does not exist"))
         return None
     if not base.published:
-        violations.append(FieldViolation(F + "base_model", f"{cmd.base_model} is not published; publish it first "
-                                                           "or choose a published model"))
+        violations.append(
+            FieldViolation(
+                F + "base_model",
+                f"{cmd.base_model} is not published; publish it first or choose a published model",
+            )
+        )
         return None
     if not base.checkpoint_key:
-        violations.append(FieldViolation(F + "base_model", f"{cmd.base_model} has no checkpoint to start from"))
+        violations.append(
+            FieldViolation(F + "base_model", f"{cmd.base_model} has no checkpoint to start from")
+        )
         return None
     return base
 
@@ -151,20 +174,29 @@ def _run_limits(values: dict[str, Any]) -> tuple[dict[str, Any], list[FieldViola
         if not 0 < value < 1:
             found.append(FieldViolation(prefix + name, f"must be in (0, 1), got {value}"))
     if train + val > 1 + 1e-9:
-        found.append(FieldViolation(prefix + "val_fraction", f"train_fraction + val_fraction must be <= 1, got "
-                                                            f"{train + val:g}"))
+        found.append(
+            FieldViolation(
+                prefix + "val_fraction", f"train_fraction + val_fraction must be <= 1, got {train + val:g}"
+            )
+        )
     return {"max_attempts": max_attempts, "train_fraction": train, "val_fraction": val}, found
 
 
-def _class_names(given: tuple[str, ...], categories: list[str], base: BaseModelInfo | None,
-                 violations: list[FieldViolation]) -> list[str]:
+def _class_names(
+    given: tuple[str, ...],
+    categories: list[str],
+    base: BaseModelInfo | None,
+    violations: list[FieldViolation],
+) -> list[str]:
     field = F + "class_names"
     if given:
         problems = [f"#{i} is empty" for i, n in enumerate(given) if not n]
         seen: set[str] = set()
         problems += [f"{n!r} is repeated" for n in given if n in seen or seen.add(n)]  # type: ignore[func-returns-value]
         if categories:
-            problems += [f"{n!r} is not a category of the dataset" for n in given if n and n not in categories]
+            problems += [
+                f"{n!r} is not a category of the dataset" for n in given if n and n not in categories
+            ]
         if problems:
             violations.append(FieldViolation(field, "; ".join(problems[:10])))
             return []
@@ -173,6 +205,11 @@ def _class_names(given: tuple[str, ...], categories: list[str], base: BaseModelI
         if not given and set(base.class_names) == set(categories):
             names = list(base.class_names)  # same classes: keep the base model's label order
         if names and names != list(base.class_names):
-            violations.append(FieldViolation(field, f"must match the base model's classes {list(base.class_names)} "
-                                                    f"(in that order), got {names}"))
+            violations.append(
+                FieldViolation(
+                    field,
+                    f"must match the base model's classes {list(base.class_names)} "
+                    f"(in that order), got {names}",
+                )
+            )
     return names

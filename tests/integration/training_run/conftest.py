@@ -61,8 +61,9 @@ def write_dataset(root: Path, name: str = "waste/v1", classes: list[str] = CLASS
     directory = root / name
     directory.mkdir(parents=True, exist_ok=True)
     categories = [{"id": i + 1, "name": n} for i, n in enumerate(classes)]
-    (directory / "annotations.json").write_text(json.dumps({"images": [], "annotations": [],
-                                                            "categories": categories}))
+    (directory / "annotations.json").write_text(
+        json.dumps({"images": [], "annotations": [], "categories": categories})
+    )
     return name
 
 
@@ -79,9 +80,12 @@ class Harness:
     worker: tuple[tuple[str, str]] = field(default_factory=lambda: bearer(worker_token()))
 
     async def create(self, request_id: str = "", **overrides: Any) -> training_run_pb2.TrainingRun:
-        run = training_run_pb2.TrainingRun(display_name="waste detector", dataset=self.dataset,
-                                           model_template="rtmdet_tiny",
-                                           hyperparameters=types_pb2.Hyperparameters(epochs=2))
+        run = training_run_pb2.TrainingRun(
+            display_name="waste detector",
+            dataset=self.dataset,
+            model_template="rtmdet_tiny",
+            hyperparameters=types_pb2.Hyperparameters(epochs=2),
+        )
         metadata = overrides.pop("metadata", None) or self.user
         for key, value in overrides.items():
             if key == "hyperparameters":
@@ -91,24 +95,32 @@ class Harness:
             else:
                 setattr(run, key, value)
         return await self.stub.CreateTrainingRun(
-            training_run_pb2.CreateTrainingRunRequest(training_run=run, request_id=request_id), metadata=metadata)
+            training_run_pb2.CreateTrainingRunRequest(training_run=run, request_id=request_id),
+            metadata=metadata,
+        )
 
     async def claim(self, name: str, worker_id: str = "w1", attempt: int = 1) -> Any:
         return await self.stub.ClaimTrainingRun(
             training_run_pb2.ClaimTrainingRunRequest(name=name, worker_id=worker_id, job_attempt=attempt),
-            metadata=self.worker)
+            metadata=self.worker,
+        )
 
     async def publish_event(self, run_id: str, attempt: int, **payload: Any) -> int:
         event = events_pb2.RunEvent(run_id=run_id, attempt=attempt, **payload)
         event.time.GetCurrentTime()
-        ack = await self.nc.jetstream().publish(self.names.run_events_subject(run_id), event.SerializeToString())
+        ack = await self.nc.jetstream().publish(
+            self.names.run_events_subject(run_id), event.SerializeToString()
+        )
         return int(ack.seq)
 
     async def get(self, name: str) -> training_run_pb2.TrainingRun:
-        return await self.stub.GetTrainingRun(training_run_pb2.GetTrainingRunRequest(name=name), metadata=self.user)
+        return await self.stub.GetTrainingRun(
+            training_run_pb2.GetTrainingRunRequest(name=name), metadata=self.user
+        )
 
-    async def wait_for(self, name: str, predicate: Callable[[training_run_pb2.TrainingRun], bool],
-                       timeout: float = 10.0) -> training_run_pb2.TrainingRun:
+    async def wait_for(
+        self, name: str, predicate: Callable[[training_run_pb2.TrainingRun], bool], timeout: float = 10.0
+    ) -> training_run_pb2.TrainingRun:
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
             run = await self.get(name)
@@ -123,8 +135,9 @@ AppFactory = Callable[..., Awaitable[Harness]]
 
 
 @pytest.fixture
-async def make_harness(tmp_path: Path, nats_url: str, unique: str,
-                       trained_models: tuple[TinyTrainedModels, str]) -> AsyncIterator[AppFactory]:
+async def make_harness(
+    tmp_path: Path, nats_url: str, unique: str, trained_models: tuple[TinyTrainedModels, str]
+) -> AsyncIterator[AppFactory]:
     """Builds (and later closes) apps sharing one database, dataset root and stream names."""
     servicer, address = trained_models
     names = StreamNames(jobs=f"TRJ_{unique}", events=f"TRE_{unique}", prefix=f"tr{unique}")
@@ -136,14 +149,26 @@ async def make_harness(tmp_path: Path, nats_url: str, unique: str,
     async def make(database_url: str = "", **options: Any) -> Harness:
         settings_overrides = options.pop("settings", {})
         settings = Settings(
-            data_dir=tmp_path, database_url=database_url, nats_url=nats_url, grpc_port=0, jwt_secret=JWT_SECRET,
-            dataset_root=f"file://{dataset_root}", log_json=False, **settings_overrides,
+            data_dir=tmp_path,
+            database_url=database_url,
+            nats_url=nats_url,
+            grpc_port=0,
+            jwt_secret=JWT_SECRET,
+            dataset_root=f"file://{dataset_root}",
+            log_json=False,
+            **settings_overrides,
         )
-        app = await bootstrap.build_app(settings, address="127.0.0.1:0", names=names,
-                                        trained_models=GrpcTrainedModelClient(address), **options)
+        app = await bootstrap.build_app(
+            settings,
+            address="127.0.0.1:0",
+            names=names,
+            trained_models=GrpcTrainedModelClient(address),
+            **options,
+        )
         channel = grpc.aio.insecure_channel(f"127.0.0.1:{app.port}")
-        harness = Harness(app, channel, training_run_pb2_grpc.TrainingRunServiceStub(channel), names, nc, dataset,
-                          servicer)
+        harness = Harness(
+            app, channel, training_run_pb2_grpc.TrainingRunServiceStub(channel), names, nc, dataset, servicer
+        )
         made.append(harness)
         return harness
 
@@ -164,7 +189,9 @@ async def sqlite_harness(make_harness: AppFactory) -> Harness:
     return await make_harness()
 
 
-async def pull_jobs(nc: Any, names: StreamNames, expect: int, timeout: float = 3.0) -> list[events_pb2.TrainingJob]:
+async def pull_jobs(
+    nc: Any, names: StreamNames, expect: int, timeout: float = 3.0
+) -> list[events_pb2.TrainingJob]:
     """Every job on the work queue (acked, as a worker would), waiting up to ``timeout`` for ``expect`` of them."""
     js = nc.jetstream()
     subscription = await js.pull_subscribe(names.jobs_subject, durable="test-worker", stream=names.jobs)

@@ -7,8 +7,8 @@ import asyncio
 import grpc
 import pytest
 from google.protobuf import field_mask_pb2
-from grpc_status import rpc_status
 from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 
 from common.auth import USER_PERMISSIONS, Permission
 from common.proto.raven.v1 import training_run_pb2 as pb
@@ -42,25 +42,40 @@ async def test_create_is_idempotent_and_queues_exactly_one_job(harness: Harness,
     assert [(j.run_id, j.attempt) for j in jobs] == [(first.name.split("/")[1], 1)]
     assert jobs[0].config_sha256 == first.config_sha256 and list(jobs[0].class_names) == CLASSES
     fetched = await harness.get(first.name)
-    assert fetched.resolved_config == first.resolved_config and fetched.transitions[0].to_state == types_pb2.PENDING
+    assert (
+        fetched.resolved_config == first.resolved_config
+        and fetched.transitions[0].to_state == types_pb2.PENDING
+    )
 
 
-async def test_concurrent_creates_with_one_request_id_give_one_run(sqlite_harness: Harness, unique: str) -> None:
+async def test_concurrent_creates_with_one_request_id_give_one_run(
+    sqlite_harness: Harness, unique: str
+) -> None:
     runs = await asyncio.gather(*(sqlite_harness.create(request_id=f"same-{unique}") for _ in range(4)))
     assert len({r.name for r in runs}) == 1
 
 
 async def test_validation_errors_carry_field_violations_and_store_nothing(sqlite_harness: Harness) -> None:
     h = sqlite_harness
-    bad = dict(display_name="", dataset="../etc", model_template="nope", class_names=["bottle", "bottle", "cat"],
-               hyperparameters=types_pb2.Hyperparameters(epochs=9999, learning_rate=5, max_attempts=50))
+    bad = dict(
+        display_name="",
+        dataset="../etc",
+        model_template="nope",
+        class_names=["bottle", "bottle", "cat"],
+        hyperparameters=types_pb2.Hyperparameters(epochs=9999, learning_rate=5, max_attempts=50),
+    )
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await h.create(**bad)
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     found = violations(caught.value)
-    for field in ("training_run.display_name", "training_run.dataset", "training_run.model_template",
-                  "training_run.hyperparameters.epochs", "training_run.hyperparameters.learning_rate",
-                  "training_run.hyperparameters.max_attempts"):
+    for field in (
+        "training_run.display_name",
+        "training_run.dataset",
+        "training_run.model_template",
+        "training_run.hyperparameters.epochs",
+        "training_run.hyperparameters.learning_rate",
+        "training_run.hyperparameters.max_attempts",
+    ):
         assert field in found, (field, found)
     for dataset in ("/abs/path", "s3://bucket/x", "missing/dataset", "", "a/../../b"):
         with pytest.raises(grpc.aio.AioRpcError) as caught:
@@ -73,19 +88,27 @@ async def test_validation_errors_carry_field_violations_and_store_nothing(sqlite
     assert listed.total_size == 0
 
 
-async def test_base_model_must_exist_be_published_and_match_classes(sqlite_harness: Harness, unique: str) -> None:
+async def test_base_model_must_exist_be_published_and_match_classes(
+    sqlite_harness: Harness, unique: str
+) -> None:
     h = sqlite_harness
     from common.proto.raven.v1 import trained_model_pb2
 
     def model(name: str, published: bool, classes: list[str]) -> trained_model_pb2.TrainedModel:
-        return trained_model_pb2.TrainedModel(name=name, published=published, class_names=classes,
-                                              model_template="rtmdet_tiny",
-                                              checkpoint=types_pb2.Artifact(uri=f"models/{unique}/ckpt.pth"))
+        return trained_model_pb2.TrainedModel(
+            name=name,
+            published=published,
+            class_names=classes,
+            model_template="rtmdet_tiny",
+            checkpoint=types_pb2.Artifact(uri=f"models/{unique}/ckpt.pth"),
+        )
 
     h.trained_models.models[f"trainedModels/u{unique}"] = model(f"trainedModels/u{unique}", False, CLASSES)
     h.trained_models.models[f"trainedModels/o{unique}"] = model(f"trainedModels/o{unique}", True, ["x", "y"])
-    for base, needle in ((f"trainedModels/missing{unique}", "does not exist"), (f"trainedModels/u{unique}",
-                                                                               "not published")):
+    for base, needle in (
+        (f"trainedModels/missing{unique}", "does not exist"),
+        (f"trainedModels/u{unique}", "not published"),
+    ):
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await h.create(base_model=base)
         assert needle in violations(caught.value)["training_run.base_model"]
@@ -104,14 +127,17 @@ async def test_list_pages_are_stable_under_concurrent_inserts(harness: Harness) 
     seen += [r.name for r in page.training_runs]
     await h.create(display_name="newer, inserted while paging")
     while page.next_page_token:
-        page = await h.stub.ListTrainingRuns(pb.ListTrainingRunsRequest(page_size=2, page_token=page.next_page_token),
-                                             metadata=h.user)
+        page = await h.stub.ListTrainingRuns(
+            pb.ListTrainingRunsRequest(page_size=2, page_token=page.next_page_token), metadata=h.user
+        )
         seen += [r.name for r in page.training_runs]
     assert seen == [r.name for r in reversed(created)]  # newest first, nothing skipped or repeated
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await h.stub.ListTrainingRuns(pb.ListTrainingRunsRequest(page_token="garbage!"), metadata=h.user)
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    filtered = await h.stub.ListTrainingRuns(pb.ListTrainingRunsRequest(states=[types_pb2.RUNNING]), metadata=h.user)
+    filtered = await h.stub.ListTrainingRuns(
+        pb.ListTrainingRunsRequest(states=[types_pb2.RUNNING]), metadata=h.user
+    )
     assert filtered.total_size == 0
 
 
@@ -135,11 +161,20 @@ async def test_auth_and_owner_scoping(sqlite_harness: Harness) -> None:
         await h.stub.GetTrainingRun(get, metadata=bearer(worker_token()))
     assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
     with pytest.raises(grpc.aio.AioRpcError) as caught:  # and users can't act as workers
-        await h.stub.ClaimTrainingRun(pb.ClaimTrainingRunRequest(name=run.name, worker_id="x", job_attempt=1),
-                                      metadata=h.user)
+        await h.stub.ClaimTrainingRun(
+            pb.ClaimTrainingRunRequest(name=run.name, worker_id="x", job_attempt=1), metadata=h.user
+        )
     assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
-    viewer = bearer(token("carol", [Permission.VIEW_TRAINING_RUNS, Permission.VIEW_ALL_TRAINING_RUNS,
-                                    Permission.CANCEL_TRAINING_RUNS]))
+    viewer = bearer(
+        token(
+            "carol",
+            [
+                Permission.VIEW_TRAINING_RUNS,
+                Permission.VIEW_ALL_TRAINING_RUNS,
+                Permission.CANCEL_TRAINING_RUNS,
+            ],
+        )
+    )
     assert (await h.stub.GetTrainingRun(get, metadata=viewer)).name == run.name
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await h.stub.CancelTrainingRun(pb.CancelTrainingRunRequest(name=run.name), metadata=viewer)
@@ -154,19 +189,33 @@ async def test_auth_and_owner_scoping(sqlite_harness: Harness) -> None:
 async def test_update_with_mask_and_etag_then_delete_only_when_terminal(sqlite_harness: Harness) -> None:
     h = sqlite_harness
     run = await h.create()
-    updated = await h.stub.UpdateTrainingRun(pb.UpdateTrainingRunRequest(
-        training_run=pb.TrainingRun(name=run.name, display_name="renamed", description="ignored"),
-        update_mask=field_mask_pb2.FieldMask(paths=["display_name"]), etag=run.etag), metadata=h.user)
+    updated = await h.stub.UpdateTrainingRun(
+        pb.UpdateTrainingRunRequest(
+            training_run=pb.TrainingRun(name=run.name, display_name="renamed", description="ignored"),
+            update_mask=field_mask_pb2.FieldMask(paths=["display_name"]),
+            etag=run.etag,
+        ),
+        metadata=h.user,
+    )
     assert updated.display_name == "renamed" and updated.description == "" and updated.etag != run.etag
     with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await h.stub.UpdateTrainingRun(pb.UpdateTrainingRunRequest(
-            training_run=pb.TrainingRun(name=run.name, display_name="again"),
-            update_mask=field_mask_pb2.FieldMask(paths=["display_name"]), etag=run.etag), metadata=h.user)
+        await h.stub.UpdateTrainingRun(
+            pb.UpdateTrainingRunRequest(
+                training_run=pb.TrainingRun(name=run.name, display_name="again"),
+                update_mask=field_mask_pb2.FieldMask(paths=["display_name"]),
+                etag=run.etag,
+            ),
+            metadata=h.user,
+        )
     assert caught.value.code() == grpc.StatusCode.ABORTED
     with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await h.stub.UpdateTrainingRun(pb.UpdateTrainingRunRequest(
-            training_run=pb.TrainingRun(name=run.name, dataset="x"),
-            update_mask=field_mask_pb2.FieldMask(paths=["dataset"])), metadata=h.user)
+        await h.stub.UpdateTrainingRun(
+            pb.UpdateTrainingRunRequest(
+                training_run=pb.TrainingRun(name=run.name, dataset="x"),
+                update_mask=field_mask_pb2.FieldMask(paths=["dataset"]),
+            ),
+            metadata=h.user,
+        )
     assert "update_mask" in violations(caught.value)
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await h.stub.DeleteTrainingRun(pb.DeleteTrainingRunRequest(name=run.name), metadata=h.user)

@@ -31,26 +31,37 @@ async def test_outbox_relay_after_crash_between_commit_and_publish(make_harness:
     jobs = await pull_jobs(restarted.nc, restarted.names, expect=1)
     assert [(j.run_id, j.attempt) for j in jobs] == [(run_id(run.name), 1)]
     # A relay that published but died before marking the row sent publishes again: the stream drops the duplicate.
-    async with restarted.app.service._uow() as uow:  # noqa: SLF001 - simulate the lost "mark sent"
+    async with restarted.app.service._uow() as uow:
         await uow.session.execute(update(OutboxRow.__table__).values(sent_time=None))
         await uow.session.commit()
     assert await restarted.app.relay.publish_pending() >= 1
     assert await pull_jobs(restarted.nc, restarted.names, expect=0, timeout=0.5) == []
 
 
-async def test_lease_expiry_requeues_then_fails_after_max_attempts(make_harness: AppFactory, database_url: str) -> None:
+async def test_lease_expiry_requeues_then_fails_after_max_attempts(
+    make_harness: AppFactory, database_url: str
+) -> None:
     h = await make_harness(database_url, settings=SHORT_LEASES)
     run = await h.create(hyperparameters=types_pb2.Hyperparameters(epochs=2, max_attempts=2))
     claim = await h.claim(run.name, "w1", 1)
-    assert claim.attempt == 1 and claim.heartbeat_interval.ToMilliseconds() == 200 and not claim.resume_checkpoint
-    beat = await h.stub.HeartbeatTrainingRun(pb.HeartbeatTrainingRunRequest(
-        name=run.name, worker_id="w1", attempt=1, latest_checkpoint="runs/x/epoch_1.pth"), metadata=h.worker)
+    assert (
+        claim.attempt == 1
+        and claim.heartbeat_interval.ToMilliseconds() == 200
+        and not claim.resume_checkpoint
+    )
+    beat = await h.stub.HeartbeatTrainingRun(
+        pb.HeartbeatTrainingRunRequest(
+            name=run.name, worker_id="w1", attempt=1, latest_checkpoint="runs/x/epoch_1.pth"
+        ),
+        metadata=h.worker,
+    )
     assert not beat.cancel_requested
     requeued = await h.wait_for(run.name, lambda r: r.attempt == 2)
     assert requeued.state == types_pb2.PENDING
     with pytest.raises(grpc.aio.AioRpcError) as caught:  # the lost worker is fenced off
-        await h.stub.HeartbeatTrainingRun(pb.HeartbeatTrainingRunRequest(name=run.name, worker_id="w1", attempt=1),
-                                          metadata=h.worker)
+        await h.stub.HeartbeatTrainingRun(
+            pb.HeartbeatTrainingRunRequest(name=run.name, worker_id="w1", attempt=1), metadata=h.worker
+        )
     assert caught.value.code() == grpc.StatusCode.ABORTED
     with pytest.raises(grpc.aio.AioRpcError) as caught:  # a redelivered old job
         await h.claim(run.name, "w2", 1)
@@ -70,9 +81,12 @@ async def test_release_requeues_at_once_without_counting_a_failure(sqlite_harnes
     h = sqlite_harness
     run = await h.create(hyperparameters=types_pb2.Hyperparameters(epochs=2, max_attempts=1))
     await h.claim(run.name)
-    await h.stub.ReleaseTrainingRun(pb.ReleaseTrainingRunRequest(name=run.name, worker_id="w1", attempt=1,
-                                                                 reason="SIGTERM", latest_checkpoint="c/1.pth"),
-                                    metadata=h.worker)
+    await h.stub.ReleaseTrainingRun(
+        pb.ReleaseTrainingRunRequest(
+            name=run.name, worker_id="w1", attempt=1, reason="SIGTERM", latest_checkpoint="c/1.pth"
+        ),
+        metadata=h.worker,
+    )
     after = await h.get(run.name)
     assert (after.state, after.attempt) == (types_pb2.PENDING, 2)
     assert (await h.claim(run.name, "w2", 2)).resume_checkpoint == "c/1.pth"
@@ -82,7 +96,9 @@ async def test_release_requeues_at_once_without_counting_a_failure(sqlite_harnes
 async def test_cancel_pending_and_running(harness: Harness) -> None:
     h = harness
     pending = await h.create()
-    cancelled = await h.stub.CancelTrainingRun(pb.CancelTrainingRunRequest(name=pending.name), metadata=h.user)
+    cancelled = await h.stub.CancelTrainingRun(
+        pb.CancelTrainingRunRequest(name=pending.name), metadata=h.user
+    )
     assert cancelled.state == types_pb2.CANCELLED
     with pytest.raises(grpc.aio.AioRpcError) as caught:  # the worker pulling its job is refused
         await h.claim(pending.name)
@@ -97,13 +113,15 @@ async def test_cancel_pending_and_running(harness: Harness) -> None:
 
     subscription = await h.nc.subscribe(h.names.run_control_subject(rid), cb=on_control)
     await h.claim(running.name)
-    cancelling = await h.stub.CancelTrainingRun(pb.CancelTrainingRunRequest(name=running.name, reason="wrong data"),
-                                                metadata=h.user)
+    cancelling = await h.stub.CancelTrainingRun(
+        pb.CancelTrainingRunRequest(name=running.name, reason="wrong data"), metadata=h.user
+    )
     assert cancelling.state == types_pb2.CANCELLING
     control = await asyncio.wait_for(controls.get(), 5)
     assert control.cancel and control.run_id == rid and control.attempt == 1
-    beat = await h.stub.HeartbeatTrainingRun(pb.HeartbeatTrainingRunRequest(name=running.name, worker_id="w1",
-                                                                            attempt=1), metadata=h.worker)
+    beat = await h.stub.HeartbeatTrainingRun(
+        pb.HeartbeatTrainingRunRequest(name=running.name, worker_id="w1", attempt=1), metadata=h.worker
+    )
     assert beat.cancel_requested
     await h.publish_event(rid, 1, cancelled=events_pb2.RunCancelled(reason="stopped at iter 7"))
     done = await h.wait_for(running.name, lambda r: r.state == types_pb2.CANCELLED)
@@ -114,8 +132,9 @@ async def test_cancel_pending_and_running(harness: Harness) -> None:
     assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
 
 
-async def watch(h: Harness, name: str, token: str, out: list[pb.WatchTrainingRunResponse], stop_after: int = 0
-                ) -> None:
+async def watch(
+    h: Harness, name: str, token: str, out: list[pb.WatchTrainingRunResponse], stop_after: int = 0
+) -> None:
     call = h.stub.WatchTrainingRun(pb.WatchTrainingRunRequest(name=name, resume_token=token), metadata=h.user)
     async for response in call:
         out.append(response)
@@ -133,10 +152,19 @@ async def test_events_logs_and_watch_with_resume_lose_nothing(sqlite_harness: Ha
     watcher = asyncio.create_task(watch(h, run.name, "", first, stop_after=4))
     await h.publish_event(rid, 1, started=events_pb2.RunStarted(worker_id="w1", device="cpu"))
     await h.publish_event(rid, 1, phase_changed=events_pb2.PhaseChanged(phase=types_pb2.TRAINING))
-    await asyncio.wait_for(watcher, 10)  # created + running state changes, started, phase: then it disconnects
+    await asyncio.wait_for(
+        watcher, 10
+    )  # created + running state changes, started, phase: then it disconnects
     for i in range(3):
-        await h.publish_event(rid, 1, progress=events_pb2.ProgressReported(progress=types_pb2.ProgressSnapshot(
-            phase=types_pb2.TRAINING, epoch=1, iter=i + 1, max_iters=3)))
+        await h.publish_event(
+            rid,
+            1,
+            progress=events_pb2.ProgressReported(
+                progress=types_pb2.ProgressSnapshot(
+                    phase=types_pb2.TRAINING, epoch=1, iter=i + 1, max_iters=3
+                )
+            ),
+        )
     await h.publish_event(rid, 1, log=events_pb2.LogLines(lines=["epoch 1 iter 1", "epoch 1 iter 2"]))
     await h.publish_event(rid, 7, failed=events_pb2.RunFailed())  # a stale attempt: ignored
     await h.publish_event(rid, 1, completed=events_pb2.RunCompleted())
@@ -152,10 +180,13 @@ async def test_events_logs_and_watch_with_resume_lose_nothing(sqlite_harness: Ha
     stored = await h.get(run.name)
     assert stored.state == types_pb2.SUCCEEDED and stored.trained_model == "trainedModels/m-1"
     assert stored.progress.iter == 3
-    logs = await h.stub.GetTrainingRunLogs(pb.GetTrainingRunLogsRequest(name=run.name, page_size=1), metadata=h.user)
+    logs = await h.stub.GetTrainingRunLogs(
+        pb.GetTrainingRunLogsRequest(name=run.name, page_size=1), metadata=h.user
+    )
     assert list(logs.lines) == ["epoch 1 iter 1"] and logs.next_page_token and not logs.complete
-    rest = await h.stub.GetTrainingRunLogs(pb.GetTrainingRunLogsRequest(name=run.name, page_token=logs.next_page_token),
-                                           metadata=h.user)
+    rest = await h.stub.GetTrainingRunLogs(
+        pb.GetTrainingRunLogsRequest(name=run.name, page_token=logs.next_page_token), metadata=h.user
+    )
     assert list(rest.lines) == ["epoch 1 iter 2"] and rest.complete
     # A watcher that already saw the terminal event ends at once; one from the start replays everything.
     late: list[pb.WatchTrainingRunResponse] = []
@@ -178,23 +209,44 @@ async def test_bad_input_never_answers_internal(sqlite_harness: Harness) -> None
         (h.stub.DeleteTrainingRun, pb.DeleteTrainingRunRequest(name=""), h.user),
         (h.stub.CancelTrainingRun, pb.CancelTrainingRunRequest(name="trainingRuns/"), h.user),
         (h.stub.GetTrainingRunLogs, pb.GetTrainingRunLogsRequest(name="x", page_size=-5), h.user),
-        (h.stub.GetTrainingRunLogs, pb.GetTrainingRunLogsRequest(name="trainingRuns/abc", page_token="%%%"), h.user),
+        (
+            h.stub.GetTrainingRunLogs,
+            pb.GetTrainingRunLogsRequest(name="trainingRuns/abc", page_token="%%%"),
+            h.user,
+        ),
         (h.stub.CreateTrainingRun, pb.CreateTrainingRunRequest(), h.user),
         (h.stub.ClaimTrainingRun, pb.ClaimTrainingRunRequest(name="trainingRuns/abc"), h.worker),
-        (h.stub.ClaimTrainingRun, pb.ClaimTrainingRunRequest(name="trainingRuns/abc", worker_id="w", job_attempt=1),
-         h.worker),
+        (
+            h.stub.ClaimTrainingRun,
+            pb.ClaimTrainingRunRequest(name="trainingRuns/abc", worker_id="w", job_attempt=1),
+            h.worker,
+        ),
         (h.stub.HeartbeatTrainingRun, pb.HeartbeatTrainingRunRequest(name="bad"), h.worker),
-        (h.stub.HeartbeatTrainingRun, pb.HeartbeatTrainingRunRequest(
-            name="trainingRuns/abc", worker_id="w", attempt=1, latest_checkpoint="/etc/passwd"), h.worker),
-        (h.stub.ReleaseTrainingRun, pb.ReleaseTrainingRunRequest(name="trainingRuns/abc", attempt=0), h.worker),
+        (
+            h.stub.HeartbeatTrainingRun,
+            pb.HeartbeatTrainingRunRequest(
+                name="trainingRuns/abc", worker_id="w", attempt=1, latest_checkpoint="/etc/passwd"
+            ),
+            h.worker,
+        ),
+        (
+            h.stub.ReleaseTrainingRun,
+            pb.ReleaseTrainingRunRequest(name="trainingRuns/abc", attempt=0),
+            h.worker,
+        ),
     ]
     for method, request, metadata in calls:
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await method(request, metadata=metadata)
-        assert caught.value.code() not in (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN), (request, caught.value)
+        assert caught.value.code() not in (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN), (
+            request,
+            caught.value,
+        )
         assert caught.value.details(), request
-    for request in (pb.WatchTrainingRunRequest(name="bad"),
-                    pb.WatchTrainingRunRequest(name="trainingRuns/abc", resume_token="x")):
+    for request in (
+        pb.WatchTrainingRunRequest(name="bad"),
+        pb.WatchTrainingRunRequest(name="trainingRuns/abc", resume_token="x"),
+    ):
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             async for _ in h.stub.WatchTrainingRun(request, metadata=h.user):
                 pass
@@ -216,7 +268,9 @@ async def test_watch_training_runs_streams_visible_state_and_phase_changes(sqlit
     await h.create()  # alice's: invisible to bob
     mine = await h.create(metadata=bob)
     await h.claim(mine.name)
-    await h.publish_event(run_id(mine.name), 1, phase_changed=events_pb2.PhaseChanged(phase=types_pb2.TRAINING))
+    await h.publish_event(
+        run_id(mine.name), 1, phase_changed=events_pb2.PhaseChanged(phase=types_pb2.TRAINING)
+    )
     deadline = asyncio.get_running_loop().time() + 10
     while len(received) < 3 and asyncio.get_running_loop().time() < deadline:
         await asyncio.sleep(0.05)
@@ -224,6 +278,9 @@ async def test_watch_training_runs_streams_visible_state_and_phase_changes(sqlit
     await asyncio.gather(task, return_exceptions=True)
     assert {r.training_run.name for r in received} == {mine.name}
     changes = {(r.previous_state, r.training_run.state) for r in received}
-    assert {(types_pb2.RUN_STATE_UNSPECIFIED, types_pb2.PENDING), (types_pb2.PENDING, types_pb2.RUNNING)} <= changes
+    assert {
+        (types_pb2.RUN_STATE_UNSPECIFIED, types_pb2.PENDING),
+        (types_pb2.PENDING, types_pb2.RUNNING),
+    } <= changes
     phase = [r for r in received if r.previous_state == r.training_run.state == types_pb2.RUNNING]
     assert phase and phase[0].training_run.progress.phase == types_pb2.TRAINING

@@ -14,10 +14,12 @@ from common.errors import InvalidArgument, NotFound
 @pytest.fixture
 def root(tmp_path: Path) -> str:
     (tmp_path / "ds" / "waste" / "v1").mkdir(parents=True)
-    categories = [{"id": 3, "name": "bag"}, {"id": 1, "name": "bottle"}, {"id": 2, "name": "tire / \"odd\""}]
+    categories = [{"id": 3, "name": "bag"}, {"id": 1, "name": "bottle"}, {"id": 2, "name": 'tire / "odd"'}]
     (tmp_path / "ds" / "waste" / "v1" / "annotations.json").write_text(json.dumps({"categories": categories}))
     (tmp_path / "ds" / "split").mkdir()
-    (tmp_path / "ds" / "split" / "train.json").write_text(json.dumps({"categories": [{"id": 1, "name": "a"}]}))
+    (tmp_path / "ds" / "split" / "train.json").write_text(
+        json.dumps({"categories": [{"id": 1, "name": "a"}]})
+    )
     (tmp_path / "ds" / "empty").mkdir()
     (tmp_path / "outside").mkdir()
     (tmp_path / "outside" / "annotations.json").write_text("{}")
@@ -30,8 +32,22 @@ def test_resolves_relative_refs_and_reads_categories_by_id(root: str) -> None:
     assert read_category_names(root, "split") == ["a"]
 
 
-@pytest.mark.parametrize("ref", ["", "  ", "../outside", "waste/../../outside", "/etc", "file:///etc",
-                                 "s3://bucket/x", "waste\\v1", "~/x", "waste/./v1", "a\x00b"])
+@pytest.mark.parametrize(
+    "ref",
+    [
+        "",
+        "  ",
+        "../outside",
+        "waste/../../outside",
+        "/etc",
+        "file:///etc",
+        "s3://bucket/x",
+        "waste\\v1",
+        "~/x",
+        "waste/./v1",
+        "a\x00b",
+    ],
+)
 def test_rejects_refs_that_could_escape(root: str, ref: str) -> None:
     with pytest.raises(InvalidArgument):
         resolve_dataset_ref(root, ref)

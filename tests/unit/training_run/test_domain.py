@@ -27,8 +27,13 @@ S = RunState
 
 
 def new_run(max_attempts: int = 3) -> TrainingRun:
-    spec = RunSpec(dataset="d", model_template="rtmdet_tiny", class_names=("a",), hyperparameters={},
-                   max_attempts=max_attempts)
+    spec = RunSpec(
+        dataset="d",
+        model_template="rtmdet_tiny",
+        class_names=("a",),
+        hyperparameters={},
+        max_attempts=max_attempts,
+    )
     return TrainingRun.create(id="r1", owner="alice", display_name="run", spec=spec, now=T0)
 
 
@@ -64,7 +69,9 @@ def in_state(state: RunState) -> TrainingRun:
 def test_create_is_pending_with_history_and_a_job() -> None:
     run = new_run()
     assert run.state == S.PENDING and run.attempt == 1
-    assert [(t.from_state, t.to_state, t.reason) for t in run.transitions] == [(S.UNSPECIFIED, S.PENDING, "created")]
+    assert [(t.from_state, t.to_state, t.reason) for t in run.transitions] == [
+        (S.UNSPECIFIED, S.PENDING, "created")
+    ]
     assert isinstance(run.events[0], StateChanged) and run.events[1] == JobRequested("r1", 1)
 
 
@@ -239,5 +246,10 @@ def test_history_records_time_reason_and_attempt() -> None:
     run.claim("w2", 2, at(41), LEASE)
     run.on_failed(2, Failure(FailureKind.INVALID_DATASET, "bbox outside image"), at(50))
     assert [(t.to_state, t.attempt) for t in run.transitions] == [
-        (S.PENDING, 1), (S.RUNNING, 1), (S.PENDING, 1), (S.RUNNING, 2), (S.FAILED, 2)]
+        (S.PENDING, 1),
+        (S.RUNNING, 1),
+        (S.PENDING, 1),
+        (S.RUNNING, 2),
+        (S.FAILED, 2),
+    ]
     assert run.transitions[-1].time == at(50) and "bbox outside image" in run.transitions[-1].reason

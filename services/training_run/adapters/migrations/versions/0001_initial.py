@@ -4,6 +4,7 @@ Revision ID: 0001
 Revises:
 Create Date: 2026-11-26
 """
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -70,7 +71,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_training_run_log_lines"),
         sa.UniqueConstraint("run_id", "event_seq", "line_index", name="uq_training_run_log_lines_event"),
     )
-    op.create_index("ix_training_run_log_lines_run_attempt", "training_run_log_lines", ["run_id", "attempt", "id"])
+    op.create_index(
+        "ix_training_run_log_lines_run_attempt", "training_run_log_lines", ["run_id", "attempt", "id"]
+    )
 
     op.create_table(
         "training_run_outbox",
