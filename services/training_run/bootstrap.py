@@ -15,18 +15,22 @@ from common.auth import TokenVerifier
 from common.db import make_engine, make_session_factory, upgrade_to_head_async
 from common.grpc_server import RunningServer, ServiceRegistration, create_server
 from common.nats_streams import StreamNames, connect, ensure_streams
-from common.proto.raven.v1 import training_run_pb2, training_run_pb2_grpc
+from common.proto.raven.v1 import training_run_pb2
 from common.settings import Settings
 from services.training_run.adapters.outbox import OutboxRelay
 from services.training_run.adapters.run_feeds import RunChangesHub, RunFeedHub
+from services.training_run.adapters.run_versions import RunVersions, run_versions_for
 from services.training_run.adapters.trained_models import GrpcTrainedModelClient, TrainedModelClient
 from services.training_run.entrypoints.event_consumer import EventConsumer
 from services.training_run.entrypoints.grpc_servicer import (
     REQUIRED_PERMISSIONS,
     TrainingRunServicer,
-    feed_snapshot,
+    add_to_server,
+    feed_response,
+    render_get,
 )
 from services.training_run.entrypoints.reaper import Reaper
+from services.training_run.service_layer.run_reads import RenderedRuns
 from services.training_run.service_layer.services import LeaseSettings, TrainingRunService
 from services.training_run.service_layer.unit_of_work import UnitOfWorkFactory
 from services.training_run.service_layer.validation import CreateContext
@@ -55,6 +59,8 @@ class App:
     feeds: RunFeedHub
     changes: RunChangesHub
     trained_models: TrainedModelClient
+    versions: RunVersions
+    reads: RenderedRuns[bytes]
 
     @property
     def port(self) -> int:
@@ -68,6 +74,7 @@ class App:
         for task in (self.reaper, self.consumer, self.relay):
             await task.stop()
         await self.trained_models.close()
+        self.versions.close()
         if not self.nc.is_closed:
             # Every publish is acked or left unsent in the outbox, so nothing needs draining (a drain can wait 30 s
             # on a cancelled pull request).
@@ -120,7 +127,7 @@ async def build_app(
     )
     consumer = EventConsumer(js, names, service.apply_event)
     reaper = Reaper(service.reap_expired_leases, settings.reaper_interval_seconds)
-    feeds = RunFeedHub(js, names, feed_snapshot(service))
+    feeds = RunFeedHub(js, names, feed_response(service))
     changes = RunChangesHub(nc, names, lambda event: service.snapshot(event.run_id))
     if start_relay:
         relay.start()  # publishes whatever an earlier process committed but did not send
@@ -134,9 +141,11 @@ async def build_app(
         audience=settings.jwt_audience,
         issuer=settings.jwt_issuer,
     )
+    versions = run_versions_for(engine)
+    reads = RenderedRuns(service, versions, render_get)
     registration = ServiceRegistration(
-        add_to_server=training_run_pb2_grpc.add_TrainingRunServiceServicer_to_server,
-        servicer=TrainingRunServicer(service, feeds, changes),
+        add_to_server=add_to_server,
+        servicer=TrainingRunServicer(service, feeds, changes, reads),
         service_name=SERVICE_NAME,
         required_permissions=REQUIRED_PERMISSIONS,
     )
@@ -154,4 +163,6 @@ async def build_app(
         feeds=feeds,
         changes=changes,
         trained_models=trained_models,
+        versions=versions,
+        reads=reads,
     )

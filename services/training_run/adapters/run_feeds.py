@@ -1,9 +1,10 @@
 """Fan-out of run events to in-process watchers.
 
-``RunFeedHub``: one JetStream ordered consumer per *watched run* (delivering new messages), shared by every watcher
-of that run in this process; each item carries the run snapshot read once per event, not once per watcher. A new
-watcher first joins the live feed, then replays ``(resume_token, last stored sequence]`` with its own ephemeral
-ordered consumer, then continues live, skipping what the replay already gave: no gap, no duplicate.
+``RunFeedHub``: one JetStream ordered consumer per *watched run* (delivering new messages), shared by every
+watcher of that run in this process; each live item carries the response rendered once per event (one snapshot
+read, one serialization), and the same object goes to every watcher's queue. A new watcher joins the live
+feed, then replays ``(resume_token, last stored sequence]`` with its own ephemeral ordered consumer, then
+continues live, skipping what the replay already gave: no gap, no duplicate.
 
 ``RunChangesHub``: one core-NATS subscription on every run's events subject for ``WatchTrainingRuns`` dashboards,
 forwarding state and phase changes (published by any replica) to the in-process subscribers.
@@ -30,13 +31,13 @@ from common.proto.raven.v1 import events_pb2
 
 log = get_logger("training_run.feeds")
 QUEUE_LIMIT = 10_000
-Snapshot = Callable[[events_pb2.RunEvent], Awaitable[Any]]
+Render = Callable[[events_pb2.RunEvent], Awaitable[Any]]
 
 
 @dataclass(frozen=True)
 class FeedItem:
     event: events_pb2.RunEvent  # ``sequence`` filled with the stream sequence
-    run: Any  # whatever the snapshot function returned (the servicer's TrainingRun proto)
+    rendered: Any  # what the hub's render function returned for a live event; None for replayed ones
 
 
 _OVERFLOW = FeedItem(events_pb2.RunEvent(), None)
@@ -60,10 +61,10 @@ class _Feed:
 
 
 class RunFeedHub:
-    def __init__(self, js: JetStreamContext, names: StreamNames, snapshot: Snapshot) -> None:
+    def __init__(self, js: JetStreamContext, names: StreamNames, render: Render) -> None:
         self._js = js
         self._names = names
-        self._snapshot = snapshot
+        self._render = render
         self._feeds: dict[str, _Feed] = {}
         self._lock = asyncio.Lock()
 
@@ -71,9 +72,11 @@ class RunFeedHub:
     def subscriptions(self) -> int:
         return len(self._feeds)
 
-    async def watch(
-        self, run_id: str, after_seq: int, replay_snapshot: Any
-    ) -> AsyncIterator[FeedItem | None]:
+    @property
+    def watchers(self) -> int:
+        return sum(len(feed.queues) for feed in self._feeds.values())
+
+    async def watch(self, run_id: str, after_seq: int) -> AsyncIterator[FeedItem | None]:
         """Events of ``run_id`` with stream sequence > ``after_seq``: stored ones, ``None`` once caught up, then live.
 
         Never ends by itself; the caller stops after the terminal event.
@@ -84,7 +87,7 @@ class RunFeedHub:
             last = after_seq
             async for event in self._replay(run_id, after_seq):
                 last = event.sequence
-                yield FeedItem(event, replay_snapshot)
+                yield FeedItem(event, None)
             yield None
             while True:
                 item = await queue.get()
@@ -107,7 +110,7 @@ class RunFeedHub:
                 async def on_message(msg: Msg) -> None:
                     event = _decode(msg)
                     if event is not None:
-                        feed.broadcast(FeedItem(event, await self._snapshot(event)))
+                        feed.broadcast(FeedItem(event, await self._render(event)))
 
                 feed.subscription = await self._js.subscribe(
                     self._names.run_events_subject(run_id),
@@ -179,7 +182,7 @@ def _decode(msg: Msg) -> events_pb2.RunEvent | None:
 class RunChangesHub:
     """State/phase changes of every run, for dashboards (``WatchTrainingRuns``)."""
 
-    def __init__(self, nc: NATS, names: StreamNames, snapshot: Snapshot) -> None:
+    def __init__(self, nc: NATS, names: StreamNames, snapshot: Render) -> None:
         self._nc = nc
         self._names = names
         self._snapshot = snapshot

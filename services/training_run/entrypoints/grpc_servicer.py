@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import grpc
 from google.protobuf import duration_pb2, empty_pb2
 
 from common.auth import Permission
@@ -15,11 +16,15 @@ from common.proto.raven.v1 import training_run_pb2_grpc
 from services.training_run.adapters.proto_mapping import HYPERPARAMETER_FIELDS, run_to_proto, timestamp
 from services.training_run.adapters.repository import RunFilter
 from services.training_run.adapters.run_feeds import RunChangesHub, RunFeedHub
-from services.training_run.domain.model import RunState
+from services.training_run.domain.model import RunState, TrainingRun
 from services.training_run.service_layer import commands
+from services.training_run.service_layer.run_reads import RenderedRuns
 from services.training_run.service_layer.services import TrainingRunService, can_view, parse_name
 
-SERVICE = "/raven.v1.TrainingRunService/"
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["TrainingRunService"].full_name
+SERVICE = f"/{SERVICE_NAME}/"
+# These may return bytes already serialized (per cached run; per event for all watchers), sent as they are.
+PRESERIALIZED = ("GetTrainingRun", "WatchTrainingRun")
 REQUIRED_PERMISSIONS = {
     SERVICE + "CreateTrainingRun": Permission.CREATE_TRAINING_RUNS,
     SERVICE + "GetTrainingRun": Permission.VIEW_TRAINING_RUNS,
@@ -48,10 +53,17 @@ def _resume_after(token: str) -> int:
 
 
 class TrainingRunServicer(training_run_pb2_grpc.TrainingRunServiceServicer):
-    def __init__(self, service: TrainingRunService, feeds: RunFeedHub, changes: RunChangesHub) -> None:
+    def __init__(
+        self,
+        service: TrainingRunService,
+        feeds: RunFeedHub,
+        changes: RunChangesHub,
+        reads: RenderedRuns[bytes],
+    ) -> None:
         self._service = service
         self._feeds = feeds
         self._changes = changes
+        self._reads = reads
 
     async def CreateTrainingRun(self, request: pb.CreateTrainingRunRequest, context: Any) -> pb.TrainingRun:
         run = request.training_run
@@ -64,8 +76,8 @@ class TrainingRunServicer(training_run_pb2_grpc.TrainingRunServiceServicer):
         )  # fmt: skip
         return run_to_proto(await self._service.create(principal(), command))
 
-    async def GetTrainingRun(self, request: pb.GetTrainingRunRequest, context: Any) -> pb.TrainingRun:
-        return run_to_proto(await self._service.get(principal(), request.name))
+    async def GetTrainingRun(self, request: pb.GetTrainingRunRequest, context: Any) -> bytes:
+        return await self._reads.get(principal(), request.name)
 
     async def ListTrainingRuns(
         self, request: pb.ListTrainingRunsRequest, context: Any
@@ -107,21 +119,24 @@ class TrainingRunServicer(training_run_pb2_grpc.TrainingRunServiceServicer):
 
     async def WatchTrainingRun(
         self, request: pb.WatchTrainingRunRequest, context: Any
-    ) -> AsyncIterator[pb.WatchTrainingRunResponse]:
+    ) -> AsyncIterator[pb.WatchTrainingRunResponse | bytes]:
         after = _resume_after(request.resume_token)
         run = await self._service.get(principal(), request.name)
         # Terminal with nothing left in the outbox: the terminal event is in the stream, at or before its last message.
         finished = run.state.terminal and not await self._service.has_unsent_messages(run.id)
         snapshot = run_to_proto(run, with_config=False)
-        async for item in self._feeds.watch(run.id, after, snapshot):
+        async for item in self._feeds.watch(run.id, after):
             if item is None:  # replay done
                 if finished:
                     return
                 continue
             event = item.event
-            yield pb.WatchTrainingRunResponse(
-                event=event, resume_token=str(event.sequence), training_run=item.run
-            )
+            if item.rendered is not None:  # live: built and serialized once for every watcher
+                yield item.rendered
+            else:
+                yield pb.WatchTrainingRunResponse(
+                    event=event, resume_token=str(event.sequence), training_run=snapshot
+                )
             if (
                 event.WhichOneof("payload") == "state_changed"
                 and RunState(event.state_changed.to_state).terminal
@@ -147,7 +162,7 @@ class TrainingRunServicer(training_run_pb2_grpc.TrainingRunServiceServicer):
             model_template=request.model_template,
         )
         async for item in self._changes.watch():
-            run = item.run
+            run = item.rendered
             if run is None or not can_view(caller, run) or not where.matches(run):
                 continue
             event = item.event
@@ -194,21 +209,63 @@ class TrainingRunServicer(training_run_pb2_grpc.TrainingRunServiceServicer):
         return empty_pb2.Empty()
 
 
-def feed_snapshot(service: TrainingRunService) -> Any:
-    """Per-event snapshot for WatchTrainingRun feeds: the stored run with the event's progress laid over it
-    (the event consumer may not have stored it yet)."""
+def feed_response(service: TrainingRunService) -> Callable[[Any], Any]:
+    """Renders each live event of a WatchTrainingRun feed once, serialized, for all of its watchers: the event
+    with the stored run, the event's progress laid over it (the event consumer may not have stored it yet)."""
 
-    async def snapshot(event: Any) -> pb.TrainingRun | None:
+    async def render(event: Any) -> bytes:
+        response = pb.WatchTrainingRunResponse(event=event, resume_token=str(event.sequence))
         run = await service.snapshot(event.run_id)
-        if run is None:
-            return None
-        message = run_to_proto(run, with_config=False)
-        fresh = run.attempt == event.attempt and run.progress_seq < event.sequence and not run.state.terminal
-        kind = event.WhichOneof("payload")
-        if fresh and kind == "progress":
-            message.progress.CopyFrom(event.progress.progress)
-        elif fresh and kind == "phase_changed":
-            message.progress.phase = event.phase_changed.phase
-        return message
+        if run is not None:
+            message = response.training_run
+            message.CopyFrom(run_to_proto(run, with_config=False))
+            fresh = (
+                run.attempt == event.attempt and run.progress_seq < event.sequence and not run.state.terminal
+            )
+            kind = event.WhichOneof("payload")
+            if fresh and kind == "progress":
+                message.progress.CopyFrom(event.progress.progress)
+            elif fresh and kind == "phase_changed":
+                message.progress.phase = event.phase_changed.phase
+        return response.SerializeToString()
 
-    return snapshot
+    return render
+
+
+def render_get(run: TrainingRun) -> bytes:
+    return run_to_proto(run).SerializeToString()
+
+
+class _Capture:
+    """Stands in for a server to collect the generated method handlers."""
+
+    handlers: dict[str, grpc.RpcMethodHandler]
+
+    def add_generic_rpc_handlers(self, handlers: Any) -> None:
+        pass
+
+    def add_registered_method_handlers(
+        self, service: str, handlers: dict[str, grpc.RpcMethodHandler]
+    ) -> None:
+        self.handlers = handlers
+
+
+def _passing_bytes(serialize: Callable[[Any], bytes]) -> Callable[[Any], bytes]:
+    def serializer(value: Any) -> bytes:
+        return value if type(value) is bytes else serialize(value)
+
+    return serializer
+
+
+def add_to_server(servicer: TrainingRunServicer, server: Any) -> None:
+    """The generated ``add_TrainingRunServiceServicer_to_server``, except that ``PRESERIALIZED`` methods may
+    return bytes (grpc.aio only consults generic handlers, so registering those is enough)."""
+    capture = _Capture()
+    training_run_pb2_grpc.add_TrainingRunServiceServicer_to_server(servicer, capture)
+    handlers = dict(capture.handlers)
+    for method in PRESERIALIZED:
+        handler = handlers[method]
+        handlers[method] = handler._replace(  # type: ignore[attr-defined]
+            response_serializer=_passing_bytes(handler.response_serializer)
+        )
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))

@@ -54,7 +54,11 @@ def parse_name(name: str, field: str = "name") -> str:
 
 
 def can_view(principal: Principal, run: TrainingRun) -> bool:
-    return principal.is_superadmin or principal.can_see_owner(run.owner, Permission.VIEW_ALL_TRAINING_RUNS)
+    return can_view_owner(principal, run.owner)
+
+
+def can_view_owner(principal: Principal, owner: str) -> bool:
+    return principal.is_superadmin or principal.can_see_owner(owner, Permission.VIEW_ALL_TRAINING_RUNS)
 
 
 def _encode_token(payload: dict[str, object]) -> str:
