@@ -38,7 +38,8 @@ class EvaluationReport:
 
 def evaluate_training(cfg: Any, work_dir: Path, *, has_test: bool, device: str) -> EvaluationReport:
     """Evaluates the best checkpoint of a finished training in ``work_dir`` and writes the result files."""
-    best, best_epoch = find_best_checkpoint(work_dir)
+    resumed_from = Path(cfg.load_from) if cfg.get("resume") and cfg.get("load_from") else None
+    best, best_epoch = find_best_checkpoint(work_dir, resumed_from)
     classes = tuple(cfg.val_dataloader.dataset.metainfo.classes)
     val, parameter_count = evaluate_checkpoint(cfg, best, "val", work_dir)
     test = evaluate_checkpoint(cfg, best, "test", work_dir)[0] if has_test else None
@@ -71,8 +72,12 @@ def evaluate_training(cfg: Any, work_dir: Path, *, has_test: bool, device: str) 
     )
 
 
-def find_best_checkpoint(work_dir: Path) -> tuple[Path, int]:
-    """``best_coco_bbox_mAP_epoch_N.pth`` (N = best epoch), else the last checkpoint (epoch unknown: 0)."""
+def find_best_checkpoint(work_dir: Path, resumed_from: Path | None = None) -> tuple[Path, int]:
+    """``best_coco_bbox_mAP_epoch_N.pth`` (N = best epoch), else the last checkpoint (epoch unknown: 0).
+
+    An attempt that resumed from the final epoch's checkpoint (the previous worker died while evaluating or
+    uploading) trains nothing and saves nothing: the checkpoint it resumed from is then the last one.
+    """
     candidates = sorted(work_dir.glob("best_coco_bbox_mAP_epoch_*.pth"), key=lambda p: p.stat().st_mtime)
     if candidates:
         match = _BEST.search(candidates[-1].name)
@@ -80,6 +85,8 @@ def find_best_checkpoint(work_dir: Path) -> tuple[Path, int]:
     pointer = work_dir / "last_checkpoint"
     if pointer.is_file() and Path(pointer.read_text().strip()).is_file():
         return Path(pointer.read_text().strip()), 0
+    if resumed_from is not None and resumed_from.is_file():
+        return resumed_from, 0
     raise FileNotFoundError(f"no checkpoint in {work_dir}: training saved none")
 
 

@@ -104,3 +104,17 @@ def test_history_merges_every_run_directory_of_a_resumed_training(tmp_path: Path
         {"epoch": 1, "lr": 0.01, "bbox_mAP": 0.1, "bbox_mAP_50": 0.3, "train_loss": 2.0},
         {"epoch": 2, "lr": 0.004, "bbox_mAP": 0.4, "bbox_mAP_50": 0.8, "train_loss": 0.75},
     ]
+
+
+def test_an_attempt_resumed_after_the_last_epoch_evaluates_the_resume_checkpoint(tmp_path: Path) -> None:
+    """The previous worker died while evaluating: the new attempt trains nothing and saves no checkpoint."""
+    work_dir, resume = tmp_path / "train", tmp_path / "resume" / "epoch_3.pth"
+    work_dir.mkdir()
+    with pytest.raises(FileNotFoundError):
+        find_best_checkpoint(work_dir, resume)  # named but not downloaded
+    resume.parent.mkdir()
+    resume.write_bytes(b"x")
+    assert find_best_checkpoint(work_dir, resume) == (resume, 0)
+    (work_dir / "epoch_3.pth").write_bytes(b"x")
+    (work_dir / "last_checkpoint").write_text(str(work_dir / "epoch_3.pth"))
+    assert find_best_checkpoint(work_dir, resume) == (work_dir / "epoch_3.pth", 0)
