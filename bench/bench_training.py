@@ -80,9 +80,10 @@ def direct_once(cfg: dict[str, Any], work: Path) -> tuple[float, float]:
 
 
 async def process_once(
-    cfg: dict[str, Any], work: Path, evaluate: bool = False
+    cfg: dict[str, Any], work: Path, evaluate: bool = False, has_test: bool = False
 ) -> tuple[float, TrainingResult]:
-    process = TrainingProcess(TrainingSpec({**cfg, "work_dir": str(work)}, work, "cpu", evaluate=evaluate))
+    spec = TrainingSpec({**cfg, "work_dir": str(work)}, work, "cpu", has_test=has_test, evaluate=evaluate)
+    process = TrainingProcess(spec)
     started = time.monotonic()
     process.start()
     outcome = await process.wait()
@@ -127,7 +128,10 @@ def demo(images: int, epochs: int, image_size: int, batch: int, lr: float | None
         cfg = fill_dataset(
             resolved.data, prepared, root / "work", device="cpu", load_from=None, resume_from=None
         )
-        wall, result = asyncio.run(process_once(cfg.to_dict(), root / "work", evaluate=True))
+        has_test = prepared.test_ann is not None
+        wall, result = asyncio.run(
+            process_once(cfg.to_dict(), root / "work", evaluate=True, has_test=has_test)
+        )
     metrics = result.metrics
     table = Table(title=f"RTMDet-tiny demo: {prepared.counts} images, {resolved.hyperparams}")
     for name in ("epoch", "train loss", "val bbox mAP", "val mAP@50"):

@@ -177,8 +177,8 @@ def framework_versions(device: str) -> dict[str, str]:
 
     name = device
     if device.startswith("cuda") and torch.cuda.is_available():
-        index = torch.cuda.current_device()
-        name = f"cuda:{index} ({torch.cuda.get_device_name(index)})"
+        # CUDA_VISIBLE_DEVICES maps a requested cuda:N to this process's current device.
+        name = f"{device} ({torch.cuda.get_device_name(torch.cuda.current_device())})"
     return {
         "torch": torch.__version__, "mmcv": mmcv.__version__, "mmdet": mmdet.__version__,
         "mmengine": mmengine.__version__, "python": platform.python_version(), "device": name,

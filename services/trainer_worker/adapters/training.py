@@ -12,6 +12,7 @@ Cancellation is cooperative first (``request_stop``: the hook checkpoints and le
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import multiprocessing
 import os
 import queue as queue_module
@@ -100,7 +101,7 @@ class TrainingProcess:
 
     def __init__(self, spec: TrainingSpec) -> None:
         if not isinstance(spec.config, dict):  # an mmengine Config: pickle it as plain dicts
-            spec = TrainingSpec(**{**spec.__dict__, "config": spec.config.to_dict()})
+            spec = dataclasses.replace(spec, config=spec.config.to_dict())
         self.spec = spec
         self._ctx = multiprocessing.get_context("spawn")
         self._queue = self._ctx.Queue()
@@ -123,6 +124,10 @@ class TrainingProcess:
     @property
     def exit_code(self) -> int | None:
         return self._process.exitcode if self._process else None
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop_requested
 
     @property
     def log_path(self) -> Path:

@@ -7,6 +7,7 @@ that. Each test trains for real, so they are marked slow.
 from __future__ import annotations
 
 import ast
+import asyncio
 import json
 import struct
 from pathlib import Path
@@ -103,13 +104,16 @@ async def test_training_reports_progress_and_leaves_results(prepared, tmp_path: 
 async def test_stop_request_ends_cancelled_with_a_checkpoint(prepared, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     process = TrainingProcess(spec_for(prepared, tmp_path, epochs=6))
     process.start()
+    killer = None
     async for event in process.events():
-        if event.kind == "iter" and event.iter >= 2 and not process._stop_requested:
+        if event.kind == "iter" and event.iter >= 2 and not process.stop_requested:
             process.request_stop()
+            killer = asyncio.create_task(process.kill_after(120))
     outcome = process.outcome
 
     assert isinstance(outcome, Cancelled), outcome
-    assert process.exit_code == 0  # it stopped by itself, well within the grace period
+    assert killer is not None and await killer is False  # it stopped by itself within the grace period
+    assert process.exit_code == 0
     checkpoint = Path(outcome.last_checkpoint or "")
     assert checkpoint.is_file() and latest_checkpoint(tmp_path) == checkpoint
     meta = load_untrusted_checkpoint(checkpoint)["meta"]
@@ -157,3 +161,14 @@ async def test_a_config_mmdet_cannot_build_fails_as_invalid_config(prepared, tmp
     assert isinstance(outcome, Failure) and outcome.kind is FailureKind.INVALID_CONFIG, outcome
     assert "NoSuchDetector" in outcome.message and outcome.details
     assert process.exit_code == 0  # a bad job is reported, not a crash
+
+
+async def test_a_child_that_does_not_stop_in_time_is_killed_and_ends_cancelled(tmp_path: Path) -> None:
+    process = TrainingProcess(TrainingSpec({"model": {}}, tmp_path, "cpu"))
+    process.start()
+    process.request_stop()  # the child is still importing torch: it cannot honour the request in 0.2 s
+    assert await process.kill_after(0.2) is True
+    outcome = await process.wait()
+
+    assert isinstance(outcome, Cancelled) and outcome.last_checkpoint is None, outcome
+    assert process.exit_code == -9
