@@ -14,6 +14,7 @@ Importing this module imports mmengine's config machinery only (no torch, mmcv o
 from __future__ import annotations
 
 import copy
+import functools
 import importlib.util
 import json
 import math
@@ -243,8 +244,14 @@ def _load_starting_point(tpl: ModelTemplate, base_model_config: dict[str, Any] |
             raise ConfigInvalid([FieldViolation("training_run.base_model", "its stored config has no model")])
         source = restore_types(copy.deepcopy(base_model_config))
     else:
-        source = Config.fromfile(str(mmdet_config_dir() / tpl.mmdet_config)).to_dict()
+        source = _template_source(tpl.mmdet_config)
     return {k: copy.deepcopy(source[k]) for k in _RUNNER_KEYS if k in source}
+
+
+@functools.lru_cache(maxsize=16)
+def _template_source(relative_path: str) -> dict[str, Any]:
+    """The parsed mmdet config file (callers deep-copy what they change): parsing its _base_ chain is slow."""
+    return Config.fromfile(str(mmdet_config_dir() / relative_path)).to_dict()
 
 
 def _set_init_weights(model: dict[str, Any], tpl: ModelTemplate, backbone_key: str | None) -> None:

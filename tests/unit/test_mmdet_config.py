@@ -306,3 +306,10 @@ def _walk(node: object) -> list[dict]:
     if isinstance(node, list):
         return [d for v in node for d in _walk(v)]
     return []
+
+
+def test_builds_share_no_state() -> None:
+    first = build_config("rtmdet_tiny", CLASSES, HyperParams(epochs=4, image_size=320))
+    build_config("rtmdet_tiny", ("x",), HyperParams(epochs=9, image_size=128, batch_size=2))
+    again = build_config("rtmdet_tiny", CLASSES, HyperParams(epochs=4, image_size=320))
+    assert again.data == first.data and again.sha256 == first.sha256
