@@ -97,15 +97,34 @@ class _WrappingInterceptor(grpc.aio.ServerInterceptor):
         return _wrap(handler, handler_call_details, self.wrapper)
 
 
+# Error texts may quote the caller's input. They travel in the trailers (grpc-message percent-encoded, the details
+# base64) whose default limit is 8 KiB: an unbounded echo of a 100 kB name turned INVALID_ARGUMENT into
+# RESOURCE_EXHAUSTED on the client. Bounded in UTF-8 bytes so that the whole status always fits.
+MAX_MESSAGE_BYTES = 600
+MAX_VIOLATIONS = 10
+MAX_FIELD_BYTES = 100
+MAX_DESCRIPTION_BYTES = 160
+
+
+def _clip(text: str, limit: int) -> str:
+    raw = text.encode("utf-8", "replace")
+    if len(raw) <= limit:
+        return text
+    return raw[: limit - 3].decode("utf-8", "ignore") + "…"
+
+
 def _status_for(exc: errors.AppError) -> status_pb2.Status:
     for cls, _, code in _CODE_BY_ERROR:
         if isinstance(exc, cls):
-            status = status_pb2.Status(code=code, message=exc.message)
+            status = status_pb2.Status(code=code, message=_clip(exc.message, MAX_MESSAGE_BYTES))
             if isinstance(exc, errors.InvalidArgument) and exc.violations:
                 bad_request = error_details_pb2.BadRequest(
                     field_violations=[
-                        error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
-                        for v in exc.violations
+                        error_details_pb2.BadRequest.FieldViolation(
+                            field=_clip(v.field, MAX_FIELD_BYTES),
+                            description=_clip(v.description, MAX_DESCRIPTION_BYTES),
+                        )
+                        for v in exc.violations[:MAX_VIOLATIONS]
                     ]
                 )
                 detail = any_pb2.Any()
