@@ -77,6 +77,16 @@ def _decode_token(token: str, field: str = "page_token") -> dict[str, object]:
     )
 
 
+def _token_int(token: dict[str, object], key: str, default: int) -> int:
+    """A non-negative integer of a page token; anything else (forged tokens) is INVALID_ARGUMENT, not INTERNAL."""
+    value = token.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**62:
+        raise InvalidArgument(
+            "page_token is not a token from a previous response", [FieldViolation("page_token", "is invalid")]
+        )
+    return value
+
+
 class TrainingRunService:
     def __init__(
         self,
@@ -241,7 +251,7 @@ class TrainingRunService:
         after = 0
         if page_token:
             token = _decode_token(page_token)
-            after, attempt = int(token.get("i", 0)), int(token.get("a", attempt))  # type: ignore[call-overload]
+            after, attempt = _token_int(token, "i", 0), _token_int(token, "a", attempt)
         async with self._uow() as uow:
             run = await self._visible(uow, principal, run_id)
             attempt = attempt or run.attempt
