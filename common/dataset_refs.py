@@ -8,6 +8,7 @@ then name a directory holding ``annotations.json`` (one COCO file) or ``train.js
 from __future__ import annotations
 
 import json
+import os
 import posixpath
 import re
 from typing import Any
@@ -49,15 +50,27 @@ def _open_root(dataset_root_url: str) -> tuple[Any, str]:
     return fs, root.rstrip("/")
 
 
+def _ensure_inside(fs: Any, root: str, path: str, ref: str) -> None:
+    """On a local root, a symbolic link may not lead out of it (the ref's text alone cannot show that)."""
+    protocols = fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
+    if "file" not in protocols and "local" not in protocols:
+        return
+    real_root, real = os.path.realpath(root), os.path.realpath(path)
+    if real != real_root and not real.startswith(real_root.rstrip(os.sep) + os.sep):
+        raise InvalidArgument(f"dataset reference {ref!r} leads out of the dataset root through a symbolic link")
+
+
 def _annotation_path(dataset_root_url: str, ref: str) -> tuple[Any, str]:
     normalized = normalize_dataset_ref(ref)
     fs, root = _open_root(dataset_root_url)
     directory = f"{root}/{normalized}"
+    _ensure_inside(fs, root, directory, ref)
     if not fs.isdir(directory):
         raise NotFound(f"dataset {normalized!r} does not exist under the dataset root")
     for name in ANNOTATION_FILES:
         path = f"{directory}/{name}"
         if fs.isfile(path):
+            _ensure_inside(fs, root, path, ref)
             return fs, path
     raise InvalidArgument(
         f"dataset {normalized!r} has no {' or '.join(ANNOTATION_FILES)}: upload COCO annotations first"
