@@ -80,10 +80,16 @@ def checkpoint_bytes(cls_rows: int) -> bytes:
 class Identities:
     """Bearer metadata for each kind of caller."""
 
-    alice: tuple[tuple[str, str], ...] = field(default_factory=lambda: bearer(token("alice", OWNER_PERMISSIONS)))
+    alice: tuple[tuple[str, str], ...] = field(
+        default_factory=lambda: bearer(token("alice", OWNER_PERMISSIONS))
+    )
     bob: tuple[tuple[str, str], ...] = field(default_factory=lambda: bearer(token("bob", OWNER_PERMISSIONS)))
-    carol: tuple[tuple[str, str], ...] = field(default_factory=lambda: bearer(token("carol", OWNER_PERMISSIONS)))
-    user: tuple[tuple[str, str], ...] = field(default_factory=lambda: bearer(token("dave")))  # all user claims
+    carol: tuple[tuple[str, str], ...] = field(
+        default_factory=lambda: bearer(token("carol", OWNER_PERMISSIONS))
+    )
+    user: tuple[tuple[str, str], ...] = field(
+        default_factory=lambda: bearer(token("dave"))
+    )  # all user claims
     admin: tuple[tuple[str, str], ...] = field(
         default_factory=lambda: bearer(token("root", [Permission.SUPERADMIN]))
     )

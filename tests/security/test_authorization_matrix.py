@@ -298,7 +298,9 @@ def test_worker_identity_passes_worker_rpcs(stack: Stack, world: World, method_p
 
 @pytest.mark.parametrize("caller", ["owner", "superadmin"])
 @pytest.mark.parametrize("method_path", USER_METHODS)
-def test_owner_and_superadmin_pass_user_rpcs(stack: Stack, world: World, method_path: str, caller: str) -> None:
+def test_owner_and_superadmin_pass_user_rpcs(
+    stack: Stack, world: World, method_path: str, caller: str
+) -> None:
     row = ROWS[method_path]
     metadata = stack.who.alice if caller == "owner" else stack.who.admin
     outcome = call(stack, method_path, row.request(stack, world.fresh(row.resource)), metadata)
