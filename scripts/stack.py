@@ -2,6 +2,9 @@
 
 Used by `make up` / `make down` (background, state in ``{data_dir}/stack.json``), by `make demo` and by the e2e tests
 (``Stack`` as a context manager, which stops everything it started, also on Ctrl-C).
+
+The reliability tests also ``kill``, ``start_process`` and ``restart`` one named process (nats-server comes back
+on the same port and store directory; a service on the same ports) and ``add_worker`` for a second worker.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ class Stack:
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
     nats_url: str = ""
+    specs: dict[str, tuple[list[str], dict[str, str]]] = field(default_factory=dict)
 
     def env(self) -> dict[str, str]:
         return {
@@ -51,9 +55,7 @@ class Stack:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         logs = self.data_dir / "logs"
         logs.mkdir(exist_ok=True)
-        nats = start_local_nats(self.data_dir / "nats", log_file=logs / "nats-server.log")
-        self.processes["nats"] = nats.process
-        self.nats_url = nats.url
+        self._start_nats()
         self.ports = {"training_run": free_port(), "trained_model": free_port()}
         self.ports.update(metrics_training_run=free_port(), metrics_trained_model=free_port())
         for service in ("training_run", "trained_model"):
@@ -67,7 +69,58 @@ class Stack:
             self._spawn("trainer_worker", ["-m", "services.trainer_worker"], {"RAVEN_WORKER_ID": "demo-worker-1"})
         return self
 
+    def _start_nats(self, port: int = 0) -> None:
+        logs = self.data_dir / "logs"
+        nats = start_local_nats(self.data_dir / "nats", port=port, log_file=logs / "nats-server.log")
+        self.processes["nats"] = nats.process
+        self.nats_url = nats.url
+
+    def add_worker(self, worker_id: str, **env: str) -> str:
+        """Starts one more trainer worker (own id, same settings); returns its process name."""
+        name = f"trainer_worker-{worker_id}"
+        self._spawn(name, ["-m", "services.trainer_worker"], {"RAVEN_WORKER_ID": worker_id, **env})
+        return name
+
+    def kill(self, name: str, sig: int = signal.SIGKILL, timeout: float = 30.0) -> None:
+        """Sends ``sig`` to the named process (SIGKILL: to its group, a worker's training child too); waits."""
+        process = self.processes[name]
+        if process.poll() is None:
+            self._signal(name, sig)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self._signal(name, signal.SIGKILL)
+            process.wait()
+
+    def _signal(self, name: str, sig: int) -> None:
+        process = self.processes[name]
+        if name == "nats" or sig != signal.SIGKILL:  # SIGKILL takes a worker's training child along
+            process.send_signal(sig)
+            return
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            pass
+
+    def start_process(self, name: str, wait: bool = True) -> None:
+        """Starts a stopped process again as it was first started (same ports, store dir, settings)."""
+        process = self.processes.get(name)
+        if process is not None and process.poll() is None:
+            raise RuntimeError(f"{name} is still running")
+        if name == "nats":
+            self._start_nats(int(self.nats_url.rsplit(":", 1)[1]))
+            return
+        args, env = self.specs[name]
+        self._spawn(name, args, env)
+        if wait and name in ("training_run", "trained_model"):
+            wait_serving(f"127.0.0.1:{self.ports[name]}", timeout=120)
+
+    def restart(self, name: str, sig: int = signal.SIGTERM, wait: bool = True) -> None:
+        self.kill(name, sig)
+        self.start_process(name, wait)
+
     def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> None:
+        self.specs[name] = (args, env)
         log = open(self.data_dir / "logs" / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
         self.processes[name] = subprocess.Popen(
             [sys.executable, *args], cwd=ROOT, env={**self.env(), **env}, stdout=log, stderr=subprocess.STDOUT,
@@ -75,7 +128,8 @@ class Stack:
         )
 
     def stop(self, timeout: float = 20.0) -> None:
-        for name in ("trainer_worker", "training_run", "trained_model", "nats"):
+        workers = [n for n in self.processes if n.startswith("trainer_worker")]
+        for name in (*workers, "training_run", "trained_model", "nats"):
             process = self.processes.get(name)
             if process is not None and process.poll() is None:
                 process.send_signal(signal.SIGTERM)
