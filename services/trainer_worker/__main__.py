@@ -6,6 +6,7 @@ import asyncio
 import signal
 import sys
 
+from common.grpc_server import start_metrics_endpoint
 from common.logging import configure_logging, get_logger
 from common.settings import Settings
 from services.trainer_worker.bootstrap import build_worker
@@ -36,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     settings = Settings()
     configure_logging(settings.log_level, settings.log_json)
+    start_metrics_endpoint(settings.metrics_port)
     asyncio.run(serve(settings))
     get_logger("trainer_worker").info("exited cleanly")
     return 0

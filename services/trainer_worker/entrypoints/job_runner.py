@@ -20,6 +20,7 @@ from nats.aio.client import Client as NATS
 from common.logging import get_logger
 from common.nats_streams import StreamNames
 from common.proto.raven.v1 import events_pb2, types_pb2
+from services.trainer_worker.adapters import metrics
 from services.trainer_worker.adapters.checkpoints import CheckpointSync
 from services.trainer_worker.adapters.events import EventPublishFailed, RunEventPublisher
 from services.trainer_worker.adapters.jobs import JobMessage
@@ -158,9 +159,11 @@ class JobRunner:
         self.active[job.run_id] = ctx
         if self._stopped_all is not None:
             ctx.request_stop(*self._stopped_all)
+        metrics.JOBS_ACTIVE.inc()
         try:
             return await self._run_claimed(msg, ctx)
         finally:
+            metrics.JOBS_ACTIVE.dec()
             self.active.pop(job.run_id, None)
             await asyncio.to_thread(_remove_scratch, ctx.work_dir)
 
@@ -188,6 +191,7 @@ class JobRunner:
             await self._release(ctx)
         settlement = settlement_after(published)
         await self._settle(msg, settlement)
+        metrics.JOBS_SETTLED.labels(settlement.value).inc()
         log.info("job settled", run_id=ctx.run_id, settlement=settlement.value, stop=ctx.stop.reason)
         return settlement
 
@@ -271,16 +275,19 @@ class JobRunner:
         try:
             if isinstance(result, events_pb2.RunCompleted):
                 await ctx.publisher.completed(result)
+                metrics.OUTCOMES.labels("completed").inc()
                 await self._quietly(ctx.checkpoints.delete_all(), "delete checkpoints")
                 return True
             if isinstance(result, types_pb2.Failure):
                 await ctx.publisher.failed(result)
+                metrics.OUTCOMES.labels(types_pb2.FailureKind.Name(result.kind)).inc()
                 return True
             if ctx.stop.reason is StopReason.CANCELLED:
                 last = await self._quietly(ctx.checkpoints.sync(ctx.train_dir), "upload last checkpoint")
                 await ctx.publisher.cancelled(
                     ctx.stop.detail or "cancelled", last or ctx.checkpoints.latest_key
                 )
+                metrics.OUTCOMES.labels("cancelled").inc()
                 return True
             if ctx.stop.reason is StopReason.SHUTDOWN:
                 await ctx.publisher.flush_logs()
