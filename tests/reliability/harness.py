@@ -197,3 +197,25 @@ async def raw_watch(
         reconnects += 1
         await asyncio.sleep(0.3)
     raise AssertionError(f"raw watcher of {name} never saw the terminal event")
+
+
+def outbox_rows(stack: Stack, run_id: str) -> list[tuple[str, Any]]:
+    """(kind, sent_time) of training_run's outbox rows for a run, read-only."""
+    import sqlite3
+
+    db = sqlite3.connect(f"file:{stack.data_dir / 'training_run.db'}?mode=ro", uri=True, timeout=10)
+    try:
+        query = "SELECT kind, sent_time FROM training_run_outbox WHERE run_id = ? ORDER BY id"
+        return list(db.execute(query, (run_id,)).fetchall())
+    finally:
+        db.close()
+
+
+def log_lines(stack: Stack, prefix: str, *needles: str) -> list[str]:
+    """Lines of the named processes' logs (e.g. every ``trainer_worker*``) that contain every needle."""
+    found = []
+    for path in sorted((stack.data_dir / "logs").glob(f"{prefix}*.log")):
+        for line in path.read_text(errors="replace").splitlines():
+            if all(needle in line for needle in needles):
+                found.append(line)
+    return found

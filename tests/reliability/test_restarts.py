@@ -48,8 +48,14 @@ async def test_restarts_lose_no_run_and_no_event(stack: Stack, index: int) -> No
         async def restart(name: str, sig: int) -> None:
             t0 = time.monotonic()
             await asyncio.to_thread(stack.restart, name, sig)
-            restarts.append({"process": name, "signal": signal.Signals(sig).name,
-                             "seconds_down": round(time.monotonic() - t0, 1), "at_event": len(seen[0])})
+            restarts.append(
+                {
+                    "process": name,
+                    "signal": signal.Signals(sig).name,
+                    "seconds_down": round(time.monotonic() - t0, 1),
+                    "at_event": len(seen[0]),
+                }
+            )
 
         # Drive the restarts from the first watcher's view of the run (it reconnects through all of them).
         deadline, cursor = time.monotonic() + 900, 0
@@ -75,11 +81,19 @@ async def test_restarts_lose_no_run_and_no_event(stack: Stack, index: int) -> No
         models = await harness.models_of(client, run.name)
         replayed = await harness.replay(client, run.name)
     expected = harness.sequences(replayed)
-    harness.record("restarts", {
-        "state": types_pb2.RunState.Name(final.state), "attempts": final.attempt, "restarts": restarts,
-        "events": len(expected), "watcher_events": [len(s) for s in seen], "raw_reconnects": reconnects[1:],
-        "models": len(models), "duration_s": round(time.monotonic() - started, 1),
-    })
+    harness.record(
+        "restarts",
+        {
+            "state": types_pb2.RunState.Name(final.state),
+            "attempts": final.attempt,
+            "restarts": restarts,
+            "events": len(expected),
+            "watcher_events": [len(s) for s in seen],
+            "raw_reconnects": reconnects[1:],
+            "models": len(models),
+            "duration_s": round(time.monotonic() - started, 1),
+        },
+    )
 
     assert not plan, f"restarts not done: {plan} (run ended first?) {restarts}"
     assert final.state == types_pb2.SUCCEEDED, (final.failure, [t.reason for t in final.transitions])

@@ -3,7 +3,8 @@ worker takes the run over after the lease expires and resumes from the last chec
 
 Kill points, picked from the run's live events: mid-epoch (after training_run recorded a checkpoint),
 during the dataset preparation of the resumed attempt (after a first mid-epoch kill), during the final
-evaluation, during the upload. ``RAVEN_RELIABILITY_RUNS`` runs (default 2: mid-epoch and evaluation); the kill points cycle.
+evaluation, during the upload. ``RAVEN_RELIABILITY_RUNS`` runs (default 2: mid-epoch and evaluation); the
+kill points cycle.
 """
 
 from __future__ import annotations
@@ -72,13 +73,17 @@ async def test_killed_worker_is_replaced_and_the_run_resumes(stack: Stack, index
                 planned.pop(0)
                 process = await _kill_holder(stack, holders[event.attempt])
                 stored = await client.get_run(run.name)
-                kills.append({
-                    "point": target,
-                    "attempt": event.attempt,
-                    "process": process,
-                    "phase_after_kill": types_pb2.RunPhase.Name(stored.progress.phase or stored.attempt * 0),
-                    "iter": stored.progress.iter,
-                })
+                kills.append(
+                    {
+                        "point": target,
+                        "attempt": event.attempt,
+                        "process": process,
+                        "phase_after_kill": types_pb2.RunPhase.Name(
+                            stored.progress.phase or stored.attempt * 0
+                        ),
+                        "iter": stored.progress.iter,
+                    }
+                )
 
         final = await client.get_run(run.name)
         models = await harness.models_of(client, run.name)
@@ -86,13 +91,20 @@ async def test_killed_worker_is_replaced_and_the_run_resumes(stack: Stack, index
     duration = time.monotonic() - started
     traces = attempts_of(replayed)
     last = traces[final.attempt]
-    harness.record("worker_death", {
-        "point": point, "state": types_pb2.RunState.Name(final.state), "attempts": final.attempt,
-        "kills": kills, "models": len(models), "duration_s": round(duration, 1),
-        "iters_per_attempt": {a: len(set(t.iters)) for a, t in traces.items()},
-        "max_iters": last.max_iters or max(t.max_iters for t in traces.values()),
-        "resumed_from": last.resumed_from,
-    })
+    harness.record(
+        "worker_death",
+        {
+            "point": point,
+            "state": types_pb2.RunState.Name(final.state),
+            "attempts": final.attempt,
+            "kills": kills,
+            "models": len(models),
+            "duration_s": round(duration, 1),
+            "iters_per_attempt": {a: len(set(t.iters)) for a, t in traces.items()},
+            "max_iters": last.max_iters or max(t.max_iters for t in traces.values()),
+            "resumed_from": last.resumed_from,
+        },
+    )
 
     assert final.state == types_pb2.SUCCEEDED, (final.failure, kills)
     assert len(models) == 1 and final.trained_model == models[0].name
