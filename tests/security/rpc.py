@@ -1,4 +1,4 @@
-"""Generic calls to any RPC of the two services, derived from the proto descriptors (nothing listed by hand)."""
+"""Generic calls to any RPC of the two services, derived from the proto descriptors."""
 
 from __future__ import annotations
 

@@ -1,8 +1,9 @@
 """Both gRPC services, real, on one background event loop thread, for the security tests.
 
 The security tests are plain sync functions (hypothesis drives sync functions), so the servers cannot live on
-pytest-asyncio's session loop, which only runs while an async test or fixture runs. Here they get their own loop
-in a daemon thread, and the tests talk to them over ordinary sync gRPC channels, like any external client would.
+pytest-asyncio's session loop, which only runs while an async test or fixture runs. Here they get their own
+loop in a daemon thread, and the tests talk to them over ordinary sync gRPC channels, like any external client
+would.
 
 Wiring is the production one: training_run's base-model lookups go to the real trained_model server, and
 trained_model's "active runs" query goes to the real training_run server; SQLite files per service, the real
@@ -112,7 +113,7 @@ class Stack:
         self.tr_app: tr_bootstrap.App | None = None
         self.channels: list[grpc.Channel] = []
 
-    # ---- lifecycle ---------------------------------------------------------------------------------------------
+    # ---- lifecycle -----------------------------------------------------------------------------------------
     def call(self, coro: Coroutine[Any, Any, T], timeout: float = 120) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
 
@@ -166,7 +167,7 @@ class Stack:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(10)
 
-    # ---- checks ------------------------------------------------------------------------------------------------
+    # ---- checks --------------------------------------------------------------------------------------------
     def healthy(self) -> bool:
         for channel in self.channels:
             stub = health_pb2_grpc.HealthStub(channel)
@@ -175,7 +176,7 @@ class Stack:
                 return False
         return True
 
-    # ---- seeding through the public API ------------------------------------------------------------------------
+    # ---- seeding through the public API --------------------------------------------------------------------
     def create_run(self, who: Any, display_name: str = "waste detector", **fields: Any) -> Any:
         run = training_run_pb2.TrainingRun(
             display_name=display_name,

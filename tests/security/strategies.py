@@ -1,9 +1,10 @@
 """Hypothesis strategies for arbitrary protobuf requests, driven by the message descriptors.
 
-Every field of every request type gets a value from a strategy chosen by its type (and, for strings, by its name:
-resource names, page tokens, resume tokens, dataset refs, artifact keys, templates, owners), so a field added to a
-.proto is fuzzed without touching this file. Values cover unicode, control characters, NUL, very long strings,
-negative and huge integers, NaN/inf, unknown enum values, random field-mask paths and forged page tokens.
+Every field of every request type gets a value from a strategy chosen by its type (and, for strings, by its
+name: resource names, page tokens, resume tokens, dataset refs, artifact keys, templates, owners), so a field
+added to a .proto is fuzzed without touching this file. Values cover unicode, control characters, NUL, very
+long strings, negative and huge integers, NaN/inf, unknown enum values, random field-mask paths and forged
+page tokens.
 """
 
 from __future__ import annotations
@@ -160,8 +161,11 @@ def _ints(bounds: tuple[int, int]) -> st.SearchStrategy[int]:
     edges = [
         v for v in (0, 1, 2, 3, -1, 5, 64, 500, 501, 5000, 4 * 1024 * 1024 + 1, low, high) if low <= v <= high
     ]
-    return st.one_of(st.sampled_from(edges), st.integers(min_value=max(low, -100), max_value=min(high, 10_000)),
-                     st.integers(min_value=low, max_value=high))  # fmt: skip
+    return st.one_of(
+        st.sampled_from(edges),
+        st.integers(min_value=max(low, -100), max_value=min(high, 10_000)),
+        st.integers(min_value=low, max_value=high),
+    )
 
 
 _SCALARS: dict[int, st.SearchStrategy[Any]] = {

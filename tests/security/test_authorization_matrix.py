@@ -1,17 +1,18 @@
-"""Every RPC of TrainingRunService and TrainedModelService × every kind of caller → the right status, no leaks.
+"""Every RPC of both services x every kind of caller → the right status, no leaks.
 
 The RPC list comes from the service descriptors: an RPC added to a .proto without a row in ``ROWS`` fails
 ``test_every_rpc_has_a_row`` (and each of its matrix cases). Calls go over real channels to the real servers.
 
 Callers (columns):
-- broken credentials (no token, expired, wrong signature, alg "none", wrong audience/issuer, missing ``sub``/``exp``,
-  not a bearer scheme, garbage) → UNAUTHENTICATED, even though the token claims superadmin + worker;
+- broken credentials (no token, expired, wrong signature, alg "none", wrong audience/issuer, missing
+  ``sub``/``exp``, not a bearer scheme, garbage) → UNAUTHENTICATED, even though the token claims superadmin +
+  worker;
 - a valid token without a ``permissions`` claim → PERMISSION_DENIED;
 - the worker identity on user RPCs, a user holding every user claim on worker RPCs → PERMISSION_DENIED;
 - superadmin → passes every user RPC; on worker RPCs it is PERMISSION_DENIED by design (``Principal.has``: the
   superadmin claim does not stand in for the worker service identity);
-- the owner → passes; another owner (no view-all claim) → NOT_FOUND on the owner's resource, with a message and
-  status details identical, id substituted, to those for an id that never existed.
+- the owner → passes; another owner (no view-all claim) → NOT_FOUND on the owner's resource, with a message
+  and status details identical, id substituted, to those for an id that never existed.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ SECRET_MODEL_NAME = "alice-private-model-" + uuid.uuid4().hex[:6]
 LEAK_MARKERS = ("Traceback", 'File "', "sqlalchemy", "Error(", "site-packages")
 
 
-# ---- rows: one per RPC ---------------------------------------------------------------------------------------------
+# ---- rows: one per RPC -------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Row:
     request: Callable[[Stack, str], message.Message]  # request aimed at the resource name given
@@ -119,7 +120,7 @@ ROWS: dict[str, Row] = {
 METHODS = {path(m): m for m in all_methods()}
 
 
-# ---- tokens --------------------------------------------------------------------------------------------------------
+# ---- tokens ------------------------------------------------------------------------------------------------
 def _claims(**overrides: Any) -> dict[str, Any]:
     now = int(time.time())
     claims: dict[str, Any] = {
@@ -160,7 +161,7 @@ def no_permissions_claim() -> Any:
     return bearer(_hs(_claims(permissions=None)))
 
 
-# ---- resources -----------------------------------------------------------------------------------------------------
+# ---- resources ---------------------------------------------------------------------------------------------
 class World:
     """Alice's resources (secret names), plus fresh ones for callers that change what they touch."""
 
@@ -194,8 +195,9 @@ class World:
             name = str(self.stack.create_run(self.stack.who.alice, "fresh run").name)
             self.stack.runs.ClaimTrainingRun(
                 tr.ClaimTrainingRunRequest(name=name, worker_id="w-matrix", job_attempt=1),
-                metadata=self.stack.who.worker, timeout=30,
-            )  # fmt: skip
+                metadata=self.stack.who.worker,
+                timeout=30,
+            )
             return name
         if kind == "model":
             return str(self.stack.import_model(self.stack.who.alice, "fresh model").name)
@@ -233,7 +235,7 @@ USER_METHODS = sorted(p for p in METHODS if p not in WORKER_METHODS)
 WORKER_ONLY = sorted(p for p in METHODS if p in WORKER_METHODS)
 
 
-# ---- the matrix ----------------------------------------------------------------------------------------------------
+# ---- the matrix --------------------------------------------------------------------------------------------
 def test_every_rpc_has_a_row() -> None:
     assert METHODS, "no RPCs found in the descriptors"
     missing = sorted(set(METHODS) - set(ROWS))
@@ -324,21 +326,34 @@ def test_other_owners_resource_is_indistinguishable_from_a_missing_one(
     )
     assert_no_leak(theirs, "alice")
     # Alice's resource is untouched by bob's attempt.
-    still = call(stack, TM + "GetTrainedModel" if kind == "model" else TR + "GetTrainingRun",
-                 (tm.GetTrainedModelRequest if kind == "model" else tr.GetTrainingRunRequest)(name=existing),
-                 stack.who.alice)  # fmt: skip
+    still = call(
+        stack,
+        TM + "GetTrainedModel" if kind == "model" else TR + "GetTrainingRun",
+        (tm.GetTrainedModelRequest if kind == "model" else tr.GetTrainingRunRequest)(name=existing),
+        stack.who.alice,
+    )
     assert still.ok, still
     assert still.responses[0].display_name in (SECRET_RUN_NAME, SECRET_MODEL_NAME)
 
 
-# ---- "another owner" for the RPCs that take no resource name --------------------------------------------------------
+# ---- "another owner" for the RPCs that take no resource name -----------------------------------------------
 def test_create_cannot_use_or_probe_another_owners_private_base_model(stack: Stack, world: World) -> None:
     method = TR + "CreateTrainingRun"
     missing = World.missing("model")
-    theirs = call(stack, method, tr.CreateTrainingRunRequest(
-        training_run=_run_spec(stack, base_model=world.model.name, model_template="")), stack.who.bob)  # fmt: skip
-    absent = call(stack, method, tr.CreateTrainingRunRequest(
-        training_run=_run_spec(stack, base_model=missing, model_template="")), stack.who.bob)  # fmt: skip
+    theirs = call(
+        stack,
+        method,
+        tr.CreateTrainingRunRequest(
+            training_run=_run_spec(stack, base_model=world.model.name, model_template="")
+        ),
+        stack.who.bob,
+    )
+    absent = call(
+        stack,
+        method,
+        tr.CreateTrainingRunRequest(training_run=_run_spec(stack, base_model=missing, model_template="")),
+        stack.who.bob,
+    )
     assert theirs.code == absent.code == grpc.StatusCode.INVALID_ARGUMENT, (theirs, absent)
     assert theirs.details.replace(world.model.name, "<m>") == absent.details.replace(missing, "<m>")
     assert theirs.status_details.replace(world.model.name.encode(), b"<m>") == absent.status_details.replace(
@@ -351,12 +366,14 @@ def test_request_ids_are_scoped_to_their_owner(stack: Stack, world: World) -> No
     request_id = "shared-" + uuid.uuid4().hex
     alice_run = stack.runs.CreateTrainingRun(
         tr.CreateTrainingRunRequest(training_run=_run_spec(stack, SECRET_RUN_NAME), request_id=request_id),
-        metadata=stack.who.alice, timeout=60,
-    )  # fmt: skip
+        metadata=stack.who.alice,
+        timeout=60,
+    )
     bob_run = stack.runs.CreateTrainingRun(
         tr.CreateTrainingRunRequest(training_run=_run_spec(stack, "bob's"), request_id=request_id),
-        metadata=stack.who.bob, timeout=60,
-    )  # fmt: skip
+        metadata=stack.who.bob,
+        timeout=60,
+    )
     assert bob_run.name != alice_run.name and bob_run.owner == "bob" and bob_run.display_name == "bob's"
     alice_model = stack.models.ImportTrainedModel(
         _import_request(stack, "", request_id=request_id), metadata=stack.who.alice, timeout=60
@@ -392,9 +409,10 @@ def test_watch_all_runs_hides_other_owners_changes(stack: Stack, world: World) -
     denied = call(stack, TR + "WatchTrainingRuns", tr.WatchTrainingRunsRequest(owner="alice"), stack.who.bob)
     assert denied.code == grpc.StatusCode.PERMISSION_DENIED, denied
     method = stack.tr_channel.unary_stream(
-        TR + "WatchTrainingRuns", tr.WatchTrainingRunsRequest.SerializeToString,
+        TR + "WatchTrainingRuns",
+        tr.WatchTrainingRunsRequest.SerializeToString,
         tr.WatchTrainingRunsResponse.FromString,
-    )  # fmt: skip
+    )
     bobs = method(tr.WatchTrainingRunsRequest(), metadata=stack.who.bob, timeout=8)
     admins = method(tr.WatchTrainingRunsRequest(owner="alice"), metadata=stack.who.admin, timeout=8)
     time.sleep(1.0)  # both subscriptions are live before the change

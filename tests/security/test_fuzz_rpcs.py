@@ -1,15 +1,15 @@
 """Property-based fuzzing of every RPC of both services over real channels.
 
-For each RPC (from the service descriptors) hypothesis generates arbitrary requests (see ``strategies``), half of
-them valid seeds with random fields merged in, and sends each as superadmin, as a user holding every user claim,
-as an owner without view-all claims, or as the worker identity. Properties:
+For each RPC (from the service descriptors) hypothesis generates arbitrary requests (see ``strategies``), half
+of them valid seeds with random fields merged in, and sends each as superadmin, as a user holding every user
+claim, as an owner without view-all claims, or as the worker identity. Properties:
 
 - the answer is never INTERNAL or UNKNOWN (nor UNAVAILABLE: the server is up; nor a unary DEADLINE_EXCEEDED),
   and no error message carries a traceback;
 - both servers still answer health afterwards;
-- stored state stays consistent: every run and model listed by the superadmin is well formed, every stored run's
-  state is a valid enum value, and a run created before the fuzz (by an owner the fuzz never impersonates) is
-  unchanged unless an answered-OK request legitimately targeted it.
+- stored state stays consistent: every run and model listed by the superadmin is well formed, every stored
+  run's state is a valid enum value, and a run created before the fuzz (by an owner the fuzz never
+  impersonates) is unchanged unless an answered-OK request legitimately targeted it.
 
 ``RAVEN_FUZZ_EXAMPLES`` sets the examples per RPC (default 30; ``make reliability`` runs ≥ 10,000 in total).
 ``RAVEN_FUZZ_REPORT`` names a JSON file to write per-RPC counts and status codes to.
@@ -40,7 +40,8 @@ from tests.security.rpc import all_methods, invoke, path
 from tests.security.stack import CLASSES, Stack
 
 EXAMPLES = int(os.environ.get("RAVEN_FUZZ_EXAMPLES", "30"))
-# RESOURCE_EXHAUSTED: no RPC has quotas; it is what a client sees when the error status overflows the trailers.
+# RESOURCE_EXHAUSTED: no RPC has quotas; it is what a client sees when the error status overflows the
+# trailers.
 FORBIDDEN = {
     grpc.StatusCode.INTERNAL,
     grpc.StatusCode.UNKNOWN,
@@ -91,10 +92,15 @@ class Fuzz:
             | {f.name for f in tm.TrainedModel.DESCRIPTOR.fields}
         )
         self.pools = strategies.Pools(
-            run_names=run_names, model_names=model_names, datasets=[stack.dataset, "waste", "waste/v1/"],
-            artifact_keys=keys, owners=["alice", "dave", "root", "carol", "worker-1"], templates=sorted(TEMPLATES),
-            classes=CLASSES, field_paths=field_paths,
-        )  # fmt: skip
+            run_names=run_names,
+            model_names=model_names,
+            datasets=[stack.dataset, "waste", "waste/v1/"],
+            artifact_keys=keys,
+            owners=["alice", "dave", "root", "carol", "worker-1"],
+            templates=sorted(TEMPLATES),
+            classes=CLASSES,
+            field_paths=field_paths,
+        )
         self.identities = {
             "superadmin": who.admin,
             "user": who.user,
@@ -111,23 +117,40 @@ class Fuzz:
 
     def _seeds(self) -> dict[str, list[message.Message]]:
         run, model = self.own_run.name, self.model.name
-        spec = tr.TrainingRun(display_name="seed", dataset=self.stack.dataset, model_template="rtmdet_tiny",
-                              hyperparameters=types_pb2.Hyperparameters(epochs=1))  # fmt: skip
+        spec = tr.TrainingRun(
+            display_name="seed",
+            dataset=self.stack.dataset,
+            model_template="rtmdet_tiny",
+            hyperparameters=types_pb2.Hyperparameters(epochs=1),
+        )
         mask = field_mask_pb2.FieldMask
         seeds: dict[str, Any] = {
             "CreateTrainingRun": [tr.CreateTrainingRunRequest(training_run=spec)],
-            "UpdateTrainingRun": [tr.UpdateTrainingRunRequest(
-                training_run=tr.TrainingRun(name=run, display_name="x"), update_mask=mask(paths=["display_name"]))],
+            "UpdateTrainingRun": [
+                tr.UpdateTrainingRunRequest(
+                    training_run=tr.TrainingRun(name=run, display_name="x"),
+                    update_mask=mask(paths=["display_name"]),
+                )
+            ],
             "ClaimTrainingRun": [tr.ClaimTrainingRunRequest(name=run, worker_id="w", job_attempt=1)],
             "HeartbeatTrainingRun": [tr.HeartbeatTrainingRunRequest(name=run, worker_id="w", attempt=1)],
             "ReleaseTrainingRun": [tr.ReleaseTrainingRunRequest(name=run, worker_id="w", attempt=1)],
-            "UpdateTrainedModel": [tm.UpdateTrainedModelRequest(
-                trained_model=tm.TrainedModel(name=model, description="x"), update_mask=mask(paths=["description"]))],
-            "ImportTrainedModel": [tm.ImportTrainedModelRequest(
-                display_name="imp", config_uri="imports/x/config.json", checkpoint_uri="imports/x/model.pth",
-                class_names=["dump", "tyre"])],
+            "UpdateTrainedModel": [
+                tm.UpdateTrainedModelRequest(
+                    trained_model=tm.TrainedModel(name=model, description="x"),
+                    update_mask=mask(paths=["description"]),
+                )
+            ],
+            "ImportTrainedModel": [
+                tm.ImportTrainedModelRequest(
+                    display_name="imp",
+                    config_uri="imports/x/config.json",
+                    checkpoint_uri="imports/x/model.pth",
+                    class_names=["dump", "tyre"],
+                )
+            ],
             "DownloadModelArtifact": [tm.DownloadModelArtifactRequest(name=self.published.name)],
-        }  # fmt: skip
+        }
         return seeds
 
     def strategy(self, method_path: str) -> st.SearchStrategy[message.Message]:
@@ -192,9 +215,12 @@ def test_fuzz_rpc(fuzz: Fuzz, method_path: str) -> None:
 def test_state_consistent_after_fuzz(fuzz: Fuzz) -> None:
     stack = fuzz.stack
     assert stack.healthy()
-    runs = _all_pages(lambda token: stack.runs.ListTrainingRuns(
-        tr.ListTrainingRunsRequest(page_size=500, page_token=token), metadata=stack.who.admin, timeout=60),
-        "training_runs")  # fmt: skip
+    runs = _all_pages(
+        lambda token: stack.runs.ListTrainingRuns(
+            tr.ListTrainingRunsRequest(page_size=500, page_token=token), metadata=stack.who.admin, timeout=60
+        ),
+        "training_runs",
+    )
     assert runs, "the runs created before the fuzz are listed"
     for run in runs:
         assert RUN_NAME.match(run.name), run.name
@@ -202,9 +228,12 @@ def test_state_consistent_after_fuzz(fuzz: Fuzz) -> None:
         assert run.owner and run.display_name.strip() and len(run.display_name) <= 200, run
         assert all(c.isprintable() or c in "\n\t" for c in run.display_name), run.display_name
         assert run.attempt >= 1 and run.model_template in TEMPLATES, run
-    models = _all_pages(lambda token: stack.models.ListTrainedModels(
-        tm.ListTrainedModelsRequest(page_size=500, page_token=token), metadata=stack.who.admin, timeout=60),
-        "trained_models")  # fmt: skip
+    models = _all_pages(
+        lambda token: stack.models.ListTrainedModels(
+            tm.ListTrainedModelsRequest(page_size=500, page_token=token), metadata=stack.who.admin, timeout=60
+        ),
+        "trained_models",
+    )
     for model in models:
         assert MODEL_NAME.match(model.name) and model.owner and model.version >= 1, model
     # Straight from the database too: no row carries a state outside the enum, whatever the API shows.

@@ -1,8 +1,8 @@
 """Hostile strings: stored as plain data or refused with INVALID_ARGUMENT + a field violation, never executed,
 never escaping their root.
 
-Marker-file payloads (``__import__('os').system('touch …')``, format braces, shell syntax) would leave a file behind
-if anything evaluated or formatted them as code; the tests check that file never appears.
+Marker-file payloads (``__import__('os').system('touch …')``, format braces, shell syntax) would leave a file
+behind if anything evaluated or formatted them as code; the tests check that file never appears.
 """
 
 from __future__ import annotations
@@ -96,16 +96,21 @@ def lists_in(value: Any) -> list[list[Any]]:
     return []
 
 
-# ---- class names and run names --------------------------------------------------------------------------------------
+# ---- class names and run names -----------------------------------------------------------------------------
 def test_hostile_class_names_are_data_in_the_resolved_config(stack: Stack, marker: Path) -> None:
     classes = payloads(marker)
     dataset = write_dataset(stack.dataset_root, f"hostile-{uuid.uuid4().hex[:6]}", classes)
     for given in ([], classes):  # classes from the dataset, and the same classes named in the request
-        outcome = call(stack, TR + "CreateTrainingRun", run_request(stack, dataset=dataset, class_names=given),
-                       stack.who.alice)  # fmt: skip
+        outcome = call(
+            stack,
+            TR + "CreateTrainingRun",
+            run_request(stack, dataset=dataset, class_names=given),
+            stack.who.alice,
+        )
         assert outcome.ok, outcome
-        run = stack.runs.GetTrainingRun(tr.GetTrainingRunRequest(name=outcome.responses[0].name),
-                                        metadata=stack.who.alice)  # fmt: skip
+        run = stack.runs.GetTrainingRun(
+            tr.GetTrainingRunRequest(name=outcome.responses[0].name), metadata=stack.who.alice
+        )
         assert list(run.class_names) == classes
         data = json_format.MessageToDict(run.resolved_config_data)
         assert classes in lists_in(data), "the class names are stored verbatim as a list in the config data"
@@ -116,8 +121,9 @@ def test_hostile_class_names_are_data_in_the_resolved_config(stack: Stack, marke
 
 def test_hostile_run_names_are_stored_verbatim(stack: Stack, marker: Path) -> None:
     for text in payloads(marker):
-        created = stack.runs.CreateTrainingRun(run_request(stack, display_name=text, description=text),
-                                               metadata=stack.who.alice, timeout=60)  # fmt: skip
+        created = stack.runs.CreateTrainingRun(
+            run_request(stack, display_name=text, description=text), metadata=stack.who.alice, timeout=60
+        )
         got = stack.runs.GetTrainingRun(tr.GetTrainingRunRequest(name=created.name), metadata=stack.who.alice)
         assert (got.display_name, got.description) == (text, text)
         listed = stack.runs.ListTrainingRuns(
@@ -125,10 +131,12 @@ def test_hostile_run_names_are_stored_verbatim(stack: Stack, marker: Path) -> No
         )
         assert text in {r.display_name for r in listed.training_runs}
         renamed = stack.runs.UpdateTrainingRun(
-            tr.UpdateTrainingRunRequest(training_run=tr.TrainingRun(name=created.name, display_name=text[::-1]),
-                                        update_mask={"paths": ["display_name"]}),
+            tr.UpdateTrainingRunRequest(
+                training_run=tr.TrainingRun(name=created.name, display_name=text[::-1]),
+                update_mask={"paths": ["display_name"]},
+            ),
             metadata=stack.who.alice,
-        )  # fmt: skip
+        )
         assert renamed.display_name == text[::-1]
     assert not marker.exists()
 
@@ -151,7 +159,7 @@ def test_bad_class_names_are_refused_with_a_field_violation(stack: Stack, bad: s
     assert_refused(outcome, "training_run.class_names")
 
 
-# ---- dataset references ---------------------------------------------------------------------------------------------
+# ---- dataset references ------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def outside(stack: Stack) -> Path:
     """A valid-looking dataset outside the dataset root, and a symlink to it inside the root."""
@@ -195,7 +203,7 @@ def test_dataset_refs_cannot_escape_the_dataset_root(stack: Stack, outside: Path
     assert listed.ok and listed.responses[0].total_size == 0, listed
 
 
-# ---- artifact keys --------------------------------------------------------------------------------------------------
+# ---- artifact keys -----------------------------------------------------------------------------------------
 ESCAPING_KEYS = [
     "../config.json",
     "imports/../../config.json",
@@ -217,9 +225,11 @@ def test_import_artifact_keys_cannot_escape_the_artifact_root(stack: Stack, whic
     stack.store.put_bytes(f"imports/{prefix}/config.json", json.dumps(JSON_CONFIG).encode())
     stack.store.put_bytes(f"imports/{prefix}/model.pth", checkpoint_bytes(2))
     request = tm.ImportTrainedModelRequest(
-        display_name="escape", config_uri=f"imports/{prefix}/config.json",
-        checkpoint_uri=f"imports/{prefix}/model.pth", class_names=["dump", "tyre"],
-    )  # fmt: skip
+        display_name="escape",
+        config_uri=f"imports/{prefix}/config.json",
+        checkpoint_uri=f"imports/{prefix}/model.pth",
+        class_names=["dump", "tyre"],
+    )
     setattr(request, which, key)
     outcome = call(stack, TM + "ImportTrainedModel", request, stack.who.alice)
     assert_refused(outcome, which)
@@ -253,23 +263,42 @@ def test_import_of_a_python_config_that_runs_code_is_refused(stack: Stack, marke
     stack.store.put_bytes(f"imports/{prefix}/model.pth", checkpoint_bytes(2))
     for i, source in enumerate(sources):
         stack.store.put_bytes(f"imports/{prefix}/c{i}.py", source.encode())
-        outcome = call(stack, TM + "ImportTrainedModel", tm.ImportTrainedModelRequest(
-            display_name="evil", config_uri=f"imports/{prefix}/c{i}.py", checkpoint_uri=f"imports/{prefix}/model.pth",
-            class_names=["dump", "tyre"]), stack.who.alice)  # fmt: skip
+        outcome = call(
+            stack,
+            TM + "ImportTrainedModel",
+            tm.ImportTrainedModelRequest(
+                display_name="evil",
+                config_uri=f"imports/{prefix}/c{i}.py",
+                checkpoint_uri=f"imports/{prefix}/model.pth",
+                class_names=["dump", "tyre"],
+            ),
+            stack.who.alice,
+        )
         assert outcome.code == grpc.StatusCode.INVALID_ARGUMENT, (source, outcome)
         assert violations(outcome), outcome
         assert not marker.exists(), source
 
 
-# ---- forged tokens and oversized input -----------------------------------------------------------------------------
+# ---- forged tokens and oversized input ---------------------------------------------------------------------
 def _b64(value: Any) -> str:
     return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
 
 
 FORGED_LOG_TOKENS = [
-    {"i": "abc"}, {"i": [1]}, {"i": None}, {"i": 10**30}, {"i": -1}, {"i": 1.5e300}, {"i": True},
-    {"a": "x"}, {"a": 10**30}, {"a": -5}, [1], "text", {},
-]  # fmt: skip
+    {"i": "abc"},
+    {"i": [1]},
+    {"i": None},
+    {"i": 10**30},
+    {"i": -1},
+    {"i": 1.5e300},
+    {"i": True},
+    {"a": "x"},
+    {"a": 10**30},
+    {"a": -5},
+    [1],
+    "text",
+    {},
+]
 
 
 @pytest.mark.parametrize("forged", FORGED_LOG_TOKENS, ids=[json.dumps(t) for t in FORGED_LOG_TOKENS])
