@@ -33,6 +33,12 @@ lint: setup
 bench: setup
 	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
+# The long variants: >= 10,000 fuzz cases over every RPC, plus the fault-injection scenarios at full count.
+reliability: setup
+	@mkdir -p var
+	RAVEN_FUZZ_EXAMPLES=455 RAVEN_FUZZ_REPORT=var/fuzz_report.json RAVEN_RELIABILITY_RUNS=$${RAVEN_RELIABILITY_RUNS:-20} \
+		$(PY) -m pytest tests/security tests/reliability $(PYTEST_ARGS)
+
 up: setup
 	$(PY) -m scripts.stack up
 
