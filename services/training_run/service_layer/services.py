@@ -120,15 +120,20 @@ class TrainingRunService:
         )
         if cmd.validate_only:
             return run
-        async with self._uow() as uow:
-            try:
+        try:
+            async with self._uow() as uow:
                 await uow.runs.add(run)
-            except DuplicateRequest:
+                await uow.commit()
+        except DuplicateRequest:
+            # A concurrent Create with the same request id committed first: answer with its run. The lookup runs
+            # in a fresh transaction so it sees that commit whatever snapshot the failed one had.
+            async with self._uow() as uow:
                 found = await uow.runs.get_by_request_id(principal.subject, cmd.request_id)
-                if found is None:
-                    raise
-                return found
-            await uow.commit()
+            if found is None:
+                raise Aborted(
+                    f"another CreateTrainingRun with request_id {cmd.request_id!r} is in progress; retry"
+                ) from None
+            return found
         return run
 
     async def get(self, principal: Principal, name: str) -> TrainingRun:
