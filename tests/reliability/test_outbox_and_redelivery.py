@@ -97,19 +97,20 @@ async def test_crash_between_commit_and_publish_still_dispatches(stack: Stack, i
     assert len(refused) == 1, refused
 
 
-async def _a_succeeded_run(stack: Stack, client) -> str:  # type: ignore[no-untyped-def]
-    page = await client.list_runs(states=[types_pb2.SUCCEEDED], page_size=1)
-    if page.training_runs:
-        return page.training_runs[0].name
+async def _a_succeeded_run(stack: Stack, client, index: int) -> str:  # type: ignore[no-untyped-def]
+    page = await client.list_runs(states=[types_pb2.SUCCEEDED], page_size=100)
+    if page.training_runs:  # another one each time, as far as there are
+        return page.training_runs[index % len(page.training_runs)].name
     run = await harness.create(client, "redelivery", epochs=1)
     assert (await harness.wait_terminal(client, run.name)).state == types_pb2.SUCCEEDED
     return run.name
 
 
-async def test_redelivered_and_reordered_messages_change_nothing(stack: Stack) -> None:
+@pytest.mark.parametrize("index", range(RUNS))
+async def test_redelivered_and_reordered_messages_change_nothing(stack: Stack, index: int) -> None:
     started = time.monotonic()
     async with harness.client_for(stack) as client:
-        name = await _a_succeeded_run(stack, client)
+        name = await _a_succeeded_run(stack, client, index)
         rid = harness.run_id(name)
         refused_before = len(harness.log_lines(stack, "trainer_worker", "claim refused", rid))
         before = await client.get_run(name)
