@@ -3,7 +3,9 @@ against one replica of each service, without a worker (jobs just queue up). Zero
 event→watcher latency percentiles are reported (and printed as a table).
 
 Scale: RAVEN_RELIABILITY_WATCHERS (default 100), RAVEN_RELIABILITY_LOAD_SECONDS (5),
-RAVEN_RELIABILITY_CREATE_RATE (5 per second), RAVEN_RELIABILITY_CHANNELS (4).
+RAVEN_RELIABILITY_CREATE_RATE (5 per second), RAVEN_RELIABILITY_CHANNELS (4); with
+RAVEN_RELIABILITY_RUNS >= 20 (``make reliability``) the defaults become 1,000 watchers, 60 s,
+10 creates/s, 10 channels.
 """
 
 from __future__ import annotations
@@ -22,10 +24,11 @@ from tests.reliability import harness
 
 pytestmark = [pytest.mark.timeout(1800)]
 
-WATCHERS = int(os.environ.get("RAVEN_RELIABILITY_WATCHERS", 100))
-SECONDS = float(os.environ.get("RAVEN_RELIABILITY_LOAD_SECONDS", 5))
-CREATE_RATE = float(os.environ.get("RAVEN_RELIABILITY_CREATE_RATE", 5))
-CHANNELS = int(os.environ.get("RAVEN_RELIABILITY_CHANNELS", 4))
+LONG = harness.runs_per_scenario(1) >= 20
+WATCHERS = int(os.environ.get("RAVEN_RELIABILITY_WATCHERS", 1000 if LONG else 100))
+SECONDS = float(os.environ.get("RAVEN_RELIABILITY_LOAD_SECONDS", 60 if LONG else 5))
+CREATE_RATE = float(os.environ.get("RAVEN_RELIABILITY_CREATE_RATE", 10 if LONG else 5))
+CHANNELS = int(os.environ.get("RAVEN_RELIABILITY_CHANNELS", 10 if LONG else 4))
 
 
 @pytest.fixture(scope="module")
