@@ -120,3 +120,12 @@ async def test_killed_worker_is_replaced_and_the_run_resumes(stack: Stack, index
         assert final.transitions[-1].to_state == types_pb2.SUCCEEDED
         requeues = [t for t in final.transitions if t.to_state == types_pb2.PENDING and "expired" in t.reason]
         assert len(requeues) == len(kills)
+
+
+async def test_no_run_is_left_non_terminal(stack: Stack) -> None:
+    """After every scenario that ran on the shared stack (this file runs last): nothing is stuck."""
+    async with harness.client_for(stack) as client:
+        runs = [run async for run in client.iter_runs(page_size=500)]
+    stuck = [(r.name, types_pb2.RunState.Name(r.state)) for r in runs if r.state not in harness.TERMINAL]
+    harness.record("no_run_left", {"runs": len(runs), "non_terminal": stuck})
+    assert runs and not stuck
