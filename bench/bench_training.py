@@ -19,6 +19,8 @@ import argparse
 import asyncio
 import json
 import pickle
+import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -92,6 +94,12 @@ async def process_once(
     return time.monotonic() - started, outcome
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process and its finished children (the training children, direct or spawned)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def overhead(repeats: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -103,19 +111,32 @@ def overhead(repeats: int) -> None:
         ).to_dict()  # fmt: skip
         rows = []
         for i in range(repeats):
+            cpu = cpu_seconds()
             d_wall, d_train = direct_once(cfg, root / f"direct{i}")
+            d_cpu, cpu = cpu_seconds() - cpu, cpu_seconds()
             p_wall, result = asyncio.run(process_once(cfg, root / f"process{i}"))
-            rows.append((i, d_wall, p_wall, d_train, result.training_seconds, result.iterations_run))
-    table = Table(title="Same config: direct Runner.from_cfg vs TrainingProcess (CPU, wall seconds)")
-    for name in ("run", "direct wall", "process wall", "wall ratio", "direct train()", "process train()",
-                 "train ratio", "iters"):  # fmt: skip
+            p_cpu = cpu_seconds() - cpu
+            rows.append((d_wall, p_wall, d_cpu, p_cpu, d_train, result.training_seconds))
+    table = Table(title="Same config (15 iterations): direct Runner.from_cfg vs TrainingProcess, seconds")
+    for name in ("run", "direct wall", "process wall", "ratio", "direct CPU", "process CPU", "ratio",
+                 "direct train()", "process train()", "ratio"):  # fmt: skip
         table.add_column(name, justify="right")
-    for i, dw, pw, dt, pt, iters in rows:
-        table.add_row(str(i), f"{dw:.1f}", f"{pw:.1f}", f"{pw / dw:.3f}", f"{dt:.1f}", f"{pt:.1f}",
-                      f"{pt / dt:.3f}", str(iters))  # fmt: skip
-    total_d, total_p = sum(r[1] for r in rows), sum(r[2] for r in rows)
-    table.add_row("all", f"{total_d:.1f}", f"{total_p:.1f}", f"{total_p / total_d:.3f}", "", "", "", "")
+    for i, row in enumerate(rows):
+        table.add_row(str(i), *_with_ratios(row))
+    totals = tuple(sum(r[k] for r in rows) for k in range(6))
+    table.add_row("all", *_with_ratios(totals))
+    medians = tuple(statistics.median(r[k + 1] / r[k] for r in rows) for k in (0, 2, 4))
     console.print(table)
+    console.print(
+        "median ratios (process / direct): wall {:.3f}, CPU {:.3f}, train() {:.3f}".format(*medians)
+    )
+
+
+def _with_ratios(row: tuple[float, ...]) -> list[str]:
+    out = []
+    for k in (0, 2, 4):
+        out += [f"{row[k]:.1f}", f"{row[k + 1]:.1f}", f"{row[k + 1] / row[k]:.3f}"]
+    return out
 
 
 def demo(images: int, epochs: int, image_size: int, batch: int, lr: float | None, val_interval: int) -> None:

@@ -180,7 +180,8 @@ def test_fine_tune_uses_the_base_config_and_loads_its_checkpoint(tmp_path: Path)
     assert tuned.data["model"]["bbox_head"]["num_classes"] == 2
     assert tuned.data["optim_wrapper"]["optimizer"]["lr"] == 0.001
     assert tuned.data["raven"]["fine_tune"] is True
-    assert next(t for t in pipelines(tuned.data, "val") if t["type"] == "Resize")["scale"] == [256, 256]
+    side = TEMPLATES["rtmdet_tiny"].defaults.image_size
+    assert next(t for t in pipelines(tuned.data, "val") if t["type"] == "Resize")["scale"] == [side, side]
     prepared = _prepared(tmp_path, ("can", "bottle"))
     local = tmp_path / "best.pth"
     cfg = fill_dataset(tuned.data, prepared, tmp_path, device="cpu", load_from=local, resume_from=None)
@@ -239,7 +240,8 @@ def test_struct_round_trip_keeps_the_hash_and_fill_restores_types(tmp_path: Path
     cfg = fill_dataset(stored, prepared, tmp_path / "work", device="cpu", load_from=None, resume_from=None)
     assert cfg.train_cfg.max_epochs == 3 and isinstance(cfg.train_cfg.max_epochs, int)
     resize = next(t for t in cfg.val_dataloader.dataset.pipeline if t.type == "Resize")
-    assert resize.scale == (256, 256)
+    side = TEMPLATES["rtmdet_tiny"].defaults.image_size
+    assert resize.scale == (side, side)
     assert cfg.train_dataloader.dataset.metainfo.classes == CLASSES
     for split, ann in (("train", prepared.train_ann), ("val", prepared.val_ann), ("test", prepared.val_ann)):
         ds = cfg[f"{split}_dataloader"].dataset
