@@ -125,6 +125,8 @@ def overhead(repeats: int) -> None:
         table.add_row(str(i), *_with_ratios(row))
     totals = tuple(sum(r[k] for r in rows) for k in range(6))
     table.add_row("all", *_with_ratios(totals))
+    # The minimum over repeats is the least disturbed by other processes on a shared CPU.
+    table.add_row("min", *_with_ratios(tuple(min(r[k] for r in rows) for k in range(6))))
     medians = tuple(statistics.median(r[k + 1] / r[k] for r in rows) for k in (0, 2, 4))
     console.print(table)
     console.print(
