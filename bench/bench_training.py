@@ -1,7 +1,7 @@
 """Training benchmarks: TrainingProcess overhead, and a demo-sized RTMDet-tiny schedule on CPU.
 
     .venv/bin/python bench/bench_training.py overhead [--repeats 2]
-    .venv/bin/python bench/bench_training.py demo [--images 60] [--epochs 30] [--image-size 256] [--batch 8]
+    .venv/bin/python bench/bench_training.py demo [--images 60] [--epochs N] [--image-size N] [--batch N]
 
 ``overhead``: the same tiny config (24 images of 128 px, RTMDet-tiny, 3 epochs, no final evaluation) run
 directly with ``Runner.from_cfg(cfg).train()`` in a fresh interpreter, and through ``TrainingProcess``
@@ -141,7 +141,14 @@ def _with_ratios(row: tuple[float, ...]) -> list[str]:
     return out
 
 
-def demo(images: int, epochs: int, image_size: int, batch: int, lr: float | None, val_interval: int) -> None:
+def demo(
+    images: int,
+    epochs: int | None,
+    image_size: int | None,
+    batch: int | None,
+    lr: float | None,
+    val_interval: int | None,
+) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         prepared = prepared_dataset(root, images=images, size=256)
@@ -186,11 +193,11 @@ def main() -> None:
     over.add_argument("--repeats", type=int, default=2)
     dem = sub.add_parser("demo")
     dem.add_argument("--images", type=int, default=60)
-    dem.add_argument("--epochs", type=int, default=30)
-    dem.add_argument("--image-size", type=int, default=256)
-    dem.add_argument("--batch", type=int, default=8)
+    dem.add_argument("--epochs", type=int, default=None, help="default: the template's")
+    dem.add_argument("--image-size", type=int, default=None)
+    dem.add_argument("--batch", type=int, default=None)
     dem.add_argument("--lr", type=float, default=None)
-    dem.add_argument("--val-interval", type=int, default=5)
+    dem.add_argument("--val-interval", type=int, default=None)
     args = parser.parse_args()
     if args.command == "overhead":
         overhead(args.repeats)
