@@ -186,3 +186,39 @@ async def test_redelivered_and_reordered_messages_change_nothing(stack: Stack, i
     assert len(own) == 1 and own[0].name == before.trained_model
     assert sorted(models_after) == sorted(models_before)
     assert len(refused) == 2, refused  # both job copies were claimed, refused and terminated
+
+
+async def test_a_stale_attempts_late_completion_does_not_block_the_current_attempt(stack: Stack) -> None:
+    """A `completed` of attempt 1 arrives while attempt 2 runs (a worker that lost its lease, yet finished):
+    training_run ignores it, and the run must still end SUCCEEDED with exactly one model once attempt 2
+    completes (the registrar's answer to attempt 2 must not be dropped as a duplicate of its first answer)."""
+    started = time.monotonic()
+    async with harness.client_for(stack) as client:
+        donor = await _a_succeeded_run(stack, client, 0)
+        donor_completed = next(r.event for r in await harness.replay(client, donor) if kind(r) == "completed")
+        run = await harness.create(client, "stale-completion", epochs=2)
+        rid = harness.run_id(run.name)
+        async for response in client.watch(run.name):
+            if kind(response) == "started" and response.event.attempt == 1:
+                name = harness.worker_process(stack, response.event.started.worker_id)
+                await asyncio.to_thread(stack.kill, name)
+                await asyncio.to_thread(stack.start_process, name)
+            if kind(response) == "started" and response.event.attempt == 2:
+                break
+        stale = events_pb2.RunEvent()
+        stale.CopyFrom(donor_completed)
+        stale.run_id, stale.attempt, stale.sequence = rid, 1, 0
+        nc = await nats.connect(stack.nats_url)
+        try:
+            await _publish(nc.jetstream(), NAMES.run_events_subject(rid), stale.SerializeToString())
+        finally:
+            await nc.close()
+        final = await harness.wait_terminal(client, run.name, within=300)
+        models = await harness.models_of(client, run.name)
+    harness.record("stale_completion", {
+        "state": types_pb2.RunState.Name(final.state), "attempts": final.attempt, "models": len(models),
+        "duration_s": round(time.monotonic() - started, 1),
+    })  # fmt: skip
+    assert final.state == types_pb2.SUCCEEDED, (final.failure, [t.reason for t in final.transitions])
+    assert final.attempt == 2
+    assert len(models) == 1 and final.trained_model == models[0].name

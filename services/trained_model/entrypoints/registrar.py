@@ -3,8 +3,11 @@
 Order per message: register (idempotent on the run id; the database's unique constraint settles races) →
 publish ``model_registered`` (or ``registration_failed``) and wait for JetStream's ack → ack the event. A
 crash anywhere leaves the event unacked, so it is redelivered; a redelivery finds the model and publishes
-``model_registered`` again, which JetStream deduplicates by ``Nats-Msg-Id: registered:{run_id}``. No outbox is
-needed because the publication is derived from durable state and repeated until acknowledged.
+``model_registered`` again, which JetStream deduplicates by ``Nats-Msg-Id: registered:{run_id}:{attempt}``.
+The attempt is part of the id: when a stale attempt's ``completed`` (from a worker that lost its lease)
+was registered first, the current attempt's ``completed`` finds that model and its answer must still reach
+training_run, which waits for it. No outbox is needed because the publication is derived from durable state
+and repeated until acknowledged.
 """
 
 from __future__ import annotations
@@ -31,8 +34,8 @@ DURABLE = "trained-model-registrar"
 RETRY_DELAY_SECONDS = 2.0
 
 
-def registered_msg_id(run_id: str) -> str:
-    return f"registered:{run_id}"
+def registered_msg_id(run_id: str, attempt: int) -> str:
+    return f"registered:{run_id}:{attempt}"
 
 
 def failed_msg_id(run_id: str, attempt: int) -> str:
@@ -111,7 +114,7 @@ class Registrar:
         )
         if isinstance(outcome, Registered):
             reply.model_registered.trained_model_id = outcome.model.id
-            msg_id = registered_msg_id(event.run_id)
+            msg_id = registered_msg_id(event.run_id, event.attempt)
         else:
             log.warning("model not registered", run_id=event.run_id, reason=outcome.message)
             reply.registration_failed.failure.kind = types_pb2.ARTIFACT_MISMATCH

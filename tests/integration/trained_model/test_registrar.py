@@ -72,6 +72,31 @@ async def test_duplicate_completion_events_register_one_model(env: Env, js) -> N
     assert model.config["model"]["bbox_head"]["num_classes"] == 1
 
 
+async def test_a_later_attempts_completion_is_answered_after_a_stale_one_registered(env: Env, js) -> None:
+    """Attempt 1's `completed` (a worker that lost its lease) was registered first; attempt 2's `completed`
+    finds that model, and its `model_registered` (attempt 2) must reach the stream (training_run waits)."""
+    run_id = uuid.uuid4().hex[:12]
+    event = env.completed_event(run_id, display_name=f"stale-{run_id}")
+    subject = env.names.run_events_subject(run_id)
+    await js.publish(subject, event.SerializeToString())
+    await replies(js, env, run_id, "model_registered")
+    event.attempt = 2
+    await js.publish(subject, event.SerializeToString())
+    await js.publish(subject, event.SerializeToString())  # a redelivery of attempt 2's is still deduplicated
+    deadline = time.monotonic() + 20
+    while True:
+        events = await replies(js, env, run_id, "model_registered")
+        registered = [e for e in events if e.WhichOneof("payload") == "model_registered"]
+        if len(registered) >= 2 or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.3)
+    await asyncio.sleep(1.0)
+    events = await replies(js, env, run_id, "model_registered")
+    registered = [e for e in events if e.WhichOneof("payload") == "model_registered"]
+    assert [e.attempt for e in registered] == [1, 2]
+    assert len({e.model_registered.trained_model_id for e in registered}) == 1  # still one model
+
+
 async def test_concurrent_registration_of_one_run_creates_one_model(env: Env) -> None:
     run_id = uuid.uuid4().hex[:12]
     command = register_command(env.completed_event(run_id))
