@@ -148,10 +148,11 @@ def demo(
     batch: int | None,
     lr: float | None,
     val_interval: int | None,
+    seed: int = 0,
 ) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        prepared = prepared_dataset(root, images=images, size=256)
+        prepared = prepared_dataset(root, images=images, size=256, seed=seed)
         hp = HyperParams(epochs=epochs, batch_size=batch, image_size=image_size, learning_rate=lr,
                          val_interval=val_interval)  # fmt: skip
         resolved = build_config("rtmdet_tiny", prepared.class_names, hp)
@@ -198,11 +199,12 @@ def main() -> None:
     dem.add_argument("--batch", type=int, default=None)
     dem.add_argument("--lr", type=float, default=None)
     dem.add_argument("--val-interval", type=int, default=None)
+    dem.add_argument("--seed", type=int, default=0, help="dataset generation and split seed")
     args = parser.parse_args()
     if args.command == "overhead":
         overhead(args.repeats)
     else:
-        demo(args.images, args.epochs, args.image_size, args.batch, args.lr, args.val_interval)
+        demo(args.images, args.epochs, args.image_size, args.batch, args.lr, args.val_interval, args.seed)
 
 
 if __name__ == "__main__":
