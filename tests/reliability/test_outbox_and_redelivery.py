@@ -196,7 +196,7 @@ async def test_a_stale_attempts_late_completion_does_not_block_the_current_attem
     async with harness.client_for(stack) as client:
         donor = await _a_succeeded_run(stack, client, 0)
         donor_completed = next(r.event for r in await harness.replay(client, donor) if kind(r) == "completed")
-        run = await harness.create(client, "stale-completion", epochs=2)
+        run = await harness.create(client, "stale-completion", epochs=1)
         rid = harness.run_id(run.name)
         async for response in client.watch(run.name):
             if kind(response) == "started" and response.event.attempt == 1:
