@@ -24,7 +24,7 @@ from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
-from common.errors import Unavailable
+from common.errors import FieldViolation, InvalidArgument, Unavailable
 from common.logging import get_logger
 from common.nats_streams import StreamNames
 from common.proto.raven.v1 import events_pb2
@@ -81,6 +81,14 @@ class RunFeedHub:
 
         Never ends by itself; the caller stops after the terminal event.
         """
+        if after_seq:
+            # A token past the end of the stream was not handed out by us; waiting for it would never end.
+            stream_last = (await self._js.stream_info(self._names.events)).state.last_seq or 0
+            if after_seq > stream_last:
+                raise InvalidArgument(
+                    "resume_token is ahead of the event stream: use a token from a previous response",
+                    [FieldViolation("resume_token", f"{after_seq} is beyond the last event ({stream_last})")],
+                )
         queue: asyncio.Queue[FeedItem] = asyncio.Queue(QUEUE_LIMIT)
         await self._join(run_id, queue)
         try:

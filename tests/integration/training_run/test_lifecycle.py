@@ -284,3 +284,16 @@ async def test_watch_training_runs_streams_visible_state_and_phase_changes(sqlit
     } <= changes
     phase = [r for r in received if r.previous_state == r.training_run.state == types_pb2.RUNNING]
     assert phase and phase[0].training_run.progress.phase == types_pb2.TRAINING
+
+
+async def test_resume_token_beyond_the_stream_is_refused(sqlite_harness: Harness) -> None:
+    h = sqlite_harness
+    run = await h.create()  # not terminal: a watcher with a made-up token would otherwise wait forever
+    call = h.stub.WatchTrainingRun(
+        pb.WatchTrainingRunRequest(name=run.name, resume_token="99999999999999"), metadata=h.user
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        async for _ in call:
+            pass
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "ahead of the event stream" in caught.value.details()
