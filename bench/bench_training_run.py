@@ -1,23 +1,32 @@
 """training_run benchmark (not a test): prints a table.
 
-    .venv/bin/python bench/bench_training_run.py
+    .venv/bin/python bench/bench_training_run.py [--save after.json] [--before before.json]
 
-Embedded setup in a temp dir: own nats-server, SQLite, the real gRPC server on a free port, clients in-process.
-1. Create → job visible to a pull consumer (p50/p99), with the Create RPC latency alone.
-2. GetTrainingRun RPC/s (32 concurrent callers on one channel).
-3. progress event published → received by each of 1,000 concurrent WatchTrainingRun streams (p50/p99).
+Embedded setup in a temp dir: own nats-server, SQLite, the real gRPC server on a free port in this process.
+1. Create → job visible to a pull consumer (p50/p99), with the Create RPC latency alone (client in-process).
+2. GetTrainingRun RPC/s and latency, clients in separate processes (1 caller; 1, 2 and 4 processes of callers
+   on one channel each, all started together).
+3. progress event published (here) → received by each of 1,000 WatchTrainingRun streams opened by separate
+   client processes over a few channels (p50/p99 of publish → receipt, same host clock).
+
+Before/after: run this script on the old commit with ``--save before.json`` (from a ``git worktree``), then
+here with ``--before before.json``. The CPUs may be shared with other work: compare runs made back to back.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import contextlib
 import json
 import multiprocessing
 import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 
@@ -38,14 +47,26 @@ from services.training_run import bootstrap  # noqa: E402
 
 SECRET = "bench-secret"
 WATCHERS = 1000
+GET_LOADS = ((1, 1), (1, 32), (2, 32), (4, 16))  # (client processes, concurrent callers in each)
+WATCH_LOADS = ((1, 4), (2, 2))  # (client processes, channels in each): 1,000 streams in all
 
 
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-async def main() -> None:
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--save", type=Path, help="write the results as JSON (e.g. run on the old commit)")
+    parser.add_argument("--only", choices=("create", "get", "watch"), help="run one part")
+    parser.add_argument("--before", type=Path, help="results saved earlier: print them as a 'before' column")
+    return parser.parse_args()
+
+
+async def main(save: Path | None, before: Path | None, only: str | None) -> None:
     rows: list[tuple[str, str]] = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
@@ -75,18 +96,19 @@ async def main() -> None:
                 ("authorization", f"Bearer {mint_token('bench', list(USER_PERMISSIONS), secret=SECRET)}"),
             )
             worker = (("authorization", f"Bearer {mint_token('w', [Permission.WORKER], secret=SECRET)}"),)
-            rows += await bench_create(app, stub, user)
-            rows += await bench_get(app, stub, user)
-            rows += await bench_watchers(app, stub, user, worker)
+            if only in (None, "create"):
+                rows += await bench_create(app, stub, user)
+            if only in (None, "get"):
+                rows += await bench_get(app, stub, user)
+            for processes, channels in WATCH_LOADS if only in (None, "watch") else ():
+                rows += await bench_watchers(app, stub, user, worker, processes, channels)
             await channel.close()
         finally:
             await app.close()
             nats_server.stop()
-    width = max(len(k) for k, _ in rows)
-    print(f"\n{'metric'.ljust(width)}  value")
-    print(f"{'-' * width}  {'-' * 24}")
-    for key, value in rows:
-        print(f"{key.ljust(width)}  {value}")
+    if save is not None:
+        save.write_text(json.dumps(dict(rows), indent=1))
+    print_table(rows, json.loads(before.read_text()) if before is not None else {})
 
 
 def request(i: int) -> pb.CreateTrainingRunRequest:
@@ -120,52 +142,129 @@ async def bench_create(
         for message in messages:
             await message.ack()
     await subscription.unsubscribe()
-    ms = lambda v: f"{v * 1000:.1f} ms"  # noqa: E731
     return [
         ("Create RPC p50 / p99 (200 runs)", f"{ms(pct(rpc, 0.5))} / {ms(pct(rpc, 0.99))}"),
         ("Create → job pulled p50 / p99", f"{ms(pct(end_to_end, 0.5))} / {ms(pct(end_to_end, 0.99))}"),
     ]
 
 
-def _get_load(address: str, name: str, auth: str, seconds: float, callers: int) -> int:
-    """Client side of the Get benchmark, in its own process so that it does not share the server's event loop."""
+def _get_load(address: str, name: str, auth: str, start_at: float, seconds: float, callers: int) -> GetResult:
+    """Client side of the Get benchmark, in its own process so that it does not share the server's event loop.
 
-    async def run() -> int:
+    Calls start at the wall-clock ``start_at`` (so that several client processes overlap) and run ``seconds``.
+    """
+
+    async def run() -> GetResult:
         channel = grpc.aio.insecure_channel(address)
         stub = training_run_pb2_grpc.TrainingRunServiceStub(channel)
         get = pb.GetTrainingRunRequest(name=name)
         metadata = (("authorization", auth),)
-        count = 0
-        stop = time.perf_counter() + seconds
+        await stub.GetTrainingRun(get, metadata=metadata)  # connect, and check that the call works
+        await asyncio.sleep(max(0.0, start_at - time.time()))
+        latencies: list[float] = []
+        begin = time.perf_counter()
+        stop = begin + seconds
 
         async def caller() -> None:
-            nonlocal count
-            while time.perf_counter() < stop:
+            while True:
+                started = time.perf_counter()
+                if started >= stop:
+                    return
                 await stub.GetTrainingRun(get, metadata=metadata)
-                count += 1
+                latencies.append(time.perf_counter() - started)
 
         await asyncio.gather(*(caller() for _ in range(callers)))
+        elapsed = time.perf_counter() - begin
         await channel.close()
-        return count
+        return GetResult(len(latencies) / elapsed, latencies)
 
     return asyncio.run(run())
+
+
+@dataclass
+class GetResult:
+    rate: float
+    latencies: list[float]
 
 
 async def bench_get(
     app: bootstrap.App, stub: training_run_pb2_grpc.TrainingRunServiceStub, user: tuple[tuple[str, str], ...]
 ) -> list[tuple[str, str]]:
     run = await stub.CreateTrainingRun(request(10_000), metadata=user)
-    seconds = 5.0
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        started = time.perf_counter()
-        count = await asyncio.get_running_loop().run_in_executor(
-            pool, _get_load, f"127.0.0.1:{app.port}", run.name, user[0][1], seconds, 32
+    rows = []
+    loop = asyncio.get_running_loop()
+    for processes, callers in GET_LOADS:
+        with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn")) as pool:
+            start_at = time.time() + 3 + processes  # every client process started and connected
+            results = await asyncio.gather(
+                *(
+                    loop.run_in_executor(
+                        pool, _get_load, f"127.0.0.1:{app.port}", run.name, user[0][1], start_at, 5.0, callers
+                    )
+                    for _ in range(processes)
+                )
+            )
+        latencies = [v for r in results for v in r.latencies]
+        rate = sum(r.rate for r in results)
+        rows.append(
+            (
+                f"GetTrainingRun RPC/s, {processes} client proc x {callers} callers (p50 / p99)",
+                f"{rate:.0f} ({ms(pct(latencies, 0.5))} / {ms(pct(latencies, 0.99))})",
+            )
         )
-        elapsed = time.perf_counter() - started
-    return [
-        ("GetTrainingRun RPC/s (32 callers in a client process, 5 s)", f"{count / seconds:.0f}"),
-        ("  incl. client process start-up", f"{count / elapsed:.0f}"),
-    ]
+    return rows
+
+
+def _watch_load(
+    address: str, name: str, auth: str, watchers: int, channels: int, events: int, ready: Any, results: Path
+) -> None:
+    """Client side of the watcher benchmark (own process): ``watchers`` streams spread over ``channels``.
+
+    Puts the number of streams that saw the replayed RUNNING transition on ``ready``, then writes every
+    progress event's publish → receipt latency as JSON to the file ``results``. The parent reads the file and
+    kills the process: with 1,000 finished streams, ``asyncio.run``'s clean-up may not return.
+    """
+
+    async def run() -> None:
+        opened = [grpc.aio.insecure_channel(address) for _ in range(channels)]
+        stubs = [training_run_pb2_grpc.TrainingRunServiceStub(c) for c in opened]
+        metadata = (("authorization", auth),)
+        latencies: list[float] = []
+        caught_up = 0
+        all_ready = asyncio.Event()
+
+        async def watcher(stub: training_run_pb2_grpc.TrainingRunServiceStub) -> None:
+            nonlocal caught_up
+            counted = False
+            watch = pb.WatchTrainingRunRequest(name=name)
+            async for response in stub.WatchTrainingRun(watch, metadata=metadata):
+                kind = response.event.WhichOneof("payload")
+                if kind == "state_changed" and response.event.state_changed.to_state == types_pb2.RUNNING:
+                    if not counted:
+                        counted = True
+                        caught_up += 1
+                        if caught_up == watchers:
+                            all_ready.set()
+                elif kind == "progress":
+                    latencies.append(time.time() - response.event.time.ToNanoseconds() / 1e9)
+                    if response.event.progress.progress.iter == events:
+                        return
+
+        tasks = [asyncio.create_task(watcher(stubs[i % channels])) for i in range(watchers)]
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(all_ready.wait(), 120)
+        ready.put(caught_up)
+        await asyncio.wait_for(asyncio.gather(*tasks), 120)
+        results.write_text(json.dumps(latencies))  # before closing: see the docstring
+        for channel in opened:
+            await channel.close()
+
+    try:
+        asyncio.run(run())
+    except BaseException as exc:
+        ready.put(0)
+        results.write_text(json.dumps(f"client process failed: {exc!r}"))
+        raise
 
 
 async def bench_watchers(
@@ -173,38 +272,40 @@ async def bench_watchers(
     stub: training_run_pb2_grpc.TrainingRunServiceStub,
     user: tuple[tuple[str, str], ...],
     worker: tuple[tuple[str, str], ...],
+    processes: int,
+    channels: int,
 ) -> list[tuple[str, str]]:
-    run = await stub.CreateTrainingRun(request(20_000), metadata=user)
+    run = await stub.CreateTrainingRun(request(20_000 + processes), metadata=user)
     run_id = run.name.split("/")[1]
     await stub.ClaimTrainingRun(
         pb.ClaimTrainingRunRequest(name=run.name, worker_id="w", job_attempt=1), metadata=worker
     )
     await asyncio.sleep(0.5)
-    latencies: list[float] = []
-    ready = 0
     events = 20
-
-    async def watcher() -> None:
-        nonlocal ready
-        counted = False
-        async for response in stub.WatchTrainingRun(pb.WatchTrainingRunRequest(name=run.name), metadata=user):
-            kind = response.event.WhichOneof("payload")
-            if (
-                kind == "state_changed"
-                and response.event.state_changed.to_state == types_pb2.RUNNING
-                and not counted
-            ):
-                counted = True
-                ready += 1
-            elif kind == "progress":
-                latencies.append(time.time() - response.event.time.ToNanoseconds() / 1e9)
-                if response.event.progress.progress.iter == events:
-                    return
-
-    tasks = [asyncio.create_task(watcher()) for _ in range(WATCHERS)]
-    deadline = time.perf_counter() + 120
-    while ready < WATCHERS and time.perf_counter() < deadline:
-        await asyncio.sleep(0.1)
+    context = multiprocessing.get_context("spawn")
+    ready = context.Queue()
+    files = [Path(tempfile.mkstemp(suffix=".json")[1]) for _ in range(processes)]
+    clients = [
+        context.Process(
+            target=_watch_load,
+            args=(
+                f"127.0.0.1:{app.port}",
+                run.name,
+                user[0][1],
+                WATCHERS // processes,
+                channels,
+                events,
+                ready,
+                file,
+            ),
+        )
+        for file in files
+    ]
+    for client in clients:
+        client.start()
+    loop = asyncio.get_running_loop()
+    connected = sum([await loop.run_in_executor(None, ready.get, True, 180) for _ in clients])
+    subscriptions = app.feeds.subscriptions
     js = app.nc.jetstream()
     for i in range(1, events + 1):
         event = events_pb2.RunEvent(
@@ -217,16 +318,47 @@ async def bench_watchers(
         event.time.GetCurrentTime()
         await js.publish(app.names.run_events_subject(run_id), event.SerializeToString())
         await asyncio.sleep(0.2)
-    await asyncio.wait_for(asyncio.gather(*tasks), 60)
-    ms = lambda v: f"{v * 1000:.1f} ms"  # noqa: E731
+    latencies: list[float] = []
+    deadline = time.perf_counter() + 180
+    while time.perf_counter() < deadline and not all(f.stat().st_size for f in files):
+        await asyncio.sleep(0.2)
+    for client, file in zip(clients, files, strict=True):
+        client.kill()
+        client.join(10)
+        found = json.loads(file.read_text() or '"client process did not finish"')
+        file.unlink()
+        if isinstance(found, str):
+            raise RuntimeError(found)
+        latencies += found
+    where = f"{processes} client proc x {channels} channels"
     return [
-        ("watchers connected / NATS subscriptions", f"{ready} / {app.feeds.subscriptions}"),
+        (f"watchers connected / NATS subscriptions ({where})", f"{connected} / {subscriptions}"),
         (
-            f"progress → {WATCHERS} watchers p50 / p99 ({len(latencies)} deliveries)",
+            f"progress → {WATCHERS} watchers p50 / p99 ({where}, {len(latencies)} deliveries)",
             f"{ms(pct(latencies, 0.5))} / {ms(pct(latencies, 0.99))}",
         ),
     ]
 
 
+def ms(value: float) -> str:
+    return f"{value * 1000:.1f} ms"
+
+
+def print_table(rows: list[tuple[str, str]], before: dict[str, str]) -> None:
+    width = max(len(k) for k, _ in rows)
+    if not before:
+        print(f"\n{'metric'.ljust(width)}  value")
+        print(f"{'-' * width}  {'-' * 24}")
+        for key, value in rows:
+            print(f"{key.ljust(width)}  {value}")
+        return
+    column = max([len(v) for v in before.values()] + [6])
+    print(f"\n{'metric'.ljust(width)}  {'before'.ljust(column)}  after")
+    print(f"{'-' * width}  {'-' * column}  {'-' * 24}")
+    for key, value in rows:
+        print(f"{key.ljust(width)}  {before.get(key, '-').ljust(column)}  {value}")
+
+
 if __name__ == "__main__":
-    asyncio.run(main())
+    args = parse_args()
+    asyncio.run(main(args.save, args.before, args.only))
