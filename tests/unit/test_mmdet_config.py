@@ -315,3 +315,14 @@ def test_builds_share_no_state() -> None:
     build_config("rtmdet_tiny", ("x",), HyperParams(epochs=9, image_size=128, batch_size=2))
     again = build_config("rtmdet_tiny", CLASSES, HyperParams(epochs=4, image_size=320))
     assert again.data == first.data and again.sha256 == first.sha256
+
+
+def test_proto_zero_values_mean_template_defaults() -> None:
+    hp = HyperParams.from_proto_fields(
+        epochs=0, batch_size=4, learning_rate=0.0, frozen_stages=0, image_size=0, seed=0, val_interval=0,
+        max_attempts=3, train_fraction=0.7,
+    )  # fmt: skip
+    assert hp == HyperParams(batch_size=4)
+    assert (
+        hp.resolved_with(TEMPLATES["rtmdet_tiny"].defaults).epochs == TEMPLATES["rtmdet_tiny"].defaults.epochs
+    )
