@@ -14,12 +14,14 @@ from common.artifacts import ArtifactStore
 from common.auth import TokenVerifier
 from common.db import make_engine, make_session_factory, upgrade_to_head_async
 from common.grpc_server import RunningServer, ServiceRegistration, create_server
+from common.metrics import GaugeRefresher
 from common.nats_streams import StreamNames, connect, ensure_streams
 from common.proto.raven.v1 import trained_model_pb2, trained_model_pb2_grpc
 from common.settings import Settings
 from services.trained_model.adapters.repository import UnitOfWork
 from services.trained_model.adapters.training_runs import GrpcTrainingRunQueries, TrainingRunQueries
 from services.trained_model.entrypoints.grpc_servicer import REQUIRED_PERMISSIONS, TrainedModelServicer
+from services.trained_model.entrypoints.metrics import metrics_refresher
 from services.trained_model.entrypoints.registrar import DURABLE, Registrar
 from services.trained_model.service_layer.registration import ModelRegistration
 from services.trained_model.service_layer.registry import ModelRegistry
@@ -44,9 +46,11 @@ class App:
     nats: NATS | None
     registrar: Registrar | None
     training_runs: TrainingRunQueries
+    metrics: GaugeRefresher
 
     async def close(self, grace: float = 0) -> None:
         await self.server.stop(grace)
+        await self.metrics.stop()
         if self.registrar is not None:
             await self.registrar.stop()
         if self.nats is not None:
@@ -69,6 +73,7 @@ async def build_app(
     training_runs: TrainingRunQueries | None = None,
     registrar_durable: str = DURABLE,
     start_registrar: bool = True,
+    metrics_interval: float = 5.0,
 ) -> App:
     """Migrate, connect and serve. Tests pass their own stream names, store, clock, training_run client."""
     await migrate(settings)
@@ -86,8 +91,9 @@ async def build_app(
     registration = ModelRegistration(lambda: UnitOfWork(sessions), store, clock)
     nc: NATS | None = None
     registrar: Registrar | None = None
+    js = None
+    stream_names = names or StreamNames.from_settings(settings)
     if start_registrar:
-        stream_names = names or StreamNames.from_settings(settings)
         nc = await connect(settings.nats_url, name="trained-model")
         js = nc.jetstream()
         await ensure_streams(js, stream_names, settings.stream_replicas)
@@ -106,4 +112,6 @@ async def build_app(
         required_permissions=REQUIRED_PERMISSIONS,
     )
     server = await create_server([service], verifier, address=address or f"[::]:{settings.grpc_port}")
-    return App(settings, engine, server, registry, registration, nc, registrar, runs)
+    metrics = metrics_refresher(registry, js, stream_names, registrar_durable, metrics_interval)
+    metrics.start()
+    return App(settings, engine, server, registry, registration, nc, registrar, runs, metrics)

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from common.auth import TokenVerifier
 from common.db import make_engine, make_session_factory, upgrade_to_head_async
 from common.grpc_server import RunningServer, ServiceRegistration, create_server
+from common.metrics import GaugeRefresher
 from common.nats_streams import StreamNames, connect, ensure_streams
 from common.proto.raven.v1 import training_run_pb2
 from common.settings import Settings
@@ -29,6 +30,7 @@ from services.training_run.entrypoints.grpc_servicer import (
     feed_response,
     render_get,
 )
+from services.training_run.entrypoints.metrics import metrics_refresher
 from services.training_run.entrypoints.reaper import Reaper
 from services.training_run.service_layer.run_reads import RenderedRuns
 from services.training_run.service_layer.services import LeaseSettings, TrainingRunService
@@ -61,6 +63,7 @@ class App:
     trained_models: TrainedModelClient
     versions: RunVersions
     reads: RenderedRuns[bytes]
+    metrics: GaugeRefresher
 
     @property
     def port(self) -> int:
@@ -71,7 +74,7 @@ class App:
         await self.server.stop(grace)
         await self.feeds.close()
         await self.changes.close()
-        for task in (self.reaper, self.consumer, self.relay):
+        for task in (self.metrics, self.reaper, self.consumer, self.relay):
             await task.stop()
         await self.trained_models.close()
         self.versions.close()
@@ -99,6 +102,7 @@ async def build_app(
     start_relay: bool = True,
     start_consumer: bool = True,
     start_reaper: bool = True,
+    metrics_interval: float = 5.0,
 ) -> App:
     """Migrate, connect, start background tasks and the gRPC server.
 
@@ -135,6 +139,8 @@ async def build_app(
         await consumer.start()
     if start_reaper:
         reaper.start()
+    metrics = metrics_refresher(service, js, names, feeds, changes, metrics_interval)
+    metrics.start()
     verifier = TokenVerifier(
         secret=settings.jwt_secret,
         public_key=settings.jwt_public_key,
@@ -165,4 +171,5 @@ async def build_app(
         trained_models=trained_models,
         versions=versions,
         reads=reads,
+        metrics=metrics,
     )

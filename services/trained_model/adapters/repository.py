@@ -201,6 +201,11 @@ class SqlModelRepository:
         if result.rowcount != 1:  # type: ignore[attr-defined]
             raise Aborted(f"trainedModels/{model_id} was changed concurrently; read it again and retry")
 
+    async def count_by_published(self) -> dict[bool, int]:
+        statement = select(TrainedModelRow.published, func.count()).group_by(TrainedModelRow.published)
+        found = {bool(published): int(n) for published, n in await self._session.execute(statement)}
+        return {False: found.get(False, 0), True: found.get(True, 0)}
+
     async def count_children(self, model_id: str) -> int:
         value = await self._session.scalar(
             select(func.count()).select_from(TrainedModelRow).where(TrainedModelRow.base_model_id == model_id)

@@ -15,7 +15,7 @@ from typing import Any
 
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from common.logging import get_logger
@@ -75,6 +75,11 @@ async def write_events(
 async def has_unsent(session: AsyncSession, run_id: str) -> bool:
     statement = select(OUTBOX.c.id).where(OUTBOX.c.run_id == run_id, OUTBOX.c.sent_time.is_(None)).limit(1)
     return (await session.execute(statement)).first() is not None
+
+
+async def count_unsent(session: AsyncSession) -> int:
+    statement = select(func.count()).select_from(OUTBOX).where(OUTBOX.c.sent_time.is_(None))
+    return int((await session.execute(statement)).scalar_one())
 
 
 class OutboxRelay:

@@ -127,6 +127,10 @@ class RunRepository:
         statement = select(func.count()).select_from(RUNS).where(*where.clauses())
         return int((await self.session.execute(statement)).scalar_one())
 
+    async def count_by_state(self) -> dict[RunState, int]:
+        statement = select(RUNS.c.state, func.count()).group_by(RUNS.c.state)
+        return {RunState(state): int(n) for state, n in await self.session.execute(statement)}
+
     async def expired_lease_ids(self, now: datetime, limit: int = 100) -> list[str]:
         statement = (
             select(RUNS.c.id)

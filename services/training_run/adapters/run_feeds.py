@@ -67,14 +67,11 @@ class RunFeedHub:
         self._render = render
         self._feeds: dict[str, _Feed] = {}
         self._lock = asyncio.Lock()
+        self.watchers = 0  # a plain int: the metrics endpoint's thread reads it
 
     @property
     def subscriptions(self) -> int:
         return len(self._feeds)
-
-    @property
-    def watchers(self) -> int:
-        return sum(len(feed.queues) for feed in self._feeds.values())
 
     async def watch(self, run_id: str, after_seq: int) -> AsyncIterator[FeedItem | None]:
         """Events of ``run_id`` with stream sequence > ``after_seq``: stored ones, ``None`` once caught up, then live.
@@ -129,12 +126,14 @@ class RunFeedHub:
                 )
                 self._feeds[run_id] = feed
             feed.queues.add(queue)
+            self.watchers += 1
 
     async def _leave(self, run_id: str, queue: asyncio.Queue[FeedItem]) -> None:
         async with self._lock:
             feed = self._feeds.get(run_id)
             if feed is None:
                 return
+            self.watchers -= 1
             feed.queues.discard(queue)
             if not feed.queues:
                 del self._feeds[run_id]
@@ -176,6 +175,7 @@ class RunFeedHub:
                     await feed.subscription.unsubscribe()
                 feed.broadcast(_OVERFLOW)
             self._feeds.clear()
+            self.watchers = 0
 
 
 def _decode(msg: Msg) -> events_pb2.RunEvent | None:
@@ -197,6 +197,10 @@ class RunChangesHub:
         self._queues: set[asyncio.Queue[FeedItem]] = set()
         self._subscription: Any = None
         self._lock = asyncio.Lock()
+
+    @property
+    def watchers(self) -> int:
+        return len(self._queues)
 
     async def watch(self) -> AsyncIterator[FeedItem]:
         queue: asyncio.Queue[FeedItem] = asyncio.Queue(QUEUE_LIMIT)

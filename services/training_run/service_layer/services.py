@@ -282,6 +282,13 @@ class TrainingRunService:
         async with self._uow() as uow:
             return await uow.has_unsent_messages(run_id)
 
+    async def counts(self) -> tuple[dict[RunState, int], int]:
+        """Runs by state (every state, zeros included) and outbox messages not yet published, for metrics."""
+        async with self._uow() as uow:
+            found = await uow.runs.count_by_state()
+            unsent = await uow.unsent_messages()
+        return {state: found.get(state, 0) for state in RunState if state}, unsent
+
     @property
     def heartbeat_interval(self) -> timedelta:
         return self._leases.heartbeat

@@ -54,6 +54,9 @@ class UnitOfWork:
     async def has_unsent_messages(self, run_id: str) -> bool:
         return await outbox.has_unsent(self.session, run_id)
 
+    async def unsent_messages(self) -> int:
+        return await outbox.count_unsent(self.session)
+
 
 class UnitOfWorkFactory:
     """Makes units of work; ``after_commit`` wakes the outbox relay."""
