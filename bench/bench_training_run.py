@@ -221,8 +221,9 @@ def _watch_load(
     """Client side of the watcher benchmark (own process): ``watchers`` streams spread over ``channels``.
 
     Puts the number of streams that saw the replayed RUNNING transition on ``ready``, then writes every
-    progress event's publish → receipt latency as JSON to the file ``results``. The parent reads the file and
-    kills the process: with 1,000 finished streams, ``asyncio.run``'s clean-up may not return.
+    progress event's publish → receipt latency as JSON to the file ``results`` and puts again. The parent
+    reads the file and kills the process: with 1,000 finished streams, ``asyncio.run``'s clean-up may not
+    return.
     """
 
     async def run() -> None:
@@ -256,6 +257,7 @@ def _watch_load(
         ready.put(caught_up)
         await asyncio.wait_for(asyncio.gather(*tasks), 120)
         results.write_text(json.dumps(latencies))  # before closing: see the docstring
+        ready.put(0)
         for channel in opened:
             await channel.close()
 
@@ -319,9 +321,8 @@ async def bench_watchers(
         await js.publish(app.names.run_events_subject(run_id), event.SerializeToString())
         await asyncio.sleep(0.2)
     latencies: list[float] = []
-    deadline = time.perf_counter() + 180
-    while time.perf_counter() < deadline and not all(f.stat().st_size for f in files):
-        await asyncio.sleep(0.2)
+    for _ in clients:  # each puts again once its file is written
+        await loop.run_in_executor(None, ready.get, True, 180)
     for client, file in zip(clients, files, strict=True):
         client.kill()
         client.join(10)

@@ -1,8 +1,9 @@
 """Prometheus gauges that need a query (database counts, JetStream backlogs), refreshed in the background.
 
-Each service declares its gauges next to its wiring and hands a ``refresh`` coroutine to ``GaugeRefresher``; the
-HTTP endpoint (``common.grpc_server.start_metrics_endpoint``) only reads the last values, so a scrape never
-queries anything. Every replica exports the same database-wide values: aggregate them with ``max``, not ``sum``.
+Each service declares its gauges next to its wiring and hands a ``refresh`` coroutine to ``GaugeRefresher``;
+the HTTP endpoint (``common.grpc_server.start_metrics_endpoint``) only reads the last values, so a scrape
+never queries anything. Every replica exports the same database-wide values: aggregate them with ``max``,
+not ``sum``.
 """
 
 from __future__ import annotations
