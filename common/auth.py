@@ -75,10 +75,27 @@ class TokenVerifier:
         self._algorithms = ["RS256"] if public_key else ["HS256"]
         self._audience = audience
         self._issuer = issuer
+        self._cache: dict[str, tuple[Principal, float]] = {}
+
+    CACHE_SIZE = 10_000
 
     def verify(self, token: str) -> Principal:
+        """The token's principal; a verified token is cached until it expires (signature checks are costly)."""
         if not token:
             raise Unauthenticated("missing bearer token: send 'authorization: Bearer <jwt>' metadata")
+        cached = self._cache.get(token)
+        if cached is not None:
+            principal, expires = cached
+            if time.time() < expires:
+                return principal
+            del self._cache[token]
+        principal, expires = self._verify(token)
+        if len(self._cache) >= self.CACHE_SIZE:
+            self._cache.pop(next(iter(self._cache)))
+        self._cache[token] = (principal, expires)
+        return principal
+
+    def _verify(self, token: str) -> tuple[Principal, float]:
         try:
             claims = jwt.decode(
                 token,
@@ -98,7 +115,7 @@ class TokenVerifier:
         subject = claims["sub"]
         if not isinstance(subject, str) or not subject:
             raise Unauthenticated("invalid token: 'sub' must be a non-empty string")
-        return Principal(subject=subject, permissions=frozenset(permissions))
+        return Principal(subject=subject, permissions=frozenset(permissions)), float(claims["exp"])
 
 
 def mint_token(

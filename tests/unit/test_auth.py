@@ -92,3 +92,20 @@ def test_rs256_round_trip_and_hs256_token_refused_by_rs256_verifier() -> None:
 def test_verifier_needs_a_key() -> None:
     with pytest.raises(ValueError, match="RAVEN_JWT_SECRET"):
         TokenVerifier()
+
+
+def test_cached_token_still_expires() -> None:
+    v = verifier()
+    tok = mint_token("alice", [], secret=SECRET, ttl_seconds=1)
+    assert v.verify(tok).subject == "alice"
+    assert v.verify(tok).subject == "alice"  # served from the cache
+    time.sleep(1.6)
+    with pytest.raises(Unauthenticated, match="expired"):
+        v.verify(tok)
+
+
+def test_cache_does_not_accept_a_token_it_never_verified() -> None:
+    v = verifier()
+    v.verify(mint_token("alice", [], secret=SECRET))
+    with pytest.raises(Unauthenticated):
+        v.verify(mint_token("alice", [], secret="forged"))
