@@ -1,7 +1,7 @@
 """Artifact store over fsspec (local directory in the embedded default, S3-compatible storage at scale).
 
-Keys are relative POSIX paths confined to the store's root: empty keys, absolute keys, ``..`` segments, backslashes
-and URL schemes are rejected before anything touches storage.
+Keys are relative POSIX paths confined to the store's root: empty keys, absolute keys, ``..`` segments,
+backslashes and URL schemes are rejected before anything touches storage.
 """
 
 from __future__ import annotations
@@ -36,7 +36,9 @@ def normalize_key(key: str) -> str:
     if "\\" in key or "\x00" in key:
         raise InvalidArgument(f"artifact key {key!r} contains a backslash or NUL")
     if key.startswith("/") or _SCHEME.match(key):
-        raise InvalidArgument(f"artifact key {key!r} must be relative to the artifact root (no '/' or scheme)")
+        raise InvalidArgument(
+            f"artifact key {key!r} must be relative to the artifact root (no '/' or scheme)"
+        )
     parts = key.split("/")
     if any(p in ("..", ".") for p in parts):
         raise InvalidArgument(f"artifact key {key!r} must not contain '.' or '..' segments")
@@ -83,7 +85,9 @@ class ArtifactStore:
         with self.fs.open(tmp, "wb") as dst:
             dst.write(data)
         self.fs.mv(tmp, path)
-        return StoredArtifact(key=normalize_key(key), size_bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
+        return StoredArtifact(
+            key=normalize_key(key), size_bytes=len(data), sha256=hashlib.sha256(data).hexdigest()
+        )
 
     def get_file(self, key: str, local: Path) -> None:
         local.parent.mkdir(parents=True, exist_ok=True)

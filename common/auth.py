@@ -1,7 +1,8 @@
 """JWT claims auth (HS256 with a shared secret, RS256 with a key pair).
 
-A token carries ``sub`` (the owner id), ``exp`` and ``permissions`` (a list of the names below). Permissions mirror
-Raven Scan's claims; ``superadmin`` bypasses every check. Workers use a service identity holding ``worker``.
+A token carries ``sub`` (the owner id), ``exp`` and ``permissions`` (a list of the names below).
+Permissions mirror Raven Scan's claims; ``superadmin`` bypasses every check. Workers use a service identity
+holding ``worker``.
 """
 
 from __future__ import annotations
@@ -50,7 +51,8 @@ class Principal:
         return Permission.WORKER in self.permissions
 
     def has(self, permission: str) -> bool:
-        # The worker identity is a service identity: superadmin does not stand in for it and it gets no user rights.
+        # The worker identity is a service identity: superadmin does not stand in for it, nor does it get
+        # any user rights.
         if permission == Permission.WORKER:
             return self.is_worker
         if self.is_worker and not self.is_superadmin:
@@ -68,7 +70,9 @@ class Principal:
 class TokenVerifier:
     """Verifies bearer tokens. Only the configured algorithms are accepted (never "none")."""
 
-    def __init__(self, *, secret: str = "", public_key: str = "", audience: str = "raven", issuer: str = "raven"):
+    def __init__(
+        self, *, secret: str = "", public_key: str = "", audience: str = "raven", issuer: str = "raven"
+    ) -> None:
         if not secret and not public_key:
             raise ValueError("set RAVEN_JWT_SECRET (HS256) or RAVEN_JWT_PUBLIC_KEY (RS256)")
         self._key = public_key or secret
@@ -80,7 +84,10 @@ class TokenVerifier:
     CACHE_SIZE = 10_000
 
     def verify(self, token: str) -> Principal:
-        """The token's principal; a verified token is cached until it expires (signature checks are costly)."""
+        """The token's principal.
+
+        A verified token is cached until it expires, since signature checks are costly.
+        """
         if not token:
             raise Unauthenticated("missing bearer token: send 'authorization: Bearer <jwt>' metadata")
         cached = self._cache.get(token)

@@ -1,8 +1,9 @@
 """Dataset references confined to the configured fsspec dataset root.
 
-A dataset reference is a relative POSIX path under the dataset root (``waste/v3``). It is rejected before anything
-touches storage when it is empty, absolute, carries a URL scheme, a backslash, NUL or a ``.``/``..`` segment; it must
-then name a directory holding ``annotations.json`` (one COCO file) or ``train.json`` (pre-split COCO files).
+A dataset reference is a relative POSIX path under the dataset root (``waste/v3``). It is rejected before
+anything touches storage when it is empty, absolute, carries a URL scheme, a backslash, NUL or a ``.``/``..``
+segment; it must then name a directory holding ``annotations.json`` (one COCO file) or ``train.json``
+(pre-split COCO files).
 """
 
 from __future__ import annotations
@@ -57,7 +58,9 @@ def _ensure_inside(fs: Any, root: str, path: str, ref: str) -> None:
         return
     real_root, real = os.path.realpath(root), os.path.realpath(path)
     if real != real_root and not real.startswith(real_root.rstrip(os.sep) + os.sep):
-        raise InvalidArgument(f"dataset reference {ref!r} leads out of the dataset root through a symbolic link")
+        raise InvalidArgument(
+            f"dataset reference {ref!r} leads out of the dataset root through a symbolic link"
+        )
 
 
 def _annotation_path(dataset_root_url: str, ref: str) -> tuple[Any, str]:

@@ -1,7 +1,8 @@
 """Application errors shared by every service, free of gRPC.
 
-Domain and service code raise these (or subclasses); the gRPC error interceptor turns each into exactly one status
-code with a message a person can act on, and validation failures into ``google.rpc.BadRequest`` field violations.
+Domain and service code raise these (or subclasses); the gRPC error interceptor turns each into exactly one
+status code with a message a person can act on, and turns validation failures into
+``google.rpc.BadRequest`` field violations.
 """
 
 from __future__ import annotations

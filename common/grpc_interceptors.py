@@ -1,6 +1,7 @@
 """Server interceptors: request id + logging context, auth, error mapping, Prometheus metrics.
 
-Each wraps the method handler's behaviour so its context (contextvars) is set in the task that runs the handler.
+Each wraps the method handler's behaviour, so that its context (contextvars) is set in the task that runs
+the handler.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from prometheus_client import Counter, Histogram
 from common import errors
 from common.auth import Principal, TokenVerifier
 
-current_principal: contextvars.ContextVar[Principal | None] = contextvars.ContextVar("principal", default=None)
+current_principal: contextvars.ContextVar[Principal | None] = contextvars.ContextVar(
+    "principal", default=None
+)
 log = structlog.get_logger("grpc")
 
 RPC_COUNT = Counter("raven_grpc_requests_total", "gRPC requests handled", ["method", "code"])
@@ -97,9 +100,9 @@ class _WrappingInterceptor(grpc.aio.ServerInterceptor):
         return _wrap(handler, handler_call_details, self.wrapper)
 
 
-# Error texts may quote the caller's input. They travel in the trailers (grpc-message percent-encoded, the details
-# base64) whose default limit is 8 KiB: an unbounded echo of a 100 kB name turned INVALID_ARGUMENT into
-# RESOURCE_EXHAUSTED on the client. Bounded in UTF-8 bytes so that the whole status always fits.
+# Error texts may quote the caller's input. They travel in the trailers (grpc-message percent-encoded, the
+# details base64) whose default limit is 8 KiB: an unbounded echo of a 100 kB name turned INVALID_ARGUMENT
+# into RESOURCE_EXHAUSTED on the client. Bounded in UTF-8 bytes so that the whole status always fits.
 MAX_MESSAGE_BYTES = 600
 MAX_VIOLATIONS = 10
 MAX_FIELD_BYTES = 100
@@ -139,7 +142,10 @@ async def abort_with(context: grpc.aio.ServicerContext, exc: errors.AppError) ->
 
 
 class ErrorInterceptor(_WrappingInterceptor):
-    """AppError → its status (with BadRequest details); anything else → INTERNAL, logged with its traceback."""
+    """AppError → its status (with BadRequest details).
+
+    Anything else → INTERNAL, logged with its traceback.
+    """
 
     def wrapper(self, behavior: Callable[..., Any], details: grpc.HandlerCallDetails, streaming: bool) -> Any:
         method = details.method
@@ -175,15 +181,16 @@ class ErrorInterceptor(_WrappingInterceptor):
 
 
 def _is_abort(exc: BaseException) -> bool:
-    # context.abort raises grpc.aio.AbortError (a subclass of BaseException in recent grpcio, Exception in others).
+    # context.abort raises grpc.aio.AbortError: a subclass of BaseException in recent grpcio, of Exception
+    # in older ones.
     return type(exc).__name__ == "AbortError"
 
 
 class AuthInterceptor(_WrappingInterceptor):
     """Authenticates every RPC except health and reflection; puts the Principal into a contextvar.
 
-    ``required`` maps full method names to the permission they need; methods absent from it only need a valid token
-    (the service checks finer rules itself, e.g. owner scoping).
+    ``required`` maps full method names to the permission they need; methods absent from it only need a valid
+    token (the service checks finer rules itself, e.g. owner scoping).
     """
 
     def __init__(self, verifier: TokenVerifier, required: Mapping[str, str] | None = None) -> None:

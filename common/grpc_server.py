@@ -58,7 +58,12 @@ async def create_server(
     for service in services:
         required.update(service.required_permissions)
     server = grpc.aio.server(
-        interceptors=[ContextInterceptor(), AuthInterceptor(verifier, required), ErrorInterceptor(), *extra_interceptors],
+        interceptors=[
+            ContextInterceptor(),
+            AuthInterceptor(verifier, required),
+            ErrorInterceptor(),
+            *extra_interceptors,
+        ],
         options=[
             ("grpc.max_receive_message_length", 16 * 1024 * 1024),
             ("grpc.max_send_message_length", 16 * 1024 * 1024),

@@ -47,17 +47,22 @@ class LocalNats:
                 self.process.wait()
 
 
-def start_local_nats(store_dir: Path, port: int = 0, log_file: Path | None = None, timeout: float = 15.0) -> LocalNats:
+def start_local_nats(
+    store_dir: Path, port: int = 0, log_file: Path | None = None, timeout: float = 15.0
+) -> LocalNats:
     """Start nats-server with JetStream storing under ``store_dir``; waits until it accepts connections."""
     port = port or free_port()
     store_dir.mkdir(parents=True, exist_ok=True)
     args = [nats_server_binary(), "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(store_dir)]
-    out = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115
+    # The log file stays open for the server's lifetime: the child process writes to it.
+    out = open(log_file, "ab") if log_file else subprocess.DEVNULL
     process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"nats-server exited with {process.returncode} (port {port}, store {store_dir})")
+            raise RuntimeError(
+                f"nats-server exited with {process.returncode} (port {port}, store {store_dir})"
+            )
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):
                 return LocalNats(process=process, port=port, store_dir=store_dir)

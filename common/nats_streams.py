@@ -53,6 +53,9 @@ class StreamNames:
         return f"{self.prefix}.control.{run_id}"
 
 
+DEFAULT_STREAM_NAMES = StreamNames()
+
+
 def job_msg_id(run_id: str, attempt: int) -> str:
     return f"{run_id}:{attempt}"
 
@@ -86,7 +89,9 @@ async def _ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
     await js.update_stream(config)
 
 
-async def ensure_streams(js: JetStreamContext, names: StreamNames = StreamNames(), replicas: int = 1) -> None:
+async def ensure_streams(
+    js: JetStreamContext, names: StreamNames = DEFAULT_STREAM_NAMES, replicas: int = 1
+) -> None:
     """Create or update both streams (safe to call from every process at every start)."""
     await _ensure_stream(
         js,
@@ -115,7 +120,10 @@ async def ensure_streams(js: JetStreamContext, names: StreamNames = StreamNames(
 
 
 async def ensure_worker_consumer(
-    js: JetStreamContext, names: StreamNames = StreamNames(), ack_wait: float = 120.0, max_deliver: int = -1
+    js: JetStreamContext,
+    names: StreamNames = DEFAULT_STREAM_NAMES,
+    ack_wait: float = 120.0,
+    max_deliver: int = -1,
 ) -> str:
     """Durable pull consumer shared by all trainer workers (the work-queue stream allows one per subject)."""
     config = ConsumerConfig(
@@ -131,8 +139,13 @@ async def ensure_worker_consumer(
     return WORKER_CONSUMER
 
 
-async def ensure_events_consumer(js: JetStreamContext, durable: str, names: StreamNames = StreamNames()) -> str:
-    """Durable pull consumer over every run's events (training_run's progress tracker, trained_model's registrar)."""
+async def ensure_events_consumer(
+    js: JetStreamContext, durable: str, names: StreamNames = DEFAULT_STREAM_NAMES
+) -> str:
+    """Durable pull consumer over every run's events.
+
+    Used by training_run's progress tracker and trained_model's registrar.
+    """
     config = ConsumerConfig(
         durable_name=durable,
         ack_policy=AckPolicy.EXPLICIT,

@@ -1,7 +1,8 @@
 """Process settings from ``RAVEN_*`` environment variables (pydantic-settings).
 
-One ``Settings`` class serves every process; each process reads the fields it needs. With only ``RAVEN_DATA_DIR``
-set, everything defaults to the embedded layout under it (SQLite files, artifacts, datasets, nats data).
+One ``Settings`` class serves every process; each process reads the fields it needs. With only
+``RAVEN_DATA_DIR`` set, everything defaults to the embedded layout under it (SQLite files, artifacts,
+datasets, nats data).
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """`make demo`: the embedded default end to end, driven with ravenctl.
 
 Starts a local nats-server, both services on SQLite and one CPU worker; generates a small waste-detection-like
-dataset; trains the light template with a live progress bar; publishes the model; fine-tunes a second run from it;
-prints both models with their mAP, the lineage and where the curves PNG is. Stops everything it started, also on
-Ctrl-C. Tunables: RAVEN_DEMO_EPOCHS, RAVEN_DEMO_IMAGES, RAVEN_DEMO_FINETUNE_EPOCHS, RAVEN_DATA_DIR.
+dataset; trains the light template with a live progress bar; publishes the model; fine-tunes a second run from
+it; prints both models with their mAP, the lineage and where the curves PNG is. Stops everything it started,
+also on Ctrl-C. Tunables: RAVEN_DEMO_EPOCHS, RAVEN_DEMO_IMAGES, RAVEN_DEMO_FINETUNE_EPOCHS, RAVEN_DATA_DIR.
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ from tests.fixtures.synthetic_coco import make_dataset
 
 DATASET = "waste-demo"
 TEMPLATE = "rtmdet_tiny"
-# The first run uses the rtmdet_tiny template's defaults (30 epochs, batch 8, 160 px input, lr 0.004, validation
-# every 5 epochs), tuned on 2 CPU cores so a detector from random init reaches val bbox mAP >= 0.5 on this data.
+# The first run uses the rtmdet_tiny template's defaults (30 epochs, batch 8, 160 px input, lr 0.004,
+# validation every 5 epochs), tuned on 2 CPU cores so a detector from random init reaches val bbox mAP >= 0.5
+# on this data.
 DEFAULTS = {
     "RAVEN_DEMO_IMAGES": "60",
     "RAVEN_DEMO_IMAGE_SIZE": "256",
@@ -35,10 +36,14 @@ def setting(name: str) -> str:
     return os.environ.get(name, DEFAULTS[name])
 
 
-def ravenctl(stack: Stack, *args: str, json_output: bool = False, check: bool = True) -> subprocess.CompletedProcess[str]:
+def ravenctl(
+    stack: Stack, *args: str, json_output: bool = False, check: bool = True
+) -> subprocess.CompletedProcess[str]:
     env = stack.env()
-    command = [str(Path(sys.executable).parent / "ravenctl"), *(["--output", "json"] if json_output else []), *args]
-    result = subprocess.run(command, env=env, cwd=ROOT, text=True, stdout=subprocess.PIPE if json_output else None)
+    output = ["--output", "json"] if json_output else []
+    command = [str(Path(sys.executable).parent / "ravenctl"), *output, *args]
+    stdout = subprocess.PIPE if json_output else None
+    result = subprocess.run(command, env=env, cwd=ROOT, text=True, stdout=stdout)
     if check and result.returncode != 0:
         raise SystemExit(f"demo: `ravenctl {' '.join(args)}` exited with {result.returncode}")
     return result
@@ -84,7 +89,9 @@ def main() -> int:
             banner(f"publishing {model}")
             ravenctl(stack, "models", "publish", model)
             banner(f"run 2: fine-tune from {model}")
-            second = train(stack, "demo-waste-detector-ft", setting("RAVEN_DEMO_FINETUNE_EPOCHS"), base_model=model)
+            second = train(
+                stack, "demo-waste-detector-ft", setting("RAVEN_DEMO_FINETUNE_EPOCHS"), base_model=model
+            )
             banner("both models")
             ravenctl(stack, "models", "compare", model, second["trained_model"])
             banner("lineage")

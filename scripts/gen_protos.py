@@ -1,7 +1,8 @@
 """Generate the Python package for protos/ into common/proto (messages, gRPC stubs, .pyi).
 
-protoc writes ``from raven.v1 import x_pb2``; we rewrite those to absolute imports under ``common.proto`` so the
-generated code imports as a normal package. ``--check`` regenerates into a temporary directory and fails on drift.
+protoc writes ``from raven.v1 import x_pb2``; we rewrite those to absolute imports under ``common.proto`` so
+the generated code imports as a normal package. ``--check`` regenerates into a temporary directory and fails
+on drift.
 """
 
 from __future__ import annotations
@@ -74,7 +75,9 @@ def _diff(a: Path, b: Path) -> list[str]:
     names_b = {p.relative_to(b) for p in b.rglob("*") if p.is_file() and "__pycache__" not in p.parts}
     problems = [f"missing: {n}" for n in sorted(names_a - names_b)]
     problems += [f"unexpected: {n}" for n in sorted(names_b - names_a)]
-    problems += [f"differs: {n}" for n in sorted(names_a & names_b) if not filecmp.cmp(a / n, b / n, shallow=False)]
+    problems += [
+        f"differs: {n}" for n in sorted(names_a & names_b) if not filecmp.cmp(a / n, b / n, shallow=False)
+    ]
     return problems
 
 

@@ -13,7 +13,6 @@ import pytest
 
 from common.nats_launcher import LocalNats, start_local_nats
 
-from tests.helpers import JWT_SECRET  # noqa: F401 - re-exported for fixtures
 POSTGRES_ADMIN_URL = os.environ.get("RAVEN_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 
@@ -48,7 +47,7 @@ async def _postgres_reachable() -> str | None:
         conn = await asyncio.wait_for(asyncpg.connect(POSTGRES_ADMIN_URL), 3)
         await conn.close()
         return None
-    except Exception as exc:  # noqa: BLE001 - any failure means "not reachable"
+    except Exception as exc:  # any failure means "not reachable"
         return f"{type(exc).__name__}: {exc}"
 
 

@@ -8,7 +8,10 @@ from common.auth import USER_PERMISSIONS, Permission, mint_token
 
 JWT_SECRET = "test-secret-" + uuid.uuid4().hex
 
-def token(subject: str = "alice", permissions: frozenset[str] | list[str] | None = None, ttl: float = 3600) -> str:
+
+def token(
+    subject: str = "alice", permissions: frozenset[str] | list[str] | None = None, ttl: float = 3600
+) -> str:
     perms = USER_PERMISSIONS if permissions is None else permissions
     return mint_token(subject, list(perms), secret=JWT_SECRET, ttl_seconds=ttl)
 

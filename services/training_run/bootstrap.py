@@ -1,4 +1,7 @@
-"""The one place that wires training_run: settings → engine, NATS, service, background tasks, servicer, server."""
+"""The one place that wires training_run.
+
+Settings → engine, NATS, service, background tasks, servicer, server.
+"""
 
 from __future__ import annotations
 
@@ -79,8 +82,8 @@ class App:
         await self.trained_models.close()
         self.versions.close()
         if not self.nc.is_closed:
-            # Every publish is acked or left unsent in the outbox, so nothing needs draining (a drain can wait 30 s
-            # on a cancelled pull request).
+            # Every publish is acked or left unsent in the outbox, so nothing needs draining (a drain can wait
+            # 30 s on a cancelled pull request).
             with contextlib.suppress(Exception):
                 await self.nc.flush(timeout=1)
             await self.nc.close()
@@ -106,8 +109,8 @@ async def build_app(
 ) -> App:
     """Migrate, connect, start background tasks and the gRPC server.
 
-    Tests pass their own ``names`` (isolated streams), ``trained_models`` client and ``clock``, and may leave a
-    background task stopped (``start_relay=False`` simulates a crash between commit and publish).
+    Tests pass their own ``names`` (isolated streams), ``trained_models`` client and ``clock``, and may leave
+    a background task stopped (``start_relay=False`` simulates a crash between commit and publish).
     """
     await migrate(settings)
     names = names or StreamNames.from_settings(settings)

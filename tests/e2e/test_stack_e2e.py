@@ -1,6 +1,7 @@
-"""End to end: the real stack (nats-server, both services on SQLite, one CPU worker) driven by ravenctl's JSON.
+"""End to end: the real stack driven by ravenctl's JSON.
 
-A real, tiny MMDetection training runs on CPU; every step goes through the public gRPC API.
+The stack is nats-server, both services on SQLite and one CPU worker. A real, tiny MMDetection training runs
+on CPU; every step goes through the public gRPC API.
 """
 
 from __future__ import annotations
@@ -59,7 +60,8 @@ def test_train_publish_finetune_and_lineage(stack: Stack) -> None:
     assert run["state"] == "PENDING"
     code, events = watch(stack, run["name"])
     assert code == 0, events[-3:]
-    kinds = {next(k for k in e["event"] if k not in ("run_id", "attempt", "time", "sequence")) for e in events}
+    envelope = ("run_id", "attempt", "time", "sequence")
+    kinds = {next(k for k in e["event"] if k not in envelope) for e in events}
     assert {"started", "progress", "state_changed"} <= kinds
     finished = ok(stack, "runs", "get", run["name"])
     assert finished["state"] == "SUCCEEDED"

@@ -1,4 +1,10 @@
-from common.nats_streams import StreamNames, connect, ensure_events_consumer, ensure_streams, ensure_worker_consumer
+from common.nats_streams import (
+    StreamNames,
+    connect,
+    ensure_events_consumer,
+    ensure_streams,
+    ensure_worker_consumer,
+)
 
 
 async def test_streams_and_consumers_are_provisioned_idempotently(nats_url: str, unique: str) -> None:

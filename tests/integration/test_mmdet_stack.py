@@ -22,7 +22,8 @@ def test_mmdet_model_builds_from_shipped_config_and_runs_forward() -> None:
     from mmengine.config import Config
 
     register_all_modules()
-    config_path = Path(mmdet.__file__).parent / ".mim" / "configs" / "rtmdet" / "rtmdet_tiny_8xb32-300e_coco.py"
+    configs = Path(mmdet.__file__).parent / ".mim" / "configs"
+    config_path = configs / "rtmdet" / "rtmdet_tiny_8xb32-300e_coco.py"
     cfg = Config.fromfile(str(config_path))
     cfg.model.backbone.init_cfg = None  # never download weights
     cfg.model.bbox_head.num_classes = 3

@@ -1,4 +1,7 @@
-"""Each service process starts from settings alone, migrates, answers health SERVING and lists itself by reflection."""
+"""Each service process starts from settings alone and migrates.
+
+It then answers health SERVING and lists itself by reflection.
+"""
 
 import os
 import subprocess
@@ -21,7 +24,9 @@ ROOT = Path(__file__).resolve().parents[2]
     [("services.training_run", "raven.v1.TrainingRunService"),
      ("services.trained_model", "raven.v1.TrainedModelService")],
 )
-def test_process_serves_health_and_reflection(module: str, service: str, tmp_path: Path, nats_url: str) -> None:
+def test_process_serves_health_and_reflection(
+    module: str, service: str, tmp_path: Path, nats_url: str
+) -> None:
     port = free_port()
     env = {
         **os.environ,
@@ -48,7 +53,8 @@ def test_process_serves_health_and_reflection(module: str, service: str, tmp_pat
                 time.sleep(0.2)
         assert status == health_pb2.HealthCheckResponse.SERVING
         reflection = reflection_pb2_grpc.ServerReflectionStub(channel)
-        responses = reflection.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]))
+        request = reflection_pb2.ServerReflectionRequest(list_services="")
+        responses = reflection.ServerReflectionInfo(iter([request]))
         listed = {s.name for r in responses for s in r.list_services_response.service}
         assert {service, "grpc.health.v1.Health"} <= listed
         channel.close()

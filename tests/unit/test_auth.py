@@ -56,7 +56,7 @@ def test_wrong_audience_is_rejected() -> None:
 
 def test_missing_claim_is_permission_denied() -> None:
     found = verifier().verify(mint_token("bob", [Permission.VIEW_TRAINING_RUNS], secret=SECRET))
-    with pytest.raises(PermissionDenied, match="training_runs.create"):
+    with pytest.raises(PermissionDenied, match=r"training_runs\.create"):
         found.require(Permission.CREATE_TRAINING_RUNS)
 
 

@@ -15,7 +15,8 @@ def test_generated_code_matches_protos() -> None:
 def test_generated_package_imports_with_absolute_paths() -> None:
     from common.proto.raven.v1 import events_pb2, trained_model_pb2_grpc, training_run_pb2
 
-    assert training_run_pb2.DESCRIPTOR.services_by_name["TrainingRunService"].full_name == "raven.v1.TrainingRunService"
+    service = training_run_pb2.DESCRIPTOR.services_by_name["TrainingRunService"]
+    assert service.full_name == "raven.v1.TrainingRunService"
     assert hasattr(trained_model_pb2_grpc, "TrainedModelServiceStub")
     event = events_pb2.RunEvent(run_id="r", attempt=1)
     event.started.worker_id = "w"

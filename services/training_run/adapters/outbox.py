@@ -1,8 +1,8 @@
-"""Transactional outbox: domain events become rows in the run's transaction; a relay publishes them after commit.
+"""Transactional outbox: domain events become rows in the run's transaction, relayed after commit.
 
-Jobs and run events go to JetStream with a deterministic ``Nats-Msg-Id`` (the stream's duplicate window drops a
-re-publish after a crash between publish and "mark sent"); cancel controls go to core NATS (fire and forget: the
-worker also learns about CANCELLING from its heartbeat response).
+Jobs and run events go to JetStream with a deterministic ``Nats-Msg-Id`` (the stream's duplicate window drops
+a re-publish after a crash between publish and "mark sent"); cancel controls go to core NATS (fire and forget:
+the worker also learns about CANCELLING from its heartbeat response).
 """
 
 from __future__ import annotations

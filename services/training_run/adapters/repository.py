@@ -143,7 +143,7 @@ class RunRepository:
         )
         return list((await self.session.execute(statement)).scalars())
 
-    # ---- log lines ------------------------------------------------------------------------------------------------
+    # ---- log lines -----------------------------------------------------------------------------------------
     async def add_log_lines(self, run_id: str, attempt: int, event_seq: int, lines: Sequence[str]) -> None:
         exists = select(LOGS.c.id).where(LOGS.c.run_id == run_id, LOGS.c.event_seq == event_seq).limit(1)
         if (await self.session.execute(exists)).first() is not None:
@@ -177,7 +177,8 @@ def _to_row(run: TrainingRun) -> dict[str, Any]:
     spec = run.spec
     failure = run.failure
     return {
-        "id": run.id, "request_id": run.request_id or None, "owner": run.owner, "display_name": run.display_name,
+        "id": run.id, "request_id": run.request_id or None, "owner": run.owner,
+        "display_name": run.display_name,
         "description": run.description, "dataset": spec.dataset, "base_model": spec.base_model,
         "base_model_checkpoint": spec.base_model_checkpoint, "model_template": spec.model_template,
         "class_names": list(spec.class_names), "hyperparameters": spec.hyperparameters,

@@ -6,8 +6,8 @@ read, one serialization), and the same object goes to every watcher's queue. A n
 feed, then replays ``(resume_token, last stored sequence]`` with its own ephemeral ordered consumer, then
 continues live, skipping what the replay already gave: no gap, no duplicate.
 
-``RunChangesHub``: one core-NATS subscription on every run's events subject for ``WatchTrainingRuns`` dashboards,
-forwarding state and phase changes (published by any replica) to the in-process subscribers.
+``RunChangesHub``: one core-NATS subscription on every run's events subject for ``WatchTrainingRuns``
+dashboards, forwarding state and phase changes (published by any replica) to the in-process subscribers.
 """
 
 from __future__ import annotations
@@ -74,7 +74,9 @@ class RunFeedHub:
         return len(self._feeds)
 
     async def watch(self, run_id: str, after_seq: int) -> AsyncIterator[FeedItem | None]:
-        """Events of ``run_id`` with stream sequence > ``after_seq``: stored ones, ``None`` once caught up, then live.
+        """Events of ``run_id`` with stream sequence > ``after_seq``.
+
+        First the stored ones, then ``None`` once caught up, then live ones.
 
         Never ends by itself; the caller stops after the terminal event.
         """

@@ -1,12 +1,13 @@
 """The TrainingRun aggregate: an AIP-216 state machine changed only through its transition methods.
 
-Pure Python (no grpc, sqlalchemy, nats). Enum values equal the ``raven.v1`` proto numbers so adapters translate by
-value. Every transition appends a :class:`Transition` and records domain events (:class:`StateChanged`,
-:class:`JobRequested`, :class:`CancelRequested`) that the unit of work writes to the outbox in the same transaction.
+Pure Python (no grpc, sqlalchemy, nats). Enum values equal the ``raven.v1`` proto numbers so adapters
+translate by value. Every transition appends a :class:`Transition` and records domain events
+(:class:`StateChanged`, :class:`JobRequested`, :class:`CancelRequested`) that the unit of work writes to the
+outbox in the same transaction.
 
-Attempts: ``attempt`` is the 1-based number of the current attempt; it grows by one whenever the run goes back to
-PENDING. Lost leases (``lost_attempts``) count toward ``max_attempts``; graceful releases (``released_attempts``) do
-not, since a worker that shuts down cleanly says nothing about the run itself.
+Attempts: ``attempt`` is the 1-based number of the current attempt; it grows by one whenever the run goes back
+to PENDING. Lost leases (``lost_attempts``) count toward ``max_attempts``; graceful releases
+(``released_attempts``) do not, since a worker that shuts down cleanly says nothing about the run itself.
 """
 
 from __future__ import annotations
@@ -167,7 +168,7 @@ class TrainingRun:
     version: int = 0
     events: list[DomainEvent] = field(default_factory=list, repr=False)
 
-    # ---- creation -------------------------------------------------------------------------------------------------
+    # ---- creation ------------------------------------------------------------------------------------------
     @classmethod
     def create(
         cls,
@@ -194,7 +195,7 @@ class TrainingRun:
         run.events.append(JobRequested(run.id, run.attempt))
         return run
 
-    # ---- user commands --------------------------------------------------------------------------------------------
+    # ---- user commands -------------------------------------------------------------------------------------
     def rename(self, now: datetime, display_name: str | None = None, description: str | None = None) -> None:
         if display_name is not None:
             self.display_name = display_name
@@ -224,7 +225,7 @@ class TrainingRun:
                 f"run is {self.state.name}: cancel it and wait for a final state before deleting"
             )
 
-    # ---- worker leases --------------------------------------------------------------------------------------------
+    # ---- worker leases -------------------------------------------------------------------------------------
     def claim(self, worker_id: str, job_attempt: int, now: datetime, lease: timedelta) -> None:
         if self.state.terminal or self.state == RunState.CANCELLING:
             raise InvalidTransition(f"run is {self.state.name}; drop the job")
@@ -299,7 +300,7 @@ class TrainingRun:
                 self._requeue(now, f"lease of worker {self.worker_id} expired")
         return True
 
-    # ---- events reported by the worker and by trained_model (fenced by attempt) -----------------------------------
+    # ---- events reported by the worker and by trained_model (fenced by attempt) ----------------------------
     def is_current(self, attempt: int) -> bool:
         return attempt == self.attempt and self.state in LEASED_STATES
 
@@ -359,7 +360,7 @@ class TrainingRun:
         self._transition(RunState.CANCELLED, now, reason or "cancelled by the worker")
         return True
 
-    # ---- internals ------------------------------------------------------------------------------------------------
+    # ---- internals -----------------------------------------------------------------------------------------
     def _check_lease(self, worker_id: str, attempt: int, now: datetime) -> None:
         if attempt != self.attempt or self.state not in LEASED_STATES:
             raise LeaseConflict(

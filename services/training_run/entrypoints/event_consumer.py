@@ -1,4 +1,7 @@
-"""Durable consumer of the run-events stream: RunEvent protobuf → ReportedEvent → service (acked after commit)."""
+"""Durable consumer of the run-events stream: RunEvent protobuf → ReportedEvent → service.
+
+A message is acked only after the service has committed it.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""TrainingRunService servicer: translates protobuf ↔ commands; no business rules here (errors map in interceptors)."""
+"""TrainingRunService servicer: translates protobuf ↔ commands; no business rules here.
+
+Errors are mapped to gRPC statuses by the interceptors.
+"""
 
 from __future__ import annotations
 
@@ -122,7 +125,8 @@ class TrainingRunServicer(training_run_pb2_grpc.TrainingRunServiceServicer):
     ) -> AsyncIterator[pb.WatchTrainingRunResponse | bytes]:
         after = _resume_after(request.resume_token)
         run = await self._service.get(principal(), request.name)
-        # Terminal with nothing left in the outbox: the terminal event is in the stream, at or before its last message.
+        # Terminal with nothing left in the outbox: the terminal event is in the stream, at or before its
+        # last message.
         finished = run.state.terminal and not await self._service.has_unsent_messages(run.id)
         snapshot = run_to_proto(run, with_config=False)
         async for item in self._feeds.watch(run.id, after):
@@ -175,18 +179,22 @@ class TrainingRunServicer(training_run_pb2_grpc.TrainingRunServiceServicer):
                 message.progress.phase = event.phase_changed.phase
             yield pb.WatchTrainingRunsResponse(training_run=message, previous_state=previous, time=event.time)
 
-    # ---- worker RPCs ---------------------------------------------------------------------------------------------
+    # ---- worker RPCs ---------------------------------------------------------------------------------------
     async def ClaimTrainingRun(
         self, request: pb.ClaimTrainingRunRequest, context: Any
     ) -> pb.ClaimTrainingRunResponse:
         claimed = await self._service.claim(parse_name(request.name), request.worker_id, request.job_attempt)
         run = claimed.run
+        heartbeat = self._service.heartbeat_interval
         return pb.ClaimTrainingRunResponse(
-            training_run=run_to_proto(run), attempt=run.attempt, lease_expire_time=timestamp(run.lease_expire_time),
-            heartbeat_interval=duration_pb2.Duration(seconds=int(self._service.heartbeat_interval.total_seconds()),
-                                                     nanos=self._service.heartbeat_interval.microseconds * 1000),
+            training_run=run_to_proto(run),
+            attempt=run.attempt,
+            lease_expire_time=timestamp(run.lease_expire_time),
+            heartbeat_interval=duration_pb2.Duration(
+                seconds=int(heartbeat.total_seconds()), nanos=heartbeat.microseconds * 1000
+            ),
             resume_checkpoint=claimed.resume_checkpoint,
-        )  # fmt: skip
+        )
 
     async def HeartbeatTrainingRun(
         self, request: pb.HeartbeatTrainingRunRequest, context: Any

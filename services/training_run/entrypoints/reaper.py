@@ -1,4 +1,7 @@
-"""Periodic lease reaper: expired leases become PENDING (attempt+1, job re-published) or FAILED (WORKER_LOST)."""
+"""Periodic lease reaper.
+
+Expired leases become PENDING (attempt + 1, job re-published) or FAILED (WORKER_LOST).
+"""
 
 from __future__ import annotations
 

@@ -78,7 +78,10 @@ def _decode_token(token: str, field: str = "page_token") -> dict[str, object]:
 
 
 def _token_int(token: dict[str, object], key: str, default: int) -> int:
-    """A non-negative integer of a page token; anything else (forged tokens) is INVALID_ARGUMENT, not INTERNAL."""
+    """A non-negative integer of a page token.
+
+    Anything else (a forged token) is INVALID_ARGUMENT, not INTERNAL.
+    """
     value = token.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**62:
         raise InvalidArgument(
@@ -100,7 +103,7 @@ class TrainingRunService:
         self._leases = leases
         self._clock = clock
 
-    # ---- user use cases -------------------------------------------------------------------------------------------
+    # ---- user use cases ------------------------------------------------------------------------------------
     async def create(self, principal: Principal, cmd: commands.CreateTrainingRun) -> TrainingRun:
         principal.require(Permission.CREATE_TRAINING_RUNS)
         if cmd.request_id:
@@ -125,8 +128,8 @@ class TrainingRunService:
                 await uow.runs.add(run)
                 await uow.commit()
         except DuplicateRequest:
-            # A concurrent Create with the same request id committed first: answer with its run. The lookup runs
-            # in a fresh transaction so it sees that commit whatever snapshot the failed one had.
+            # A concurrent Create with the same request id committed first: answer with its run. The lookup
+            # runs in a fresh transaction so it sees that commit whatever snapshot the failed one had.
             async with self._uow() as uow:
                 found = await uow.runs.get_by_request_id(principal.subject, cmd.request_id)
             if found is None:
@@ -293,7 +296,7 @@ class TrainingRunService:
     def heartbeat_interval(self) -> timedelta:
         return self._leases.heartbeat
 
-    # ---- worker use cases -----------------------------------------------------------------------------------------
+    # ---- worker use cases ----------------------------------------------------------------------------------
     async def claim(self, run_id: str, worker_id: str, job_attempt: int) -> Claimed:
         _require_worker_fields(worker_id, job_attempt, "job_attempt")
 
@@ -324,7 +327,7 @@ class TrainingRunService:
             run_id, lambda run: run.release(worker_id, attempt, self._clock(), reason, checkpoint)
         )
 
-    # ---- background ----------------------------------------------------------------------------------------------
+    # ---- background ----------------------------------------------------------------------------------------
     async def apply_event(self, event: commands.ReportedEvent) -> bool:
         """Applies a reported event to the stored run; False when it was stale, a duplicate or unknown."""
         if event.kind == "state_changed":
@@ -380,7 +383,7 @@ class TrainingRunService:
                 continue
         return changed
 
-    # ---- helpers -------------------------------------------------------------------------------------------------
+    # ---- helpers -------------------------------------------------------------------------------------------
     async def _visible(self, uow: UnitOfWork, principal: Principal, run_id: str) -> TrainingRun:
         run = await uow.runs.get(run_id)
         if run is None or not can_view(principal, run):

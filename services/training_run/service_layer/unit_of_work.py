@@ -1,4 +1,7 @@
-"""Unit of work: one DB transaction; the runs' domain events go to the outbox in it; rollback unless committed."""
+"""Unit of work: one DB transaction, rolled back unless committed.
+
+The runs' domain events go to the outbox in the same transaction.
+"""
 
 from __future__ import annotations
 

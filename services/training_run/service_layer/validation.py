@@ -1,4 +1,7 @@
-"""Create validation: collects every field violation, then resolves the MMDetection config (nothing is stored)."""
+"""Create validation: collects every field violation, then resolves the MMDetection config.
+
+Nothing is stored here.
+"""
 
 from __future__ import annotations
 
@@ -26,7 +29,10 @@ ConfigBuilder = Callable[..., ResolvedConfig]
 
 
 class CachedConfigBuilder:
-    """``build_config`` is pure and costs ~0.3 s of CPU (mmengine parsing): identical requests reuse the result."""
+    """Caches ``build_config`` results: identical requests reuse the result.
+
+    ``build_config`` is pure and costs ~0.3 s of CPU (mmengine parsing).
+    """
 
     def __init__(self, builder: ConfigBuilder = build_config, size: int = 64) -> None:
         self._builder = builder

@@ -118,8 +118,13 @@ class Harness:
             training_run_pb2.GetTrainingRunRequest(name=name), metadata=self.user
         )
 
+    # ``timeout`` is a polling deadline whose expiry reports the last run seen, which a caller's
+    # asyncio.timeout (what ASYNC109 suggests) could not.
     async def wait_for(
-        self, name: str, predicate: Callable[[training_run_pb2.TrainingRun], bool], timeout: float = 10.0
+        self,
+        name: str,
+        predicate: Callable[[training_run_pb2.TrainingRun], bool],
+        timeout: float = 10.0,  # noqa: ASYNC109
     ) -> training_run_pb2.TrainingRun:
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
@@ -189,10 +194,17 @@ async def sqlite_harness(make_harness: AppFactory) -> Harness:
     return await make_harness()
 
 
+# ``timeout`` is a collection window (what arrived by then is returned), not a cancellation deadline.
 async def pull_jobs(
-    nc: Any, names: StreamNames, expect: int, timeout: float = 3.0
+    nc: Any,
+    names: StreamNames,
+    expect: int,
+    timeout: float = 3.0,  # noqa: ASYNC109
 ) -> list[events_pb2.TrainingJob]:
-    """Every job on the work queue (acked, as a worker would), waiting up to ``timeout`` for ``expect`` of them."""
+    """Every job on the work queue (acked, as a worker would).
+
+    Waits up to ``timeout`` seconds for ``expect`` of them.
+    """
     js = nc.jetstream()
     subscription = await js.pull_subscribe(names.jobs_subject, durable="test-worker", stream=names.jobs)
     jobs: list[events_pb2.TrainingJob] = []

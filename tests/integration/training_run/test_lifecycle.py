@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import grpc
 import pytest
@@ -30,7 +31,8 @@ async def test_outbox_relay_after_crash_between_commit_and_publish(make_harness:
     restarted = await make_harness()
     jobs = await pull_jobs(restarted.nc, restarted.names, expect=1)
     assert [(j.run_id, j.attempt) for j in jobs] == [(run_id(run.name), 1)]
-    # A relay that published but died before marking the row sent publishes again: the stream drops the duplicate.
+    # A relay that published but died before marking the row sent publishes again: the stream drops
+    # the duplicate.
     async with restarted.app.service._uow() as uow:
         await uow.session.execute(update(OutboxRow.__table__).values(sent_time=None))
         await uow.session.commit()
@@ -257,11 +259,14 @@ async def test_watch_training_runs_streams_visible_state_and_phase_changes(sqlit
     h = sqlite_harness
     bob = bearer(token("bob", USER_PERMISSIONS - {Permission.VIEW_ALL_TRAINING_RUNS}))
     received: list[pb.WatchTrainingRunsResponse] = []
+    three_received = asyncio.Event()
     call = h.stub.WatchTrainingRuns(pb.WatchTrainingRunsRequest(), metadata=bob)
 
     async def collect() -> None:
         async for response in call:
             received.append(response)
+            if len(received) >= 3:
+                three_received.set()
 
     task = asyncio.create_task(collect())
     await asyncio.sleep(0.5)  # the dashboard subscription is set up
@@ -271,9 +276,8 @@ async def test_watch_training_runs_streams_visible_state_and_phase_changes(sqlit
     await h.publish_event(
         run_id(mine.name), 1, phase_changed=events_pb2.PhaseChanged(phase=types_pb2.TRAINING)
     )
-    deadline = asyncio.get_running_loop().time() + 10
-    while len(received) < 3 and asyncio.get_running_loop().time() < deadline:
-        await asyncio.sleep(0.05)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(three_received.wait(), 10)
     call.cancel()
     await asyncio.gather(task, return_exceptions=True)
     assert {r.training_run.name for r in received} == {mine.name}

@@ -56,5 +56,5 @@ def test_rejects_refs_that_could_escape(root: str, ref: str) -> None:
 def test_missing_dataset_or_annotations(root: str) -> None:
     with pytest.raises(NotFound):
         resolve_dataset_ref(root, "waste/v9")
-    with pytest.raises(InvalidArgument, match="annotations.json"):
+    with pytest.raises(InvalidArgument, match=r"annotations\.json"):
         resolve_dataset_ref(root, "empty")

@@ -1,4 +1,7 @@
-"""The TrainingRun state machine: every legal transition, every illegal one, leases, fencing, history, events."""
+"""The TrainingRun state machine.
+
+Every legal transition, every illegal one, leases, fencing, history, events.
+"""
 
 from __future__ import annotations
 
