@@ -8,8 +8,19 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import event
+from sqlalchemy import Table, event
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+
+
+def mapped_table(row_class: type[Any]) -> Table:
+    """The ``Table`` a declarative class maps, for Core statements.
+
+    SQLAlchemy types ``__table__`` as ``FromClause`` (a class may map any selectable); ours map tables.
+    """
+    table = row_class.__table__
+    if not isinstance(table, Table):
+        raise TypeError(f"{row_class.__name__} does not map a Table")
+    return table
 
 
 def make_engine(url: str, **kwargs: Any) -> AsyncEngine:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Protocol
 
 from common.grpc_server import run_until_signalled, start_metrics_endpoint
@@ -21,7 +21,7 @@ class _App(Protocol):
 def main(
     service: str,
     build_app: Callable[[Settings], Awaitable[_App]],
-    migrate: Callable[[Settings], Awaitable[None]],
+    migrate: Callable[[Settings], Coroutine[Any, Any, None]],
     argv: list[str] | None = None,
 ) -> int:
     args = sys.argv[1:] if argv is None else argv

@@ -18,6 +18,7 @@ from nats.js import JetStreamContext
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from common.db import mapped_table
 from common.logging import get_logger
 from common.nats_streams import StreamNames, job_msg_id
 from services.training_run.adapters import proto_mapping
@@ -30,7 +31,7 @@ from services.training_run.domain.model import (
     TrainingRun,
 )
 
-OUTBOX = OutboxRow.__table__
+OUTBOX = mapped_table(OutboxRow)
 KIND_JOB = "job"
 KIND_EVENT = "event"
 KIND_CONTROL = "control"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from google.protobuf import struct_pb2, timestamp_pb2
 
@@ -12,12 +12,28 @@ from services.training_run.domain.model import (
     CancelRequested,
     Failure,
     FailureKind,
+    Phase,
+    RunState,
     StateChanged,
     TrainingRun,
 )
 
 RESOURCE_PREFIX = "trainingRuns/"
 HYPERPARAMETER_FIELDS = tuple(f.name for f in types_pb2.Hyperparameters.DESCRIPTOR.fields)
+
+
+# The generated stubs type enum fields as their enum class, while the runtime takes any int. The domain enums
+# carry the proto numbers, so these only tell the type checker what the value already is.
+def state_to_proto(state: RunState) -> types_pb2.RunState:
+    return cast(types_pb2.RunState, int(state))
+
+
+def phase_to_proto(phase: Phase) -> types_pb2.RunPhase:
+    return cast(types_pb2.RunPhase, int(phase))
+
+
+def failure_kind_to_proto(kind: FailureKind) -> types_pb2.FailureKind:
+    return cast(types_pb2.FailureKind, int(kind))
 
 
 def run_name(run_id: str) -> str:
@@ -43,7 +59,9 @@ def struct_from(data: dict[str, Any]) -> struct_pb2.Struct:
 
 
 def failure_to_proto(failure: Failure) -> types_pb2.Failure:
-    return types_pb2.Failure(kind=int(failure.kind), message=failure.message, details=list(failure.details))
+    return types_pb2.Failure(
+        kind=failure_kind_to_proto(failure.kind), message=failure.message, details=list(failure.details)
+    )
 
 
 def failure_from_proto(failure: types_pb2.Failure) -> Failure:
@@ -74,7 +92,7 @@ def run_to_proto(run: TrainingRun, *, with_config: bool = True) -> training_run_
         model_template=run.spec.model_template,
         class_names=list(run.spec.class_names),
         hyperparameters=hyperparameters_to_proto(run.spec.hyperparameters),
-        state=int(run.state),
+        state=state_to_proto(run.state),
         attempt=run.attempt,
         trained_model=run.trained_model,
         owner=run.owner,
@@ -88,13 +106,13 @@ def run_to_proto(run: TrainingRun, *, with_config: bool = True) -> training_run_
     if run.progress:
         message.progress.ParseFromString(run.progress)
     if run.phase or run.progress:
-        message.progress.phase = int(run.phase)
+        message.progress.phase = phase_to_proto(run.phase)
     if run.failure is not None:
         message.failure.CopyFrom(failure_to_proto(run.failure))
     for item in run.transitions:
         message.transitions.add(
-            from_state=int(item.from_state),
-            to_state=int(item.to_state),
+            from_state=state_to_proto(item.from_state),
+            to_state=state_to_proto(item.to_state),
             time=timestamp(item.time),
             reason=item.reason,
             attempt=item.attempt,
@@ -148,7 +166,9 @@ def state_changed_event(event: StateChanged) -> events_pb2.RunEvent:
         attempt=event.attempt,
         time=timestamp(event.time),
         state_changed=events_pb2.StateChanged(
-            from_state=int(event.from_state), to_state=int(event.to_state), reason=event.reason
+            from_state=state_to_proto(event.from_state),
+            to_state=state_to_proto(event.to_state),
+            reason=event.reason,
         ),
     )
 

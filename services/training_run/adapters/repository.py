@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -11,6 +12,7 @@ from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from common.db import mapped_table
 from services.training_run.adapters.orm import RunLogLineRow, TrainingRunRow
 from services.training_run.domain.model import (
     Failure,
@@ -22,8 +24,8 @@ from services.training_run.domain.model import (
     Transition,
 )
 
-RUNS = TrainingRunRow.__table__
-LOGS = RunLogLineRow.__table__
+RUNS = mapped_table(TrainingRunRow)
+LOGS = mapped_table(RunLogLineRow)
 
 
 class ConcurrentUpdate(Exception):
@@ -131,7 +133,7 @@ class RunRepository:
         statement = select(RUNS.c.state, func.count()).group_by(RUNS.c.state)
         return {RunState(state): int(n) for state, n in await self.session.execute(statement)}
 
-    async def expired_lease_ids(self, now: datetime, limit: int = 100) -> list[str]:
+    async def expired_lease_ids(self, now: datetime, limit: int = 100) -> builtins.list[str]:
         statement = (
             select(RUNS.c.id)
             .where(
@@ -163,7 +165,9 @@ class RunRepository:
                 ],
             )
 
-    async def log_lines(self, run_id: str, attempt: int, after_id: int, limit: int) -> list[tuple[int, str]]:
+    async def log_lines(
+        self, run_id: str, attempt: int, after_id: int, limit: int
+    ) -> builtins.list[tuple[int, str]]:
         statement = (
             select(LOGS.c.id, LOGS.c.line)
             .where(LOGS.c.run_id == run_id, LOGS.c.attempt == attempt, LOGS.c.id > after_id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import builtins
 import hashlib
 import json
 import re
@@ -248,7 +249,7 @@ class TrainingRunService:
 
     async def logs(
         self, principal: Principal, name: str, attempt: int, page_size: int, page_token: str
-    ) -> tuple[list[str], str, bool]:
+    ) -> tuple[builtins.list[str], str, bool]:
         run_id = parse_name(name)
         if page_size < 0 or attempt < 0:
             raise InvalidArgument(
