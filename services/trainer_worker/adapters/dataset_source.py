@@ -29,18 +29,20 @@ from PIL import Image
 from pycocotools.coco import COCO
 
 from services.trainer_worker.domain.dataset import (
-    SPLIT_NAMES,
     CocoDataset,
     DatasetInvalid,
     ImageRecord,
     PreparedDataset,
     Problem,
     ProblemLog,
-    SplitFractions,
-    check_given_split,
     confined_relative_path,
     parse_coco,
     select_classes,
+)
+from services.trainer_worker.domain.split import (
+    SPLIT_NAMES,
+    SplitFractions,
+    check_given_split,
     split_manifest,
     stratified_split,
 )

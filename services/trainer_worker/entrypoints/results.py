@@ -16,8 +16,9 @@ from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from common.proto.raven.v1 import types_pb2
-from services.trainer_worker.domain.dataset import DatasetInvalid, SplitFractions
+from services.trainer_worker.domain.dataset import DatasetInvalid
 from services.trainer_worker.domain.outcome import Failure, Progress
+from services.trainer_worker.domain.split import SplitFractions
 
 COCO_FIELDS = {
     "bbox_mAP": "bbox_map",

@@ -17,6 +17,8 @@ from services.trainer_worker.domain.dataset import (
     ImageRecord,
     Problem,
     ProblemLog,
+)
+from services.trainer_worker.domain.split import (
     SplitFractions,
     check_given_split,
     split_manifest,

@@ -6,7 +6,8 @@ import pytest
 
 from common.mmdet_config import ConfigInvalid, FieldViolation
 from common.proto.raven.v1 import types_pb2
-from services.trainer_worker.domain.dataset import DatasetInvalid, SplitFractions
+from services.trainer_worker.domain.dataset import DatasetInvalid
+from services.trainer_worker.domain.split import SplitFractions
 from services.trainer_worker.entrypoints.results import classify_failure, split_fractions
 
 
