@@ -8,8 +8,22 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Table, event
+from sqlalchemy import MetaData, Table, event
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+
+# Deterministic constraint names, so that migrations can alter and drop constraints on every dialect.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def naming_metadata() -> MetaData:
+    """A fresh ``MetaData`` for one service's tables, naming constraints by ``NAMING_CONVENTION``."""
+    return MetaData(naming_convention=NAMING_CONVENTION)
 
 
 def mapped_table(row_class: type[Any]) -> Table:

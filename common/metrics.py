@@ -9,7 +9,6 @@ not ``sum``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -18,6 +17,7 @@ from nats.js.errors import NotFoundError
 from prometheus_client import Counter, Gauge
 
 from common.logging import get_logger
+from common.tasks import cancel_and_wait
 
 log = get_logger("metrics")
 
@@ -61,11 +61,8 @@ class GaugeRefresher:
         self._task = asyncio.create_task(self._run(), name=f"{self._name}.metrics")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def refresh_once(self) -> None:
         try:

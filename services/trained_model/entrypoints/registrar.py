@@ -25,6 +25,7 @@ from nats.js import JetStreamContext
 from common.logging import get_logger
 from common.nats_streams import StreamNames, ensure_events_consumer
 from common.proto.raven.v1 import events_pb2, types_pb2
+from common.tasks import cancel_and_wait
 from services.trained_model.entrypoints import convert
 from services.trained_model.service_layer.registration import ModelRegistration, Registered
 
@@ -67,10 +68,7 @@ class Registrar:
         self._task = asyncio.create_task(self._run(subscription), name="trained-model-registrar")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
 
     async def _run(self, subscription: JetStreamContext.PullSubscription) -> None:
         while True:

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from common.db import mapped_table
 from common.logging import get_logger
 from common.nats_streams import StreamNames, job_msg_id
+from common.tasks import cancel_and_wait
 from services.training_run.adapters import proto_mapping
 from services.training_run.adapters.orm import OutboxRow
 from services.training_run.domain.model import (
@@ -112,11 +113,8 @@ class OutboxRelay:
         self._task = asyncio.create_task(self._run(), name="training_run.outbox_relay")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         while True:

@@ -6,7 +6,6 @@ A message is acked only after the service has committed it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable
 
 from google.protobuf.message import DecodeError
@@ -16,6 +15,7 @@ from nats.js import JetStreamContext
 from common.logging import get_logger
 from common.nats_streams import StreamNames, ensure_events_consumer
 from common.proto.raven.v1 import events_pb2
+from common.tasks import cancel_and_wait
 from services.training_run.adapters.proto_mapping import failure_from_proto
 from services.training_run.domain.model import Phase
 from services.training_run.service_layer.commands import ReportedEvent
@@ -72,11 +72,8 @@ class EventConsumer:
         self._task = asyncio.create_task(self._run(subscription), name="training_run.event_consumer")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _run(self, subscription: JetStreamContext.PullSubscription) -> None:
         while True:

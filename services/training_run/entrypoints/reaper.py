@@ -6,10 +6,10 @@ Expired leases become PENDING (attempt + 1, job re-published) or FAILED (WORKER_
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable
 
 from common.logging import get_logger
+from common.tasks import cancel_and_wait
 
 log = get_logger("training_run.reaper")
 
@@ -24,11 +24,8 @@ class Reaper:
         self._task = asyncio.create_task(self._run(), name="training_run.reaper")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         while True:
