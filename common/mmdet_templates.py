@@ -11,18 +11,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from common.errors import FieldViolation
+
 MAX_SEED = 2**31 - 1
 MAX_CLASSES = 1000
 MAX_CLASS_NAME_CHARS = 200
 IMAGE_SIZE_MULTIPLE = 32
-
-
-@dataclass(frozen=True)
-class FieldViolation:
-    """One bad request field; maps one to one onto ``google.rpc.BadRequest.FieldViolation``."""
-
-    field: str
-    description: str
 
 
 @dataclass(frozen=True)

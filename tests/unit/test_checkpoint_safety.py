@@ -58,7 +58,13 @@ def mmengine_like_checkpoint(tmp_path: Path) -> Path:
 
 def test_mmengine_resume_state_needs_the_allowlist_and_loads_with_it(tmp_path: Path) -> None:
     path = mmengine_like_checkpoint(tmp_path)
-    needed = set(torch.serialization.get_unsafe_globals_in_checkpoint(str(path)))
+    # Another test may already have installed the allowlist process-wide; ask torch with an empty one.
+    installed = torch.serialization.get_safe_globals()
+    torch.serialization.clear_safe_globals()
+    try:
+        needed = set(torch.serialization.get_unsafe_globals_in_checkpoint(str(path)))
+    finally:
+        torch.serialization.add_safe_globals(installed)
     assert "mmengine.logging.history_buffer.HistoryBuffer" in needed and "builtins.getattr" in needed
 
     checkpoint = load_untrusted_checkpoint(path)

@@ -160,8 +160,12 @@ class CocoDataset:
             tuple(a for a in self.annotations if a.image_id in keep),
         )
 
-    def to_coco(self) -> dict[str, list[dict[str, object]]]:
-        """COCO dict as written for mmdet's CocoDataset (file_name relative to the image root)."""
+    def to_coco(self) -> dict[str, object]:
+        """COCO dict as written for mmdet's CocoDataset (file_name relative to the image root).
+
+        ``info`` and ``licenses`` are part of the format: pycocotools' ``loadRes`` (mmdet's CocoMetric) reads
+        ``info`` from the ground truth and fails without it.
+        """
         annotations: list[dict[str, object]] = []
         for a in self.annotations:
             ann: dict[str, object] = {
@@ -176,6 +180,8 @@ class CocoDataset:
                 ann["segmentation"] = a.segmentation
             annotations.append(ann)
         return {
+            "info": {"description": "prepared by the Raven trainer worker"},
+            "licenses": [],
             "images": [
                 {"id": i.id, "file_name": i.file_name, "width": i.width, "height": i.height}
                 for i in self.images

@@ -91,7 +91,6 @@ class JobSteps:
             prepare_dataset, self.dataset_root, ctx.job.dataset, ctx.work_dir / "data",
             seed=int(hp.seed), fractions=split_fractions(hp), class_names=list(ctx.job.class_names) or None,
         )  # fmt: skip
-        await asyncio.to_thread(_ensure_coco_header, prepared)
         return prepared
 
     async def train(self, ctx: JobContext, prepared: PreparedDataset) -> Trained | None:
@@ -244,21 +243,6 @@ def completed_payload(
     )
     payload.config.CopyFrom(job.config)
     return payload
-
-
-def _ensure_coco_header(prepared: PreparedDataset) -> None:
-    """pycocotools 2.0.10's ``COCO.loadRes`` (used by mmdet's CocoMetric) reads ``dataset['info']`` and fails
-    with ``KeyError: 'info'`` on a ground-truth file without it; the prepared split files carry none, so add
-    an empty one (a no-op once the files include it)."""
-    for path in (prepared.train_ann, prepared.val_ann, prepared.test_ann):
-        if path is None:
-            continue
-        doc = json.loads(path.read_text())
-        if "info" in doc and "licenses" in doc:
-            continue
-        doc.setdefault("info", {})
-        doc.setdefault("licenses", [])
-        path.write_text(json.dumps(doc))
 
 
 async def _tail_log(path: Path, emit: Callable[[str], Awaitable[None]]) -> None:
