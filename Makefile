@@ -37,7 +37,7 @@ bench: setup
 reliability: setup
 	@mkdir -p var
 	RAVEN_FUZZ_EXAMPLES=455 RAVEN_FUZZ_REPORT=var/fuzz_report.json RAVEN_RELIABILITY_RUNS=$${RAVEN_RELIABILITY_RUNS:-20} \
-		$(PY) -m pytest tests/security tests/reliability $(PYTEST_ARGS)
+		$(PY) -m pytest -rP tests/security tests/reliability $(PYTEST_ARGS)
 
 up: setup
 	$(PY) -m scripts.stack up

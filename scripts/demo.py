@@ -75,8 +75,12 @@ def main() -> int:
     if data_dir.exists():
         shutil.rmtree(data_dir)
     banner(f"generating a synthetic waste dataset ({setting('RAVEN_DEMO_IMAGES')} images) under {data_dir}")
-    make_dataset(data_dir / "datasets" / DATASET, n_images=int(setting("RAVEN_DEMO_IMAGES")),
-                 size=int(setting("RAVEN_DEMO_IMAGE_SIZE")), seed=3)
+    make_dataset(
+        data_dir / "datasets" / DATASET,
+        n_images=int(setting("RAVEN_DEMO_IMAGES")),
+        size=int(setting("RAVEN_DEMO_IMAGE_SIZE")),
+        seed=3,
+    )
     banner("starting nats-server, training_run, trained_model and one CPU worker")
     try:
         with Stack(data_dir) as stack:

@@ -1,10 +1,10 @@
 """The embedded default stack: a local nats-server, both services on SQLite and one CPU worker.
 
-Used by `make up` / `make down` (background, state in ``{data_dir}/stack.json``), by `make demo` and by the e2e tests
-(``Stack`` as a context manager, which stops everything it started, also on Ctrl-C).
+Used by `make up` / `make down` (background, state in ``{data_dir}/stack.json``), by `make demo` and by the
+e2e tests (``Stack`` as a context manager, which stops everything it started, also on Ctrl-C).
 
-The reliability tests also ``kill``, ``start_process`` and ``restart`` one named process (nats-server comes back
-on the same port and store directory; a service on the same ports) and ``add_worker`` for a second worker.
+The reliability tests also ``kill``, ``start_process`` and ``restart`` one named process (nats-server comes
+back on the same port and store directory; a service on the same ports) and ``add_worker`` for a second one.
 """
 
 from __future__ import annotations
@@ -59,14 +59,20 @@ class Stack:
         self.ports = {"training_run": free_port(), "trained_model": free_port()}
         self.ports.update(metrics_training_run=free_port(), metrics_trained_model=free_port())
         for service in ("training_run", "trained_model"):
-            self._spawn(service, ["-m", f"services.{service}"], {
-                "RAVEN_GRPC_PORT": str(self.ports[service]),
-                "RAVEN_METRICS_PORT": str(self.ports[f"metrics_{service}"]),
-            })
+            self._spawn(
+                service,
+                ["-m", f"services.{service}"],
+                {
+                    "RAVEN_GRPC_PORT": str(self.ports[service]),
+                    "RAVEN_METRICS_PORT": str(self.ports[f"metrics_{service}"]),
+                },
+            )
         for service in ("training_run", "trained_model"):
             wait_serving(f"127.0.0.1:{self.ports[service]}", timeout=120)
         if self.worker:
-            self._spawn("trainer_worker", ["-m", "services.trainer_worker"], {"RAVEN_WORKER_ID": "demo-worker-1"})
+            self._spawn(
+                "trainer_worker", ["-m", "services.trainer_worker"], {"RAVEN_WORKER_ID": "demo-worker-1"}
+            )
         return self
 
     def _start_nats(self, port: int = 0) -> None:
@@ -82,7 +88,7 @@ class Stack:
         return name
 
     def kill(self, name: str, sig: int = signal.SIGKILL, timeout: float = 30.0) -> None:
-        """Sends ``sig`` to the named process (SIGKILL: to its group, a worker's training child too); waits."""
+        """Sends ``sig`` to the named process (SIGKILL: its group, a worker's training child too), waits."""
         process = self.processes[name]
         if process.poll() is None:
             self._signal(name, sig)
@@ -121,11 +127,15 @@ class Stack:
 
     def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> None:
         self.specs[name] = (args, env)
-        log = open(self.data_dir / "logs" / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
-        self.processes[name] = subprocess.Popen(
-            [sys.executable, *args], cwd=ROOT, env={**self.env(), **env}, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        with open(self.data_dir / "logs" / f"{name}.log", "ab") as log:  # the child keeps its own descriptor
+            self.processes[name] = subprocess.Popen(
+                [sys.executable, *args],
+                cwd=ROOT,
+                env={**self.env(), **env},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
     def stop(self, timeout: float = 20.0) -> None:
         workers = [n for n in self.processes if n.startswith("trainer_worker")]
@@ -166,7 +176,10 @@ def wait_serving(address: str, timeout: float) -> None:
         stub = health_pb2_grpc.HealthStub(channel)
         while True:
             try:
-                if stub.Check(health_pb2.HealthCheckRequest(), timeout=2).status == health_pb2.HealthCheckResponse.SERVING:
+                if (
+                    stub.Check(health_pb2.HealthCheckRequest(), timeout=2).status
+                    == health_pb2.HealthCheckResponse.SERVING
+                ):
                     return
             except grpc.RpcError:
                 pass

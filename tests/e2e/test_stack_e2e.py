@@ -21,8 +21,18 @@ from tests.fixtures.synthetic_coco import make_dataset
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 RAVENCTL = str(Path(sys.executable).parent / "ravenctl")
-TINY = ["--template", "rtmdet_tiny", "--batch-size", "4", "--image-size", "128", "--val-interval", "1",
-        "--seed", "1"]
+TINY = [
+    "--template",
+    "rtmdet_tiny",
+    "--batch-size",
+    "4",
+    "--image-size",
+    "128",
+    "--val-interval",
+    "1",
+    "--seed",
+    "1",
+]
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +49,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 
 def ravenctl(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([RAVENCTL, "--output", "json", "--timeout", "30", *args], env=stack.env(), cwd=ROOT,
-                          text=True, capture_output=True, timeout=600)
+    return subprocess.run(
+        [RAVENCTL, "--output", "json", "--timeout", "30", *args],
+        env=stack.env(),
+        cwd=ROOT,
+        text=True,
+        capture_output=True,
+        timeout=600,
+    )
 
 
 def ok(stack: Stack, *args: str) -> dict:
@@ -75,8 +91,20 @@ def test_train_publish_finetune_and_lineage(stack: Stack) -> None:
     published = ok(stack, "models", "publish", model_name)
     assert published["published"] is True
 
-    child = ok(stack, "runs", "create", "--name", "e2e-finetune", "--dataset", "waste", "--epochs", "1",
-               "--base-model", model_name, *TINY)
+    child = ok(
+        stack,
+        "runs",
+        "create",
+        "--name",
+        "e2e-finetune",
+        "--dataset",
+        "waste",
+        "--epochs",
+        "1",
+        "--base-model",
+        model_name,
+        *TINY,
+    )
     code, _ = watch(stack, child["name"])
     assert code == 0
     child_model = ok(stack, "runs", "get", child["name"])["trained_model"]
