@@ -51,13 +51,20 @@ def plot_progress(snapshots: Sequence[types_pb2.ProgressSnapshot], path: Path, t
     return sum(len(p) for p in losses.values()) + len(lrs) + sum(len(v) for v in val.values())
 
 
+def validated_epochs(history: Sequence[types_pb2.EpochMetrics]) -> list[types_pb2.EpochMetrics]:
+    """The epochs that were validated: the others carry COCO's -1 ("no value"), which is not a score."""
+    return [h for h in history if h.bbox_map >= 0]
+
+
 def plot_epoch_history(history: Sequence[types_pb2.EpochMetrics], path: Path, title: str) -> int:
-    """bbox mAP / mAP50 and train loss per epoch from a model's evaluation history."""
+    """bbox mAP / mAP50 per validated epoch and train loss per epoch from a model's evaluation history."""
     epochs = [h.epoch for h in history]
+    validated = validated_epochs(history)
     plt = _pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    left.plot(epochs, [h.bbox_map for h in history], marker="o", label="bbox mAP")
-    left.plot(epochs, [h.bbox_map_50 for h in history], marker="o", label="bbox mAP50")
+    validated_at = [h.epoch for h in validated]
+    left.plot(validated_at, [h.bbox_map for h in validated], marker="o", label="bbox mAP")
+    left.plot(validated_at, [h.bbox_map_50 for h in validated], marker="o", label="bbox mAP50")
     left.set(title="validation", xlabel="epoch")
     left.legend(fontsize="small")
     right.plot(epochs, [h.train_loss for h in history], marker="o")
