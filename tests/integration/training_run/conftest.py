@@ -180,8 +180,9 @@ async def make_harness(
     yield make
     for harness in made:
         await harness.channel.close()
-        await harness.app.close()
-    await nc.drain()
+        # Bounded, so a shutdown that hangs fails this test instead of the whole session's event loop.
+        await asyncio.wait_for(harness.app.close(), 60)
+    await asyncio.wait_for(nc.drain(), 60)
 
 
 @pytest.fixture

@@ -280,6 +280,11 @@ async def test_watch_training_runs_streams_visible_state_and_phase_changes(sqlit
         await asyncio.wait_for(three_received.wait(), 10)
     call.cancel()
     await asyncio.gather(task, return_exceptions=True)
+    # Let the server finish the cancelled stream before the harness shuts it down.
+    for _ in range(100):
+        if h.app.changes.watchers == 0:
+            break
+        await asyncio.sleep(0.05)
     assert {r.training_run.name for r in received} == {mine.name}
     changes = {(r.previous_state, r.training_run.state) for r in received}
     assert {
