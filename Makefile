@@ -34,10 +34,15 @@ bench: setup
 	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 # The long variants: >= 10,000 fuzz cases over every RPC, plus the fault-injection scenarios at full count.
+# Writes its results under var/reliability, then regenerates docs/reliability.md from them (even on failures).
+RELIABILITY_TESTS = tests/security tests/reliability tests/integration/test_dead_letters.py \
+	tests/integration/training_run/test_dead_letters.py tests/integration/test_migrations.py
 reliability: setup
-	@mkdir -p var
-	RAVEN_FUZZ_EXAMPLES=455 RAVEN_FUZZ_REPORT=var/fuzz_report.json RAVEN_RELIABILITY_RUNS=$${RAVEN_RELIABILITY_RUNS:-20} \
-		$(PY) -m pytest -rP tests/security tests/reliability $(PYTEST_ARGS)
+	@rm -rf var/reliability && mkdir -p var/reliability
+	RAVEN_FUZZ_EXAMPLES=455 RAVEN_FUZZ_REPORT=var/reliability/fuzz_report.json \
+		RAVEN_RELIABILITY_RESULTS=var/reliability RAVEN_RELIABILITY_RUNS=$${RAVEN_RELIABILITY_RUNS:-20} \
+		$(PY) -m pytest -rP $(RELIABILITY_TESTS) $(PYTEST_ARGS); status=$$?; \
+		$(PY) -m tests.reliability.summarize var/reliability --write docs/reliability.md; exit $$status
 
 up: setup
 	$(PY) -m scripts.stack up

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
+import zlib
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import DateTime, MetaData, Table, event
+from sqlalchemy import DateTime, MetaData, Table, event, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.types import TypeDecorator
@@ -77,9 +81,40 @@ def alembic_config(migrations_dir: Path, database_url: str, version_table: str) 
     return config
 
 
+# First key of the two-key PostgreSQL advisory lock migrators take ("RAVN"); the second is per version table.
+MIGRATION_LOCK_NAMESPACE = 0x5241564E
+
+
+def migration_lock_key(version_table: str) -> int:
+    """The advisory lock key of one service's migrations (a signed 32-bit int, as PostgreSQL wants it)."""
+    return zlib.crc32(version_table.encode()) - 2**31
+
+
 def upgrade_to_head(migrations_dir: Path, database_url: str, version_table: str) -> None:
-    """Apply every migration (idempotent; safe at each start-up and in the Kubernetes migration Job)."""
-    command.upgrade(alembic_config(migrations_dir, database_url, version_table), "head")
+    """Apply every migration (idempotent; safe at each start-up and in the Kubernetes migration Job).
+
+    One migrator at a time: on PostgreSQL the upgrade's transaction holds an advisory lock per version table
+    (``run_async_migrations``); on SQLite a file lock next to the database serializes migrators. A migrator
+    that waited finds the schema at head and does nothing.
+    """
+    with _sqlite_file_lock(database_url):
+        command.upgrade(alembic_config(migrations_dir, database_url, version_table), "head")
+
+
+@contextlib.contextmanager
+def _sqlite_file_lock(database_url: str) -> Iterator[None]:
+    path = database_url.split("///", 1)[-1] if database_url.startswith("sqlite") else ""
+    if not path or path == ":memory:":
+        yield
+        return
+    lock_path = Path(f"{path}.migrate.lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a") as lock_file:
+        fcntl.flock(lock_file, fcntl.LOCK_EX)  # released when the file closes, also if this process dies
+        try:
+            yield
+        finally:
+            fcntl.flock(lock_file, fcntl.LOCK_UN)
 
 
 async def upgrade_to_head_async(migrations_dir: Path, database_url: str, version_table: str) -> None:
@@ -93,6 +128,12 @@ def run_async_migrations(context: Any, target_metadata: Any) -> None:
     version_table = config.attributes.get("version_table", "alembic_version")
 
     def do_run(connection: Any) -> None:
+        if connection.dialect.name == "postgresql":
+            # Held until this transaction (the whole upgrade) commits: concurrent starts migrate one by one.
+            connection.execute(
+                text("SELECT pg_advisory_xact_lock(:namespace, :key)"),
+                {"namespace": MIGRATION_LOCK_NAMESPACE, "key": migration_lock_key(version_table)},
+            )
         context.configure(
             connection=connection,
             target_metadata=target_metadata,

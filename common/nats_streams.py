@@ -24,6 +24,45 @@ from common.logging import get_logger
 log = get_logger("nats")
 
 WORKER_CONSUMER = "trainer-workers"
+MAX_DELIVERIES_ADVISORY = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES"
+DEAD_LETTER_MAX_AGE_SECONDS = 30 * 24 * 3600.0
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often a consumer gets a message before it is dead-lettered, and how long it waits in between.
+
+    ``backoff`` are the nak delays after a failed delivery (the last one repeats). A delivery that gets no
+    answer at all (its consumer crashed or hung) comes back after the consumer's ack wait, and past
+    ``max_deliver`` JetStream emits a MAX_DELIVERIES advisory instead.
+
+    The schedule is applied by the consumer's nak, not by JetStream's own ``backoff`` consumer option: that
+    option replaces the ack wait with its first step (a worker's in-progress pings would no longer keep a
+    long job), and nats-server measures a nak delay against the ack wait but redelivers on the backoff step,
+    so a 50 ms nak on the second delivery waited the whole second step (seen on nats-server 2.12.1).
+    """
+
+    max_deliver: int = 10
+    backoff: tuple[float, ...] = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+
+    def __post_init__(self) -> None:
+        if self.max_deliver < 2 or not self.backoff or min(self.backoff) < 0:
+            raise ValueError("max_deliver must be >= 2 and backoff a non-empty list of delays >= 0")
+
+    @classmethod
+    def from_settings(cls, settings: Any, *, jobs: bool = False) -> RetryPolicy:
+        max_deliver = settings.worker_max_deliver if jobs else settings.consumer_max_deliver
+        return cls(max_deliver=max_deliver, backoff=tuple(settings.retry_backoff_seconds))
+
+    def nak_delay(self, delivered: int) -> float:
+        return self.backoff[min(max(delivered, 1), len(self.backoff)) - 1]
+
+    def exhausted(self, delivered: int) -> bool:
+        """True on the last delivery JetStream will make: the message must be dead-lettered, not nak'ed."""
+        return delivered >= self.max_deliver
+
+
+DEFAULT_RETRY = RetryPolicy()
 
 
 @dataclass(frozen=True)
@@ -33,10 +72,28 @@ class StreamNames:
     jobs: str = "RAVEN_JOBS"
     events: str = "RAVEN_RUN_EVENTS"
     prefix: str = "raven"
+    dead_letters: str = ""  # default: "{PREFIX}_DEAD_LETTERS", so tests with their own prefix stay apart
 
     @classmethod
     def from_settings(cls, settings: Any) -> StreamNames:
-        return cls(jobs=settings.jobs_stream, events=settings.events_stream, prefix=settings.subject_prefix)
+        return cls(
+            jobs=settings.jobs_stream,
+            events=settings.events_stream,
+            prefix=settings.subject_prefix,
+            dead_letters=settings.dead_letters_stream,
+        )
+
+    @property
+    def dead_letters_stream(self) -> str:
+        return self.dead_letters or f"{self.prefix.upper()}_DEAD_LETTERS"
+
+    def dead_letter_subject(self, consumer: str) -> str:
+        return f"{self.prefix}.deadletter.{consumer}"
+
+    @property
+    def max_deliveries_advisories(self) -> list[str]:
+        """JetStream's advisories for messages that reached max_deliver unanswered, on our two streams."""
+        return [f"{MAX_DELIVERIES_ADVISORY}.{stream}.*" for stream in (self.jobs, self.events)]
 
     @property
     def jobs_subject(self) -> str:
@@ -92,7 +149,7 @@ async def _ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
 async def ensure_streams(
     js: JetStreamContext, names: StreamNames = DEFAULT_STREAM_NAMES, replicas: int = 1
 ) -> None:
-    """Create or update both streams (safe to call from every process at every start)."""
+    """Create or update the jobs, dead-letter and events streams (safe from every process at every start)."""
     await _ensure_stream(
         js,
         StreamConfig(
@@ -100,6 +157,19 @@ async def ensure_streams(
             subjects=[f"{names.prefix}.jobs.>"],
             retention=RetentionPolicy.WORK_QUEUE,
             storage=StorageType.FILE,
+            duplicate_window=600.0,
+            num_replicas=replicas,
+        ),
+    )
+    await _ensure_stream(
+        js,
+        StreamConfig(
+            name=names.dead_letters_stream,
+            subjects=[f"{names.prefix}.deadletter.>", *names.max_deliveries_advisories],
+            retention=RetentionPolicy.LIMITS,
+            storage=StorageType.FILE,
+            discard=DiscardPolicy.OLD,
+            max_age=DEAD_LETTER_MAX_AGE_SECONDS,
             duplicate_window=600.0,
             num_replicas=replicas,
         ),
@@ -123,36 +193,55 @@ async def ensure_worker_consumer(
     js: JetStreamContext,
     names: StreamNames = DEFAULT_STREAM_NAMES,
     ack_wait: float = 120.0,
-    max_deliver: int = -1,
+    policy: RetryPolicy = DEFAULT_RETRY,
 ) -> str:
     """Durable pull consumer shared by all trainer workers (the work-queue stream allows one per subject)."""
-    config = ConsumerConfig(
-        durable_name=WORKER_CONSUMER,
-        ack_policy=AckPolicy.EXPLICIT,
-        ack_wait=ack_wait,
-        max_deliver=max_deliver,
-        max_ack_pending=1000,
-        filter_subject=names.jobs_subject,
-        deliver_policy=DeliverPolicy.ALL,
-    )
-    await js.add_consumer(names.jobs, config)
+    await _ensure_consumer(js, names.jobs, WORKER_CONSUMER, names.jobs_subject, ack_wait, policy, 1000)
     return WORKER_CONSUMER
 
 
 async def ensure_events_consumer(
-    js: JetStreamContext, durable: str, names: StreamNames = DEFAULT_STREAM_NAMES
+    js: JetStreamContext,
+    durable: str,
+    names: StreamNames = DEFAULT_STREAM_NAMES,
+    policy: RetryPolicy = DEFAULT_RETRY,
 ) -> str:
     """Durable pull consumer over every run's events.
 
     Used by training_run's progress tracker and trained_model's registrar.
     """
+    await _ensure_consumer(js, names.events, durable, names.events_subject_pattern, 30.0, policy, 10_000)
+    return durable
+
+
+async def ensure_dead_letters_consumer(
+    js: JetStreamContext,
+    durable: str,
+    names: StreamNames = DEFAULT_STREAM_NAMES,
+    policy: RetryPolicy = DEFAULT_RETRY,
+) -> str:
+    """Durable pull consumer over the dead-letter stream (records and MAX_DELIVERIES advisories)."""
+    await _ensure_consumer(js, names.dead_letters_stream, durable, None, 30.0, policy, 1000)
+    return durable
+
+
+async def _ensure_consumer(
+    js: JetStreamContext,
+    stream: str,
+    durable: str,
+    filter_subject: str | None,
+    ack_wait: float,
+    policy: RetryPolicy,
+    max_ack_pending: int,
+) -> None:
+    """Creates the durable consumer, or updates an existing one in place (max_deliver, ack_wait)."""
     config = ConsumerConfig(
         durable_name=durable,
         ack_policy=AckPolicy.EXPLICIT,
-        ack_wait=30.0,
-        max_ack_pending=10_000,
-        filter_subject=names.events_subject_pattern,
+        ack_wait=ack_wait,
+        max_deliver=policy.max_deliver,
+        max_ack_pending=max_ack_pending,
+        filter_subject=filter_subject,
         deliver_policy=DeliverPolicy.ALL,
     )
-    await js.add_consumer(names.events, config)
-    return durable
+    await js.add_consumer(stream, config)

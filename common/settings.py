@@ -25,11 +25,26 @@ class Settings(BaseSettings):
     dataset_root: str = Field(default="", description="fsspec URL; default file://{data_dir}/datasets")
     jwt_secret: str = Field(default="", description="HS256 shared secret")
     jwt_public_key: str = Field(default="", description="RS256 PEM public key (verification)")
-    jwt_private_key: str = Field(default="", description="RS256 PEM private key (worker/CLI token minting)")
+    jwt_private_key: str = Field(default="", description="RS256 PEM private key (token minting: CLI, services; never workers)")
     jwt_audience: str = Field(default="raven")
     jwt_issuer: str = Field(default="raven")
+    jwt_revoked_ids: str = Field(default="", description="comma-separated token ids (jti) the services refuse")
+    # The worker's credential: a pre-issued worker token (`ravenctl token --worker`), never the signing key.
+    worker_token: str = Field(default="", description="worker: its worker token")
+    worker_token_file: str = Field(default="", description="worker: file holding its token, re-read on change")
     training_run_addr: str = Field(default="127.0.0.1:50051")
     trained_model_addr: str = Field(default="127.0.0.1:50052")
+    # TLS (common/tls.py). Unset: plaintext, the embedded default. PEM files, re-read when they change.
+    tls_cert_file: str = Field(default="", description="server certificate chain; set with the key for TLS")
+    tls_key_file: str = Field(default="", description="server private key")
+    tls_client_ca_file: str = Field(default="", description="server: require client certs signed by it")
+    tls_ca_file: str = Field(default="", description="client: root CA of the servers; set = connect over TLS")
+    tls_client_cert_file: str = Field(default="", description="client certificate chain (for mTLS servers)")
+    tls_client_key_file: str = Field(default="", description="client private key (for mTLS servers)")
+    tls_server_name: str = Field(default="", description="client: name expected in the server's cert")
+    health_port: int = Field(
+        default=0, ge=0, le=65535, description="plaintext port serving only grpc.health (probes); 0 = none"
+    )
     log_level: str = Field(default="INFO")
     log_json: bool = Field(default=True)
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)
@@ -38,6 +53,17 @@ class Settings(BaseSettings):
     events_stream: str = Field(default="RAVEN_RUN_EVENTS")
     subject_prefix: str = Field(default="raven", pattern=r"^[A-Za-z0-9_-]+$")
     stream_replicas: int = Field(default=1, ge=1, le=5)
+    dead_letters_stream: str = Field(default="", description="default: {SUBJECT_PREFIX}_DEAD_LETTERS")
+    # Poison messages: a message is delivered at most this many times, then dead-lettered and its run FAILED.
+    consumer_max_deliver: int = Field(
+        default=20, ge=2, description="event and dead-letter consumers (~16 min of retries)"
+    )
+    worker_max_deliver: int = Field(
+        default=30, ge=2, description="job consumer; its naks also carry training_run outages (~25 min)"
+    )
+    retry_backoff_seconds: list[float] = Field(
+        default=[1.0, 2.0, 5.0, 10.0, 30.0, 60.0], min_length=1, description="nak delays; the last repeats"
+    )
     # Leases (training_run).
     lease_seconds: float = Field(default=60.0, gt=0)
     heartbeat_seconds: float = Field(default=10.0, gt=0)
@@ -61,7 +87,15 @@ class Settings(BaseSettings):
             self.dataset_root = f"file://{self.data_dir / 'datasets'}"
         if not self.work_dir:
             self.work_dir = str(self.data_dir / "work")
+        for a, b in (("tls_cert_file", "tls_key_file"), ("tls_client_cert_file", "tls_client_key_file")):
+            if bool(getattr(self, a)) != bool(getattr(self, b)):
+                raise ValueError(f"set RAVEN_{a.upper()} and RAVEN_{b.upper()} together")
+        if self.tls_client_ca_file and not self.tls_cert_file:
+            raise ValueError("RAVEN_TLS_CLIENT_CA_FILE (mTLS) needs RAVEN_TLS_CERT_FILE and _KEY_FILE")
         return self
+
+    def revoked_token_ids(self) -> frozenset[str]:
+        return frozenset(i.strip() for i in self.jwt_revoked_ids.split(",") if i.strip())
 
     def database_url_for(self, service: str) -> str:
         """The configured URL, or a SQLite file per service under the data dir."""

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from common.nats_launcher import LocalNats, start_local_nats
+from tests.reliability.results import record_test
 
 POSTGRES_ADMIN_URL = os.environ.get("RAVEN_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -87,3 +88,9 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
         return
     async with fresh_postgres_database() as url:
         yield url
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Every test's outcome goes to the results docs/reliability.md is generated from (when asked for)."""
+    if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+        record_test(report.nodeid, report.when, report.outcome, report.duration)

@@ -13,16 +13,19 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from common.artifacts import ArtifactStore
 from common.auth import TokenVerifier
 from common.db import make_engine, make_session_factory, upgrade_to_head_async
+from common.dead_letters import DeadLetters
 from common.grpc_server import RunningServer, ServiceRegistration, create_server
 from common.metrics import GaugeRefresher
-from common.nats_streams import StreamNames, connect, ensure_streams
+from common.nats_streams import RetryPolicy, StreamNames, connect, ensure_streams
 from common.proto.raven.v1 import trained_model_pb2, trained_model_pb2_grpc
 from common.settings import Settings
+from common.tls import ClientTLS, ServerTLS
 from services.trained_model.adapters.repository import UnitOfWork
 from services.trained_model.adapters.training_runs import GrpcTrainingRunQueries, TrainingRunQueries
 from services.trained_model.entrypoints.grpc_servicer import REQUIRED_PERMISSIONS, TrainedModelServicer
-from services.trained_model.entrypoints.metrics import metrics_refresher
+from services.trained_model.entrypoints.metrics import CONFIGS_FAILING_GATE, metrics_refresher
 from services.trained_model.entrypoints.registrar import DURABLE, Registrar
+from services.trained_model.service_layer.config_audit import stored_configs_failing_gate
 from services.trained_model.service_layer.registration import ModelRegistration
 from services.trained_model.service_layer.registry import ModelRegistry
 
@@ -86,9 +89,11 @@ async def build_app(
         private_key=settings.jwt_private_key,
         audience=settings.jwt_audience,
         issuer=settings.jwt_issuer,
+        tls=ClientTLS.from_settings(settings),
     )
     registry = ModelRegistry(sessions, store, runs, clock)
-    registration = ModelRegistration(lambda: UnitOfWork(sessions), store, clock)
+    registration = ModelRegistration(lambda: UnitOfWork(sessions), store, clock, training_runs=runs)
+    CONFIGS_FAILING_GATE.set(len(await stored_configs_failing_gate(registry.uow)))  # logs each one
     nc: NATS | None = None
     registrar: Registrar | None = None
     js = None
@@ -97,13 +102,17 @@ async def build_app(
         nc = await connect(settings.nats_url, name="trained-model")
         js = nc.jetstream()
         await ensure_streams(js, stream_names, settings.stream_replicas)
-        registrar = Registrar(js, stream_names, registration, clock, durable=registrar_durable)
+        dead_letters = DeadLetters(
+            js, stream_names, registrar_durable, RetryPolicy.from_settings(settings), clock
+        )
+        registrar = Registrar(js, stream_names, registration, clock, dead_letters)
         await registrar.start()
     verifier = TokenVerifier(
         secret=settings.jwt_secret,
         public_key=settings.jwt_public_key,
         audience=settings.jwt_audience,
         issuer=settings.jwt_issuer,
+        revoked_ids=settings.revoked_token_ids(),
     )
     service = ServiceRegistration(
         add_to_server=trained_model_pb2_grpc.add_TrainedModelServiceServicer_to_server,
@@ -111,7 +120,13 @@ async def build_app(
         service_name=SERVICE_NAME,
         required_permissions=REQUIRED_PERMISSIONS,
     )
-    server = await create_server([service], verifier, address=address or f"[::]:{settings.grpc_port}")
+    server = await create_server(
+        [service],
+        verifier,
+        address=address or f"[::]:{settings.grpc_port}",
+        tls=ServerTLS.from_settings(settings),
+        health_port=settings.health_port,
+    )
     metrics = metrics_refresher(registry, js, stream_names, registrar_durable, metrics_interval)
     metrics.start()
     return App(settings, engine, server, registry, registration, nc, registrar, runs, metrics)

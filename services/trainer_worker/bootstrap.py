@@ -14,12 +14,15 @@ from nats.aio.client import Client as NATS
 
 from common.artifacts import ArtifactStore
 from common.logging import get_logger
-from common.nats_streams import StreamNames, connect
+from common.nats_streams import RetryPolicy, StreamNames, connect
+from common.proto.raven.v1 import training_run_pb2
 from common.settings import Settings
+from common.tls import ClientTLS
 from services.trainer_worker.adapters.checkpoints import CheckpointSync
 from services.trainer_worker.adapters.events import RunEventPublisher
 from services.trainer_worker.adapters.jobs import JobQueue
-from services.trainer_worker.adapters.training_run_client import TrainingRunClient, WorkerToken
+from services.trainer_worker.adapters.training_run_client import TrainingRunClient
+from services.trainer_worker.adapters.worker_credential import WorkerCredential, refuse_signing_keys
 from services.trainer_worker.domain.job import worker_slots
 from services.trainer_worker.entrypoints.job_runner import JobRunner, RunnerConfig
 from services.trainer_worker.entrypoints.steps import JobSteps
@@ -39,6 +42,26 @@ def gpu_count() -> int:
         return int(torch.cuda.device_count()) if torch.cuda.is_available() else 0
     except Exception:
         return 0
+
+
+def gpu_model() -> str:
+    try:
+        import torch
+
+        return str(torch.cuda.get_device_name(0)) if torch.cuda.is_available() else ""
+    except Exception:
+        return ""
+
+
+def worker_info(devices: list[str], model: str) -> training_run_pb2.WorkerInfo:
+    """What the worker offers: its slots, and the distinct GPUs they use (none on CPU)."""
+    gpus = {d for d in devices if d.startswith("cuda")}
+    return training_run_pb2.WorkerInfo(
+        device_kind="cuda" if gpus else "cpu",
+        gpu_model=model if gpus else "",
+        gpu_count=len(gpus),
+        slots=len(devices),
+    )
 
 
 def slot_devices(device: str, slots: int, gpus: int) -> list[str]:
@@ -75,23 +98,24 @@ async def build_worker(
     checkpoint_poll_seconds: float = 2.0,
     gpus: int | None = None,
 ) -> WorkerApp:
-    """Connects to NATS, provisions the streams and the durable consumer, and builds a ready ``Worker``."""
+    """Connects to NATS, provisions the streams and the durable consumer, and builds a ready ``Worker``.
+
+    Raises ``WorkerCredentialError`` before connecting to anything when the worker holds the signing key or
+    has no usable worker token.
+    """
+    refuse_signing_keys(settings)
     wid = worker_id(settings)
+    if client is None:
+        credential = WorkerCredential.from_settings(settings)
+        client = TrainingRunClient(
+            settings.training_run_addr, credential, wid, tls=ClientTLS.from_settings(settings)
+        )
     names = StreamNames.from_settings(settings)
     nc = await connect(settings.nats_url, name=f"trainer-worker-{wid}")
     js = nc.jetstream()
-    queue = JobQueue(js, names, ack_wait=ack_wait)
+    queue = JobQueue(js, names, ack_wait=ack_wait, policy=RetryPolicy.from_settings(settings, jobs=True))
     await queue.start(settings.stream_replicas)
     artifacts = ArtifactStore(settings.artifact_root)
-    if client is None:
-        token = WorkerToken(
-            wid,
-            secret=settings.jwt_secret,
-            private_key=settings.jwt_private_key,
-            audience=settings.jwt_audience,
-            issuer=settings.jwt_issuer,
-        )
-        client = TrainingRunClient(settings.training_run_addr, token, wid)
     steps = steps or JobSteps(
         artifacts=artifacts,
         dataset_root=settings.dataset_root,
@@ -128,7 +152,15 @@ async def build_worker(
         ),
     )
     devices = slot_devices(settings.device, settings.worker_slots, gpu_count() if gpus is None else gpus)
-    worker = Worker(queue=queue, runner=runner, devices=devices, fetch_timeout=fetch_timeout)
+    client.info = worker_info(devices, gpu_model() if any(d.startswith("cuda") for d in devices) else "")
+    worker = Worker(
+        queue=queue,
+        runner=runner,
+        devices=devices,
+        fetch_timeout=fetch_timeout,
+        announce=client.heartbeat_worker,
+        announce_seconds=settings.heartbeat_seconds,
+    )
     log.info(
         "worker built",
         worker_id=wid,

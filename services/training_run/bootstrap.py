@@ -16,15 +16,19 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from common.auth import TokenVerifier
 from common.db import make_engine, make_session_factory, upgrade_to_head_async
+from common.dead_letters import DeadLetters
 from common.grpc_server import RunningServer, ServiceRegistration, create_server
 from common.metrics import GaugeRefresher
-from common.nats_streams import StreamNames, connect, ensure_streams
+from common.nats_streams import RetryPolicy, StreamNames, connect, ensure_streams
 from common.proto.raven.v1 import training_run_pb2
 from common.settings import Settings
+from common.tls import ClientTLS, ServerTLS
 from services.training_run.adapters.outbox import OutboxRelay
 from services.training_run.adapters.run_feeds import RunChangesHub, RunFeedHub
 from services.training_run.adapters.run_versions import RunVersions, run_versions_for
 from services.training_run.adapters.trained_models import GrpcTrainedModelClient, TrainedModelClient
+from services.training_run.entrypoints import dead_letters, event_consumer
+from services.training_run.entrypoints.dead_letters import DeadLetterConsumer
 from services.training_run.entrypoints.event_consumer import EventConsumer
 from services.training_run.entrypoints.grpc_servicer import (
     REQUIRED_PERMISSIONS,
@@ -35,6 +39,7 @@ from services.training_run.entrypoints.grpc_servicer import (
 )
 from services.training_run.entrypoints.metrics import metrics_refresher
 from services.training_run.entrypoints.reaper import Reaper
+from services.training_run.service_layer.discovery import Discovery
 from services.training_run.service_layer.run_reads import RenderedRuns
 from services.training_run.service_layer.services import LeaseSettings, TrainingRunService
 from services.training_run.service_layer.unit_of_work import UnitOfWorkFactory
@@ -60,6 +65,7 @@ class App:
     service: TrainingRunService
     relay: OutboxRelay
     consumer: EventConsumer
+    dead_letters: DeadLetterConsumer
     reaper: Reaper
     feeds: RunFeedHub
     changes: RunChangesHub
@@ -77,7 +83,7 @@ class App:
         await self.server.stop(grace)
         await self.feeds.close()
         await self.changes.close()
-        for task in (self.metrics, self.reaper, self.consumer, self.relay):
+        for task in (self.metrics, self.reaper, self.dead_letters, self.consumer, self.relay):
             await task.stop()
         await self.trained_models.close()
         self.versions.close()
@@ -121,7 +127,9 @@ async def build_app(
     uow = UnitOfWorkFactory(make_session_factory(engine), names, clock)
     relay = OutboxRelay(uow.session_factory, nc, js, clock)
     uow.after_commit = relay.notify
-    trained_models = trained_models or GrpcTrainedModelClient(settings.trained_model_addr)
+    trained_models = trained_models or GrpcTrainedModelClient(
+        settings.trained_model_addr, tls=ClientTLS.from_settings(settings)
+    )
     service = TrainingRunService(
         uow,
         CreateContext(settings.dataset_root, trained_models, settings.backbone_checkpoint),
@@ -132,7 +140,17 @@ async def build_app(
         ),
         clock,
     )
-    consumer = EventConsumer(js, names, service.apply_event)
+    policy = RetryPolicy.from_settings(settings)
+    consumer = EventConsumer(
+        js, names, service.apply_event, DeadLetters(js, names, event_consumer.DURABLE, policy, clock)
+    )
+    dead_letter_consumer = DeadLetterConsumer(
+        js,
+        names,
+        service.fail_dead_lettered,
+        DeadLetters(js, names, dead_letters.DURABLE, policy, clock),
+        clock,
+    )
     reaper = Reaper(service.reap_expired_leases, settings.reaper_interval_seconds)
     feeds = RunFeedHub(js, names, feed_response(service))
     changes = RunChangesHub(nc, names, lambda event: service.snapshot(event.run_id))
@@ -140,6 +158,7 @@ async def build_app(
         relay.start()  # publishes whatever an earlier process committed but did not send
     if start_consumer:
         await consumer.start()
+        await dead_letter_consumer.start()
     if start_reaper:
         reaper.start()
     metrics = metrics_refresher(service, js, names, feeds, changes, metrics_interval)
@@ -149,16 +168,23 @@ async def build_app(
         public_key=settings.jwt_public_key,
         audience=settings.jwt_audience,
         issuer=settings.jwt_issuer,
+        revoked_ids=settings.revoked_token_ids(),
     )
     versions = run_versions_for(engine)
     reads = RenderedRuns(service, versions, render_get)
     registration = ServiceRegistration(
         add_to_server=add_to_server,
-        servicer=TrainingRunServicer(service, feeds, changes, reads),
+        servicer=TrainingRunServicer(service, feeds, changes, reads, Discovery(uow, clock)),
         service_name=SERVICE_NAME,
         required_permissions=REQUIRED_PERMISSIONS,
     )
-    server = await create_server([registration], verifier, address=address or f"[::]:{settings.grpc_port}")
+    server = await create_server(
+        [registration],
+        verifier,
+        address=address or f"[::]:{settings.grpc_port}",
+        tls=ServerTLS.from_settings(settings),
+        health_port=settings.health_port,
+    )
     return App(
         settings=settings,
         engine=engine,
@@ -168,6 +194,7 @@ async def build_app(
         service=service,
         relay=relay,
         consumer=consumer,
+        dead_letters=dead_letter_consumer,
         reaper=reaper,
         feeds=feeds,
         changes=changes,

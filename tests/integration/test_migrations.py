@@ -1,11 +1,17 @@
-import pytest
-from sqlalchemy import inspect
+import asyncio
+import multiprocessing
+from typing import Any
 
-from common.db import make_engine, upgrade_to_head_async
+import pytest
+from alembic.script import ScriptDirectory
+from sqlalchemy import inspect, text
+
+from common.db import alembic_config, make_engine, upgrade_to_head_async
 from services.trained_model import bootstrap as trained_model_bootstrap
 from services.training_run import bootstrap as training_run_bootstrap
 
 SERVICES = [training_run_bootstrap, trained_model_bootstrap]
+RACERS = 4
 
 
 @pytest.mark.parametrize("service", SERVICES, ids=lambda s: s.SERVICE)
@@ -29,3 +35,44 @@ async def test_both_services_share_one_database_without_collisions(database_url:
         tables = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
     await engine.dispose()
     assert {"alembic_version_training_run", "alembic_version_trained_model"} <= tables
+
+
+def _migrate_after_barrier(service_module: str, database_url: str, barrier: Any, errors: Any) -> None:
+    """One service start's migration step, in its own process, released together with the others."""
+    import importlib
+
+    from common.db import upgrade_to_head
+
+    service = importlib.import_module(service_module)
+    barrier.wait(timeout=60)
+    try:
+        upgrade_to_head(service.MIGRATIONS, database_url, service.VERSION_TABLE)
+    except Exception as exc:  # reported to the test, which names it
+        errors.put(f"{type(exc).__name__}: {exc}")
+        raise
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("service", SERVICES, ids=lambda s: s.SERVICE)
+async def test_concurrent_starts_against_one_empty_database_migrate_once(service, database_url: str) -> None:
+    """RACERS processes start migrating the same empty database at the same instant (a barrier): all succeed,
+    no duplicate-table error, the schema ends at head with a single version row."""
+    context = multiprocessing.get_context("spawn")
+    barrier, errors = context.Barrier(RACERS), context.Queue()
+    racers = [
+        context.Process(target=_migrate_after_barrier, args=(service.__name__, database_url, barrier, errors))
+        for _ in range(RACERS)
+    ]
+    for racer in racers:
+        racer.start()
+    await asyncio.to_thread(lambda: [racer.join(150) for racer in racers])
+    reported = [errors.get() for _ in range(errors.qsize())] if not errors.empty() else []
+    assert [racer.exitcode for racer in racers] == [0] * RACERS, reported
+    head = ScriptDirectory.from_config(
+        alembic_config(service.MIGRATIONS, database_url, service.VERSION_TABLE)
+    )
+    engine = make_engine(database_url)
+    async with engine.connect() as conn:
+        versions = (await conn.execute(text(f"SELECT version_num FROM {service.VERSION_TABLE}"))).all()
+    await engine.dispose()
+    assert [row[0] for row in versions] == [head.get_current_head()]

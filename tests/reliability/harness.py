@@ -22,6 +22,7 @@ from common.client.retry import RetryPolicy
 from common.proto.raven.v1 import training_run_pb2, types_pb2
 from scripts.stack import Stack
 from tests.fixtures.synthetic_coco import make_dataset
+from tests.reliability.results import record  # noqa: F401  (the scenarios' recorder: harness.record)
 
 T = TypeVar("T")
 TERMINAL = {types_pb2.SUCCEEDED, types_pb2.FAILED, types_pb2.CANCELLED}
@@ -34,7 +35,6 @@ FAST_LEASES = {
     "RAVEN_CANCEL_GRACE_SECONDS": "3",
     "RAVEN_LOG_LEVEL": "INFO",
 }
-RESULTS_DIR = Path(os.environ.get("RAVEN_RELIABILITY_RESULTS", "var/reliability"))
 
 
 def runs_per_scenario(default: int) -> int:
@@ -136,15 +136,6 @@ def attempts_of(events: list[training_run_pb2.WatchTrainingRunResponse]) -> dict
 
 def sequences(events: list[training_run_pb2.WatchTrainingRunResponse]) -> list[int]:
     return [r.event.sequence for r in events]
-
-
-def record(scenario: str, payload: dict[str, Any]) -> None:
-    """Appends one JSON line per scenario execution (docs/reliability.md is written from these)."""
-    import json
-
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    with open(RESULTS_DIR / f"{scenario}.jsonl", "a") as out:
-        out.write(json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **payload}) + "\n")
 
 
 def stored_row(stack: Stack, table: str, column: str, run_id: str) -> Any:

@@ -22,6 +22,7 @@ from google.protobuf.message import DecodeError
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
+from common.dead_letters import DeadLetters
 from common.logging import get_logger
 from common.nats_streams import StreamNames, ensure_events_consumer
 from common.proto.raven.v1 import events_pb2, types_pb2
@@ -50,20 +51,21 @@ class Registrar:
         names: StreamNames,
         registration: ModelRegistration,
         clock: Callable[[], datetime],
+        dead_letters: DeadLetters,
         *,
-        durable: str = DURABLE,
         batch: int = 16,
     ) -> None:
         self._js = js
         self._names = names
         self._registration = registration
         self._clock = clock
-        self._durable = durable
+        self._dead_letters = dead_letters
+        self._durable = dead_letters.consumer
         self._batch = batch
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        await ensure_events_consumer(self._js, self._durable, self._names)
+        await ensure_events_consumer(self._js, self._durable, self._names, self._dead_letters.policy)
         subscription = await self._js.pull_subscribe_bind(durable=self._durable, stream=self._names.events)
         self._task = asyncio.create_task(self._run(subscription), name="trained-model-registrar")
 
@@ -89,19 +91,18 @@ class Registrar:
     async def handle(self, msg: Msg) -> None:
         try:
             event = events_pb2.RunEvent.FromString(msg.data)
-        except DecodeError:
-            log.warning("undecodable run event dropped", subject=msg.subject)
-            await msg.term()
+        except DecodeError as exc:
+            await self._dead_letters.unreadable(msg, f"not a RunEvent: {exc}")
             return
         if event.WhichOneof("payload") != "completed" or not event.run_id:
             await msg.ack()
             return
         try:
             await self._register(event)
-        except Exception:
+        except Exception as exc:
             log.exception("registration failed; will retry", run_id=event.run_id)
             with contextlib.suppress(Exception):
-                await msg.nak(delay=RETRY_DELAY_SECONDS)
+                await self._dead_letters.failed(msg, f"registering the model: {exc!r}")
             return
         await msg.ack()
 

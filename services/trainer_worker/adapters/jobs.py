@@ -9,8 +9,16 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
+from common.dead_letters import DeadLetters
 from common.logging import get_logger
-from common.nats_streams import StreamNames, ensure_streams, ensure_worker_consumer
+from common.nats_streams import (
+    DEFAULT_RETRY,
+    WORKER_CONSUMER,
+    RetryPolicy,
+    StreamNames,
+    ensure_streams,
+    ensure_worker_consumer,
+)
 from common.proto.raven.v1 import events_pb2
 
 log = get_logger("trainer_worker.jobs")
@@ -22,8 +30,9 @@ NAK_DELAY_SECONDS = 2.0
 class JobMessage:
     """One delivered job; settled exactly once (ack, nak or term), later calls are no-ops."""
 
-    def __init__(self, msg: Msg) -> None:
+    def __init__(self, msg: Msg, dead_letters: DeadLetters) -> None:
         self._msg = msg
+        self._dead_letters = dead_letters
         self.settled: str | None = None
 
     @property
@@ -69,14 +78,34 @@ class JobMessage:
             await self._msg.term()
             self.settled = "term"
 
+    async def fail(self, error: str) -> None:
+        """This delivery failed: back to the queue after a backoff, or dead-lettered on its last delivery."""
+        if self.settled is None:
+            dead = await self._dead_letters.failed(self._msg, error)
+            self.settled = "term" if dead else "nak"
+
+    async def reject(self, error: str) -> None:
+        """A payload that can never be worked on: dead-lettered at once."""
+        if self.settled is None:
+            await self._dead_letters.unreadable(self._msg, error)
+            self.settled = "term"
+
 
 class JobQueue:
     """Fetches jobs from the shared durable consumer (created if missing)."""
 
-    def __init__(self, js: JetStreamContext, names: StreamNames, *, ack_wait: float = 120.0) -> None:
+    def __init__(
+        self,
+        js: JetStreamContext,
+        names: StreamNames,
+        *,
+        ack_wait: float = 120.0,
+        policy: RetryPolicy | None = None,
+    ) -> None:
         self._js = js
         self._names = names
         self._ack_wait = ack_wait
+        self.dead_letters = DeadLetters(js, names, WORKER_CONSUMER, policy or DEFAULT_RETRY)
         self._sub: JetStreamContext.PullSubscription | None = None
 
     @property
@@ -85,7 +114,9 @@ class JobQueue:
 
     async def start(self, replicas: int = 1) -> None:
         await ensure_streams(self._js, self._names, replicas)
-        durable = await ensure_worker_consumer(self._js, self._names, ack_wait=self._ack_wait)
+        durable = await ensure_worker_consumer(
+            self._js, self._names, ack_wait=self._ack_wait, policy=self.dead_letters.policy
+        )
         self._sub = await self._js.pull_subscribe_bind(durable=durable, stream=self._names.jobs)
 
     async def fetch_one(self, wait: float = 1.0) -> JobMessage | None:
@@ -101,7 +132,7 @@ class JobQueue:
             log.warning("worker consumer missing; recreating")
             await self.start()
             return None
-        return JobMessage(msgs[0]) if msgs else None
+        return JobMessage(msgs[0], self.dead_letters) if msgs else None
 
     async def close(self) -> None:
         if self._sub is not None:

@@ -134,8 +134,8 @@ class JobRunner:
         try:
             job = msg.parse()
         except ValueError as exc:
-            log.error("unreadable job terminated", error=str(exc))
-            await msg.term()
+            log.error("unreadable job dead-lettered", error=str(exc))
+            await msg.reject(str(exc))
             return Settlement.TERM
         try:
             lease = await self._client.claim(job.run_id, job.attempt)
@@ -145,8 +145,8 @@ class JobRunner:
             return Settlement.TERM
         except TrainingRunUnavailable as exc:
             log.warning("claim failed; job back to the queue", run_id=job.run_id, error=str(exc))
-            await msg.nak()
-            return Settlement.NAK
+            await msg.fail(f"claiming the run failed: {exc}")
+            return Settlement.NAK if msg.settled == "nak" else Settlement.TERM
         ctx = JobContext(
             job=job,
             lease=lease,

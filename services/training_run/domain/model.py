@@ -62,6 +62,7 @@ ALLOWED_TRANSITIONS: frozenset[tuple[RunState, RunState]] = frozenset({
     (RunState.UNSPECIFIED, RunState.PENDING),   # created
     (RunState.PENDING, RunState.RUNNING),       # claimed by a worker
     (RunState.PENDING, RunState.CANCELLED),     # cancelled before any worker took it
+    (RunState.PENDING, RunState.FAILED),        # its job message was dead-lettered (poison)
     (RunState.RUNNING, RunState.PENDING),       # lease lost with attempts left, or released by the worker
     (RunState.RUNNING, RunState.SUCCEEDED),     # completed and the model registered
     (RunState.RUNNING, RunState.FAILED),        # failure reported, attempts exhausted, registration failed
@@ -352,6 +353,17 @@ class TrainingRun:
         if not self.is_current(attempt) or self.registering:
             return False
         self._fail(now, failure)
+        return True
+
+    def on_dead_lettered(self, attempt: int, message: str, now: datetime) -> bool:
+        """A message about this run (job, event, registration) was given up on: the run ends FAILED.
+
+        ``attempt`` 0 means the message did not say which attempt; a message about an earlier attempt
+        changes nothing (that attempt is over already).
+        """
+        if self.state.terminal or (attempt and attempt != self.attempt):
+            return False
+        self._fail(now, Failure(FailureKind.INTERNAL_ERROR, message))
         return True
 
     def on_cancelled(self, attempt: int, now: datetime, reason: str = "") -> bool:

@@ -12,6 +12,7 @@ from google.protobuf.message import DecodeError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 
+from common.dead_letters import DeadLetters
 from common.logging import get_logger
 from common.nats_streams import StreamNames, ensure_events_consumer
 from common.proto.raven.v1 import events_pb2
@@ -57,17 +58,19 @@ class EventConsumer:
         js: JetStreamContext,
         names: StreamNames,
         apply: Callable[[ReportedEvent], Awaitable[bool]],
+        dead_letters: DeadLetters,
         *,
         batch: int = 100,
     ) -> None:
         self._js = js
         self._names = names
         self._apply = apply
+        self._dead_letters = dead_letters
         self._batch = batch
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        await ensure_events_consumer(self._js, DURABLE, self._names)
+        await ensure_events_consumer(self._js, DURABLE, self._names, self._dead_letters.policy)
         subscription = await self._js.pull_subscribe_bind(DURABLE, self._names.events)
         self._task = asyncio.create_task(self._run(subscription), name="training_run.event_consumer")
 
@@ -94,9 +97,8 @@ class EventConsumer:
         msg = message  # nats.aio.msg.Msg
         try:
             event = events_pb2.RunEvent.FromString(msg.data)  # type: ignore[attr-defined]
-        except DecodeError:
-            log.warning("undecodable run event dropped", subject=msg.subject)  # type: ignore[attr-defined]
-            await msg.term()  # type: ignore[attr-defined]
+        except DecodeError as exc:
+            await self._dead_letters.unreadable(msg, f"not a RunEvent: {exc}")
             return
         seq = msg.metadata.sequence.stream  # type: ignore[attr-defined]
         reported = reported_event(event, seq)
@@ -105,8 +107,9 @@ class EventConsumer:
                 await self._apply(reported)
         except asyncio.CancelledError:
             raise
-        except Exception:
+        except Exception as exc:
             log.exception("applying run event failed", run_id=event.run_id, seq=seq)
-            await msg.nak(delay=1.0)  # type: ignore[attr-defined]
+            what = reported.kind if reported is not None else "run"
+            await self._dead_letters.failed(msg, f"applying the {what} event failed: {exc!r}")
             return
         await msg.ack()  # type: ignore[attr-defined]

@@ -112,7 +112,7 @@ class TrainingRunService:
                 existing = await uow.runs.get_by_request_id(principal.subject, cmd.request_id)
             if existing is not None:
                 return existing
-        spec = await validate_create(cmd, self._create_context)
+        spec = await validate_create(cmd, self._create_context, operator=principal.is_superadmin)
         run = TrainingRun.create(
             id=uuid.uuid4().hex,
             owner=principal.subject,
@@ -366,6 +366,15 @@ class TrainingRunService:
 
         try:
             return await self._retrying(event.run_id, change, save_only_if=bool)
+        except NotFound:
+            return False
+
+    async def fail_dead_lettered(self, run_id: str, attempt: int, message: str) -> bool:
+        """Ends a run FAILED because a message about it was dead-lettered; False when stale or unknown."""
+        try:
+            return await self._retrying(
+                run_id, lambda run: run.on_dead_lettered(attempt, message, self._clock()), save_only_if=bool
+            )
         except NotFound:
             return False
 

@@ -47,6 +47,7 @@ class FakeRun:
     claims: list[int] = field(default_factory=list)
     releases: list[tuple[str, str]] = field(default_factory=list)  # (reason, latest_checkpoint)
     lose_lease: bool = False  # next heartbeat answers ABORTED (another attempt took over)
+    claim_error: bool = False  # every claim answers INTERNAL: a job no worker can ever claim
 
 
 class LeaseServicer(training_run_pb2_grpc.TrainingRunServiceServicer):
@@ -64,6 +65,8 @@ class LeaseServicer(training_run_pb2_grpc.TrainingRunServiceServicer):
             await context.abort(grpc.StatusCode.NOT_FOUND, f"{request.name} not found")
         assert run is not None
         run.claims.append(request.job_attempt)
+        if run.claim_error:
+            await context.abort(grpc.StatusCode.INTERNAL, "claim fails every time")
         if run.status in ("CANCELLED", "SUCCEEDED", "CANCELLING"):
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"run is {run.status}")
         if run.status == "RUNNING":

@@ -11,11 +11,11 @@ import pytest
 
 from common.artifacts import ArtifactStore
 from common.nats_streams import StreamNames
-from common.proto.raven.v1 import events_pb2, types_pb2
+from common.proto.raven.v1 import dead_letters_pb2, events_pb2, types_pb2
 from common.settings import Settings
 from services.trainer_worker.domain.job import Settlement
 from tests.fixtures.synthetic_coco import make_dataset
-from tests.helpers import JWT_SECRET
+from tests.helpers import worker_token
 from tests.integration.trainer_worker.test_worker_harness import (
     FakeRun,
     Harness,
@@ -40,7 +40,7 @@ async def env(tmp_path: Path, nats_url: str, unique: str) -> AsyncIterator[dict[
     settings = Settings(
         data_dir=tmp_path / "data",
         nats_url=nats_url,
-        jwt_secret=JWT_SECRET,
+        worker_token=worker_token(),
         training_run_addr=f"127.0.0.1:{server.port}",
         dataset_root=f"file://{datasets}",
         jobs_stream=f"JOBS_{unique}",
@@ -262,3 +262,51 @@ async def test_one_job_per_free_slot(env: dict[str, object]) -> None:
     runs["run-slot-a"].status = "CANCELLING"
     await eventually(lambda: runs["run-slot-c"].claims, what="the third job in the freed slot")
     assert h.app.worker.settlements == [Settlement.ACK]
+
+
+async def dead_letters(h: Harness, count: int) -> list[dead_letters_pb2.DeadLetter]:
+    js = h.app.nc.jetstream()
+    stream = h.names.dead_letters_stream
+
+    async def stored() -> bool:
+        return (await js.stream_info(stream)).state.messages >= count
+
+    await eventually(stored, what=f"{count} dead letters")
+    return [
+        dead_letters_pb2.DeadLetter.FromString((await js.get_msg(stream, n)).data)
+        for n in range(1, count + 1)
+    ]
+
+
+async def test_a_job_whose_claim_always_fails_is_dead_lettered_after_max_deliver(
+    env: dict[str, object],
+) -> None:
+    settings = env["settings"]
+    assert isinstance(settings, Settings)
+    env["settings"] = settings.model_copy(update={"worker_max_deliver": 3, "retry_backoff_seconds": [0.05]})
+    h = await worker(env)
+    env["servicer"].runs["run-poison"] = FakeRun(claim_error=True)  # type: ignore[attr-defined]
+    await h.publish_job("run-poison", "good")
+    await eventually(settled(h, 3), what="three deliveries settled")
+
+    assert h.app.worker.settlements == [Settlement.NAK, Settlement.NAK, Settlement.TERM]
+    assert env["servicer"].runs["run-poison"].claims == [1, 1, 1]  # type: ignore[attr-defined]
+    (record,) = await dead_letters(h, 1)
+    assert (record.consumer, record.reason, record.deliveries) == ("trainer-workers", "handler_failed", 3)
+    assert (record.run_id, record.attempt) == ("run-poison", 1)
+    assert "INTERNAL" in record.error and "claim fails every time" in record.error
+    assert await h.jobs_left() == 0
+    await asyncio.sleep(0.5)
+    assert len(h.app.worker.settlements) == 3  # never delivered again
+
+
+async def test_an_unreadable_job_is_dead_lettered_at_once(env: dict[str, object]) -> None:
+    h = await worker(env)
+    js = h.app.nc.jetstream()
+    await js.publish(h.names.jobs_subject, b"\x08\xff\xff not a job", headers={"Nats-Msg-Id": "run-x:2"})
+    await eventually(settled(h, 1), what="the job settled")
+
+    assert h.app.worker.settlements == [Settlement.TERM]
+    (record,) = await dead_letters(h, 1)
+    assert (record.reason, record.deliveries, record.run_id, record.attempt) == ("undecodable", 1, "run-x", 2)
+    assert "TrainingJob" in record.error

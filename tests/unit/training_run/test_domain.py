@@ -256,3 +256,24 @@ def test_history_records_time_reason_and_attempt() -> None:
         (S.FAILED, 2),
     ]
     assert run.transitions[-1].time == at(50) and "bbox outside image" in run.transitions[-1].reason
+
+
+@pytest.mark.parametrize("state", [S.PENDING, S.RUNNING, S.CANCELLING])
+def test_a_dead_lettered_message_fails_an_unfinished_run_with_its_reason(state: RunState) -> None:
+    run = in_state(state)
+    assert run.on_dead_lettered(1, "a message about this run failed 3 time(s): boom", at(5))
+    assert run.state == S.FAILED and run.failure is not None
+    assert run.failure.kind == FailureKind.INTERNAL_ERROR and "boom" in run.failure.message
+    assert "boom" in run.transitions[-1].reason and run.end_time == at(5)
+
+
+def test_a_dead_letter_about_another_attempt_or_a_finished_run_changes_nothing() -> None:
+    run = running()
+    run.expire_lease(at(40))  # attempt 2 is PENDING now
+    assert not run.on_dead_lettered(1, "about attempt 1", at(41))
+    assert run.state == S.PENDING
+    assert run.on_dead_lettered(0, "attempt not known: the current one", at(42))  # 0 = unknown attempt
+    assert run.state == S.FAILED
+    for state in (S.SUCCEEDED, S.FAILED, S.CANCELLED):
+        finished = in_state(state)
+        assert not finished.on_dead_lettered(1, "too late", at(9)) and finished.state == state

@@ -212,14 +212,16 @@ class GetTrainingRunLogsResponse(_message.Message):
     def __init__(self, lines: _Optional[_Iterable[str]] = ..., next_page_token: _Optional[str] = ..., complete: bool = ...) -> None: ...
 
 class ClaimTrainingRunRequest(_message.Message):
-    __slots__ = ("name", "worker_id", "job_attempt")
+    __slots__ = ("name", "worker_id", "job_attempt", "worker")
     NAME_FIELD_NUMBER: _ClassVar[int]
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     JOB_ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    WORKER_FIELD_NUMBER: _ClassVar[int]
     name: str
     worker_id: str
     job_attempt: int
-    def __init__(self, name: _Optional[str] = ..., worker_id: _Optional[str] = ..., job_attempt: _Optional[int] = ...) -> None: ...
+    worker: WorkerInfo
+    def __init__(self, name: _Optional[str] = ..., worker_id: _Optional[str] = ..., job_attempt: _Optional[int] = ..., worker: _Optional[_Union[WorkerInfo, _Mapping]] = ...) -> None: ...
 
 class ClaimTrainingRunResponse(_message.Message):
     __slots__ = ("training_run", "attempt", "lease_expire_time", "heartbeat_interval", "resume_checkpoint")
@@ -236,16 +238,18 @@ class ClaimTrainingRunResponse(_message.Message):
     def __init__(self, training_run: _Optional[_Union[TrainingRun, _Mapping]] = ..., attempt: _Optional[int] = ..., lease_expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., heartbeat_interval: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., resume_checkpoint: _Optional[str] = ...) -> None: ...
 
 class HeartbeatTrainingRunRequest(_message.Message):
-    __slots__ = ("name", "worker_id", "attempt", "latest_checkpoint")
+    __slots__ = ("name", "worker_id", "attempt", "latest_checkpoint", "worker")
     NAME_FIELD_NUMBER: _ClassVar[int]
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     LATEST_CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
+    WORKER_FIELD_NUMBER: _ClassVar[int]
     name: str
     worker_id: str
     attempt: int
     latest_checkpoint: str
-    def __init__(self, name: _Optional[str] = ..., worker_id: _Optional[str] = ..., attempt: _Optional[int] = ..., latest_checkpoint: _Optional[str] = ...) -> None: ...
+    worker: WorkerInfo
+    def __init__(self, name: _Optional[str] = ..., worker_id: _Optional[str] = ..., attempt: _Optional[int] = ..., latest_checkpoint: _Optional[str] = ..., worker: _Optional[_Union[WorkerInfo, _Mapping]] = ...) -> None: ...
 
 class HeartbeatTrainingRunResponse(_message.Message):
     __slots__ = ("lease_expire_time", "cancel_requested")
@@ -268,3 +272,141 @@ class ReleaseTrainingRunRequest(_message.Message):
     reason: str
     latest_checkpoint: str
     def __init__(self, name: _Optional[str] = ..., worker_id: _Optional[str] = ..., attempt: _Optional[int] = ..., reason: _Optional[str] = ..., latest_checkpoint: _Optional[str] = ...) -> None: ...
+
+class HeartbeatWorkerRequest(_message.Message):
+    __slots__ = ("worker_id", "worker")
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    WORKER_FIELD_NUMBER: _ClassVar[int]
+    worker_id: str
+    worker: WorkerInfo
+    def __init__(self, worker_id: _Optional[str] = ..., worker: _Optional[_Union[WorkerInfo, _Mapping]] = ...) -> None: ...
+
+class ModelTemplate(_message.Message):
+    __slots__ = ("name", "template_id", "description", "architecture", "default_hyperparameters", "ranges", "gpu_recommended", "options", "mmdet_config")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TEMPLATE_ID_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    ARCHITECTURE_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_HYPERPARAMETERS_FIELD_NUMBER: _ClassVar[int]
+    RANGES_FIELD_NUMBER: _ClassVar[int]
+    GPU_RECOMMENDED_FIELD_NUMBER: _ClassVar[int]
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    MMDET_CONFIG_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    template_id: str
+    description: str
+    architecture: str
+    default_hyperparameters: _types_pb2.Hyperparameters
+    ranges: _containers.RepeatedCompositeFieldContainer[HyperparameterRange]
+    gpu_recommended: bool
+    options: TemplateOptions
+    mmdet_config: str
+    def __init__(self, name: _Optional[str] = ..., template_id: _Optional[str] = ..., description: _Optional[str] = ..., architecture: _Optional[str] = ..., default_hyperparameters: _Optional[_Union[_types_pb2.Hyperparameters, _Mapping]] = ..., ranges: _Optional[_Iterable[_Union[HyperparameterRange, _Mapping]]] = ..., gpu_recommended: bool = ..., options: _Optional[_Union[TemplateOptions, _Mapping]] = ..., mmdet_config: _Optional[str] = ...) -> None: ...
+
+class HyperparameterRange(_message.Message):
+    __slots__ = ("field", "min", "max", "min_exclusive", "max_exclusive", "integer", "multiple_of", "note")
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    MIN_FIELD_NUMBER: _ClassVar[int]
+    MAX_FIELD_NUMBER: _ClassVar[int]
+    MIN_EXCLUSIVE_FIELD_NUMBER: _ClassVar[int]
+    MAX_EXCLUSIVE_FIELD_NUMBER: _ClassVar[int]
+    INTEGER_FIELD_NUMBER: _ClassVar[int]
+    MULTIPLE_OF_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    field: str
+    min: float
+    max: float
+    min_exclusive: bool
+    max_exclusive: bool
+    integer: bool
+    multiple_of: int
+    note: str
+    def __init__(self, field: _Optional[str] = ..., min: _Optional[float] = ..., max: _Optional[float] = ..., min_exclusive: bool = ..., max_exclusive: bool = ..., integer: bool = ..., multiple_of: _Optional[int] = ..., note: _Optional[str] = ...) -> None: ...
+
+class TemplateOptions(_message.Message):
+    __slots__ = ("mixed_precision", "tiling", "multi_gpu")
+    MIXED_PRECISION_FIELD_NUMBER: _ClassVar[int]
+    TILING_FIELD_NUMBER: _ClassVar[int]
+    MULTI_GPU_FIELD_NUMBER: _ClassVar[int]
+    mixed_precision: bool
+    tiling: bool
+    multi_gpu: bool
+    def __init__(self, mixed_precision: bool = ..., tiling: bool = ..., multi_gpu: bool = ...) -> None: ...
+
+class ListModelTemplatesRequest(_message.Message):
+    __slots__ = ("page_size", "page_token")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListModelTemplatesResponse(_message.Message):
+    __slots__ = ("model_templates", "next_page_token")
+    MODEL_TEMPLATES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    model_templates: _containers.RepeatedCompositeFieldContainer[ModelTemplate]
+    next_page_token: str
+    def __init__(self, model_templates: _Optional[_Iterable[_Union[ModelTemplate, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class GetModelTemplateRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class WorkerInfo(_message.Message):
+    __slots__ = ("device_kind", "gpu_model", "gpu_count", "slots")
+    DEVICE_KIND_FIELD_NUMBER: _ClassVar[int]
+    GPU_MODEL_FIELD_NUMBER: _ClassVar[int]
+    GPU_COUNT_FIELD_NUMBER: _ClassVar[int]
+    SLOTS_FIELD_NUMBER: _ClassVar[int]
+    device_kind: str
+    gpu_model: str
+    gpu_count: int
+    slots: int
+    def __init__(self, device_kind: _Optional[str] = ..., gpu_model: _Optional[str] = ..., gpu_count: _Optional[int] = ..., slots: _Optional[int] = ...) -> None: ...
+
+class Worker(_message.Message):
+    __slots__ = ("name", "worker_id", "info", "training_runs", "free_slots", "first_seen_time", "last_seen_time")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    INFO_FIELD_NUMBER: _ClassVar[int]
+    TRAINING_RUNS_FIELD_NUMBER: _ClassVar[int]
+    FREE_SLOTS_FIELD_NUMBER: _ClassVar[int]
+    FIRST_SEEN_TIME_FIELD_NUMBER: _ClassVar[int]
+    LAST_SEEN_TIME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    worker_id: str
+    info: WorkerInfo
+    training_runs: _containers.RepeatedScalarFieldContainer[str]
+    free_slots: int
+    first_seen_time: _timestamp_pb2.Timestamp
+    last_seen_time: _timestamp_pb2.Timestamp
+    def __init__(self, name: _Optional[str] = ..., worker_id: _Optional[str] = ..., info: _Optional[_Union[WorkerInfo, _Mapping]] = ..., training_runs: _Optional[_Iterable[str]] = ..., free_slots: _Optional[int] = ..., first_seen_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_seen_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class QueueDepth(_message.Message):
+    __slots__ = ("capability", "pending_training_runs", "workers", "free_slots")
+    CAPABILITY_FIELD_NUMBER: _ClassVar[int]
+    PENDING_TRAINING_RUNS_FIELD_NUMBER: _ClassVar[int]
+    WORKERS_FIELD_NUMBER: _ClassVar[int]
+    FREE_SLOTS_FIELD_NUMBER: _ClassVar[int]
+    capability: str
+    pending_training_runs: int
+    workers: int
+    free_slots: int
+    def __init__(self, capability: _Optional[str] = ..., pending_training_runs: _Optional[int] = ..., workers: _Optional[int] = ..., free_slots: _Optional[int] = ...) -> None: ...
+
+class ListWorkersRequest(_message.Message):
+    __slots__ = ("seen_within",)
+    SEEN_WITHIN_FIELD_NUMBER: _ClassVar[int]
+    seen_within: _duration_pb2.Duration
+    def __init__(self, seen_within: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+
+class ListWorkersResponse(_message.Message):
+    __slots__ = ("workers", "queue")
+    WORKERS_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_FIELD_NUMBER: _ClassVar[int]
+    workers: _containers.RepeatedCompositeFieldContainer[Worker]
+    queue: _containers.RepeatedCompositeFieldContainer[QueueDepth]
+    def __init__(self, workers: _Optional[_Iterable[_Union[Worker, _Mapping]]] = ..., queue: _Optional[_Iterable[_Union[QueueDepth, _Mapping]]] = ...) -> None: ...

@@ -95,6 +95,26 @@ class TrainingRunServiceStub(object):
                 request_serializer=raven_dot_v1_dot_training__run__pb2.ReleaseTrainingRunRequest.SerializeToString,
                 response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
                 _registered_method=True)
+        self.HeartbeatWorker = channel.unary_unary(
+                '/raven.v1.TrainingRunService/HeartbeatWorker',
+                request_serializer=raven_dot_v1_dot_training__run__pb2.HeartbeatWorkerRequest.SerializeToString,
+                response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+                _registered_method=True)
+        self.ListModelTemplates = channel.unary_unary(
+                '/raven.v1.TrainingRunService/ListModelTemplates',
+                request_serializer=raven_dot_v1_dot_training__run__pb2.ListModelTemplatesRequest.SerializeToString,
+                response_deserializer=raven_dot_v1_dot_training__run__pb2.ListModelTemplatesResponse.FromString,
+                _registered_method=True)
+        self.GetModelTemplate = channel.unary_unary(
+                '/raven.v1.TrainingRunService/GetModelTemplate',
+                request_serializer=raven_dot_v1_dot_training__run__pb2.GetModelTemplateRequest.SerializeToString,
+                response_deserializer=raven_dot_v1_dot_training__run__pb2.ModelTemplate.FromString,
+                _registered_method=True)
+        self.ListWorkers = channel.unary_unary(
+                '/raven.v1.TrainingRunService/ListWorkers',
+                request_serializer=raven_dot_v1_dot_training__run__pb2.ListWorkersRequest.SerializeToString,
+                response_deserializer=raven_dot_v1_dot_training__run__pb2.ListWorkersResponse.FromString,
+                _registered_method=True)
 
 
 class TrainingRunServiceServicer(object):
@@ -176,6 +196,36 @@ class TrainingRunServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def HeartbeatWorker(self, request, context):
+        """Internal, worker identity only: an idle worker says it is alive (a busy one is seen through its
+        claims and heartbeats too), so ListWorkers shows it with its free slots.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListModelTemplates(self, request, context):
+        """The model templates a run may name in model_template: the same catalogue CreateTrainingRun validates
+        against, with defaults and valid ranges. Any caller allowed to view runs.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetModelTemplate(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListWorkers(self, request, context):
+        """Workers seen recently (claims and heartbeats), what they run, and the queue per capability. For
+        operators: needs training_runs.view_all (a worker's runs belong to every owner).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TrainingRunServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -238,6 +288,26 @@ def add_TrainingRunServiceServicer_to_server(servicer, server):
                     servicer.ReleaseTrainingRun,
                     request_deserializer=raven_dot_v1_dot_training__run__pb2.ReleaseTrainingRunRequest.FromString,
                     response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+            ),
+            'HeartbeatWorker': grpc.unary_unary_rpc_method_handler(
+                    servicer.HeartbeatWorker,
+                    request_deserializer=raven_dot_v1_dot_training__run__pb2.HeartbeatWorkerRequest.FromString,
+                    response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+            ),
+            'ListModelTemplates': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListModelTemplates,
+                    request_deserializer=raven_dot_v1_dot_training__run__pb2.ListModelTemplatesRequest.FromString,
+                    response_serializer=raven_dot_v1_dot_training__run__pb2.ListModelTemplatesResponse.SerializeToString,
+            ),
+            'GetModelTemplate': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetModelTemplate,
+                    request_deserializer=raven_dot_v1_dot_training__run__pb2.GetModelTemplateRequest.FromString,
+                    response_serializer=raven_dot_v1_dot_training__run__pb2.ModelTemplate.SerializeToString,
+            ),
+            'ListWorkers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListWorkers,
+                    request_deserializer=raven_dot_v1_dot_training__run__pb2.ListWorkersRequest.FromString,
+                    response_serializer=raven_dot_v1_dot_training__run__pb2.ListWorkersResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -564,6 +634,114 @@ class TrainingRunService(object):
             '/raven.v1.TrainingRunService/ReleaseTrainingRun',
             raven_dot_v1_dot_training__run__pb2.ReleaseTrainingRunRequest.SerializeToString,
             google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def HeartbeatWorker(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/raven.v1.TrainingRunService/HeartbeatWorker',
+            raven_dot_v1_dot_training__run__pb2.HeartbeatWorkerRequest.SerializeToString,
+            google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListModelTemplates(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/raven.v1.TrainingRunService/ListModelTemplates',
+            raven_dot_v1_dot_training__run__pb2.ListModelTemplatesRequest.SerializeToString,
+            raven_dot_v1_dot_training__run__pb2.ListModelTemplatesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetModelTemplate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/raven.v1.TrainingRunService/GetModelTemplate',
+            raven_dot_v1_dot_training__run__pb2.GetModelTemplateRequest.SerializeToString,
+            raven_dot_v1_dot_training__run__pb2.ModelTemplate.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListWorkers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/raven.v1.TrainingRunService/ListWorkers',
+            raven_dot_v1_dot_training__run__pb2.ListWorkersRequest.SerializeToString,
+            raven_dot_v1_dot_training__run__pb2.ListWorkersResponse.FromString,
             options,
             channel_credentials,
             insecure,
