@@ -160,3 +160,29 @@ async def test_an_event_whose_handler_always_fails_ends_the_run_failed(make_harn
     assert "the tracker fails on this event every time" in failed.failure.message
     assert failed.failure.kind == types_pb2.INTERNAL_ERROR
     assert counter(event_consumer.DURABLE, "handler_failed") == before + 1
+
+
+async def test_a_job_whose_worker_never_answers_ends_in_the_advisory_and_its_run_fails(
+    make_harness: AppFactory,
+) -> None:
+    """A worker that dies on the job every time never acks, naks or terms it: after max_deliver JetStream's
+    advisory is turned into a record, the job leaves the work queue and the run ends FAILED."""
+    h = await make_harness(settings=FAST)
+    run = await queued_run(h)
+    js = h.nc.jetstream()
+    queue = JobQueue(js, h.names, ack_wait=0.3, policy=RetryPolicy(MAX_DELIVER, (0.05,)))
+    await queue.start()
+    before = counter("trainer-workers", "no_ack")
+
+    async def crash(msg: JobMessage) -> None:
+        pass  # the worker process dies before it can settle the message
+
+    try:
+        deliveries = await drain_jobs(queue, crash, quiet=2.0)
+        failed = await h.wait_for(run.name, lambda r: r.state == types_pb2.FAILED)
+    finally:
+        await queue.close()
+    assert deliveries == [(run_id(run.name), n) for n in range(1, MAX_DELIVER + 1)]
+    assert "(no_ack)" in failed.failure.message and "never acknowledged" in failed.failure.message
+    assert (await js.stream_info(h.names.jobs)).state.messages == 0  # removed from the work queue
+    assert counter("trainer-workers", "no_ack") == before + 1
