@@ -129,8 +129,8 @@ class Scenario:
 SCENARIOS = [
     Scenario(
         "Fuzz: hypothesis requests on every RPC of both services (descriptor-driven; superadmin, "
-        "user, owner, worker); a pass means no INTERNAL / UNKNOWN / UNAVAILABLE / RESOURCE_EXHAUSTED, no traceback, both "
-        "servers healthy and every stored run/model well formed afterwards",
+        "user, owner, worker); a pass means no INTERNAL / UNKNOWN / UNAVAILABLE / RESOURCE_EXHAUSTED, "
+        "no traceback, both servers healthy and every stored run/model well formed afterwards",
         ("tests/security/test_fuzz_rpcs.py",),
     ),
     Scenario(
