@@ -39,7 +39,7 @@ RELIABILITY_TESTS = tests/security tests/reliability tests/integration/test_dead
 	tests/integration/training_run/test_dead_letters.py tests/integration/trained_model/test_registrar_poison.py \
 	tests/integration/trainer_worker/test_worker_intake.py::test_a_job_whose_claim_always_fails_is_dead_lettered_after_max_deliver \
 	tests/integration/trainer_worker/test_worker_intake.py::test_an_unreadable_job_is_dead_lettered_at_once \
-	tests/integration/test_migrations.py
+	tests/integration/test_migrations.py::test_concurrent_starts_against_one_empty_database_migrate_once
 reliability: setup
 	@rm -rf var/reliability && mkdir -p var/reliability
 	RAVEN_FUZZ_EXAMPLES=455 RAVEN_FUZZ_REPORT=var/reliability/fuzz_report.json \

@@ -27,6 +27,7 @@ from common.nats_streams import (
     job_msg_id,
 )
 from common.proto.raven.v1 import dead_letters_pb2, events_pb2
+from tests.reliability import results
 
 pytestmark = pytest.mark.timeout(60)
 FAST = RetryPolicy(max_deliver=3, backoff=(0.05,))
@@ -103,6 +104,9 @@ async def test_a_message_that_always_fails_is_delivered_at_most_n_times_then_dea
             idle_since = time.monotonic()
             deliveries.append(msg.metadata.num_delivered)
             await settler.failed(msg, "ValueError('the handler fails every time')")
+    results.record(
+        "poison_messages", {"case": "handler always fails", "deliveries": len(deliveries), "max_deliver": 3}
+    )
     assert deliveries == [1, 2, 3]
     (raw,) = await stored(context, names, 1)
     assert raw.subject == names.dead_letter_subject("poisoned")
@@ -154,6 +158,9 @@ async def test_deliveries_that_are_never_answered_end_in_an_advisory_and_a_recor
             deliveries += [m.metadata.num_delivered for m in await sub.fetch(1, timeout=0.3)]
         except (TimeoutError, nats.errors.TimeoutError):
             pass
+    results.record(
+        "poison_messages", {"case": "never answered", "deliveries": len(deliveries), "max_deliver": 2}
+    )
     assert deliveries == [1, 2]
     (advisory,) = await stored(context, names, 1)
     assert advisory.subject == f"{MAX_DELIVERIES_ADVISORY}.{names.jobs}.{WORKER_CONSUMER}"

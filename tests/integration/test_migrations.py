@@ -9,6 +9,7 @@ from sqlalchemy import inspect, text
 from common.db import alembic_config, make_engine, upgrade_to_head_async
 from services.trained_model import bootstrap as trained_model_bootstrap
 from services.training_run import bootstrap as training_run_bootstrap
+from tests.reliability.results import record
 
 SERVICES = [training_run_bootstrap, trained_model_bootstrap]
 RACERS = 4
@@ -67,7 +68,7 @@ async def test_concurrent_starts_against_one_empty_database_migrate_once(service
         racer.start()
     await asyncio.to_thread(lambda: [racer.join(150) for racer in racers])
     reported = [errors.get() for _ in range(errors.qsize())] if not errors.empty() else []
-    assert [racer.exitcode for racer in racers] == [0] * RACERS, reported
+    exit_codes = [racer.exitcode for racer in racers]
     head = ScriptDirectory.from_config(
         alembic_config(service.MIGRATIONS, database_url, service.VERSION_TABLE)
     )
@@ -75,4 +76,15 @@ async def test_concurrent_starts_against_one_empty_database_migrate_once(service
     async with engine.connect() as conn:
         versions = (await conn.execute(text(f"SELECT version_num FROM {service.VERSION_TABLE}"))).all()
     await engine.dispose()
+    record(
+        "concurrent_migrations",
+        {
+            "dialect": database_url.split(":", 1)[0].split("+", 1)[0],
+            "service": service.SERVICE,
+            "racers": RACERS,
+            "succeeded": exit_codes.count(0),
+            "version_rows": len(versions),
+        },
+    )
+    assert exit_codes == [0] * RACERS, reported
     assert [row[0] for row in versions] == [head.get_current_head()]

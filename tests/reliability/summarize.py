@@ -107,6 +107,26 @@ def no_run_left(rows: Rows) -> str:
     )
 
 
+def poison_messages(rows: Rows) -> str:
+    cases = [f"{r['case']}: delivered {r['deliveries']} times (max_deliver {r['max_deliver']})" for r in rows]
+    return "; ".join(cases)
+
+
+def poison_runs(rows: Rows) -> str:
+    return "; ".join(
+        f"{r['case']}: delivered {r['deliveries']} times (max_deliver {r['max_deliver']}), run {r['state']}"
+        for r in rows
+    )
+
+
+def concurrent_migrations(rows: Rows) -> str:
+    return "; ".join(
+        f"{r['service']} on {r['dialect']}: {r['succeeded']}/{r['racers']} migrators succeeded, "
+        f"{r['version_rows']} version row"
+        for r in rows
+    )
+
+
 def fuzz(report: dict[str, Any]) -> str:
     codes: Counter[str] = Counter()
     for counts in report.get("per_rpc", {}).values():
@@ -200,12 +220,16 @@ SCENARIOS = [
         "job is dead-lettered on its first delivery; unanswered deliveries end in JetStream's MAX_DELIVERIES "
         "advisory, captured on the dead-letter stream; consumers provisioned before are updated in place",
         ("tests/integration/test_dead_letters.py",),
+        "poison_messages",
+        poison_messages,
     ),
     Scenario(
         "Poison messages end their run FAILED (real training_run): a job whose claim fails on every "
         "delivery, an unreadable job, a job whose worker never answers (MAX_DELIVERIES advisory), an event "
         "whose handler raises every time; the run's failure names the reason",
         ("tests/integration/training_run/test_dead_letters.py",),
+        "poison_runs",
+        poison_runs,
     ),
     Scenario(
         "Poison messages in the worker and the registrar (real worker intake, real registrar): a job "
@@ -223,6 +247,8 @@ SCENARIOS = [
         "barrier), SQLite (file lock) and PostgreSQL (advisory lock); a pass means all succeed and "
         "the schema is at head with one version row",
         ("tests/integration/test_migrations.py::test_concurrent_starts",),
+        "concurrent_migrations",
+        concurrent_migrations,
     ),
 ]
 
@@ -247,7 +273,8 @@ def row(scenario: Scenario, tests: Rows, directory: Path) -> str:
     if scenario.figures and scenario.summarize is not None:
         figures = load(directory / f"{scenario.figures}.jsonl")
         if figures:
-            ran += f"; {len(figures)} recorded executions ({durations(figures)})"
+            timing = durations(figures)
+            ran += f"; {len(figures)} recorded executions" + (f" ({timing})" if timing else "")
             outcome += f". {scenario.summarize(figures)}"
     if scenario.tests == ("tests/security/test_fuzz_rpcs.py",) and (directory / "fuzz_report.json").exists():
         outcome += f". {fuzz(json.loads((directory / 'fuzz_report.json').read_text()))}"

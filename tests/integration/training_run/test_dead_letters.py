@@ -20,6 +20,7 @@ from services.training_run.entrypoints import event_consumer
 from services.training_run.entrypoints.event_consumer import EventConsumer
 from services.training_run.service_layer.commands import ReportedEvent
 from tests.integration.training_run.conftest import AppFactory, Harness
+from tests.reliability.results import record
 
 pytestmark = pytest.mark.timeout(90)
 MAX_DELIVER = 3
@@ -57,6 +58,14 @@ def counter(consumer: str, reason: str) -> float:
     return REGISTRY.get_sample_value("raven_dead_lettered_messages_total", labels) or 0.0
 
 
+def poisoned(case: str, deliveries: int, run: training_run_pb2.TrainingRun) -> None:
+    """What docs/reliability.md reports for each poison message (see tests/reliability/summarize.py)."""
+    state = types_pb2.RunState.Name(run.state)
+    record(
+        "poison_runs", {"case": case, "deliveries": deliveries, "max_deliver": MAX_DELIVER, "state": state}
+    )
+
+
 async def drain_jobs(queue: JobQueue, handle: Any, quiet: float = 1.5) -> list[tuple[str, int]]:
     """Fetches jobs until none comes for ``quiet`` seconds; returns (run id or '?', delivery) per delivery."""
     seen: list[tuple[str, int]] = []
@@ -92,6 +101,7 @@ async def test_a_job_no_worker_can_claim_is_delivered_n_times_then_its_run_fails
         await queue.close()
     assert deliveries == [(run_id(run.name), n) for n in range(1, MAX_DELIVER + 1)]
     failed = await h.wait_for(run.name, lambda r: r.state == types_pb2.FAILED)
+    poisoned("job whose claim always fails", len(deliveries), failed)
     assert "dead-lettered" in failed.failure.message and "failed 3 time(s)" in failed.failure.message
     assert "ClaimTrainingRun: INTERNAL: boom" in failed.failure.message
     assert counter("trainer-workers", "handler_failed") == before + 1
@@ -125,6 +135,7 @@ async def test_an_unreadable_job_fails_its_run_at_once(make_harness: AppFactory)
     finally:
         await queue.close()
     failed = await h.wait_for(run.name, lambda r: r.state == types_pb2.FAILED)
+    poisoned("unreadable job", 1, failed)
     assert "(undecodable)" in failed.failure.message and "TrainingJob" in failed.failure.message
     assert failed.attempt == 1
     assert counter("trainer-workers", "undecodable") == before + 2
@@ -156,6 +167,7 @@ async def test_an_event_whose_handler_always_fails_ends_the_run_failed(make_harn
         failed = await h.wait_for(run.name, lambda r: r.state == types_pb2.FAILED)
     finally:
         await tracker.stop()
+    poisoned("event whose handler always raises", len(calls), failed)
     assert calls == [seq] * MAX_DELIVER
     assert "the tracker fails on this event every time" in failed.failure.message
     assert failed.failure.kind == types_pb2.INTERNAL_ERROR
@@ -182,6 +194,7 @@ async def test_a_job_whose_worker_never_answers_ends_in_the_advisory_and_its_run
         failed = await h.wait_for(run.name, lambda r: r.state == types_pb2.FAILED)
     finally:
         await queue.close()
+    poisoned("job whose worker never answers", len(deliveries), failed)
     assert deliveries == [(run_id(run.name), n) for n in range(1, MAX_DELIVER + 1)]
     assert "(no_ack)" in failed.failure.message and "never acknowledged" in failed.failure.message
     assert (await js.stream_info(h.names.jobs)).state.messages == 0  # removed from the work queue
