@@ -1,6 +1,5 @@
 import asyncio
 import multiprocessing
-from typing import Any
 
 import pytest
 from alembic.script import ScriptDirectory
@@ -9,6 +8,7 @@ from sqlalchemy import inspect, text
 from common.db import alembic_config, make_engine, upgrade_to_head_async
 from services.trained_model import bootstrap as trained_model_bootstrap
 from services.training_run import bootstrap as training_run_bootstrap
+from tests.integration.migrate_racer import migrate_after_barrier
 from tests.reliability.results import record
 
 SERVICES = [training_run_bootstrap, trained_model_bootstrap]
@@ -38,21 +38,6 @@ async def test_both_services_share_one_database_without_collisions(database_url:
     assert {"alembic_version_training_run", "alembic_version_trained_model"} <= tables
 
 
-def _migrate_after_barrier(service_module: str, database_url: str, barrier: Any, errors: Any) -> None:
-    """One service start's migration step, in its own process, released together with the others."""
-    import importlib
-
-    from common.db import upgrade_to_head
-
-    service = importlib.import_module(service_module)
-    barrier.wait(timeout=60)
-    try:
-        upgrade_to_head(service.MIGRATIONS, database_url, service.VERSION_TABLE)
-    except Exception as exc:  # reported to the test, which names it
-        errors.put(f"{type(exc).__name__}: {exc}")
-        raise
-
-
 @pytest.mark.timeout(180)
 @pytest.mark.parametrize("service", SERVICES, ids=lambda s: s.SERVICE)
 async def test_concurrent_starts_against_one_empty_database_migrate_once(service, database_url: str) -> None:
@@ -61,7 +46,10 @@ async def test_concurrent_starts_against_one_empty_database_migrate_once(service
     context = multiprocessing.get_context("spawn")
     barrier, errors = context.Barrier(RACERS), context.Queue()
     racers = [
-        context.Process(target=_migrate_after_barrier, args=(service.__name__, database_url, barrier, errors))
+        context.Process(
+            target=migrate_after_barrier,
+            args=(str(service.MIGRATIONS), database_url, service.VERSION_TABLE, barrier, errors),
+        )
         for _ in range(RACERS)
     ]
     for racer in racers:
