@@ -1,13 +1,18 @@
 """JWT claims auth (HS256 with a shared secret, RS256 with a key pair).
 
 A token carries ``sub`` (the owner id), ``exp`` and ``permissions`` (a list of the names below).
-Permissions mirror Raven Scan's claims; ``superadmin`` bypasses every check. Workers use a service identity
-holding ``worker``.
+Permissions mirror Raven Scan's claims; ``superadmin`` bypasses every check. Every token carries a ``jti``
+(its id), so one can be revoked (``RAVEN_JWT_REVOKED_IDS``).
+
+Workers hold a pre-issued *worker token* (``issue_worker_token``, ``ravenctl token --worker``): only the
+``worker`` permission, which opens the worker RPCs and nothing else. A worker never holds the signing key, so
+a compromised worker cannot mint any other token.
 """
 
 from __future__ import annotations
 
 import time
+import uuid
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -35,6 +40,7 @@ class Permission(StrEnum):
 
 
 USER_PERMISSIONS = frozenset(p for p in Permission if p not in (Permission.SUPERADMIN, Permission.WORKER))
+WORKER_TOKEN_TTL_SECONDS = 30 * 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -71,7 +77,13 @@ class TokenVerifier:
     """Verifies bearer tokens. Only the configured algorithms are accepted (never "none")."""
 
     def __init__(
-        self, *, secret: str = "", public_key: str = "", audience: str = "raven", issuer: str = "raven"
+        self,
+        *,
+        secret: str = "",
+        public_key: str = "",
+        audience: str = "raven",
+        issuer: str = "raven",
+        revoked_ids: frozenset[str] = frozenset(),
     ) -> None:
         if not secret and not public_key:
             raise ValueError("set RAVEN_JWT_SECRET (HS256) or RAVEN_JWT_PUBLIC_KEY (RS256)")
@@ -79,6 +91,7 @@ class TokenVerifier:
         self._algorithms = ["RS256"] if public_key else ["HS256"]
         self._audience = audience
         self._issuer = issuer
+        self._revoked = revoked_ids
         self._cache: dict[str, tuple[Principal, float]] = {}
 
     CACHE_SIZE = 10_000
@@ -122,6 +135,14 @@ class TokenVerifier:
         subject = claims["sub"]
         if not isinstance(subject, str) or not subject:
             raise Unauthenticated("invalid token: 'sub' must be a non-empty string")
+        token_id = claims.get("jti")
+        if token_id is not None and not isinstance(token_id, str):
+            raise Unauthenticated("invalid token: 'jti' must be a string")
+        if token_id and token_id in self._revoked:
+            raise Unauthenticated(f"token {token_id} is revoked: ask an operator for a new one")
+        if Permission.WORKER in permissions and not token_id:
+            # A worker token lives for weeks: without an id it could not be revoked.
+            raise Unauthenticated("invalid worker token: no 'jti'; issue one with ravenctl token --worker")
         return Principal(subject=subject, permissions=frozenset(permissions)), float(claims["exp"])
 
 
@@ -134,8 +155,9 @@ def mint_token(
     ttl_seconds: float = 3600,
     audience: str = "raven",
     issuer: str = "raven",
+    token_id: str = "",
 ) -> str:
-    """Mint a token (dev CLI, worker identity, tests)."""
+    """Mint a token (dev CLI, service identities, worker tokens, tests); ``jti`` is ``token_id`` or random."""
     now = int(time.time())
     claims = {
         "sub": subject,
@@ -144,9 +166,105 @@ def mint_token(
         "exp": now + int(ttl_seconds),
         "aud": audience,
         "iss": issuer,
+        "jti": token_id or uuid.uuid4().hex,
     }
     if private_key:
         return jwt.encode(claims, private_key, algorithm="RS256")
     if not secret:
         raise ValueError("a secret or a private key is needed to mint tokens")
     return jwt.encode(claims, secret, algorithm="HS256")
+
+
+def issue_worker_token(
+    subject: str,
+    *,
+    secret: str = "",
+    private_key: str = "",
+    ttl_seconds: float = WORKER_TOKEN_TTL_SECONDS,
+    audience: str = "raven",
+    issuer: str = "raven",
+) -> str:
+    """A worker token: only the ``worker`` permission, a ``jti``, an expiry (issued by operators)."""
+    return mint_token(
+        subject,
+        [Permission.WORKER],
+        secret=secret,
+        private_key=private_key,
+        ttl_seconds=ttl_seconds,
+        audience=audience,
+        issuer=issuer,
+    )
+
+
+@dataclass(frozen=True)
+class WorkerTokenInfo:
+    subject: str
+    token_id: str
+    expires_at: float
+
+
+def inspect_worker_token(token: str) -> WorkerTokenInfo:
+    """What a worker token says about itself, read *without* the key (a worker has none).
+
+    Raises ``ValueError`` with a message for an operator when the text is not a worker-only token: this only
+    keeps a wrong credential (a user's, a superadmin's) away from a worker; the services verify the signature.
+    """
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.InvalidTokenError as exc:
+        raise ValueError(f"not a JWT ({exc})") from exc
+    permissions = claims.get("permissions")
+    if permissions != [Permission.WORKER.value]:
+        raise ValueError(
+            f"a worker token holds only the {Permission.WORKER.value!r} permission, this one holds "
+            f"{permissions!r}: issue one with `ravenctl token --worker`"
+        )
+    subject, token_id, expires = claims.get("sub"), claims.get("jti"), claims.get("exp")
+    if not (isinstance(subject, str) and subject and isinstance(token_id, str) and token_id):
+        raise ValueError("a worker token needs 'sub' and 'jti': issue one with `ravenctl token --worker`")
+    if not isinstance(expires, int | float):
+        raise ValueError("a worker token needs an expiry ('exp')")
+    return WorkerTokenInfo(subject=subject, token_id=token_id, expires_at=float(expires))
+
+
+class ServiceToken:
+    """A service's own short-lived token, minted with the signing key and re-minted at half its lifetime.
+
+    Only processes that hold the signing key anyway (the services) use it; workers never do.
+    """
+
+    def __init__(
+        self,
+        subject: str,
+        permissions: list[str],
+        *,
+        secret: str = "",
+        private_key: str = "",
+        audience: str = "raven",
+        issuer: str = "raven",
+        ttl_seconds: float = 300.0,
+    ) -> None:
+        self._subject = subject
+        self._permissions = permissions
+        self._secret = secret
+        self._private_key = private_key
+        self._audience = audience
+        self._issuer = issuer
+        self._ttl = ttl_seconds
+        self._token = ""
+        self._renew_at = 0.0
+
+    def __call__(self) -> str:
+        now = time.monotonic()
+        if not self._token or now >= self._renew_at:
+            self._token = mint_token(
+                self._subject,
+                self._permissions,
+                secret=self._secret,
+                private_key=self._private_key,
+                ttl_seconds=self._ttl,
+                audience=self._audience,
+                issuer=self._issuer,
+            )
+            self._renew_at = now + self._ttl / 2
+        return self._token

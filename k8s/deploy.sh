@@ -18,9 +18,13 @@ trap 'rm -f "$manifests"' EXIT
 ns="$(awk '/^kind: Namespace$/ {f=1} f && /^  name: / {print $2; exit}' "$manifests")"
 [[ -n "$ns" ]] || { echo "deploy: no Namespace in k8s/overlays/$overlay" >&2; exit 1; }
 
-if [[ "$overlay" != dev ]] && ! "$kubectl" -n "$ns" get secret raven-secrets >/dev/null 2>&1; then
-  echo "deploy: Secret $ns/raven-secrets is missing; create it first (k8s/base/raven-secrets.example.yaml)" >&2
-  exit 1
+if [[ "$overlay" != dev ]]; then
+  for secret in raven-secrets raven-worker-token; do
+    if ! "$kubectl" -n "$ns" get secret "$secret" >/dev/null 2>&1; then
+      echo "deploy: Secret $ns/$secret is missing; create it first (k8s/base/$secret.example.yaml)" >&2
+      exit 1
+    fi
+  done
 fi
 
 echo "deploy: $overlay into namespace $ns: infrastructure and migrations"

@@ -7,8 +7,9 @@ For each overlay (k8s/overlays/dev, k8s/overlays/prod):
    package (kubectl 1.20, kustomize v2.0.3) and current kubectl (kustomize v5) both work.
 2. Every built-in object validates, strictly (no unknown fields), against the Kubernetes OpenAPI
    schemas shipped offline in `kubernetes-validate`, for the oldest and the newest Kubernetes
-   version we support. CRD objects have no schema there: KEDA's ScaledObject is checked by an
-   explicit shape check (`check_scaled_object`); any other kind without a schema is an error.
+   version we support. CRD objects have no schema there: KEDA's ScaledObject and cert-manager's
+   Certificate are checked by explicit shape checks (`check_scaled_object`, `check_k8s_tls.py`);
+   any other kind without a schema is an error. TLS wiring is checked by `check_k8s_tls.check_tls`.
 3. Every environment variable a Raven container receives (env, and the keys of envFrom
    ConfigMaps/Secrets) is a field of `common.settings.Settings` when it starts with RAVEN_, or one
    of a short allowlist (S3 credentials for fsspec/s3fs) otherwise; literal values must pass the
@@ -17,6 +18,8 @@ For each overlay (k8s/overlays/dev, k8s/overlays/prod):
    container, gRPC probes on the gRPC port, termination grace longer than the drain grace,
    `migrate` init containers and Jobs, GPU requests only where intended, NATS replicas vs stream
    replicas, KEDA target/stream/consumer consistency.
+5. Worker pods (scripts/k8s_workers.py): no way to the JWT signing key (env, envFrom, volumes),
+   a worker token file from a mounted Secret instead.
 
 Run: `.venv/bin/python scripts/check_k8s.py` (exit 1 on any problem). The pytest wrapper is
 tests/unit/k8s/test_k8s_manifests.py, so `make test` runs it.
@@ -29,7 +32,6 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -37,6 +39,15 @@ from typing import Any
 import yaml  # type: ignore[import-untyped]  # PyYAML: via kubernetes-validate, mmengine
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script: `scripts.*` and `common.*` importable
+    sys.path.insert(0, str(ROOT))
+from scripts.k8s_objects import by_base_name, containers, find, kn, pod_spec  # noqa: E402
+from scripts.k8s_workers import check_worker, check_worker_credentials, is_worker_pod  # noqa: E402
+
+if str(ROOT) not in sys.path:  # run as a script: scripts/ is on the path, the repository root is not
+    sys.path.insert(0, str(ROOT))
+from scripts.check_k8s_tls import CERTIFICATE, check_certificate, check_tls, probe_port  # noqa: E402
+
 K8S = ROOT / "k8s"
 OVERLAYS = ("dev", "prod")
 # Oldest (native gRPC probes GA in 1.27; we ask 1.29+) and newest schema versions checked.
@@ -56,10 +67,11 @@ ALLOWED_NON_RAVEN_ENV = frozenset(
         "AWS_REGION",
     }
 )
-# Secrets that exist outside the manifests in prod; their keys are documented in this template.
+# Secrets that exist outside the manifests in prod; their keys are documented in templates
+# k8s/base/*.example.yaml (raven-secrets: the services' keys; raven-worker-token: the workers' token).
 SECRET_TEMPLATE = K8S / "base" / "raven-secrets.example.yaml"
-EXTERNAL_SECRETS = {"raven-secrets", "raven-s3"}
-CRD_CHECKS = {("keda.sh/v1alpha1", "ScaledObject")}
+EXTERNAL_SECRETS = {"raven-secrets", "raven-s3", "raven-worker-token"}
+CRD_CHECKS = {("keda.sh/v1alpha1", "ScaledObject"), CERTIFICATE}
 POD_KINDS = {"Deployment", "StatefulSet", "Job", "DaemonSet"}
 RAVEN_IMAGES = ("raven-service", "raven-worker")
 DEFAULT_JOBS_CONSUMER = "trainer-workers"
@@ -94,34 +106,6 @@ def render(overlay: str) -> tuple[dict[str, Any], ...]:
     if not docs:
         raise RuntimeError(f"k8s/overlays/{overlay} rendered no objects")
     return tuple(docs)
-
-
-def kn(obj: dict[str, Any]) -> str:
-    return f"{obj.get('kind')}/{obj.get('metadata', {}).get('name')}"
-
-
-def find(objs: tuple[dict[str, Any], ...], kind: str, name: str | None = None) -> list[dict[str, Any]]:
-    return [o for o in objs if o["kind"] == kind and (name is None or o["metadata"]["name"] == name)]
-
-
-def by_base_name(objs: tuple[dict[str, Any], ...], kind: str, base: str) -> dict[str, Any] | None:
-    """A generated ConfigMap/Secret by its name without kustomize's hash suffix."""
-    for o in objs:
-        name = o["metadata"]["name"]
-        if o["kind"] == kind and (name == base or re.fullmatch(re.escape(base) + r"-[a-z0-9]{10}", name)):
-            return o
-    return None
-
-
-def pod_spec(obj: dict[str, Any]) -> dict[str, Any]:
-    return obj["spec"]["template"]["spec"]
-
-
-def containers(obj: dict[str, Any], init: bool = True) -> Iterator[dict[str, Any]]:
-    spec = pod_spec(obj)
-    if init:
-        yield from spec.get("initContainers", [])
-    yield from spec.get("containers", [])
 
 
 def is_raven_image(image: str) -> bool:
@@ -257,8 +241,9 @@ def settings_literals_from_configmap(objs: tuple[dict[str, Any], ...]) -> dict[s
 
 def secret_template_keys() -> dict[str, set[str]]:
     keys = {"raven-s3": set(ALLOWED_NON_RAVEN_ENV)}
-    doc = yaml.safe_load(SECRET_TEMPLATE.read_text())
-    keys[doc["metadata"]["name"]] = set(doc.get("stringData") or {}) | set(doc.get("data") or {})
+    for template in sorted((K8S / "base").glob("*.example.yaml")):
+        doc = yaml.safe_load(template.read_text())
+        keys[doc["metadata"]["name"]] = set(doc.get("stringData") or {}) | set(doc.get("data") or {})
     return keys
 
 
@@ -397,9 +382,10 @@ def check_grpc_server(dep: dict[str, Any], objs: tuple[dict[str, Any], ...], ser
         p.append(f"{where}: RAVEN_GRPC_PORT not set")
     if port not in [cp["containerPort"] for cp in main.get("ports", [])]:
         p.append(f"{where}: gRPC port {port} not declared")
+    probed = probe_port(env, port)  # the plaintext health port when the server speaks TLS
     for probe in ("livenessProbe", "readinessProbe"):
-        if (main.get(probe) or {}).get("grpc", {}).get("port") != port:
-            p.append(f"{where}: {probe} must be a grpc probe on port {port}")
+        if not probed or (main.get(probe) or {}).get("grpc", {}).get("port") != probed:
+            p.append(f"{where}: {probe} must be a grpc probe on port {probed or 'RAVEN_HEALTH_PORT'}")
     metrics = int(env.get("RAVEN_METRICS_PORT") or 0)
     if metrics and metrics not in [cp["containerPort"] for cp in main.get("ports", [])]:
         p.append(f"{where}: metrics port {metrics} not declared")
@@ -432,37 +418,6 @@ def check_grpc_server(dep: dict[str, Any], objs: tuple[dict[str, Any], ...], ser
         for sp in svc[0]["spec"]["ports"]:
             if sp.get("targetPort", sp["port"]) not in names:
                 p.append(f"{kn(svc[0])}: targetPort {sp.get('targetPort')} matches no container port")
-    if not find(objs, "PodDisruptionBudget", dep["metadata"]["name"]):
-        p.append(f"{where}: no PodDisruptionBudget")
-    return p
-
-
-def check_worker(dep: dict[str, Any], objs: tuple[dict[str, Any], ...], gpu: bool) -> list[str]:
-    p: list[str] = []
-    where = kn(dep)
-    spec = pod_spec(dep)
-    main = spec["containers"][0]
-    env = env_of(main, objs)
-    res = main.get("resources") or {}
-    has_gpu = "nvidia.com/gpu" in (res.get("limits") or {})
-    if gpu and not has_gpu:
-        p.append(f"{where}: GPU worker must request nvidia.com/gpu")
-    if not gpu and (has_gpu or "nvidia.com/gpu" in (res.get("requests") or {}) or spec.get("nodeSelector")):
-        p.append(f"{where}: CPU worker must not request GPUs or select GPU nodes")
-    if gpu and not spec.get("tolerations"):
-        p.append(f"{where}: GPU worker needs tolerations for GPU node taints")
-    if gpu and env.get("RAVEN_DEVICE") not in ("cuda", "auto"):
-        p.append(f"{where}: GPU worker with RAVEN_DEVICE={env.get('RAVEN_DEVICE')}")
-    if not gpu and env.get("RAVEN_DEVICE") != "cpu":
-        p.append(f"{where}: CPU worker must set RAVEN_DEVICE=cpu")
-    work = env.get("RAVEN_WORK_DIR")
-    mounts = {m["mountPath"]: m["name"] for m in main.get("volumeMounts", [])}
-    if not work or work not in mounts:
-        p.append(f"{where}: RAVEN_WORK_DIR must be a mounted volume")
-    if "/tmp" not in mounts:
-        p.append(f"{where}: /tmp must be a writable volume")
-    if spec.get("terminationGracePeriodSeconds", 30) < 120:
-        p.append(f"{where}: terminationGracePeriodSeconds too short to checkpoint and release the lease")
     if not find(objs, "PodDisruptionBudget", dep["metadata"]["name"]):
         p.append(f"{where}: no PodDisruptionBudget")
     return p
@@ -511,15 +466,24 @@ def check_overlay(overlay: str) -> list[str]:
     for o in objs:
         if (o.get("apiVersion"), o.get("kind")) == ("keda.sh/v1alpha1", "ScaledObject"):
             p += check_scaled_object(o, objs, namespace)
+        if (o.get("apiVersion"), o.get("kind")) == CERTIFICATE:
+            p += check_certificate(o)
         if o["kind"] in POD_KINDS:
             p += check_pod_security(o)
     p += check_settings_env(objs)
+    p += check_tls(objs, env_of)
     for name, service in (("training-run", "training_run"), ("trained-model", "trained_model")):
         dep = find(objs, "Deployment", name)
         p += check_grpc_server(dep[0], objs, service) if dep else [f"Deployment/{name} missing"]
     worker = find(objs, "Deployment", "trainer-worker")
     gpu = overlay != "dev"
-    p += check_worker(worker[0], objs, gpu) if worker else ["Deployment/trainer-worker missing"]
+    if worker:
+        p += check_worker(worker[0], objs, gpu, env_of(pod_spec(worker[0])["containers"][0], objs))
+    else:
+        p.append("Deployment/trainer-worker missing")
+    for o in objs:
+        if o["kind"] in POD_KINDS and is_worker_pod(o):
+            p += check_worker_credentials(o, objs, secret_template_keys())
     scaled = find(objs, "ScaledObject")
     if gpu and not scaled:
         p.append("prod: no KEDA ScaledObject for the trainer workers")
