@@ -19,6 +19,10 @@ import fsspec
 from common.errors import InvalidArgument, NotFound
 
 ANNOTATION_FILES = ("annotations.json", "train.json")
+LAYOUT_HINT = (
+    "a directory with annotations.json (one COCO file, split by the run) or train.json and val.json "
+    "(and optionally test.json), and the images their file_name fields name"
+)
 MAX_REF_CHARS = 500
 _SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
 

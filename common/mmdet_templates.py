@@ -54,29 +54,26 @@ class HyperParams:
         return dataclasses.asdict(self)
 
     def validate(
-        self, template: ModelTemplate | None = None, *, prefix: str = "training_run.hyperparameters"
+        self,
+        template: ModelTemplate | None = None,
+        *,
+        prefix: str = "training_run.hyperparameters",
+        pretrained: bool = True,
     ) -> list[FieldViolation]:
-        """Range checks; with a template also its limits, and its defaults for ``val_interval <= epochs``."""
-        hp = self.resolved_with(template.defaults) if template else self
-        max_frozen = template.max_frozen_stages if template else 4
+        """Checks against ``limits_for(template, pretrained)``; a template's defaults fill the gaps first.
+
+        ``pretrained``: the backbone starts from trained weights (a base model or a backbone checkpoint).
+        """
+        hp = self.resolved_with(template.defaults_for(pretrained)) if template else self
         out: list[FieldViolation] = []
 
         def bad(name: str, description: str) -> None:
             out.append(FieldViolation(f"{prefix}.{name}" if prefix else name, description))
 
-        _check_int(hp.epochs, "epochs", 1, 500, bad)
-        _check_int(hp.batch_size, "batch_size", 1, 64, bad)
-        _check_int(hp.frozen_stages, "frozen_stages", -1, max_frozen, bad)
-        _check_int(hp.image_size, "image_size", 64, 2048, bad)
-        _check_int(hp.seed, "seed", 0, MAX_SEED, bad)
-        _check_int(hp.val_interval, "val_interval", 1, 500, bad)
-        if isinstance(hp.image_size, int) and hp.image_size % IMAGE_SIZE_MULTIPLE:
-            bad("image_size", f"must be a multiple of {IMAGE_SIZE_MULTIPLE} (the largest feature stride)")
-        lr = hp.learning_rate
-        if lr is not None and (
-            isinstance(lr, bool) or not isinstance(lr, int | float) or not 0 < lr <= 1 or lr != lr
-        ):
-            bad("learning_rate", f"must be a number in (0, 1], got {lr!r}")
+        for limit in limits_for(template, pretrained=pretrained):
+            problem = limit.problem(getattr(hp, limit.field, None))
+            if problem:
+                bad(limit.field, problem)
         explicit = self.val_interval is not None  # a default interval is clamped to the epochs instead
         if (
             explicit
@@ -88,13 +85,77 @@ class HyperParams:
         return out
 
 
-def _check_int(value: object, name: str, low: int, high: int, bad) -> None:  # type: ignore[no-untyped-def]
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int):
-        bad(name, f"must be an integer, got {value!r}")
-    elif not low <= value <= high:
-        bad(name, f"must be between {low} and {high}, got {value}")
+@dataclass(frozen=True)
+class Limit:
+    """Valid values of one hyperparameter: the one source of Create's checks and of the template listing."""
+
+    field: str
+    low: float
+    high: float
+    integer: bool = True
+    low_exclusive: bool = False
+    high_exclusive: bool = False
+    multiple_of: int = 0
+    note: str = ""
+
+    def describe(self) -> str:
+        if self.integer and not (self.low_exclusive or self.high_exclusive):
+            return f"between {self.low:g} and {self.high:g}"
+        opening, closing = "(" if self.low_exclusive else "[", ")" if self.high_exclusive else "]"
+        return f"in {opening}{self.low:g}, {self.high:g}{closing}"
+
+    def problem(self, value: object) -> str | None:
+        """What is wrong with ``value`` (None and in-range values are fine), in words a person can act on."""
+        if value is None:
+            return None
+        kind = "an integer" if self.integer else "a number"
+        numeric = isinstance(value, int | float) and not isinstance(value, bool)
+        if not numeric or (self.integer and not isinstance(value, int)):
+            return f"must be {kind}, got {value!r}"
+        assert isinstance(value, int | float)
+        too_low = value <= self.low if self.low_exclusive else value < self.low
+        too_high = value >= self.high if self.high_exclusive else value > self.high
+        if value != value or too_low or too_high:
+            return f"must be {'' if self.integer else 'a number '}{self.describe()}, got {value}"
+        if self.multiple_of and int(value) % self.multiple_of:
+            return f"must be a multiple of {self.multiple_of} ({self.note}), got {value}"
+        return None
+
+
+_FROZEN_STAGES = Limit("frozen_stages", -1, 4, note="backbone stages kept frozen; -1 = none")
+HYPERPARAMETER_LIMITS: tuple[Limit, ...] = (
+    Limit("epochs", 1, 500),
+    Limit("batch_size", 1, 64),
+    Limit("learning_rate", 0, 1, integer=False, low_exclusive=True),
+    _FROZEN_STAGES,
+    Limit("image_size", 64, 2048, multiple_of=IMAGE_SIZE_MULTIPLE, note="the largest feature stride"),
+    Limit("seed", 0, MAX_SEED),
+    Limit("val_interval", 1, 500, note="at most epochs"),
+)
+# Limits of the run itself (not of the MMDetection config); zero in a request means the default below.
+RUN_LIMITS: tuple[Limit, ...] = (
+    Limit("max_attempts", 1, 10, note="worker-loss retries included"),
+    Limit("train_fraction", 0, 1, integer=False, low_exclusive=True, high_exclusive=True,
+          note="used when the dataset carries no split"),
+    Limit("val_fraction", 0, 1, integer=False, low_exclusive=True, high_exclusive=True,
+          note="train_fraction + val_fraction <= 1"),
+)  # fmt: skip
+RUN_DEFAULTS: dict[str, int | float] = {"max_attempts": 3, "train_fraction": 0.7, "val_fraction": 0.2}
+
+
+def limits_for(template: ModelTemplate | None, *, pretrained: bool = True) -> tuple[Limit, ...]:
+    """The limits a run of ``template`` is checked against: its backbone bounds frozen_stages, and random
+    backbone weights (no base model, no backbone checkpoint) can't be frozen at all."""
+    if template is None:
+        return HYPERPARAMETER_LIMITS
+    frozen = dataclasses.replace(
+        _FROZEN_STAGES,
+        high=template.max_frozen_stages if pretrained else -1,
+        note=_FROZEN_STAGES.note
+        if pretrained
+        else f"{_FROZEN_STAGES.note}; up to {template.max_frozen_stages} when fine-tuning a base model",
+    )
+    return tuple(frozen if limit.field == "frozen_stages" else limit for limit in HYPERPARAMETER_LIMITS)
 
 
 def validate_class_names(
@@ -121,6 +182,15 @@ def validate_class_names(
 
 
 @dataclass(frozen=True)
+class TemplateOptions:
+    """Features a template supports; each turns true when the suite implements it for that template."""
+
+    mixed_precision: bool = False
+    tiling: bool = False
+    multi_gpu: bool = False
+
+
+@dataclass(frozen=True)
 class ModelTemplate:
     """One entry of the catalogue.
 
@@ -136,6 +206,9 @@ class ModelTemplate:
         light_pipeline: replace the COCO augmentation (Mosaic/MixUp) by a resize/crop/flip pipeline that
             learns small datasets quickly.
         backbone_prefix: prefix of backbone weights in a backbone checkpoint (``Pretrained`` ``prefix``).
+        architecture: detector and backbone in words, for people choosing a template.
+        gpu_recommended: training it on a CPU worker is impractically slow (runs of it queue for "gpu").
+        options: features it supports (mixed precision, tiling, multi-GPU); none yet.
     """
 
     name: str
@@ -147,6 +220,15 @@ class ModelTemplate:
     warmup_epochs: int = 1
     light_pipeline: bool = False
     backbone_prefix: str | None = None
+    architecture: str = ""
+    gpu_recommended: bool = False
+    options: TemplateOptions = TemplateOptions()
+
+    def defaults_for(self, pretrained: bool) -> HyperParams:
+        """The defaults a run gets: from random backbone weights nothing is frozen."""
+        if pretrained:
+            return self.defaults
+        return dataclasses.replace(self.defaults, frozen_stages=-1)
 
 
 TEMPLATES: dict[str, ModelTemplate] = {
@@ -156,18 +238,23 @@ TEMPLATES: dict[str, ModelTemplate] = {
             name="faster_rcnn_r50_fpn",
             mmdet_config="faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py",
             description="Faster R-CNN, ResNet-50 FPN (two-stage, accurate, GPU)",
+            architecture="Faster R-CNN (two-stage) / ResNet-50 + FPN",
+            gpu_recommended=True,
             defaults=HyperParams(12, 2, 0.0025, 1, 800, 0, 1),
         ),
         ModelTemplate(
             name="retinanet_r50_fpn",
             mmdet_config="retinanet/retinanet_r50_fpn_1x_coco.py",
             description="RetinaNet, ResNet-50 FPN (one-stage, GPU)",
+            architecture="RetinaNet (one-stage) / ResNet-50 + FPN",
+            gpu_recommended=True,
             defaults=HyperParams(12, 2, 0.00125, 1, 800, 0, 1),
         ),
         ModelTemplate(
             name="retinanet_r18_fpn",
             mmdet_config="retinanet/retinanet_r18_fpn_1x_coco.py",
             description="RetinaNet, ResNet-18 FPN (one-stage, small)",
+            architecture="RetinaNet (one-stage) / ResNet-18 + FPN",
             defaults=HyperParams(12, 4, 0.0025, 1, 512, 0, 1),
         ),
         ModelTemplate(
@@ -178,6 +265,7 @@ TEMPLATES: dict[str, ModelTemplate] = {
             # where batch 8 (half the optimizer steps) stalled at 0.22; batch 8 did reach 0.73 on seed 0.
             # Raise image_size for real drone imagery, whose objects are far smaller than these.
             description="RTMDet-tiny (light: learns a small dataset on CPU in minutes)",
+            architecture="RTMDet (one-stage, anchor-free) / CSPNeXt-tiny + PAFPN",
             defaults=HyperParams(30, 4, 0.004, -1, 160, 0, 5),
             schedule="cosine",
             warmup_epochs=1,

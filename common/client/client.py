@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Sequence
+from datetime import timedelta
 from typing import Any
 
 import grpc
@@ -42,10 +43,12 @@ class RavenClient(TrainedModelMethods):
         timeout: default deadline of every unary call attempt, seconds.
         retry: policy of idempotent unary calls and of stream reconnects (failures in a row without progress).
         download_timeout: deadline of one download connection, seconds.
+        tls: root CA (and client certificate) for TLS servers; None = plaintext.
     """
 
     @classmethod
     def from_settings(cls, settings: Settings, *, token: TokenSource = None, **kwargs: Any) -> RavenClient:
+        """Addresses and TLS (``RAVEN_TLS_CA_FILE``, client cert/key) from the settings."""
         return cls(settings.training_run_addr, settings.trained_model_addr, token=token, **kwargs)
 
     async def __aenter__(self) -> RavenClient:
@@ -151,6 +154,43 @@ class RavenClient(TrainedModelMethods):
             name=name, page_size=page_size, page_token=page_token, attempt=attempt
         )
         return await self._read(self._runs.GetTrainingRunLogs, request, timeout)
+
+    # -- discovery -------------------------------------------------------------------------------------------
+
+    async def list_model_templates(
+        self, *, page_size: int = 0, page_token: str = "", timeout: float | None = None
+    ) -> training_run_pb2.ListModelTemplatesResponse:
+        """The templates a run may use, with defaults and valid ranges (the ones Create checks)."""
+        request = training_run_pb2.ListModelTemplatesRequest(page_size=page_size, page_token=page_token)
+        return await self._read(self._runs.ListModelTemplates, request, timeout)
+
+    async def iter_model_templates(self) -> AsyncIterator[training_run_pb2.ModelTemplate]:
+        token = ""
+        while True:
+            page = await self.list_model_templates(page_token=token)
+            for template in page.model_templates:
+                yield template
+            token = page.next_page_token
+            if not token:
+                return
+
+    async def get_model_template(
+        self, name: str, *, timeout: float | None = None
+    ) -> training_run_pb2.ModelTemplate:
+        """``name`` is ``modelTemplates/{id}`` or just the id."""
+        full = name if "/" in name else f"modelTemplates/{name}"
+        request = training_run_pb2.GetModelTemplateRequest(name=full)
+        return await self._read(self._runs.GetModelTemplate, request, timeout)
+
+    async def list_workers(
+        self, *, seen_within: float = 0, timeout: float | None = None
+    ) -> training_run_pb2.ListWorkersResponse:
+        """Workers seen in the last ``seen_within`` seconds (0: the server's default, 5 minutes) and the queue
+        per capability; needs the training_runs.view_all claim."""
+        request = training_run_pb2.ListWorkersRequest()
+        if seen_within:
+            request.seen_within.FromTimedelta(timedelta(seconds=seen_within))
+        return await self._read(self._runs.ListWorkers, request, timeout)
 
     async def watch(
         self, run_name: str, resume_token: str = "", *, timeout: float | None = None

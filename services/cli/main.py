@@ -9,7 +9,7 @@ import typer
 
 from common.auth import USER_PERMISSIONS, Permission, mint_token
 from common.settings import Settings
-from services.cli import models, runs
+from services.cli import discovery, models, runs
 from services.cli.context import CliConfig, OutputFormat, config_of, dev_subject, fail
 from services.cli.render import print_json
 
@@ -21,6 +21,8 @@ app = typer.Typer(
 )
 app.add_typer(runs.app, name="runs")
 app.add_typer(models.app, name="models")
+app.add_typer(discovery.templates_app, name="templates")
+app.add_typer(discovery.workers_app, name="workers")
 
 
 @app.callback()

@@ -14,10 +14,44 @@ from rich.console import Console
 from rich.table import Table
 
 from common.proto.raven.v1 import trained_model_pb2, training_run_pb2, types_pb2
+from services.cli.tables import COLUMN_OVERHEAD, TABLE_OVERHEAD, Col, cell_width, fitted_table
+
+NOT_MEASURED = -1.0
+NOT_MEASURED_TEXT = "n/a"
+# Metric fields where COCO's -1 means "not measurable": left out of ravenctl's JSON instead of printed as -1.
+METRIC_FIELDS = {
+    types_pb2.DetectionMetrics.DESCRIPTOR.full_name: (
+        "bbox_map", "bbox_map_50", "bbox_map_75", "bbox_map_s", "bbox_map_m", "bbox_map_l",
+    ),
+    types_pb2.ClassAP.DESCRIPTOR.full_name: ("ap",),
+    types_pb2.EpochMetrics.DESCRIPTOR.full_name: ("bbox_map", "bbox_map_50"),
+    types_pb2.MetricValue.DESCRIPTOR.full_name: ("value",),
+}  # fmt: skip
 
 
 def to_dict(message: Message) -> dict[str, Any]:
-    return MessageToDict(message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
+    """Every field present (protobuf names), except metrics COCO reports as -1 (not measurable): absent."""
+    data = MessageToDict(message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
+    _drop_not_measured(message, data)
+    return data
+
+
+def _drop_not_measured(message: Message, data: dict[str, Any]) -> None:
+    descriptor = message.DESCRIPTOR
+    if descriptor.full_name.startswith("google.protobuf."):
+        return
+    for name in METRIC_FIELDS.get(descriptor.full_name, ()):
+        if getattr(message, name) == NOT_MEASURED:
+            data.pop(name, None)
+    for field in descriptor.fields:
+        if field.message_type is None or field.message_type.GetOptions().map_entry:
+            continue
+        value = getattr(message, field.name)
+        if field.label == field.LABEL_REPEATED:
+            for item, item_data in zip(value, data.get(field.name, []), strict=False):
+                _drop_not_measured(item, item_data)
+        elif message.HasField(field.name) and isinstance(data.get(field.name), dict):
+            _drop_not_measured(value, data[field.name])
 
 
 def print_json(value: Message | dict[str, Any] | list[Any]) -> None:
@@ -65,35 +99,51 @@ def key_values(title: str, rows: Iterable[tuple[str, Any]]) -> Table:
     return table
 
 
-def runs_table(runs: Sequence[training_run_pb2.TrainingRun], footer: str = "") -> Table:
-    table = Table(title="training runs", caption=footer or None, title_justify="left")
-    for column in (
-        "NAME",
-        "DISPLAY NAME",
-        "STATE",
-        "PHASE",
-        "EPOCH",
-        "DATASET",
-        "TEMPLATE",
-        "MODEL",
-        "CREATED",
-    ):
-        table.add_column(column, overflow="fold")
-    for run in runs:
-        progress = run.progress
-        epoch = f"{progress.epoch}/{progress.max_epochs}" if progress.max_epochs else "-"
-        table.add_row(
-            run.name,
+def named_table(
+    title: str,
+    names: Sequence[str],
+    columns: Sequence[Col],
+    rows: Sequence[Sequence[str]],
+    width: int,
+    footer: str,
+) -> Table:
+    """A NAME column of resource names first when the whole table fits them, else an ID column of bare ids
+    (every command takes those); a name or id is never folded."""
+    natural = sum(
+        max([cell_width(c.header), *(cell_width(r[i]) for r in rows)]) + COLUMN_OVERHEAD
+        for i, c in enumerate(columns)
+    )
+    longest = max(map(len, names), default=0)
+    header, shown = "NAME", list(names)
+    if natural + longest + COLUMN_OVERHEAD + TABLE_OVERHEAD > width:
+        header, shown = "ID", [n.rsplit("/", 1)[-1] for n in names]
+    name_column = Col(header, 0, min_width=max(map(len, shown), default=0))
+    table_rows = [[n, *r] for n, r in zip(shown, rows, strict=True)]
+    return fitted_table(title, [name_column, *columns], table_rows, width, footer)
+
+
+def runs_table(
+    runs: Sequence[training_run_pb2.TrainingRun], footer: str = "", width: int | None = None
+) -> Table:
+    width = width or console().width
+    columns = [
+        Col("DISPLAY NAME", 1), Col("STATE", 0, min_width=10), Col("PHASE", 6), Col("EPOCH", 2),
+        Col("DATASET", 3), Col("TEMPLATE", 4), Col("MODEL", 7), Col("CREATED", 5),
+    ]  # fmt: skip
+    rows = [
+        [
             run.display_name,
             state_name(run.state),
-            phase_name(progress.phase),
-            epoch,
+            phase_name(run.progress.phase),
+            f"{run.progress.epoch}/{run.progress.max_epochs}" if run.progress.max_epochs else "-",
             run.dataset,
             run.model_template or "-",
             run.trained_model or "-",
             when(run.create_time),
-        )
-    return table
+        ]
+        for run in runs
+    ]
+    return named_table("training runs", [r.name for r in runs], columns, rows, width, footer)
 
 
 def hyperparameter_text(hp: types_pb2.Hyperparameters) -> str:
@@ -142,34 +192,34 @@ def run_detail(run: training_run_pb2.TrainingRun) -> list[Table]:
     return tables
 
 
-def models_table(models: Sequence[trained_model_pb2.TrainedModel], footer: str = "") -> Table:
-    table = Table(title="trained models", caption=footer or None, title_justify="left")
-    for column in (
-        "NAME",
-        "DISPLAY NAME",
-        "VER",
-        "mAP",
-        "mAP50",
-        "PUBLISHED",
-        "DATASET",
-        "BASE MODEL",
-        "CREATED",
-    ):
-        table.add_column(column, overflow="fold")
-    for model in models:
-        val = model.evaluation.val
-        table.add_row(
-            model.name,
-            model.display_name,
-            str(model.version),
-            fmt(val.bbox_map),
-            fmt(val.bbox_map_50),
-            "yes" if model.published else "no",
-            model.dataset,
-            model.base_model or "-",
-            when(model.create_time),
-        )
-    return table
+def metric(value: float, digits: int = 3) -> str:
+    """A COCO metric; -1 is COCO's "not measurable" (no ground truth of that kind), never a score."""
+    return NOT_MEASURED_TEXT if value < 0 else fmt(value, digits)
+
+
+def models_table(
+    models: Sequence[trained_model_pb2.TrainedModel], footer: str = "", width: int | None = None
+) -> Table:
+    width = width or console().width
+    columns = [
+        Col("DISPLAY NAME", 1), Col("VER", 3, justify="right"), Col("mAP", 0, justify="right", min_width=5),
+        Col("mAP50", 2, justify="right"), Col("PUBLISHED", 4), Col("DATASET", 5), Col("BASE MODEL", 7),
+        Col("CREATED", 6),
+    ]  # fmt: skip
+    rows = [
+        [
+            m.display_name,
+            str(m.version),
+            metric(m.evaluation.val.bbox_map),
+            metric(m.evaluation.val.bbox_map_50),
+            "yes" if m.published else "no",
+            m.dataset,
+            m.base_model or "-",
+            when(m.create_time),
+        ]
+        for m in models
+    ]
+    return named_table("trained models", [m.name for m in models], columns, rows, width, footer)
 
 
 OVERALL_METRICS = ("bbox_map", "bbox_map_50", "bbox_map_75", "bbox_map_s", "bbox_map_m", "bbox_map_l")
@@ -204,14 +254,14 @@ def model_detail(model: trained_model_pb2.TrainedModel) -> list[Table]:
         ("artifacts", ", ".join(types_pb2.ArtifactKind.Name(a.kind) for a in model.artifacts)),
         ("created", when(model.create_time)),
     ]
-    rows.extend((f"val {metric}", fmt(getattr(val, metric))) for metric in OVERALL_METRICS)
+    rows.extend((f"val {name}", metric(getattr(val, name))) for name in OVERALL_METRICS)
     tables = [key_values(f"trained model {model.name}", rows)]
     if val.per_class_ap:
         per_class = Table(title="per-class AP (val)", title_justify="left")
         per_class.add_column("CLASS")
         per_class.add_column("AP", justify="right")
         for item in val.per_class_ap:
-            per_class.add_row(item.class_name, fmt(item.ap))
+            per_class.add_row(item.class_name, metric(item.ap))
         tables.append(per_class)
     return tables
 

@@ -172,9 +172,10 @@ async def build_app(
     )
     versions = run_versions_for(engine)
     reads = RenderedRuns(service, versions, render_get)
+    discovery = Discovery(uow, clock, pretrained_backbone=bool(settings.backbone_checkpoint))
     registration = ServiceRegistration(
         add_to_server=add_to_server,
-        servicer=TrainingRunServicer(service, feeds, changes, reads, Discovery(uow, clock)),
+        servicer=TrainingRunServicer(service, feeds, changes, reads, discovery),
         service_name=SERVICE_NAME,
         required_permissions=REQUIRED_PERMISSIONS,
     )

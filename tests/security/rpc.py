@@ -17,8 +17,10 @@ SERVICES = (
 # Worker (service identity) RPCs, by the naming the services use; every other RPC is a user RPC.
 WORKER_METHODS = frozenset(
     f"/raven.v1.TrainingRunService/{m}"
-    for m in ("ClaimTrainingRun", "HeartbeatTrainingRun", "ReleaseTrainingRun")
+    for m in ("ClaimTrainingRun", "HeartbeatTrainingRun", "ReleaseTrainingRun", "HeartbeatWorker")
 )
+# Operator RPCs: need the view-all claim (or superadmin), which an owner does not hold.
+OPERATOR_METHODS = frozenset({"/raven.v1.TrainingRunService/ListWorkers"})
 
 
 def all_methods() -> list[descriptor.MethodDescriptor]:

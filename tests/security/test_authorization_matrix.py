@@ -33,7 +33,7 @@ from common.proto.raven.v1 import trained_model_pb2 as tm
 from common.proto.raven.v1 import training_run_pb2 as tr
 from common.proto.raven.v1 import types_pb2
 from tests.helpers import JWT_SECRET, bearer, token
-from tests.security.rpc import WORKER_METHODS, Outcome, all_methods, invoke, path
+from tests.security.rpc import OPERATOR_METHODS, WORKER_METHODS, Outcome, all_methods, invoke, path
 from tests.security.stack import JSON_CONFIG, Stack, checkpoint_bytes
 
 TR = "/raven.v1.TrainingRunService/"
@@ -99,6 +99,17 @@ ROWS: dict[str, Row] = {
     TR + "ReleaseTrainingRun": Row(
         lambda s, n: tr.ReleaseTrainingRunRequest(name=n, worker_id="w-matrix", attempt=1), "claimed_run"
     ),
+    TR + "HeartbeatWorker": Row(
+        lambda s, n: tr.HeartbeatWorkerRequest(
+            worker_id="w-matrix", worker=tr.WorkerInfo(device_kind="cpu", slots=1)
+        ),
+        None,
+    ),
+    TR + "ListModelTemplates": Row(lambda s, n: tr.ListModelTemplatesRequest(), None),
+    TR + "GetModelTemplate": Row(
+        lambda s, n: tr.GetModelTemplateRequest(name="modelTemplates/rtmdet_tiny"), None
+    ),
+    TR + "ListWorkers": Row(lambda s, n: tr.ListWorkersRequest(), None),
     TM + "GetTrainedModel": Row(lambda s, n: tm.GetTrainedModelRequest(name=n), "model"),
     TM + "ListTrainedModels": Row(lambda s, n: tm.ListTrainedModelsRequest(), None),
     TM + "UpdateTrainedModel": Row(
@@ -285,7 +296,8 @@ def test_only_the_worker_identity_calls_worker_rpcs(
         "owner": stack.who.alice,
         "superadmin": stack.who.admin,
     }[caller]
-    outcome = call(stack, method_path, row.request(stack, world.existing(str(row.resource))), metadata)
+    target = world.existing(row.resource) if row.resource else ""
+    outcome = call(stack, method_path, row.request(stack, target), metadata)
     assert outcome.code == grpc.StatusCode.PERMISSION_DENIED, outcome
     assert_no_leak(outcome)
 
@@ -306,6 +318,17 @@ def test_owner_and_superadmin_pass_user_rpcs(
     row = ROWS[method_path]
     metadata = stack.who.alice if caller == "owner" else stack.who.admin
     outcome = call(stack, method_path, row.request(stack, world.fresh(row.resource)), metadata)
+    if caller == "owner" and method_path in OPERATOR_METHODS:
+        assert outcome.code == grpc.StatusCode.PERMISSION_DENIED, outcome
+        assert_no_leak(outcome)
+        return
+    assert passed(outcome), outcome
+
+
+@pytest.mark.parametrize("method_path", sorted(OPERATOR_METHODS))
+def test_operator_rpcs_pass_with_the_view_all_claim(stack: Stack, world: World, method_path: str) -> None:
+    row = ROWS[method_path]
+    outcome = call(stack, method_path, row.request(stack, ""), stack.who.user)  # every user claim
     assert passed(outcome), outcome
 
 

@@ -135,6 +135,15 @@ class Fuzz:
             "ClaimTrainingRun": [tr.ClaimTrainingRunRequest(name=run, worker_id="w", job_attempt=1)],
             "HeartbeatTrainingRun": [tr.HeartbeatTrainingRunRequest(name=run, worker_id="w", attempt=1)],
             "ReleaseTrainingRun": [tr.ReleaseTrainingRunRequest(name=run, worker_id="w", attempt=1)],
+            "HeartbeatWorker": [
+                tr.HeartbeatWorkerRequest(
+                    worker_id="w",
+                    worker=tr.WorkerInfo(device_kind="cuda", gpu_model="H100", gpu_count=1, slots=1),
+                )
+            ],
+            "GetModelTemplate": [
+                tr.GetModelTemplateRequest(name=f"modelTemplates/{t}") for t in sorted(TEMPLATES)
+            ],
             "UpdateTrainedModel": [
                 tm.UpdateTrainedModelRequest(
                     trained_model=tm.TrainedModel(name=model, description="x"),

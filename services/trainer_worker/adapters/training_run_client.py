@@ -96,13 +96,15 @@ class TrainingRunClient:
         self._stub = training_run_pb2_grpc.TrainingRunServiceStub(self._channel)
         self._token = token
         self.worker_id = worker_id
+        # What this worker offers (device, slots), sent with every claim and heartbeat for ListWorkers.
+        self.info: training_run_pb2.WorkerInfo | None = None
 
     def _metadata(self) -> tuple[tuple[str, str]]:
         return (("authorization", f"Bearer {self._token()}"),)
 
     async def claim(self, run_id: str, job_attempt: int) -> Lease:
         request = training_run_pb2.ClaimTrainingRunRequest(
-            name=run_name(run_id), worker_id=self.worker_id, job_attempt=job_attempt
+            name=run_name(run_id), worker_id=self.worker_id, job_attempt=job_attempt, worker=self.info
         )
         try:
             response = await self._stub.ClaimTrainingRun(
@@ -129,6 +131,7 @@ class TrainingRunClient:
             worker_id=self.worker_id,
             attempt=lease.attempt,
             latest_checkpoint=latest_checkpoint,
+            worker=self.info,
         )
         try:
             response = await self._stub.HeartbeatTrainingRun(
@@ -155,6 +158,14 @@ class TrainingRunClient:
             if exc.code() in _REFUSED:
                 raise LeaseLost(f"{exc.code().name}: {exc.details()}") from exc
             raise TrainingRunUnavailable(f"ReleaseTrainingRun: {exc.code().name}: {exc.details()}") from exc
+
+    async def heartbeat_worker(self) -> None:
+        """Says this worker is alive, idle or not (ListWorkers); failures are the caller's to log."""
+        request = training_run_pb2.HeartbeatWorkerRequest(worker_id=self.worker_id, worker=self.info)
+        try:
+            await self._stub.HeartbeatWorker(request, metadata=self._metadata(), timeout=CALL_TIMEOUT)
+        except grpc.aio.AioRpcError as exc:
+            raise TrainingRunUnavailable(f"HeartbeatWorker: {exc.code().name}: {exc.details()}") from exc
 
     async def close(self) -> None:
         await self._channel.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+from collections.abc import Awaitable, Callable
 
 from common.logging import get_logger
 from services.trainer_worker.adapters.jobs import JobQueue
@@ -22,7 +23,14 @@ FETCH_TIMEOUT = 1.0
 
 class Worker:
     def __init__(
-        self, *, queue: JobQueue, runner: JobRunner, devices: list[str], fetch_timeout: float = FETCH_TIMEOUT
+        self,
+        *,
+        queue: JobQueue,
+        runner: JobRunner,
+        devices: list[str],
+        fetch_timeout: float = FETCH_TIMEOUT,
+        announce: Callable[[], Awaitable[None]] | None = None,
+        announce_seconds: float = 10.0,
     ):
         if not devices:
             raise ValueError("a worker needs at least one slot")
@@ -35,6 +43,9 @@ class Worker:
         self._stopping = asyncio.Event()
         self._jobs: set[asyncio.Task[Settlement]] = set()
         self.settlements: list[Settlement] = []  # in completion order (diagnostics, tests)
+        # Tells training_run this worker is alive even while idle (ListWorkers).
+        self._announce = announce
+        self._announce_seconds = announce_seconds
 
     @property
     def stopping(self) -> bool:
@@ -43,6 +54,7 @@ class Worker:
     async def run(self) -> None:
         """Takes jobs until ``shutdown``; returns once every running job has been settled."""
         log.info("worker started", slots=self._free.qsize())
+        presence = asyncio.create_task(self._announce_loop(), name="presence") if self._announce else None
         try:
             while not self._stopping.is_set():
                 device = await self._next_free_device()
@@ -65,7 +77,25 @@ class Worker:
         finally:
             if self._jobs:
                 await asyncio.gather(*self._jobs, return_exceptions=True)
+            if presence is not None:
+                presence.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await presence
             log.info("worker stopped")
+
+    async def _announce_loop(self) -> None:
+        assert self._announce is not None
+        failing = False
+        while not self._stopping.is_set():
+            try:
+                await self._announce()
+                failing = False
+            except Exception as exc:  # training_run down: jobs will wait for it anyway; log once per outage
+                if not failing:
+                    log.warning("presence heartbeat failed", error=str(exc))
+                failing = True
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self._announce_seconds)
 
     async def _next_free_device(self) -> str | None:
         get = asyncio.create_task(self._free.get())

@@ -106,3 +106,18 @@ class OutboxRow(Base):
     payload: Mapped[bytes] = mapped_column(LargeBinary)
     create_time: Mapped[datetime] = mapped_column(UTCDateTime())
     sent_time: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class WorkerRow(Base):
+    """Trainer workers seen through their claims and heartbeats (what they run is in training_runs)."""
+
+    __tablename__ = "training_run_workers"
+    __table_args__ = (Index("ix_training_run_workers_last_seen", "last_seen_time"),)
+
+    worker_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    device_kind: Mapped[str] = mapped_column(String(16), default="")
+    gpu_model: Mapped[str] = mapped_column(String(200), default="")
+    gpu_count: Mapped[int] = mapped_column(Integer, default=0)
+    slots: Mapped[int] = mapped_column(Integer, default=0)
+    first_seen_time: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_seen_time: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -16,11 +16,18 @@ from common.errors import FieldViolation, InvalidArgument, PermissionDenied
 from common.grpc_interceptors import principal
 from common.proto.raven.v1 import training_run_pb2 as pb
 from common.proto.raven.v1 import training_run_pb2_grpc
+from services.training_run.adapters.discovery_mapping import (
+    queue_to_proto,
+    template_to_proto,
+    worker_info_from_proto,
+    worker_to_proto,
+)
 from services.training_run.adapters.proto_mapping import HYPERPARAMETER_FIELDS, run_to_proto, timestamp
 from services.training_run.adapters.repository import RunFilter
 from services.training_run.adapters.run_feeds import RunChangesHub, RunFeedHub
 from services.training_run.domain.model import RunState, TrainingRun
 from services.training_run.service_layer import commands
+from services.training_run.service_layer.discovery import LIST_WORKERS_PERMISSION, Discovery
 from services.training_run.service_layer.run_reads import RenderedRuns
 from services.training_run.service_layer.services import TrainingRunService, can_view, parse_name
 
@@ -41,6 +48,10 @@ REQUIRED_PERMISSIONS = {
     SERVICE + "ClaimTrainingRun": Permission.WORKER,
     SERVICE + "HeartbeatTrainingRun": Permission.WORKER,
     SERVICE + "ReleaseTrainingRun": Permission.WORKER,
+    SERVICE + "HeartbeatWorker": Permission.WORKER,
+    SERVICE + "ListModelTemplates": Permission.VIEW_TRAINING_RUNS,
+    SERVICE + "GetModelTemplate": Permission.VIEW_TRAINING_RUNS,
+    SERVICE + "ListWorkers": LIST_WORKERS_PERMISSION,
 }
 
 
@@ -62,8 +73,10 @@ class TrainingRunServicer(training_run_pb2_grpc.TrainingRunServiceServicer):
         feeds: RunFeedHub,
         changes: RunChangesHub,
         reads: RenderedRuns[bytes],
+        discovery: Discovery,
     ) -> None:
         self._service = service
+        self._discovery = discovery
         self._feeds = feeds
         self._changes = changes
         self._reads = reads
@@ -183,6 +196,7 @@ class TrainingRunServicer(training_run_pb2_grpc.TrainingRunServiceServicer):
     async def ClaimTrainingRun(
         self, request: pb.ClaimTrainingRunRequest, context: Any
     ) -> pb.ClaimTrainingRunResponse:
+        await self._discovery.worker_seen(request.worker_id, worker_info_from_proto(request.worker))
         claimed = await self._service.claim(parse_name(request.name), request.worker_id, request.job_attempt)
         run = claimed.run
         heartbeat = self._service.heartbeat_interval
@@ -199,6 +213,7 @@ class TrainingRunServicer(training_run_pb2_grpc.TrainingRunServiceServicer):
     async def HeartbeatTrainingRun(
         self, request: pb.HeartbeatTrainingRunRequest, context: Any
     ) -> pb.HeartbeatTrainingRunResponse:
+        await self._discovery.worker_seen(request.worker_id, worker_info_from_proto(request.worker))
         expires, stop = await self._service.heartbeat(
             parse_name(request.name), request.worker_id, request.attempt, request.latest_checkpoint
         )
@@ -215,6 +230,31 @@ class TrainingRunServicer(training_run_pb2_grpc.TrainingRunServiceServicer):
             request.latest_checkpoint,
         )
         return empty_pb2.Empty()
+
+    async def HeartbeatWorker(self, request: pb.HeartbeatWorkerRequest, context: Any) -> empty_pb2.Empty:
+        await self._discovery.worker_seen(request.worker_id, worker_info_from_proto(request.worker))
+        return empty_pb2.Empty()
+
+    # ---- discovery -----------------------------------------------------------------------------------------
+    async def ListModelTemplates(
+        self, request: pb.ListModelTemplatesRequest, context: Any
+    ) -> pb.ListModelTemplatesResponse:
+        found, token = self._discovery.list_templates(principal(), request.page_size, request.page_token)
+        return pb.ListModelTemplatesResponse(
+            model_templates=[template_to_proto(t, self._discovery.pretrained_backbone) for t in found],
+            next_page_token=token,
+        )
+
+    async def GetModelTemplate(self, request: pb.GetModelTemplateRequest, context: Any) -> pb.ModelTemplate:
+        template = self._discovery.get_template(principal(), request.name)
+        return template_to_proto(template, self._discovery.pretrained_backbone)
+
+    async def ListWorkers(self, request: pb.ListWorkersRequest, context: Any) -> pb.ListWorkersResponse:
+        window = request.seen_within
+        workers, queue = await self._discovery.list_workers(principal(), window.seconds + window.nanos / 1e9)
+        return pb.ListWorkersResponse(
+            workers=[worker_to_proto(w) for w in workers], queue=[queue_to_proto(q) for q in queue]
+        )
 
 
 def feed_response(service: TrainingRunService) -> Callable[[Any], Any]:

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from common.nats_streams import StreamNames
 from services.training_run.adapters import outbox
 from services.training_run.adapters.repository import RunRepository
+from services.training_run.adapters.workers import WorkerRepository
 
 
 class UnitOfWork:
@@ -30,10 +31,12 @@ class UnitOfWork:
         self._after_commit = after_commit
         self.session: AsyncSession
         self.runs: RunRepository
+        self.workers: WorkerRepository
 
     async def __aenter__(self) -> UnitOfWork:
         self.session = self._factory()
         self.runs = RunRepository(self.session)
+        self.workers = WorkerRepository(self.session)
         return self
 
     async def __aexit__(

@@ -16,6 +16,7 @@ from typing import Any
 from common import dataset_refs
 from common.errors import AppError, FieldViolation, NotFound, require
 from common.mmdet_config import TEMPLATES, ConfigInvalid, HyperParams, ResolvedConfig, build_config
+from common.mmdet_templates import RUN_DEFAULTS, RUN_LIMITS
 from services.training_run.adapters.trained_models import BaseModelInfo, TrainedModelClient
 from services.training_run.domain.model import RunSpec
 from services.training_run.service_layer.commands import CreateTrainingRun
@@ -23,8 +24,6 @@ from services.training_run.service_layer.commands import CreateTrainingRun
 F = "training_run."
 MODEL_NAME = re.compile(r"^trainedModels/[A-Za-z0-9_-]{1,64}$")
 HP_FIELDS = ("epochs", "batch_size", "learning_rate", "frozen_stages", "image_size", "seed", "val_interval")
-DEFAULT_MAX_ATTEMPTS = 3
-DEFAULT_FRACTIONS = (0.7, 0.2)
 ConfigBuilder = Callable[..., ResolvedConfig]
 
 
@@ -72,12 +71,15 @@ def printable_text(value: str, field: str, max_chars: int, *, required: bool) ->
     return []
 
 
-async def validate_create(cmd: CreateTrainingRun, ctx: CreateContext) -> RunSpec:
-    """The run's spec with its resolved config, or InvalidArgument listing every bad field."""
+async def validate_create(cmd: CreateTrainingRun, ctx: CreateContext, *, operator: bool = False) -> RunSpec:
+    """The run's spec with its resolved config, or InvalidArgument listing every bad field.
+
+    ``operator`` (a superadmin caller) is told server-side details an ordinary user is not: the dataset root.
+    """
     violations = printable_text(cmd.display_name, F + "display_name", 200, required=True)
     violations += printable_text(cmd.description, F + "description", 10_000, required=False)
     violations += printable_text(cmd.request_id, "request_id", 200, required=False)
-    dataset, categories = await _dataset(cmd.dataset, ctx.dataset_root, violations)
+    dataset, categories = await _dataset(cmd.dataset, ctx.dataset_root, violations, operator=operator)
     base = await _base_model(cmd, ctx.trained_models, violations)
     template = cmd.model_template or (base.model_template if base else "")
     if base and cmd.model_template and base.model_template and cmd.model_template != base.model_template:
@@ -98,7 +100,8 @@ async def validate_create(cmd: CreateTrainingRun, ctx: CreateContext) -> RunSpec
             )
         )
     hp = HyperParams.from_proto_fields(**{k: cmd.hyperparameters.get(k, 0) for k in HP_FIELDS})
-    violations += hp.validate(TEMPLATES.get(template))  # type: ignore[arg-type]
+    pretrained = bool(cmd.base_model) or bool(ctx.backbone_checkpoint)
+    violations += hp.validate(TEMPLATES.get(template), pretrained=pretrained)  # type: ignore[arg-type]
     extra, extra_violations = _run_limits(cmd.hyperparameters)
     violations += extra_violations
     class_names = _class_names(cmd.class_names, categories, base, violations)
@@ -130,13 +133,30 @@ def _as_errors(violations: list[Any]) -> list[FieldViolation]:
     ]
 
 
-async def _dataset(ref: str, root: str, violations: list[FieldViolation]) -> tuple[str, list[str]]:
+async def _dataset(
+    ref: str, root: str, violations: list[FieldViolation], *, operator: bool
+) -> tuple[str, list[str]]:
     try:
         dataset = await asyncio.to_thread(dataset_refs.resolve_dataset_ref, root, ref)
         return dataset, await asyncio.to_thread(dataset_refs.read_category_names, root, ref)
+    except NotFound as exc:
+        hint = missing_dataset_hint(ref, root, operator)
+        violations.append(FieldViolation(F + "dataset", f"{exc.message}; {hint}"))
+        return "", []
     except AppError as exc:
         violations.append(FieldViolation(F + "dataset", exc.message))
         return "", []
+
+
+def missing_dataset_hint(ref: str, root: str, operator: bool) -> str:
+    """How to make a dataset available. Only an operator (superadmin) is told where the dataset root is: to
+    anyone else its URL would leak the server's storage layout."""
+    relative = ref.strip("/")
+    where = f"{root.rstrip('/')}/{relative}/" if operator else f"'{relative}/' under the dataset root"
+    who = "copy" if operator else "ask an operator to copy"
+    return (
+        f"{who} it to {where} ({dataset_refs.LAYOUT_HINT}); datasets can't be uploaded through the API yet"
+    )
 
 
 async def _base_model(
@@ -171,21 +191,21 @@ async def _base_model(
 def _run_limits(values: dict[str, Any]) -> tuple[dict[str, Any], list[FieldViolation]]:
     prefix = F + "hyperparameters."
     found: list[FieldViolation] = []
-    max_attempts = int(values.get("max_attempts") or DEFAULT_MAX_ATTEMPTS)
-    if not 1 <= max_attempts <= 10:
-        found.append(FieldViolation(prefix + "max_attempts", f"must be in 1..10, got {max_attempts}"))
-    train = float(values.get("train_fraction") or DEFAULT_FRACTIONS[0])
-    val = float(values.get("val_fraction") or DEFAULT_FRACTIONS[1])
-    for name, value in (("train_fraction", train), ("val_fraction", val)):
-        if not 0 < value < 1:
-            found.append(FieldViolation(prefix + name, f"must be in (0, 1), got {value}"))
-    if train + val > 1 + 1e-9:
+    chosen: dict[str, Any] = {}
+    for limit in RUN_LIMITS:
+        value = values.get(limit.field) or RUN_DEFAULTS[limit.field]
+        chosen[limit.field] = int(value) if limit.integer else float(value)
+        problem = limit.problem(chosen[limit.field])
+        if problem:
+            found.append(FieldViolation(prefix + limit.field, problem))
+    total = chosen["train_fraction"] + chosen["val_fraction"]
+    if total > 1 + 1e-9:
         found.append(
             FieldViolation(
-                prefix + "val_fraction", f"train_fraction + val_fraction must be <= 1, got {train + val:g}"
+                prefix + "val_fraction", f"train_fraction + val_fraction must be <= 1, got {total:g}"
             )
         )
-    return {"max_attempts": max_attempts, "train_fraction": train, "val_fraction": val}, found
+    return chosen, found
 
 
 def _class_names(

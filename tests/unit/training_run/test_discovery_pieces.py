@@ -1,0 +1,75 @@
+"""Template listing = Create's checks; queue depth per capability; worker info."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from common.mmdet_templates import RUN_LIMITS, TEMPLATES, HyperParams, Limit, limits_for
+from services.training_run.adapters.discovery_mapping import template_to_proto
+from services.training_run.domain.workers import SeenWorker, WorkerInfo, queue_depths
+from services.training_run.service_layer.validation import _run_limits
+
+NOW = datetime(2026, 12, 2, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("pretrained", [True, False], ids=["pretrained", "random-init"])
+@pytest.mark.parametrize("key", sorted(TEMPLATES))
+def test_listed_ranges_are_the_ones_create_checks(key: str, pretrained: bool) -> None:
+    template = TEMPLATES[key]
+    listed = template_to_proto(template, pretrained)
+    limits = limits_for(template, pretrained=pretrained)
+    ranges = {r.field: r for r in listed.ranges}
+    assert [r.field for r in listed.ranges] == [lim.field for lim in (*limits, *RUN_LIMITS)]
+    assert ranges["frozen_stages"].max == (template.max_frozen_stages if pretrained else -1)
+    # Every listed default passes validation when sent back as it is.
+    defaults = listed.default_hyperparameters
+    hp = HyperParams.from_proto_fields(**{f: getattr(defaults, f) for f in ranges if hasattr(HyperParams, f)})
+    assert hp.validate(template, pretrained=pretrained) == []
+    run_fields = ("max_attempts", "train_fraction", "val_fraction")
+    assert _run_limits({f: getattr(defaults, f) for f in run_fields})[1] == []
+    # One past each bound is refused, by the field the range names.
+    for limit in limits:
+        if limit.integer and limit.field != "val_interval":
+            too_high = HyperParams(**{limit.field: int(limit.high) + 1})
+            fields = {v.field for v in too_high.validate(template, pretrained=pretrained)}
+            assert f"training_run.hyperparameters.{limit.field}" in fields, limit
+
+
+def test_limit_messages_are_actionable() -> None:
+    assert Limit("batch_size", 1, 64).problem(999) == "must be between 1 and 64, got 999"
+    assert Limit("batch_size", 1, 64).problem(2.5) == "must be an integer, got 2.5"
+    lr = Limit("learning_rate", 0, 1, integer=False, low_exclusive=True)
+    assert lr.problem(0) == "must be a number in (0, 1], got 0" and lr.problem(1) is None
+    assert lr.problem(float("nan")) is not None and lr.problem(True) is not None
+    size = Limit("image_size", 64, 2048, multiple_of=32, note="the largest feature stride")
+    assert size.problem(100) == "must be a multiple of 32 (the largest feature stride), got 100"
+
+
+def worker(worker_id: str, info: WorkerInfo, runs: int) -> SeenWorker:
+    return SeenWorker(worker_id, info, NOW, NOW, [f"r{i}" for i in range(runs)])
+
+
+def test_queue_depth_per_capability() -> None:
+    gpu = worker("g", WorkerInfo("cuda", "H100", 2, 2), runs=1)
+    cpu = worker("c", WorkerInfo("cpu", slots=3), runs=5)  # more runs than slots: none free, never negative
+    depths = {
+        d.capability: d
+        for d in queue_depths(
+            [gpu, cpu], {"faster_rcnn_r50_fpn": 4, "rtmdet_tiny": 2}, {"faster_rcnn_r50_fpn"}
+        )
+    }
+    assert (depths["gpu"].pending_training_runs, depths["gpu"].workers, depths["gpu"].free_slots) == (4, 1, 1)
+    assert (depths["any"].pending_training_runs, depths["any"].workers, depths["any"].free_slots) == (2, 2, 1)
+
+
+def test_a_call_without_device_info_keeps_what_the_worker_said_before() -> None:
+    seen = worker("g", WorkerInfo("cuda", "H100", 1, 1), runs=0)
+    seen.seen_again(WorkerInfo(), NOW.replace(hour=1))
+    assert seen.info.gpu_model == "H100" and seen.last_seen_time.hour == 1
+
+
+def test_bad_worker_info_names_each_field() -> None:
+    fields = {v.field for v in WorkerInfo("tpu", "x" * 300, -1, 10_000).violations()}
+    assert fields == {"worker.device_kind", "worker.gpu_model", "worker.gpu_count", "worker.slots"}
