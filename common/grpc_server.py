@@ -16,6 +16,7 @@ from prometheus_client import start_http_server
 from common.auth import TokenVerifier
 from common.grpc_interceptors import AuthInterceptor, ContextInterceptor, ErrorInterceptor
 from common.logging import get_logger
+from common.tls import ServerTLS
 
 log = get_logger("server")
 
@@ -36,6 +37,7 @@ class RunningServer:
     port: int
     health: health.aio.HealthServicer
     service_names: list[str]
+    health_server: grpc.aio.Server | None = None  # plaintext, health only (kubelet probes under TLS)
 
     async def set_serving(self) -> None:
         for name in ["", *self.service_names]:
@@ -44,6 +46,8 @@ class RunningServer:
     async def stop(self, grace: float) -> None:
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace)
+        if self.health_server is not None:
+            await self.health_server.stop(0)
 
 
 async def create_server(
@@ -52,8 +56,14 @@ async def create_server(
     *,
     address: str = "[::]:0",
     extra_interceptors: Iterable[grpc.aio.ServerInterceptor] = (),
+    tls: ServerTLS | None = None,
+    health_port: int = 0,
 ) -> RunningServer:
-    """Build and start a server; ``address`` with port 0 binds a free port (tests)."""
+    """Build and start a server; ``address`` with port 0 binds a free port (tests).
+
+    With ``tls`` the port speaks only TLS (mTLS when it has a client CA). ``health_port`` adds a plaintext
+    port serving nothing but grpc.health.v1, for probes that cannot speak TLS (kubelet's gRPC probe).
+    """
     required: dict[str, str] = {}
     for service in services:
         required.update(service.required_permissions)
@@ -80,11 +90,20 @@ async def create_server(
     reflection.enable_server_reflection(
         [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME], server
     )
-    port = server.add_insecure_port(address)
+    port = server.add_secure_port(address, tls.credentials()) if tls else server.add_insecure_port(address)
     if port == 0:
         raise RuntimeError(f"could not bind gRPC address {address}")
+    health_server = None
+    if health_port:
+        health_server = grpc.aio.server()
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, health_server)
+        if health_server.add_insecure_port(f"[::]:{health_port}") == 0:
+            raise RuntimeError(f"could not bind the health port {health_port}")
+        await health_server.start()
     await server.start()
-    running = RunningServer(server=server, port=port, health=health_servicer, service_names=names)
+    running = RunningServer(
+        server=server, port=port, health=health_servicer, service_names=names, health_server=health_server
+    )
     await running.set_serving()
     return running
 

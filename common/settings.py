@@ -25,13 +25,13 @@ class Settings(BaseSettings):
     dataset_root: str = Field(default="", description="fsspec URL; default file://{data_dir}/datasets")
     jwt_secret: str = Field(default="", description="HS256 shared secret")
     jwt_public_key: str = Field(default="", description="RS256 PEM public key (verification)")
-    jwt_private_key: str = Field(default="", description="RS256 PEM private key (token minting: CLI, services; never workers)")
+    jwt_private_key: str = Field(default="", description="RS256 PEM private key (minting; never on workers)")
     jwt_audience: str = Field(default="raven")
     jwt_issuer: str = Field(default="raven")
-    jwt_revoked_ids: str = Field(default="", description="comma-separated token ids (jti) the services refuse")
+    jwt_revoked_ids: str = Field(default="", description="comma-separated token ids (jti) refused")
     # The worker's credential: a pre-issued worker token (`ravenctl token --worker`), never the signing key.
     worker_token: str = Field(default="", description="worker: its worker token")
-    worker_token_file: str = Field(default="", description="worker: file holding its token, re-read on change")
+    worker_token_file: str = Field(default="", description="worker: file with its token, re-read on change")
     training_run_addr: str = Field(default="127.0.0.1:50051")
     trained_model_addr: str = Field(default="127.0.0.1:50052")
     # TLS (common/tls.py). Unset: plaintext, the embedded default. PEM files, re-read when they change.

@@ -21,9 +21,13 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from common.auth import issue_worker_token
 from common.nats_launcher import free_port, start_local_nats
+from common.tls import ClientTLS, sync_channel
 
 ROOT = Path(__file__).resolve().parents[1]
+# The signing key never reaches a worker: it gets a worker token (RAVEN_WORKER_TOKEN_FILE) instead.
+SIGNING_KEYS = ("RAVEN_JWT_SECRET", "RAVEN_JWT_PRIVATE_KEY")
 
 
 @dataclass
@@ -32,6 +36,8 @@ class Stack:
     jwt_secret: str = "raven-dev-secret"
     worker: bool = True
     extra_env: dict[str, str] = field(default_factory=dict)
+    # Only the two servers get these (e.g. RAVEN_TLS_CERT_FILE / _KEY_FILE: workers never hold a server key).
+    server_env: dict[str, str] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
     nats_url: str = ""
@@ -51,6 +57,18 @@ class Stack:
             **self.extra_env,
         }
 
+    def client_tls(self) -> ClientTLS | None:
+        """How a client reaches the servers: the RAVEN_TLS_* client settings this stack hands out."""
+        env = self.extra_env
+        if not env.get("RAVEN_TLS_CA_FILE"):
+            return None
+        return ClientTLS(
+            env["RAVEN_TLS_CA_FILE"],
+            env.get("RAVEN_TLS_CLIENT_CERT_FILE", ""),
+            env.get("RAVEN_TLS_CLIENT_KEY_FILE", ""),
+            env.get("RAVEN_TLS_SERVER_NAME", ""),
+        )
+
     def start(self) -> Stack:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         logs = self.data_dir / "logs"
@@ -65,15 +83,33 @@ class Stack:
                 {
                     "RAVEN_GRPC_PORT": str(self.ports[service]),
                     "RAVEN_METRICS_PORT": str(self.ports[f"metrics_{service}"]),
+                    **self.server_env,
                 },
             )
         for service in ("training_run", "trained_model"):
-            wait_serving(f"127.0.0.1:{self.ports[service]}", timeout=120)
+            wait_serving(f"127.0.0.1:{self.ports[service]}", timeout=120, tls=self.client_tls())
+        self.rotate_worker_token()
         if self.worker:
             self._spawn(
                 "trainer_worker", ["-m", "services.trainer_worker"], {"RAVEN_WORKER_ID": "demo-worker-1"}
             )
         return self
+
+    @property
+    def worker_token_file(self) -> Path:
+        return self.data_dir / "worker.token"
+
+    def rotate_worker_token(self, ttl_seconds: float = 7 * 24 * 3600) -> str:
+        """What an operator does with `ravenctl token --worker`: a new worker token in the workers' file.
+
+        Running workers pick the new one up at their next call (rotation without a restart).
+        """
+        token = issue_worker_token("embedded-workers", secret=self.jwt_secret, ttl_seconds=ttl_seconds)
+        staged = self.worker_token_file.with_suffix(".new")
+        staged.write_text(token)
+        staged.chmod(0o600)
+        staged.replace(self.worker_token_file)  # atomic: a worker never reads half a token
+        return token
 
     def _start_nats(self, port: int = 0) -> None:
         logs = self.data_dir / "logs"
@@ -119,7 +155,7 @@ class Stack:
         args, env = self.specs[name]
         self._spawn(name, args, env)
         if wait and name in ("training_run", "trained_model"):
-            wait_serving(f"127.0.0.1:{self.ports[name]}", timeout=120)
+            wait_serving(f"127.0.0.1:{self.ports[name]}", timeout=120, tls=self.client_tls())
 
     def restart(self, name: str, sig: int = signal.SIGTERM, wait: bool = True) -> None:
         self.kill(name, sig)
@@ -127,11 +163,16 @@ class Stack:
 
     def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> None:
         self.specs[name] = (args, env)
+        environment = {**self.env(), **env}
+        if name.startswith("trainer_worker"):
+            environment = {k: v for k, v in environment.items() if k not in SIGNING_KEYS}
+            environment["RAVEN_WORKER_TOKEN_FILE"] = str(self.worker_token_file)
+            environment.pop("RAVEN_WORKER_TOKEN", None)
         with open(self.data_dir / "logs" / f"{name}.log", "ab") as log:  # the child keeps its own descriptor
             self.processes[name] = subprocess.Popen(
                 [sys.executable, *args],
                 cwd=ROOT,
-                env={**self.env(), **env},
+                env=environment,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
@@ -170,9 +211,9 @@ class Stack:
         }
 
 
-def wait_serving(address: str, timeout: float) -> None:
+def wait_serving(address: str, timeout: float, tls: ClientTLS | None = None) -> None:
     deadline = time.monotonic() + timeout
-    with grpc.insecure_channel(address) as channel:
+    with sync_channel(address, tls) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         while True:
             try:
@@ -200,6 +241,7 @@ def _up(data_dir: Path) -> int:
     print(f"  export RAVEN_TRAINING_RUN_ADDR={env['RAVEN_TRAINING_RUN_ADDR']}")
     print(f"  export RAVEN_TRAINED_MODEL_ADDR={env['RAVEN_TRAINED_MODEL_ADDR']}")
     print(f"  export RAVEN_JWT_SECRET={env['RAVEN_JWT_SECRET']}")
+    print(f"  worker token (the worker's only credential) in {stack.worker_token_file}")
     print(f"  logs in {data_dir / 'logs'}; `make down` stops it")
     return 0
 

@@ -22,6 +22,7 @@ from common.client.errors import RavenError
 from common.client.models import TrainedModelMethods
 from common.proto.raven.v1 import training_run_pb2, types_pb2
 from common.settings import Settings
+from common.tls import ClientTLS
 
 TERMINAL_STATES = frozenset({types_pb2.SUCCEEDED, types_pb2.FAILED, types_pb2.CANCELLED})
 STREAM_RETRY_CODES = frozenset({grpc.StatusCode.UNAVAILABLE})
@@ -49,6 +50,7 @@ class RavenClient(TrainedModelMethods):
     @classmethod
     def from_settings(cls, settings: Settings, *, token: TokenSource = None, **kwargs: Any) -> RavenClient:
         """Addresses and TLS (``RAVEN_TLS_CA_FILE``, client cert/key) from the settings."""
+        kwargs.setdefault("tls", ClientTLS.from_settings(settings))
         return cls(settings.training_run_addr, settings.trained_model_addr, token=token, **kwargs)
 
     async def __aenter__(self) -> RavenClient:

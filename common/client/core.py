@@ -13,6 +13,7 @@ import grpc
 from common.client.errors import RavenError
 from common.client.retry import READ_RETRY_CODES, WRITE_RETRY_CODES, RetryPolicy
 from common.proto.raven.v1 import trained_model_pb2_grpc, training_run_pb2_grpc
+from common.tls import ClientTLS, aio_channel
 
 TokenSource = str | Callable[[], str] | None
 
@@ -40,6 +41,7 @@ class ClientCore:
         retry: RetryPolicy | None = None,
         download_timeout: float = 600.0,
         channel_options: Sequence[tuple[str, Any]] = DEFAULT_CHANNEL_OPTIONS,
+        tls: ClientTLS | None = None,
     ) -> None:
         self._addrs = (training_run_addr, trained_model_addr)
         self._token = token
@@ -47,6 +49,7 @@ class ClientCore:
         self.retry = retry or RetryPolicy()
         self.download_timeout = download_timeout
         self._options = list(channel_options)
+        self.tls = tls
         self._channels: dict[str, grpc.aio.Channel] = {}
 
     async def close(self) -> None:
@@ -59,7 +62,7 @@ class ClientCore:
     def _channel(self, addr: str) -> grpc.aio.Channel:
         # Created lazily so the channel binds to the event loop that uses it.
         if addr not in self._channels:
-            self._channels[addr] = grpc.aio.insecure_channel(addr, options=self._options)
+            self._channels[addr] = aio_channel(addr, self.tls, self._options)
         return self._channels[addr]
 
     @property

@@ -15,6 +15,7 @@ from google.protobuf.message import Message
 from common.auth import USER_PERMISSIONS, mint_token
 from common.client import RavenClient, RavenError
 from common.settings import Settings
+from common.tls import ClientTLS
 from services.cli.render import print_json, show
 
 T = TypeVar("T")
@@ -42,6 +43,7 @@ class CliConfig:
     timeout: float
     # How coroutines run: asyncio.run, or (tests) one that uses the loop of their in-process servers.
     runner: Runner = field(default=asyncio.run)
+    tls: ClientTLS | None = None  # None: plaintext
 
     @property
     def json(self) -> bool:
@@ -67,7 +69,11 @@ class CliConfig:
 
     def client(self) -> RavenClient:
         return RavenClient(
-            self.training_run_addr, self.trained_model_addr, token=self.resolved_token(), timeout=self.timeout
+            self.training_run_addr,
+            self.trained_model_addr,
+            token=self.resolved_token(),
+            timeout=self.timeout,
+            tls=self.tls,
         )
 
 
@@ -89,13 +95,25 @@ def fail(message: str, details: list[str] | None = None) -> typer.Exit:
     return typer.Exit(ERROR_EXIT)
 
 
-def report(exc: RavenError | CliError | OSError) -> typer.Exit:
+def report(exc: RavenError | CliError | OSError, hints: list[str] | None = None) -> typer.Exit:
     """``error: <CODE>: <message>`` and one ``  - <field>: <description>`` per violation; exit code 2."""
     if isinstance(exc, RavenError):
         return fail(
-            f"{exc.code.name}: {exc.message}", [f"{v.field}: {v.description}" for v in exc.violations]
+            f"{exc.code.name}: {exc.message}",
+            [f"{v.field}: {v.description}" for v in exc.violations] + (hints or []),
         )
     return fail(str(exc))
+
+
+def connection_hints(exc: RavenError | CliError | OSError, tls: ClientTLS | None) -> list[str]:
+    """A refused TLS handshake only says "Socket closed": name the TLS options that may be missing."""
+    if not isinstance(exc, RavenError) or "failed to connect" not in exc.message:
+        return []
+    if tls is None:
+        return ["ravenctl spoke plaintext: if the servers use TLS, pass their CA with --ca-file"]
+    if not tls.cert_file:
+        return ["if the servers require client certificates (mTLS), pass --client-cert and --client-key"]
+    return []
 
 
 def call(ctx: typer.Context, work: Callable[[RavenClient], Awaitable[T]]) -> T:
@@ -109,7 +127,7 @@ def call(ctx: typer.Context, work: Callable[[RavenClient], Awaitable[T]]) -> T:
     try:
         return config.runner(session())  # type: ignore[no-any-return]
     except (RavenError, CliError, OSError) as exc:
-        raise report(exc) from None
+        raise report(exc, connection_hints(exc, config.tls)) from None
 
 
 def run_name(value: str) -> str:

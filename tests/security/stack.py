@@ -37,6 +37,7 @@ from common.proto.raven.v1 import (
     types_pb2,
 )
 from common.settings import Settings
+from common.tls import ClientTLS, sync_channel
 from services.trained_model import bootstrap as tm_bootstrap
 from services.training_run import bootstrap as tr_bootstrap
 from services.training_run.adapters.trained_models import GrpcTrainedModelClient
@@ -98,8 +99,19 @@ class Identities:
 
 
 class Stack:
-    def __init__(self, root: Path, nats_url: str) -> None:
+    def __init__(
+        self,
+        root: Path,
+        nats_url: str,
+        *,
+        tls_settings: dict[str, str] | None = None,
+        client_tls: ClientTLS | None = None,
+    ) -> None:
+        """``tls_settings``: RAVEN_TLS_* fields of both services (server and peer-client side);
+        ``client_tls``: how the test's own channels connect (None = plaintext)."""
         self.root = root
+        self.tls_settings = dict(tls_settings or {})
+        self.client_tls = client_tls
         self.nats_url = nats_url
         self.dataset_root = root / "datasets"
         self.artifact_root = root / "artifacts"
@@ -119,8 +131,8 @@ class Stack:
 
     def start(self) -> Stack:
         self.call(self._start())
-        self.tr_channel = grpc.insecure_channel(f"127.0.0.1:{self.tr_port}")
-        self.tm_channel = grpc.insecure_channel(f"127.0.0.1:{self.tm_port}")
+        self.tr_channel = sync_channel(f"127.0.0.1:{self.tr_port}", self.client_tls)
+        self.tm_channel = sync_channel(f"127.0.0.1:{self.tm_port}", self.client_tls)
         self.channels = [self.tr_channel, self.tm_channel]
         self.runs = training_run_pb2_grpc.TrainingRunServiceStub(self.tr_channel)
         self.models = trained_model_pb2_grpc.TrainedModelServiceStub(self.tm_channel)
@@ -140,6 +152,7 @@ class Stack:
             jobs_stream=names.jobs,
             events_stream=names.events,
             subject_prefix=names.prefix,
+            **self.tls_settings,
         )
         tm_settings = Settings(grpc_port=0, training_run_addr=f"127.0.0.1:{tr_port}", **common)  # type: ignore[arg-type]
         self.tm_app = await tm_bootstrap.build_app(
@@ -151,7 +164,9 @@ class Stack:
             tr_settings,
             address=f"127.0.0.1:{tr_port}",
             names=names,
-            trained_models=GrpcTrainedModelClient(f"127.0.0.1:{self.tm_port}"),
+            trained_models=GrpcTrainedModelClient(
+                f"127.0.0.1:{self.tm_port}", tls=ClientTLS.from_settings(tr_settings)
+            ),
         )
         self.tr_port = self.tr_app.port
 

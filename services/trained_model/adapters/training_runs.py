@@ -9,9 +9,10 @@ import abc
 
 import grpc
 
-from common.auth import Permission, mint_token
+from common.auth import Permission, ServiceToken
 from common.errors import Unavailable
 from common.proto.raven.v1 import training_run_pb2, training_run_pb2_grpc, types_pb2
+from common.tls import ClientTLS, aio_channel
 
 SERVICE_SUBJECT = "service:trained-model"
 ACTIVE_STATES = (types_pb2.PENDING, types_pb2.RUNNING, types_pb2.CANCELLING)
@@ -21,6 +22,10 @@ class TrainingRunQueries(abc.ABC):
     @abc.abstractmethod
     async def has_active_runs(self, base_model_name: str) -> bool:
         """True when a pending, running or cancelling run uses the model as its base."""
+
+    @abc.abstractmethod
+    async def run_owner(self, run_id: str) -> str | None:
+        """The owner (subject) of run ``run_id``; None when there is no such run."""
 
     async def close(self) -> None:
         return None
@@ -38,26 +43,20 @@ class GrpcTrainingRunQueries(TrainingRunQueries):
         audience: str = "raven",
         issuer: str = "raven",
         timeout: float = 5.0,
+        tls: ClientTLS | None = None,
     ) -> None:
-        self._channel = grpc.aio.insecure_channel(address)
+        self._channel = aio_channel(address, tls)
         self._stub = training_run_pb2_grpc.TrainingRunServiceStub(self._channel)
         self._address = address
-        self._secret = secret
-        self._private_key = private_key
-        self._audience = audience
-        self._issuer = issuer
-        self._timeout = timeout
-
-    def _token(self) -> str:
-        return mint_token(
+        self._token = ServiceToken(
             SERVICE_SUBJECT,
             [Permission.VIEW_TRAINING_RUNS, Permission.VIEW_ALL_TRAINING_RUNS],
-            secret=self._secret,
-            private_key=self._private_key,
-            ttl_seconds=300,
-            audience=self._audience,
-            issuer=self._issuer,
+            secret=secret,
+            private_key=private_key,
+            audience=audience,
+            issuer=issuer,
         )
+        self._timeout = timeout
 
     async def has_active_runs(self, base_model_name: str) -> bool:
         request = training_run_pb2.ListTrainingRunsRequest(
@@ -73,6 +72,21 @@ class GrpcTrainingRunQueries(TrainingRunQueries):
                 f"answered {exc.code().name}: {exc.details()}); nothing was deleted, retry later"
             ) from exc
         return bool(response.training_runs) or response.total_size > 0
+
+    async def run_owner(self, run_id: str) -> str | None:
+        request = training_run_pb2.GetTrainingRunRequest(name=f"trainingRuns/{run_id}")
+        try:
+            run = await self._stub.GetTrainingRun(
+                request, metadata=(("authorization", f"Bearer {self._token()}"),), timeout=self._timeout
+            )
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):
+                return None
+            raise Unavailable(
+                f"cannot check who owns run {run_id} (training_run at {self._address} answered "
+                f"{exc.code().name}); nothing was imported, retry later"
+            ) from exc
+        return run.owner
 
     async def close(self) -> None:
         await self._channel.close()

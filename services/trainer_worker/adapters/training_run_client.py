@@ -1,4 +1,5 @@
-"""gRPC client for the worker RPCs of training_run (Claim, Heartbeat, Release), authenticated as the worker.
+"""gRPC client for the worker RPCs of training_run (Claim, Heartbeat, Release), authenticated as the worker
+with its pre-issued worker token (``worker_credential.WorkerCredential``).
 
 gRPC status codes become the few outcomes the worker acts on: ``ClaimRefused`` (terminate the job message),
 ``LeaseLost`` (stop, publish nothing), ``TrainingRunUnavailable`` (try again later).
@@ -12,8 +13,8 @@ from dataclasses import dataclass
 
 import grpc
 
-from common.auth import Permission, mint_token
 from common.proto.raven.v1 import training_run_pb2, training_run_pb2_grpc
+from common.tls import ClientTLS, aio_channel
 from services.trainer_worker.domain.job import run_name
 
 CALL_TIMEOUT = 10.0
@@ -46,37 +47,6 @@ class Lease:
     training_run: training_run_pb2.TrainingRun
 
 
-class WorkerToken:
-    """Mints the worker's service token and re-mints it well before it expires."""
-
-    def __init__(
-        self,
-        subject: str,
-        *,
-        secret: str = "",
-        private_key: str = "",
-        audience: str = "raven",
-        issuer: str = "raven",
-        ttl_seconds: float = 3600.0,
-    ) -> None:
-        if not secret and not private_key:
-            raise ValueError("set RAVEN_JWT_SECRET or RAVEN_JWT_PRIVATE_KEY so the worker can mint its token")
-        self._kwargs = dict(secret=secret, private_key=private_key, audience=audience, issuer=issuer)
-        self._subject = subject
-        self._ttl = ttl_seconds
-        self._token = ""
-        self._renew_at = 0.0
-
-    def __call__(self) -> str:
-        now = time.monotonic()
-        if not self._token or now >= self._renew_at:
-            self._token = mint_token(
-                self._subject, [Permission.WORKER], ttl_seconds=self._ttl, **self._kwargs
-            )  # type: ignore[arg-type]
-            self._renew_at = now + self._ttl / 2
-        return self._token
-
-
 def _seconds_until(ts: object) -> float:
     if not getattr(ts, "seconds", 0) and not getattr(ts, "nanos", 0):
         return 0.0
@@ -91,8 +61,9 @@ class TrainingRunClient:
         worker_id: str,
         *,
         channel: grpc.aio.Channel | None = None,
+        tls: ClientTLS | None = None,
     ) -> None:
-        self._channel = channel or grpc.aio.insecure_channel(address)
+        self._channel = channel or aio_channel(address, tls)
         self._stub = training_run_pb2_grpc.TrainingRunServiceStub(self._channel)
         self._token = token
         self.worker_id = worker_id

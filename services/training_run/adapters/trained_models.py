@@ -12,6 +12,7 @@ from google.protobuf import json_format
 
 from common.errors import NotFound, PermissionDenied, Unavailable
 from common.proto.raven.v1 import trained_model_pb2, trained_model_pb2_grpc
+from common.tls import ClientTLS, aio_channel
 
 
 @dataclass(frozen=True)
@@ -34,8 +35,8 @@ class TrainedModelClient(abc.ABC):
 
 
 class GrpcTrainedModelClient(TrainedModelClient):
-    def __init__(self, address: str, timeout: float = 5.0) -> None:
-        self._channel = grpc.aio.insecure_channel(address)
+    def __init__(self, address: str, timeout: float = 5.0, tls: ClientTLS | None = None) -> None:
+        self._channel = aio_channel(address, tls)
         self._stub = trained_model_pb2_grpc.TrainedModelServiceStub(self._channel)
         self._timeout = timeout
 
