@@ -117,17 +117,21 @@ def device_text(info: training_run_pb2.WorkerInfo) -> str:
 def workers_tables(response: training_run_pb2.ListWorkersResponse, width: int | None = None) -> list[Table]:
     width = width or console().width
     now = datetime.now(UTC)
+    run_ids = [[r.rsplit("/", 1)[-1] for r in w.training_runs] for w in response.workers]
+    longest_id = max((len(r) for ids in run_ids for r in ids), default=0)
+    longest_worker = max((len(w.worker_id) for w in response.workers), default=0)
     columns = [
-        Col("WORKER", 0), Col("DEVICE", 1), Col("FREE", 0, justify="right"),
-        Col("SLOTS", 2, justify="right"), Col("LAST SEEN", 0), Col("RUNNING", 3),
+        Col("WORKER", 0, min_width=longest_worker), Col("DEVICE", 1), Col("FREE", 0, justify="right"),
+        Col("SLOTS", 3, justify="right"), Col("LAST SEEN", 0, min_width=8),
+        Col("RUNNING", 2, min_width=longest_id),
     ]  # fmt: skip
     rows = [
         [
             w.worker_id, device_text(w.info), str(w.free_slots), str(w.info.slots),
             ago(w.last_seen_time, now),
-            "\n".join(r.rsplit("/", 1)[-1] for r in w.training_runs) or "-",
+            "\n".join(ids) or "-",
         ]
-        for w in response.workers
+        for w, ids in zip(response.workers, run_ids, strict=True)
     ]  # fmt: skip
     queue_columns = [
         Col("NEEDS", 0), Col("PENDING", 0, justify="right"), Col("WORKERS", 0, justify="right"),

@@ -202,8 +202,8 @@ def models_table(
 ) -> Table:
     width = width or console().width
     columns = [
-        Col("DISPLAY NAME", 1), Col("VER", 3, justify="right"), Col("mAP", 0, justify="right", min_width=5),
-        Col("mAP50", 2, justify="right"), Col("PUBLISHED", 4), Col("DATASET", 5), Col("BASE MODEL", 7),
+        Col("DISPLAY NAME", 1), Col("VER", 4, justify="right"), Col("mAP", 0, justify="right", min_width=5),
+        Col("mAP50", 3, justify="right"), Col("PUBLISHED", 2), Col("DATASET", 5), Col("BASE MODEL", 7),
         Col("CREATED", 6),
     ]  # fmt: skip
     rows = [

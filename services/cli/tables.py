@@ -13,6 +13,7 @@ from rich.text import Text
 # A column costs its content width plus one space of padding each side and one border line.
 COLUMN_OVERHEAD = 3
 TABLE_OVERHEAD = 1
+COMFORTABLE = 12  # a column narrower than its content gets at least this much before columns are dropped
 
 
 @dataclass(frozen=True)
@@ -40,22 +41,29 @@ def fits(columns: Sequence[Col], width: int) -> bool:
 def fitted_table(
     title: str, columns: Sequence[Col], rows: Sequence[Sequence[str]], width: int, caption: str = ""
 ) -> Table:
-    """A rich table no wider than ``width`` when the always-kept columns allow it."""
+    """A rich table no wider than ``width`` when the always-kept columns allow it.
+
+    A column is kept only if it gets at least its comfortable width (its content, up to ``COMFORTABLE``, never
+    less than its longest header word): fewer columns read better than many folded ones.
+    """
+    natural = [
+        max([cell_width(c.header), *(cell_width(row[i]) for row in rows)]) for i, c in enumerate(columns)
+    ]
+    comfortable = [max(c.narrowest, min(n, COMFORTABLE)) for c, n in zip(columns, natural, strict=True)]
+
+    def needed(kept: list[int]) -> int:
+        return sum(comfortable[i] + COLUMN_OVERHEAD for i in kept) + TABLE_OVERHEAD
+
     keep = list(range(len(columns)))
     for priority in sorted({c.priority for c in columns if c.priority}, reverse=True):
-        if fits([columns[i] for i in keep], width):
+        if needed(keep) <= width:
             break
         keep = [i for i in keep if columns[i].priority != priority]
-    chosen = [columns[i] for i in keep]
-    natural = [
-        max(cell_width(c.header), *(cell_width(row[i]) for row in rows)) if rows else cell_width(c.header)
-        for c, i in zip(chosen, keep, strict=True)
-    ]
-    widths = _share(
-        natural, [c.narrowest for c in chosen], width - TABLE_OVERHEAD - COLUMN_OVERHEAD * len(chosen)
-    )
+    budget = width - TABLE_OVERHEAD - COLUMN_OVERHEAD * len(keep)
+    widths = _share([natural[i] for i in keep], [comfortable[i] for i in keep], budget)
     table = Table(title=title, caption=caption or None, title_justify="left")
-    for column, column_width in zip(chosen, widths, strict=True):
+    for i, column_width in zip(keep, widths, strict=True):
+        column = columns[i]
         table.add_column(column.header, justify=column.justify, width=column_width, overflow="fold")
     for row in rows:
         table.add_row(*(row[i] for i in keep))
