@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from common.auth import USER_PERMISSIONS, Permission, mint_token
+from common.auth import USER_PERMISSIONS, issue_worker_token, mint_token
 
 JWT_SECRET = "test-secret-" + uuid.uuid4().hex
 
@@ -16,8 +16,9 @@ def token(
     return mint_token(subject, list(perms), secret=JWT_SECRET, ttl_seconds=ttl)
 
 
-def worker_token(subject: str = "worker-1") -> str:
-    return mint_token(subject, [Permission.WORKER], secret=JWT_SECRET)
+def worker_token(subject: str = "worker-1", ttl: float = 3600) -> str:
+    """A worker token as an operator issues it (``ravenctl token --worker``): only the worker permission."""
+    return issue_worker_token(subject, secret=JWT_SECRET, ttl_seconds=ttl)
 
 
 def bearer(tok: str) -> tuple[tuple[str, str]]:

@@ -9,6 +9,7 @@ import sys
 from common.grpc_server import start_metrics_endpoint
 from common.logging import configure_logging, get_logger
 from common.settings import Settings
+from services.trainer_worker.adapters.worker_credential import WorkerCredentialError
 from services.trainer_worker.bootstrap import build_worker
 
 
@@ -38,7 +39,12 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings()
     configure_logging(settings.log_level, settings.log_json)
     start_metrics_endpoint(settings.metrics_port)
-    asyncio.run(serve(settings))
+    try:
+        asyncio.run(serve(settings))
+    except WorkerCredentialError as exc:
+        get_logger("trainer_worker").error("not starting", reason=str(exc))
+        print(f"trainer_worker: {exc}", file=sys.stderr)
+        return 2
     get_logger("trainer_worker").info("exited cleanly")
     return 0
 

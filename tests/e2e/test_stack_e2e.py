@@ -1,7 +1,8 @@
 """End to end: the real stack driven by ravenctl's JSON.
 
 The stack is nats-server, both services on SQLite and one CPU worker. A real, tiny MMDetection training runs
-on CPU; every step goes through the public gRPC API.
+on CPU; every step goes through the public gRPC API. The worker holds only a worker token: its processes'
+environments are checked for the signing key while it trains.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from common.auth import inspect_worker_token
 from scripts.stack import ROOT, Stack
 from tests.fixtures.synthetic_coco import make_dataset
 
@@ -71,6 +73,39 @@ def watch(stack: Stack, name: str) -> tuple[int, list[dict]]:
     return result.returncode, lines
 
 
+def process_tree(root: int) -> list[int]:
+    """``root`` and all its descendants, from /proc."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue  # gone meanwhile
+    tree = [root]
+    for pid in tree:
+        tree += [child for child, parent in parents.items() if parent == pid]
+    return tree
+
+
+def assert_no_signing_key_in_worker_processes(stack: Stack) -> None:
+    """No worker process can mint a token: no key in its environment or command line, only a worker token."""
+    tree = process_tree(stack.processes["trainer_worker"].pid)
+    assert len(tree) >= 2, "the training child process was expected to be running"
+    for pid in tree:
+        try:
+            environ = Path(f"/proc/{pid}/environ").read_bytes()
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue  # a short-lived helper that already exited
+        names = {item.split(b"=", 1)[0].decode() for item in environ.split(b"\0") if item}
+        assert not names & {"RAVEN_JWT_SECRET", "RAVEN_JWT_PRIVATE_KEY"}, (pid, sorted(names))
+        assert stack.jwt_secret.encode() not in environ + cmdline, pid
+    worker_env = Path(f"/proc/{tree[0]}/environ").read_bytes().split(b"\0")
+    prefix = b"RAVEN_WORKER_TOKEN_FILE="
+    token_file = next(i.removeprefix(prefix).decode() for i in worker_env if i.startswith(prefix))
+    assert inspect_worker_token(Path(token_file).read_text()).subject == "embedded-workers"
+
+
 def test_train_publish_finetune_and_lineage(stack: Stack) -> None:
     run = ok(stack, "runs", "create", "--name", "e2e-first", "--dataset", "waste", "--epochs", "2", *TINY)
     assert run["state"] == "PENDING"
@@ -122,6 +157,7 @@ def test_cancel_a_running_run(stack: Stack) -> None:
             break
         assert time.monotonic() < deadline, current
         time.sleep(1)
+    assert_no_signing_key_in_worker_processes(stack)  # the worker and its training child, mid-training
     ok(stack, "runs", "cancel", run["name"])
     code, events = watch(stack, run["name"])
     assert code == 1

@@ -331,15 +331,19 @@ def test_token_mints_chosen_permissions(thread_stack: FakeStack) -> None:
     everything = json.loads(ravenctl(thread_stack, "-o", "json", "token", "--all", "--subject", "bob").stdout)
     principal = verifier.verify(everything["token"])
     assert principal.subject == "bob" and principal.permissions == USER_PERMISSIONS
-    some = ravenctl(
-        thread_stack, "token", "-p", "models.view", "-p", "PUBLISH_MODELS", "--worker", "--ttl", "60"
-    )
+    some = ravenctl(thread_stack, "token", "-p", "models.view", "-p", "PUBLISH_MODELS", "--ttl", "60")
     assert some.exit_code == 0
     assert verifier.verify(some.stdout.strip()).permissions == {
         Permission.VIEW_MODELS,
         Permission.PUBLISH_MODELS,
-        Permission.WORKER,
     }
+    worker = json.loads(ravenctl(thread_stack, "-o", "json", "token", "--worker", "--ttl", "600").stdout)
+    assert worker["permissions"] == [Permission.WORKER] and worker["subject"] == "worker"
+    assert worker["expires_in"] == 600 and worker["token_id"]
+    assert verifier.verify(worker["token"]).permissions == {Permission.WORKER}
+    for mixed in (["--worker", "--all"], ["--worker", "--superadmin"], ["-p", "worker"]):
+        refused = ravenctl(thread_stack, "token", *mixed)
+        assert refused.exit_code == 2 and "worker" in refused.stderr, refused.stderr
     assert ravenctl(thread_stack, "token").exit_code == 2
     unknown = ravenctl(thread_stack, "token", "-p", "fly")
     assert unknown.exit_code == 2 and "unknown permission 'fly'" in unknown.stderr

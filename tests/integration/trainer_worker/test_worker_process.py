@@ -14,7 +14,7 @@ import pytest
 from common.nats_streams import StreamNames, connect
 from common.proto.raven.v1 import events_pb2, types_pb2
 from tests.fixtures.synthetic_coco import make_dataset
-from tests.helpers import JWT_SECRET
+from tests.helpers import token, worker_token
 from tests.integration.trainer_worker.test_worker_harness import FakeRun, eventually, start_lease_server
 
 pytestmark = pytest.mark.timeout(120)
@@ -36,7 +36,7 @@ async def test_worker_process_fails_a_bad_job_keeps_going_and_exits_cleanly_on_s
         "RAVEN_DATA_DIR": str(tmp_path / "data"),
         "RAVEN_NATS_URL": nats_url,
         "RAVEN_TRAINING_RUN_ADDR": f"127.0.0.1:{server.port}",
-        "RAVEN_JWT_SECRET": JWT_SECRET,
+        "RAVEN_WORKER_TOKEN": worker_token(),
         "RAVEN_DATASET_ROOT": f"file://{tmp_path / 'datasets'}",
         "RAVEN_JOBS_STREAM": names.jobs,
         "RAVEN_EVENTS_STREAM": names.events,
@@ -106,3 +106,30 @@ async def test_worker_process_fails_a_bad_job_keeps_going_and_exits_cleanly_on_s
 
 async def _empty(js, stream: str) -> bool:  # type: ignore[no-untyped-def]
     return int((await js.stream_info(stream)).state.messages) == 0
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ({"RAVEN_JWT_SECRET": "the-signing-secret"}, "was given the JWT signing key (RAVEN_JWT_SECRET)"),
+        ({"RAVEN_JWT_PRIVATE_KEY": "-----BEGIN PRIVATE KEY-----"}, "signing key (RAVEN_JWT_PRIVATE_KEY)"),
+        ({"RAVEN_WORKER_TOKEN": token("root", ["superadmin"])}, "only the 'worker' permission"),
+        ({"RAVEN_WORKER_TOKEN": ""}, "set exactly one of RAVEN_WORKER_TOKEN_FILE and RAVEN_WORKER_TOKEN"),
+    ],
+)
+async def test_the_worker_refuses_to_start_with_a_signing_key_or_without_a_worker_token(
+    tmp_path: Path, extra: dict[str, str], expected: str
+) -> None:
+    """Before it connects to anything: a clear message and exit status 2, no traceback."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAVEN_")}
+    env.update(RAVEN_DATA_DIR=str(tmp_path), RAVEN_NATS_URL="nats://127.0.0.1:1", RAVEN_LOG_JSON="false")
+    env.update({"RAVEN_WORKER_TOKEN": worker_token(), **extra})
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "services.trainer_worker", cwd=REPO, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    output, _ = await asyncio.wait_for(proc.communicate(), 90)
+    text = output.decode()
+    assert proc.returncode == 2, text
+    assert expected in text and "Traceback" not in text
+    assert "the-signing-secret" not in text

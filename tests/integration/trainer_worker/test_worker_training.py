@@ -20,7 +20,7 @@ from common.settings import Settings
 from services.trainer_worker.domain.job import Settlement
 from services.trainer_worker.entrypoints.steps import JobSteps
 from tests.fixtures.synthetic_coco import make_dataset
-from tests.helpers import JWT_SECRET
+from tests.helpers import worker_token
 from tests.integration.trainer_worker.test_worker_harness import (
     Harness,
     eventually,
@@ -38,7 +38,7 @@ async def env(tmp_path: Path, nats_url: str, unique: str) -> AsyncIterator[dict[
     datasets = tmp_path / "datasets"
     make_dataset(datasets / "waste", n_images=16, size=128, with_split=True)
     settings = Settings(
-        data_dir=tmp_path / "data", nats_url=nats_url, jwt_secret=JWT_SECRET,
+        data_dir=tmp_path / "data", nats_url=nats_url, worker_token=worker_token(),
         training_run_addr=f"127.0.0.1:{server.port}", dataset_root=f"file://{datasets}",
         jobs_stream=f"JOBS_{unique}", events_stream=f"EVENTS_{unique}", subject_prefix=f"t{unique}",
         worker_id=f"worker-{unique}", worker_slots=1, device="cpu", progress_every_iters=1,
@@ -118,6 +118,20 @@ async def test_real_training_through_the_worker(env: dict[str, object]) -> None:
     assert config_sha256(json_format.MessageToDict(completed.config)) == completed.config_sha256
     assert list(completed.class_names) == ["bottle", "tire", "bag"] and completed.epochs == 1
     assert store.list("runs/run-real/checkpoints") == []
+    # The config as trained is stored as JSON data without server paths (relative to the attempt's work dir).
+    config_artifact = by_kind[types_pb2.CONFIG]
+    stored = json.loads(store.read_bytes(config_artifact.uri))
+    assert config_artifact.uri.endswith("/config.json") and json.loads(completed.config_text) == stored
+    assert absolute_strings(stored) == [], absolute_strings(stored)
+    assert stored["work_dir"] == "train" and stored["train_dataloader"]["dataset"]["data_root"] == "images"
+
+
+def absolute_strings(node: object) -> list[str]:
+    if isinstance(node, dict):
+        return [s for v in node.values() for s in absolute_strings(v)]
+    if isinstance(node, list):
+        return [s for v in node for s in absolute_strings(v)]
+    return [node] if isinstance(node, str) and node.startswith("/") else []
 
 
 async def test_real_training_stopped_by_shutdown_resumes_on_the_next_worker(env: dict[str, object]) -> None:
