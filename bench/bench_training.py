@@ -34,7 +34,8 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from common.mmdet_config import HyperParams, build_config, fill_dataset  # noqa: E402
+from common.mmdet_config import HyperParams, build_config  # noqa: E402
+from common.mmdet_fill import fill_dataset  # noqa: E402
 from services.trainer_worker.adapters.dataset_source import prepare_dataset  # noqa: E402
 from services.trainer_worker.adapters.training import TrainingProcess, TrainingSpec  # noqa: E402
 from services.trainer_worker.domain.outcome import TrainingResult  # noqa: E402

@@ -1,7 +1,9 @@
 """Artifact store over fsspec (local directory in the embedded default, S3-compatible storage at scale).
 
-Keys are relative POSIX paths confined to the store's root: empty keys, absolute keys, ``..`` segments,
-backslashes and URL schemes are rejected before anything touches storage.
+Keys are relative POSIX paths confined to the store's root, with one strict charset shared by every API that
+takes a key (artifact store, ImportTrainedModel, worker checkpoints, dataset references): each ``/``-separated
+segment is ``[A-Za-z0-9._-]+`` and is neither ``.`` nor ``..``. So no absolute keys, schemes, backslashes,
+quotes, spaces, parentheses or control characters reach storage, a file name or a config.
 """
 
 from __future__ import annotations
@@ -19,6 +21,10 @@ import fsspec
 from common.errors import InvalidArgument, NotFound
 
 _SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
+_SEGMENT = re.compile(r"[A-Za-z0-9._-]+")
+MAX_KEY_CHARS = 1024
+RUNS_PREFIX = "runs"  # runs/<run id>/...: a worker's uploads for one run
+MODELS_PREFIX = "trained_models"  # trained_models/<model id>/...: files a model owns (imports)
 CHUNK = 1024 * 1024
 
 
@@ -29,23 +35,32 @@ class StoredArtifact:
     sha256: str
 
 
-def normalize_key(key: str) -> str:
-    """Return the canonical key or raise InvalidArgument when it would escape the root."""
-    if not key or not key.strip():
-        raise InvalidArgument("artifact key is empty")
-    if "\\" in key or "\x00" in key:
-        raise InvalidArgument(f"artifact key {key!r} contains a backslash or NUL")
+def normalize_key(key: str, what: str = "artifact key") -> str:
+    """Return ``key`` when it is a confined relative key (see the module docstring), else InvalidArgument."""
+    if not isinstance(key, str) or not key.strip():
+        raise InvalidArgument(f"{what} is empty")
+    if len(key) > MAX_KEY_CHARS:
+        raise InvalidArgument(f"{what} is longer than {MAX_KEY_CHARS} characters")
     if key.startswith("/") or _SCHEME.match(key):
-        raise InvalidArgument(
-            f"artifact key {key!r} must be relative to the artifact root (no '/' or scheme)"
-        )
+        raise InvalidArgument(f"{what} {key!r} must be a relative path (no leading '/' or URL scheme)")
+    for segment in key.split("/"):
+        if segment in (".", ".."):
+            raise InvalidArgument(f"{what} {key!r} must not contain '.' or '..' segments")
+        if not _SEGMENT.fullmatch(segment):
+            raise InvalidArgument(
+                f"{what} {key!r}: each '/'-separated part must be non-empty and use only letters, digits, "
+                "'.', '_' and '-'"
+            )
+    return key
+
+
+def owner_scope(key: str) -> tuple[str, str] | None:
+    """``(prefix, id)`` when ``key`` lies under a run's or a model's own keys (``runs/<run id>/...``,
+    ``trained_models/<model id>/...``), else None (keys such as ``imports/...`` belong to no one)."""
     parts = key.split("/")
-    if any(p in ("..", ".") for p in parts):
-        raise InvalidArgument(f"artifact key {key!r} must not contain '.' or '..' segments")
-    normalized = posixpath.normpath(key)
-    if normalized.startswith("..") or normalized == ".":
-        raise InvalidArgument(f"artifact key {key!r} escapes the artifact root")
-    return normalized
+    if len(parts) >= 2 and parts[0] in (RUNS_PREFIX, MODELS_PREFIX):
+        return parts[0], parts[1]
+    return None
 
 
 class ArtifactStore:

@@ -12,7 +12,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Iterator
+import posixpath
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 URL_MARKERS = ("://", "open-mmlab:", "torchvision:", "mmcls:", "mmpretrain:", "modelzoo:")
@@ -65,6 +66,31 @@ def restore_types(data: Any, key: str | None = None) -> Any:
     if isinstance(data, float) and data.is_integer():
         return int(data)
     return data
+
+
+def relative_paths(data: Any, anchors: Sequence[tuple[str, str]]) -> Any:
+    """A copy of ``data`` where each string naming a path under an anchor directory is made relative.
+
+    ``anchors`` are ``(absolute directory, label)`` pairs: ``/work/r1/attempt-1/data/val.json`` under
+    ``("/work/r1/attempt-1", "")`` becomes ``data/val.json``; the directory itself becomes ``label`` (or
+    ``.``). The longest matching directory wins. Other strings are kept as they are.
+    """
+    ordered = sorted(((d.rstrip("/"), label) for d, label in anchors if d.startswith("/")), reverse=True)
+
+    def convert(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: convert(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [convert(v) for v in value]
+        if isinstance(value, str) and value.startswith("/"):
+            for directory, label in ordered:
+                if value == directory:
+                    return label or "."
+                if value.startswith(directory + "/"):
+                    return posixpath.join(label, value[len(directory) + 1 :])
+        return value
+
+    return convert(data)
 
 
 def find_urls(data: Any) -> list[str]:

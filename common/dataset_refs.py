@@ -1,8 +1,8 @@
 """Dataset references confined to the configured fsspec dataset root.
 
-A dataset reference is a relative POSIX path under the dataset root (``waste/v3``). It is rejected before
-anything touches storage when it is empty, absolute, carries a URL scheme, a backslash, NUL or a ``.``/``..``
-segment; it must then name a directory holding ``annotations.json`` (one COCO file) or ``train.json``
+A dataset reference is a relative POSIX path under the dataset root (``waste/v3``) with the same strict
+charset as artifact keys (:func:`common.artifacts.normalize_key`), checked before anything touches storage;
+it must then name a directory holding ``annotations.json`` (one COCO file) or ``train.json``
 (pre-split COCO files).
 """
 
@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 import os
 import posixpath
-import re
 from typing import Any
 
 import fsspec
 
+from common.artifacts import normalize_key
 from common.errors import InvalidArgument, NotFound
 
 ANNOTATION_FILES = ("annotations.json", "train.json")
@@ -24,30 +24,15 @@ LAYOUT_HINT = (
     "(and optionally test.json), and the images their file_name fields name"
 )
 MAX_REF_CHARS = 500
-_SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
 
 
 def normalize_dataset_ref(ref: str) -> str:
-    """The canonical relative ref, or InvalidArgument saying why it could escape the dataset root."""
-    if not ref or not ref.strip():
-        raise InvalidArgument("dataset reference is empty")
-    if len(ref) > MAX_REF_CHARS:
+    """The ref when it is a confined relative path (the artifact key charset), else InvalidArgument."""
+    if isinstance(ref, str) and len(ref) > MAX_REF_CHARS:
         raise InvalidArgument(f"dataset reference is longer than {MAX_REF_CHARS} characters")
-    if "\\" in ref or "\x00" in ref or any(ord(c) < 32 for c in ref):
-        raise InvalidArgument("dataset reference contains a backslash or a control character")
-    if _SCHEME.match(ref):
-        raise InvalidArgument(
-            f"dataset reference {ref!r} must be a path relative to the dataset root, not a URL"
-        )
-    if ref.startswith("/") or ref.startswith("~"):
-        raise InvalidArgument(f"dataset reference {ref!r} must be relative to the dataset root")
-    parts = [p for p in ref.strip("/").split("/") if p]
-    if any(p in (".", "..") for p in ref.split("/")):
-        raise InvalidArgument(f"dataset reference {ref!r} must not contain '.' or '..' segments")
-    normalized = posixpath.normpath("/".join(parts))
-    if normalized.startswith("..") or normalized in (".", ""):
-        raise InvalidArgument(f"dataset reference {ref!r} escapes the dataset root")
-    return normalized
+    # "waste/v1/" names the same directory as "waste/v1"
+    directory = ref[:-1] if isinstance(ref, str) and ref.endswith("/") else ref
+    return normalize_key(directory, "dataset reference")
 
 
 def _open_root(dataset_root_url: str) -> tuple[Any, str]:

@@ -3,7 +3,8 @@
 ``build_config`` (training_run, at Create) loads a template config shipped inside the mmdet package, or the
 stored config of a base model, and applies the class list and hyperparameters with dict edits on an
 ``mmengine.Config``: user input is only ever stored as values, never formatted into Python source.
-``fill_dataset`` (worker) adds the prepared dataset's paths, the work dir and local checkpoint paths.
+:mod:`common.mmdet_fill` (worker) adds the prepared dataset's paths, the work dir and local checkpoints.
+Every config passes :mod:`common.config_gate` (a base model's stored config, and the result).
 
 ``ResolvedConfig.data`` is the canonical JSON form of :mod:`common.config_data`, so it survives the trip
 through a ``google.protobuf.Struct`` to the worker with the same ``config_sha256``.
@@ -34,6 +35,7 @@ from common.config_data import (
     restore_types,
     walk_dicts,
 )
+from common.config_gate import ConfigRefused, check_config
 from common.mmdet_templates import (
     TEMPLATES,
     FieldViolation,
@@ -51,7 +53,6 @@ __all__ = [
     "ResolvedConfig",
     "build_config",
     "config_sha256",
-    "fill_dataset",
     "find_urls",
     "restore_types",
 ]
@@ -62,7 +63,7 @@ _RUNNER_KEYS = tuple(
     " optim_wrapper param_scheduler val_evaluator test_evaluator default_hooks custom_hooks load_from"
     " resume env_cfg log_processor log_level visualizer default_scope randomness".split()
 )
-_SPLITS = ("train", "val", "test")
+SPLITS = ("train", "val", "test")
 
 
 class ConfigInvalid(Exception):
@@ -130,9 +131,11 @@ def build_config(
     if not pretrained and hp.frozen_stages is None:
         resolved = HyperParams(**{**resolved.as_dict(), "frozen_stages": -1})  # type: ignore[arg-type]
 
+    if base_model_config is not None:
+        gate(base_model_config, "training_run.base_model", "its stored config fails the config gate: ")
     cfg = _load_starting_point(tpl, base_model_config)
     _set_init_weights(cfg["model"], tpl, backbone_checkpoint if not fine_tune else None)
-    _set_classes(cfg, list(class_names))
+    set_classes(cfg, list(class_names))
     _set_schedule(cfg, tpl, resolved)
     _set_data(cfg, tpl, resolved)
     _set_runtime(cfg, resolved)
@@ -150,63 +153,13 @@ def build_config(
         data = canonical(cfg)
     except NotPlainData as exc:  # a base model config holding Python objects (lazy-import style configs)
         raise ConfigInvalid([FieldViolation("training_run.base_model", f"stored config {exc}")]) from exc
+    gate(data, "training_run.model_template", "the resolved config fails the config gate: ")
     urls = find_urls({k: data.get(k) for k in ("model", "load_from")})
     if urls:  # a template we did not rewrite completely: fail here, never download at run time
         raise ConfigInvalid(
             [FieldViolation("training_run.model_template", f"config still points at {urls[0]}")]
         )
     return ResolvedConfig(data, _pretty_text(data), config_sha256(data), tpl.name, resolved)
-
-
-def fill_dataset(
-    config_data: dict[str, Any],
-    prepared: Any,
-    work_dir: Path,
-    *,
-    device: str,
-    load_from: str | Path | None,
-    resume_from: str | Path | None,
-    backbone_checkpoint: str | Path | None = None,
-    num_workers: int | None = None,
-) -> Config:
-    """Returns a Config for ``Runner.from_cfg``: dataset paths, work dir and local checkpoints filled in.
-
-    Args:
-        config_data: ``ResolvedConfig.data`` (also after a JSON or Struct round trip).
-        prepared: a ``PreparedDataset`` (image_root, train_ann, val_ann, test_ann, class_names).
-        device: ``cpu`` or ``cuda[:N]``; on CPU loaders run in-process without pinned memory.
-        load_from: local path of the base model checkpoint (required when the config fine-tunes).
-        resume_from: local path of this run's last checkpoint; resumes optimizer, schedulers and epoch.
-        backbone_checkpoint: local path of the backbone weights the config asks for.
-    """
-    cfg = restore_types(copy.deepcopy(config_data))
-    meta = cfg.get(META_KEY) or {}
-    classes = _reconcile_classes(cfg, meta, tuple(prepared.class_names))
-    _set_classes(cfg, list(classes))
-    workers = num_workers if num_workers is not None else (0 if device == "cpu" else 2)
-    anns = {
-        "train": prepared.train_ann,
-        "val": prepared.val_ann,
-        "test": prepared.test_ann or prepared.val_ann,
-    }
-    for split in _SPLITS:
-        loader = cfg.get(f"{split}_dataloader")
-        if not loader:
-            continue
-        for ds in leaf_datasets(loader["dataset"]):
-            ds.update(data_root=str(prepared.image_root), ann_file=str(anns[split]), data_prefix={"img": ""})
-        loader.update(num_workers=workers, persistent_workers=workers > 0, pin_memory=device != "cpu")
-        evaluator = cfg.get(f"{split}_evaluator")
-        if evaluator:
-            for ev in evaluator if isinstance(evaluator, list) else [evaluator]:
-                ev["ann_file"] = str(anns[split])
-    cfg["work_dir"] = str(work_dir)
-    cfg["resume"] = resume_from is not None
-    cfg["load_from"] = _local_load_from(cfg, meta, load_from, resume_from)
-    _fill_backbone(cfg, meta, backbone_checkpoint, resumed=resume_from is not None)
-    meta["device"] = device
-    cfg[META_KEY] = meta
-    return Config(cfg)
 
 
 def mmdet_config_dir() -> Path:
@@ -235,6 +188,14 @@ def _validate_references(
     return out
 
 
+def gate(data: dict[str, Any], field: str, prefix: str) -> None:
+    """The config gate, reported as ConfigInvalid on ``field``."""
+    try:
+        check_config(data)
+    except ConfigRefused as exc:
+        raise ConfigInvalid([FieldViolation(field, f"{prefix}{exc}")]) from exc
+
+
 # --- building ---
 
 
@@ -251,7 +212,8 @@ def _load_starting_point(tpl: ModelTemplate, base_model_config: dict[str, Any] |
 @functools.lru_cache(maxsize=16)
 def _template_source(relative_path: str) -> dict[str, Any]:
     """The parsed mmdet config file (callers deep-copy what they change): parsing its _base_ chain is slow."""
-    return Config.fromfile(str(mmdet_config_dir() / relative_path)).to_dict()
+    path = str(mmdet_config_dir() / relative_path)
+    return Config.fromfile(path, use_predefined_variables=False, use_environment_variables=False).to_dict()
 
 
 def _set_init_weights(model: dict[str, Any], tpl: ModelTemplate, backbone_key: str | None) -> None:
@@ -270,14 +232,14 @@ def _set_init_weights(model: dict[str, Any], tpl: ModelTemplate, backbone_key: s
         backbone["norm_eval"] = False  # random init: BN statistics must be learnt, not frozen
 
 
-def _set_classes(cfg: dict[str, Any], names: list[str]) -> None:
+def set_classes(cfg: dict[str, Any], names: list[str]) -> None:
     if not names:
         return
     # The RPN of two-stage detectors is class-agnostic: its num_classes stays 1.
     for node in walk_dicts(cfg["model"], skip=frozenset({"rpn_head"})):
         if "num_classes" in node:
             node["num_classes"] = len(names)
-    for split in _SPLITS:
+    for split in SPLITS:
         loader = cfg.get(f"{split}_dataloader")
         if loader:
             for ds in leaf_datasets(loader["dataset"]):
@@ -386,55 +348,3 @@ def _pretty_text(data: dict[str, Any]) -> str:
         return Config(restore_types(data)).pretty_text
     except Exception:  # yapf can choke on unusual strings; JSON always works and is just as readable
         return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False)
-
-
-# --- filling ---
-
-
-def _reconcile_classes(
-    cfg: dict[str, Any], meta: dict[str, Any], prepared: tuple[str, ...]
-) -> tuple[str, ...]:
-    wanted = tuple(meta.get("class_names") or ())
-    if not wanted:
-        return prepared
-    if set(wanted) != set(prepared):
-        missing, extra = sorted(set(wanted) - set(prepared)), sorted(set(prepared) - set(wanted))
-        raise ConfigInvalid(
-            [
-                FieldViolation(
-                    "training_run.class_names",
-                    f"do not match the dataset's categories (missing in dataset: {missing[:10]}, "
-                    f"not in run: {extra[:10]})",
-                )
-            ]
-        )
-    return wanted
-
-
-def _local_load_from(
-    cfg: dict[str, Any], meta: dict[str, Any], load_from: str | Path | None, resume_from: str | Path | None
-) -> str | None:
-    if resume_from is not None:
-        return str(resume_from)
-    if meta.get("fine_tune") or cfg.get("load_from"):
-        if load_from is None:
-            raise ConfigInvalid(
-                [FieldViolation("training_run.base_model", "base model checkpoint was not fetched")]
-            )
-        return str(load_from)
-    return str(load_from) if load_from is not None else None
-
-
-def _fill_backbone(
-    cfg: dict[str, Any], meta: dict[str, Any], path: str | Path | None, *, resumed: bool
-) -> None:
-    backbone = cfg["model"].get("backbone", {})
-    init: dict[str, Any] | None = backbone.get("init_cfg")
-    if not meta.get("backbone_checkpoint") or not isinstance(init, dict):
-        return
-    if path is not None:
-        init["checkpoint"] = str(path)
-    elif resumed:  # the resumed checkpoint holds every weight
-        backbone["init_cfg"] = None
-    else:
-        raise ConfigInvalid([FieldViolation("backbone_checkpoint", "backbone checkpoint was not fetched")])

@@ -18,9 +18,9 @@ from common.mmdet_config import (
     HyperParams,
     build_config,
     config_sha256,
-    fill_dataset,
     find_urls,
 )
+from common.mmdet_fill import fill_dataset
 
 CLASSES = ("bottle", "tire", "bag")
 HOSTILE = (

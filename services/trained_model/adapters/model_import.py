@@ -1,5 +1,6 @@
-"""Verification of an imported model: the config loads with MMEngine, the checkpoint loads safely on CPU and
-its classification head matches the class list. Blocking; the service runs it in a thread.
+"""Verification of an imported model: the config is read as plain data and passes the config gate
+(:mod:`common.config_gate`), the checkpoint loads safely on CPU and its classification head matches the class
+list. Blocking; the service runs it in a thread.
 """
 
 from __future__ import annotations
@@ -7,23 +8,17 @@ from __future__ import annotations
 import json
 import re
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from common.artifacts import ArtifactStore, StoredArtifact
+from common.config_data import canonical, config_sha256
+from common.config_gate import MAX_CONFIG_BYTES, ConfigRefused, load_untrusted_config
 from common.errors import FieldViolation, InvalidArgument, NotFound
-from common.mmdet_config import config_sha256, mmdet_config_dir
-from services.trained_model.adapters.config_safety import (
-    UnsafeConfig,
-    base_entries,
-    config_suffix,
-    resolve_base,
-)
+from common.mmdet_config import mmdet_config_dir
 
-MAX_CONFIG_BYTES = 1024 * 1024
-MAX_CONFIG_FILES = 32
 MAX_ANCHORS_PER_LOCATION = 9
 # Classification output layers: fc_cls (two-stage), rtm_cls.N, retina_cls, conv_cls, multi_level_conv_cls.N...
 _CLS_WEIGHT = re.compile(r"(?:^|\.)(?P<module>[A-Za-z0-9_]*cls)(?:\.\d+)?\.weight$")
@@ -50,25 +45,11 @@ def _refuse(field: str, message: str) -> InvalidArgument:
 
 
 def verify_config(store: ArtifactStore, key: str, class_names: list[str]) -> VerifiedConfig:
-    """Fetch the config and its store-relative bases, check each statically, then load them with MMEngine."""
-    from mmengine.config import Config
-
+    """Read the config and its store-relative bases as plain data (never executed) and pass the gate."""
     try:
-        config_suffix(key)
-    except UnsafeConfig as exc:
+        data = load_untrusted_config(_reader(store), key, mmdet_config_dir())
+    except ConfigRefused as exc:
         raise _refuse("config_uri", str(exc)) from exc
-    with tempfile.TemporaryDirectory(prefix="raven-import-") as tmp:
-        root = Path(tmp)
-        _fetch_checked(store, key, root)
-        try:
-            cfg = Config.fromfile(str(root / key), import_custom_modules=False)
-        except Exception as exc:
-            raise _refuse(
-                "config_uri", f"MMEngine cannot load the config: {type(exc).__name__}: {exc}"
-            ) from exc
-    data = _plain(cfg.to_dict())
-    if "custom_imports" in data:
-        raise _refuse("config_uri", "custom_imports is not allowed (also not through a base config)")
     counts = sorted(set(_num_classes(data.get("model"))))
     if not counts:
         raise _refuse("config_uri", "the config's model has no num_classes, so its classes cannot be checked")
@@ -77,54 +58,21 @@ def verify_config(store: ArtifactStore, key: str, class_names: list[str]) -> Ver
             "class_names",
             f"{len(class_names)} class names given but the config's heads have num_classes {counts}",
         )
+    data = canonical(data)
     text = json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False)
     return VerifiedConfig(data=data, text=text, sha256=config_sha256(data), num_classes=counts[0])
 
 
-def _fetch_checked(store: ArtifactStore, key: str, root: Path) -> None:
-    pending, seen = [key], set()
-    mmdet_root = mmdet_config_dir().resolve()
-    while pending:
-        current = pending.pop()
-        if current in seen:
-            continue
-        seen.add(current)
-        if len(seen) > MAX_CONFIG_FILES:
-            raise _refuse("config_uri", f"more than {MAX_CONFIG_FILES} config files in the _base_ chain")
+def _reader(store: ArtifactStore) -> Callable[[str], bytes]:
+    def read(key: str) -> bytes:
         try:
-            if store.size(current) > MAX_CONFIG_BYTES:
-                raise _refuse("config_uri", f"config {current!r} is larger than {MAX_CONFIG_BYTES} bytes")
-            raw = store.read_bytes(current)
+            if store.size(key) > MAX_CONFIG_BYTES:
+                raise _refuse("config_uri", f"config {key!r} is larger than {MAX_CONFIG_BYTES} bytes")
+            return store.read_bytes(key)
         except NotFound as exc:
-            raise _refuse("config_uri", f"config {current!r} is not in the artifact store") from exc
-        try:
-            source = raw.decode("utf-8")
-            for entry in base_entries(source, config_suffix(current)):
-                ref = resolve_base(entry, current)
-                if ref.store_key is not None:
-                    pending.append(ref.store_key)
-                elif (
-                    not (mmdet_root / str(ref.mmdet_path)).resolve().is_relative_to(mmdet_root)
-                    or not (mmdet_root / str(ref.mmdet_path)).is_file()
-                ):
-                    raise UnsafeConfig(f"_base_ {entry!r} is not a config shipped with mmdet")
-        except UnicodeDecodeError as exc:
-            raise _refuse("config_uri", f"config {current!r} is not UTF-8 text") from exc
-        except UnsafeConfig as exc:
-            raise _refuse("config_uri", f"{current}: {exc}") from exc
-        target = root / current
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(raw)
+            raise _refuse("config_uri", f"config {key!r} is not in the artifact store") from exc
 
-
-def _plain(data: Any) -> Any:
-    if isinstance(data, Mapping):
-        return {str(k): _plain(v) for k, v in data.items()}
-    if isinstance(data, list | tuple):
-        return [_plain(v) for v in data]
-    if data is None or isinstance(data, str | int | float | bool):
-        return data
-    raise _refuse("config_uri", f"the config holds a {type(data).__name__}, not plain data")
+    return read
 
 
 def _num_classes(node: Any) -> Iterator[int]:

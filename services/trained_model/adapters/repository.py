@@ -206,6 +206,16 @@ class SqlModelRepository:
         found = {bool(published): int(n) for published, n in await self._session.execute(statement)}
         return {False: found.get(False, 0), True: found.get(True, 0)}
 
+    async def configs_after(self, after_id: str, limit: int) -> list[tuple[str, bool, dict[str, Any]]]:
+        """``(id, published, stored config)`` of up to ``limit`` models with ids after ``after_id``."""
+        statement = (
+            select(TrainedModelRow.id, TrainedModelRow.published, TrainedModelRow.config)
+            .where(TrainedModelRow.id > after_id)
+            .order_by(TrainedModelRow.id)
+            .limit(limit)
+        )
+        return [(i, bool(p), dict(c or {})) for i, p, c in await self._session.execute(statement)]
+
     async def count_children(self, model_id: str) -> int:
         value = await self._session.scalar(
             select(func.count()).select_from(TrainedModelRow).where(TrainedModelRow.base_model_id == model_id)

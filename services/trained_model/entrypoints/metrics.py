@@ -14,6 +14,11 @@ REGISTRAR_LAG = Gauge(
     "raven_trained_model_registrar_lag",
     "Run events not yet delivered to the registrar consumer (num_pending); -1 without a registrar",
 )
+CONFIGS_FAILING_GATE = Gauge(
+    "raven_trained_models_failing_config_gate",
+    "Models whose stored config fails the config gate (checked at startup; they cannot be published or used "
+    "as a base)",
+)
 REGISTRAR_IN_FLIGHT = Gauge(
     "raven_trained_model_registrar_in_flight", "Run events delivered to the registrar, not yet acknowledged"
 )

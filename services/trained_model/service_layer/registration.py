@@ -8,13 +8,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from common.artifacts import ArtifactStore, normalize_key
+from common.artifacts import MODELS_PREFIX, RUNS_PREFIX, ArtifactStore, normalize_key, owner_scope
 from common.auth import Permission, Principal
 from common.errors import AppError, FailedPrecondition, FieldViolation, InvalidArgument, NotFound, require
 from common.logging import get_logger
 from common.mmdet_templates import TEMPLATES
 from services.trained_model.adapters.model_import import verify_and_store
 from services.trained_model.adapters.repository import DuplicateRow, UnitOfWork
+from services.trained_model.adapters.training_runs import TrainingRunQueries
 from services.trained_model.domain.model import (
     Artifact,
     ArtifactKind,
@@ -24,6 +25,7 @@ from services.trained_model.domain.model import (
     validate_description,
     validate_display_name,
 )
+from services.trained_model.service_layer import authz
 from services.trained_model.service_layer.commands import ImportTrainedModel, RegisterTrainedModel
 
 log = get_logger("trained_model.registration")
@@ -52,11 +54,13 @@ class ModelRegistration:
         store: ArtifactStore,
         clock: Callable[[], datetime],
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+        training_runs: TrainingRunQueries | None = None,
     ) -> None:
         self._new_uow = new_uow
         self._store = store
         self._clock = clock
         self._new_id = new_id
+        self._training_runs = training_runs
 
     async def register_completed(self, cmd: RegisterTrainedModel) -> Registered | Rejected:
         """Exactly one model per run: a redelivered or concurrent duplicate finds the first one."""
@@ -141,13 +145,15 @@ class ModelRegistration:
     async def import_model(self, who: Principal, cmd: ImportTrainedModel) -> TrainedModel:
         who.require(Permission.IMPORT_MODELS)
         config_key, checkpoint_key = _validate_import(cmd)
+        await self._ensure_visible_key(who, "config_uri", config_key)
+        await self._ensure_visible_key(who, "checkpoint_uri", checkpoint_key)
         if cmd.request_id:
             async with self._new_uow() as uow:
                 existing = await uow.models.get_by_import_request(who.subject, cmd.request_id)
             if existing is not None:
                 return existing
         model_id = self._new_id()
-        prefix = f"trained_models/{model_id}"
+        prefix = f"{MODELS_PREFIX}/{model_id}"
         files = await asyncio.to_thread(
             verify_and_store, self._store, config_key, checkpoint_key, list(cmd.class_names), prefix
         )
@@ -199,6 +205,27 @@ class ModelRegistration:
             raise
         await asyncio.to_thread(self._store.delete_prefix, prefix)
         raise FailedPrecondition("could not assign a version number under contention; retry")
+
+    async def _ensure_visible_key(self, who: Principal, field: str, key: str) -> None:
+        """A key under another owner's run or model is NOT_FOUND unless the caller may see that owner's
+        resources: importing must not copy weights the caller could not download."""
+        scope = owner_scope(key)
+        if scope is None:
+            return
+        prefix, owner_id = scope
+        async with self._new_uow() as uow:
+            if prefix == RUNS_PREFIX:
+                model = await uow.models.get_by_training_run(owner_id)
+            else:
+                model = await uow.models.get(owner_id)
+        if model is not None and authz.can_see(who, model):
+            return
+        if prefix == RUNS_PREFIX and self._training_runs is not None:
+            # Unavailable when training_run cannot answer: never import blindly.
+            owner = await self._training_runs.run_owner(owner_id)
+            if owner is not None and who.can_see_owner(owner, Permission.VIEW_ALL_TRAINING_RUNS):
+                return
+        raise NotFound(f"{field}: {key!r} does not exist or is not visible to you")
 
     async def _by_request(self, owner: str, request_id: str) -> TrainedModel | None:
         async with self._new_uow() as uow:

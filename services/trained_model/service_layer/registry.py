@@ -9,6 +9,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from common import config_gate
 from common.artifacts import CHUNK, ArtifactStore
 from common.auth import Permission, Principal
 from common.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound, require
@@ -222,6 +223,12 @@ class ModelRegistry:
             model = await self._visible(uow, who, request.name)
             authz.ensure_manageable(who, model, "publish")
             authz.ensure_force_allowed(who, request.force)
+            refused = config_gate.problem(model.config)
+            if refused:  # a model imported or registered before the gate existed
+                raise FailedPrecondition(
+                    f"{model.name} cannot be published: its stored config fails the config gate ({refused}); "
+                    "import the model again from a config that passes"
+                )
             best = (
                 await uow.models.best_published_map(model.display_name, model.id)
                 if request.require_better_than_published

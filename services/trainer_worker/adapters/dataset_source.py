@@ -28,6 +28,8 @@ from fsspec.implementations.local import LocalFileSystem
 from PIL import Image
 from pycocotools.coco import COCO
 
+from common.dataset_refs import normalize_dataset_ref
+from common.errors import InvalidArgument
 from services.trainer_worker.domain.dataset import (
     CocoDataset,
     DatasetInvalid,
@@ -35,7 +37,6 @@ from services.trainer_worker.domain.dataset import (
     PreparedDataset,
     Problem,
     ProblemLog,
-    confined_relative_path,
     parse_coco,
     select_classes,
 )
@@ -179,12 +180,11 @@ def _open_root(url: str) -> _Root:
 
 
 def _confined_ref(ref: str) -> str:
+    """The same rule as at Create (the artifact key charset): the ref comes from the job, check it again."""
     try:
-        return confined_relative_path(ref)
-    except ValueError as exc:
-        raise DatasetInvalid(
-            f"dataset reference {ref!r} is not allowed: it {exc}", [], [Problem.FILE_NAME_ESCAPES]
-        ) from None
+        return normalize_dataset_ref(ref)
+    except InvalidArgument as exc:
+        raise DatasetInvalid(exc.message, [], [Problem.FILE_NAME_ESCAPES]) from None
 
 
 def _layout(root: _Root, ref: str) -> dict[str, str]:

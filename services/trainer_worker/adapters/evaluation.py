@@ -20,7 +20,6 @@ from typing import Any
 COCO_KEYS = ("bbox_mAP", "bbox_mAP_50", "bbox_mAP_75", "bbox_mAP_s", "bbox_mAP_m", "bbox_mAP_l")
 METRICS_FILE = "metrics.json"
 CURVES_FILE = "training_curves.png"
-CONFIG_FILE = "config.py"
 _BEST = re.compile(r"best_coco_bbox_mAP_epoch_(\d+)\.pth$")
 
 
@@ -31,7 +30,6 @@ class EvaluationReport:
     metrics: dict[str, Any]
     metrics_path: Path
     curves_path: Path
-    config_path: Path
     parameter_count: int
     versions: dict[str, str]
 
@@ -58,15 +56,12 @@ def evaluate_training(cfg: Any, work_dir: Path, *, has_test: bool, device: str) 
     metrics_path = work_dir / METRICS_FILE
     metrics_path.write_text(json.dumps(_finite(metrics), indent=2, ensure_ascii=False))
     curves_path = plot_training_curves(history, _iteration_losses(work_dir), work_dir / CURVES_FILE)
-    config_path = work_dir / CONFIG_FILE
-    cfg.dump(str(config_path))
     return EvaluationReport(
         best,
         best_epoch,
         metrics,
         metrics_path,
         curves_path,
-        config_path,
         parameter_count,
         metrics["versions"],
     )

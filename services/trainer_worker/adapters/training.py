@@ -251,12 +251,14 @@ def _train_and_evaluate(spec: TrainingSpec, out: Any, stop: Any) -> Outcome:
     from mmengine.runner import Runner
 
     from common.checkpoint_safety import install_safe_globals
+    from common.config_gate import check_config
     from services.trainer_worker.adapters.evaluation import evaluate_training
     from services.trainer_worker.adapters.progress_hook import ProgressHook, TrainingStopped
 
     install_safe_globals()  # resume and load_from go through torch.load(weights_only=True)
     cfg = Config(spec.config)
     try:
+        check_config(spec.config)  # the gate again, right before anything is built (defence in depth)
         runner = Runner.from_cfg(cfg)
         _ = (
             runner.train_loop,
@@ -286,7 +288,6 @@ def _train_and_evaluate(spec: TrainingSpec, out: Any, stop: Any) -> Outcome:
     return TrainingResult(
         best_checkpoint=str(report.best_checkpoint),
         last_checkpoint=str(last) if last else None,
-        config_path=str(report.config_path),
         metrics_path=str(report.metrics_path),
         curves_path=str(report.curves_path),
         log_path=str(Path(spec.work_dir) / LOG_FILE),
@@ -304,7 +305,7 @@ def _result_without_evaluation(
     spec: TrainingSpec, runner: Any, hook: Any, seconds: float, last: Path | None
 ) -> TrainingResult:
     return TrainingResult(
-        best_checkpoint=str(last or ""), last_checkpoint=str(last) if last else None, config_path="",
+        best_checkpoint=str(last or ""), last_checkpoint=str(last) if last else None,
         metrics_path="", curves_path="", log_path=str(Path(spec.work_dir) / LOG_FILE), metrics={},
         parameter_count=sum(p.numel() for p in runner.model.parameters()), versions={},
         training_seconds=round(seconds, 2), epochs=runner.epoch, iterations_run=hook.iterations_run,

@@ -53,7 +53,6 @@ class TrainingResult:
 
     best_checkpoint: str
     last_checkpoint: str | None
-    config_path: str
     metrics_path: str
     curves_path: str
     log_path: str

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from google.protobuf import json_format
 
 from common.artifacts import ArtifactStore
+from common.config_data import canonical, relative_paths
 from common.logging import get_logger
 from common.proto.raven.v1 import events_pb2, types_pb2
 from services.trainer_worker.domain.dataset import PreparedDataset
@@ -40,6 +41,8 @@ log = get_logger("trainer_worker.steps")
 
 LOG_POLL_SECONDS = 1.0
 WEIGHTS_DIR = "weights"
+RUN_CONFIG_FILE = "config.json"
+IMAGES_LABEL = "images"
 
 
 @dataclass
@@ -47,7 +50,7 @@ class Trained:
     """A finished training (and its evaluation, done in the same child), in the worker's terms."""
 
     best_checkpoint: Path
-    config_path: Path  # the final config as run
+    config_path: Path  # the final config as run, JSON data with paths relative to the attempt's work dir
     log_path: Path | None
     seconds: float
     epochs: int
@@ -125,8 +128,9 @@ class JobSteps:
         if isinstance(outcome, Failure):
             raise StepFailed(failure_proto(outcome))
         assert outcome is not None
+        config_path = write_run_config(cfg.to_dict(), ctx.train_dir / RUN_CONFIG_FILE, ctx.work_dir, prepared)
         return Trained(
-            best_checkpoint=Path(outcome.best_checkpoint), config_path=Path(outcome.config_path),
+            best_checkpoint=Path(outcome.best_checkpoint), config_path=config_path,
             log_path=Path(outcome.log_path), seconds=outcome.training_seconds, epochs=outcome.epochs,
             metrics=dict(outcome.metrics), metrics_path=Path(outcome.metrics_path),
             curves_path=Path(outcome.curves_path) if outcome.curves_path else None,
@@ -135,7 +139,8 @@ class JobSteps:
 
     async def _filled_config(self, ctx: JobContext, prepared: PreparedDataset) -> Any:
         """The job's config with this attempt's dataset paths, work dir and local checkpoints."""
-        from common.mmdet_config import META_KEY, fill_dataset
+        from common.mmdet_config import META_KEY
+        from common.mmdet_fill import fill_dataset
 
         data = json_format.MessageToDict(ctx.job.config)
         meta = data.get(META_KEY) or {}
@@ -218,7 +223,8 @@ def completed_payload(
     artifacts: list[types_pb2.Artifact], seconds: float,
 ) -> events_pb2.RunCompleted:  # fmt: skip
     """Everything ``RunCompleted`` carries. ``config`` is the job's resolved config exactly as received, so
-    ``config_sha256`` still describes it; ``config_text`` is the final config as trained (paths filled in)."""
+    ``config_sha256`` still describes it; ``config_text`` is the final config as trained (JSON; dataset, work
+    dir and checkpoint paths relative to the attempt's work dir, as :func:`write_run_config` stores it)."""
     job = ctx.job
     metrics = trained.metrics or {}
     payload = events_pb2.RunCompleted(
@@ -243,6 +249,16 @@ def completed_payload(
     )
     payload.config.CopyFrom(job.config)
     return payload
+
+
+def write_run_config(config: dict[str, Any], target: Path, work_dir: Path, prepared: PreparedDataset) -> Path:
+    """The config as trained, stored as JSON data without server paths: the images directory becomes
+    ``images``, anything under the attempt's work dir relative to it (``data/val.json``, ``train``,
+    ``weights/base.pth``). ``fill_dataset`` sets every such path again when the config is used."""
+    anchors = [(str(prepared.image_root), IMAGES_LABEL), (str(work_dir), "")]
+    data = canonical(relative_paths(config, anchors))
+    target.write_text(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False))
+    return target
 
 
 async def _tail_log(path: Path, emit: Callable[[str], Awaitable[None]]) -> None:

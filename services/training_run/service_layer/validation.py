@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from common import dataset_refs
-from common.errors import AppError, FieldViolation, NotFound, require
+from common import config_gate, dataset_refs
+from common.errors import AppError, FailedPrecondition, FieldViolation, NotFound, require
 from common.mmdet_config import TEMPLATES, ConfigInvalid, HyperParams, ResolvedConfig, build_config
 from common.mmdet_templates import RUN_DEFAULTS, RUN_LIMITS
 from services.training_run.adapters.trained_models import BaseModelInfo, TrainedModelClient
@@ -185,6 +185,12 @@ async def _base_model(
             FieldViolation(F + "base_model", f"{cmd.base_model} has no checkpoint to start from")
         )
         return None
+    refused = config_gate.problem(base.config_data)
+    if refused:  # stored before the gate existed: the model's state is the problem, not the request
+        raise FailedPrecondition(
+            f"{cmd.base_model} cannot be used as a base: its stored config fails the config gate "
+            f"({refused}); its owner must import it again from a config that passes"
+        )
     return base
 
 
