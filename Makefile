@@ -45,7 +45,8 @@ reliability: setup
 	RAVEN_FUZZ_EXAMPLES=455 RAVEN_FUZZ_REPORT=var/reliability/fuzz_report.json \
 		RAVEN_RELIABILITY_RESULTS=var/reliability RAVEN_RELIABILITY_RUNS=$${RAVEN_RELIABILITY_RUNS:-20} \
 		$(PY) -m pytest -rP $(RELIABILITY_TESTS) $(PYTEST_ARGS); status=$$?; \
-		$(PY) -m tests.reliability.summarize var/reliability --write docs/reliability.md; exit $$status
+		$(PY) -m tests.reliability.summarize var/reliability --write docs/reliability.md \
+			--command "make reliability RAVEN_RELIABILITY_RUNS=$${RAVEN_RELIABILITY_RUNS:-20}"; exit $$status
 
 up: setup
 	$(PY) -m scripts.stack up
