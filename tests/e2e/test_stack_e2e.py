@@ -173,3 +173,21 @@ def test_invalid_dataset_fails_with_its_reason(stack: Stack) -> None:
     failed = ok(stack, "runs", "get", run["name"])
     assert failed["state"] == "FAILED"
     assert failed["failure"]["kind"] == "INVALID_DATASET"
+
+
+def test_the_idle_worker_and_the_templates_are_discoverable(stack: Stack) -> None:
+    """The real worker announces itself (HeartbeatWorker) before it ever claims; templates match Create."""
+    deadline = time.monotonic() + 60
+    while True:
+        listed = ok(stack, "workers", "list")
+        workers = [w for w in listed["workers"] if w["info"]["device_kind"] == "cpu"]
+        if workers:
+            break
+        assert time.monotonic() < deadline, listed
+        time.sleep(1)
+    assert workers[0]["info"]["slots"] >= 1 and workers[0]["last_seen_time"]
+    assert {q["capability"] for q in listed["queue"]} == {"gpu", "any"}
+    templates = ok(stack, "templates", "list")["model_templates"]
+    tiny = ok(stack, "templates", "get", "rtmdet_tiny")
+    assert tiny in templates and not tiny["gpu_recommended"]
+    assert tiny["default_hyperparameters"]["frozen_stages"] == -1  # random init: nothing to freeze
