@@ -114,6 +114,7 @@ def test_ravenctl_plaintext_against_tls_exits_2_with_one_error_line(mtls_stack: 
     result = ravenctl(mtls_stack, {})
     assert result.exit_code == 2, result.output
     assert result.stderr.startswith("error: UNAVAILABLE: "), result.stderr
+    assert "pass their CA with --ca-file" in result.stderr  # the handshake itself only says "Socket closed"
     assert "Traceback" not in result.stderr
 
 
