@@ -100,7 +100,7 @@ class Limit:
 
     def describe(self) -> str:
         if self.integer and not (self.low_exclusive or self.high_exclusive):
-            return f"between {self.low:g} and {self.high:g}"
+            return f"between {int(self.low)} and {int(self.high)}"
         opening, closing = "(" if self.low_exclusive else "[", ")" if self.high_exclusive else "]"
         return f"in {opening}{self.low:g}, {self.high:g}{closing}"
 

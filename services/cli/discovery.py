@@ -24,7 +24,7 @@ workers_app = typer.Typer(help="Trainer workers and the queue (operators).", no_
 
 def range_text(r: training_run_pb2.HyperparameterRange) -> str:
     if r.integer and not (r.min_exclusive or r.max_exclusive):
-        text = f"{r.min:g}..{r.max:g}"
+        text = f"{int(r.min)}..{int(r.max)}"
     else:
         text = f"{'(' if r.min_exclusive else '['}{r.min:g}, {r.max:g}{')' if r.max_exclusive else ']'}"
     return text + (f", multiple of {r.multiple_of}" if r.multiple_of else "")

@@ -40,6 +40,7 @@ def test_listed_ranges_are_the_ones_create_checks(key: str, pretrained: bool) ->
 def test_limit_messages_are_actionable() -> None:
     assert Limit("batch_size", 1, 64).problem(999) == "must be between 1 and 64, got 999"
     assert Limit("batch_size", 1, 64).problem(2.5) == "must be an integer, got 2.5"
+    assert Limit("seed", 0, 2**31 - 1).problem(-1) == "must be between 0 and 2147483647, got -1"
     lr = Limit("learning_rate", 0, 1, integer=False, low_exclusive=True)
     assert lr.problem(0) == "must be a number in (0, 1], got 0" and lr.problem(1) is None
     assert lr.problem(float("nan")) is not None and lr.problem(True) is not None
