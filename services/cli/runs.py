@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from common.client import RavenClient
+from common.mmdet_templates import HYPERPARAMETER_LIMITS, RUN_LIMITS
 from common.proto.raven.v1 import training_run_pb2, types_pb2
 from services.cli import plots
 from services.cli.context import CliError, call, config_of, emit, fail, model_name, run_name
@@ -18,6 +19,11 @@ from services.cli.watching import WatchOutcome, finish, follow
 app = typer.Typer(help="Training runs: create, inspect, follow and cancel them.", no_args_is_help=True)
 
 Name = Annotated[str, typer.Argument(help="trainingRuns/{id} or just the id")]
+# Valid ranges as Create checks them (a template may narrow frozen_stages: ravenctl templates get NAME).
+LIMITS = {
+    limit.field: limit.describe() + (f", multiple of {limit.multiple_of}" if limit.multiple_of else "")
+    for limit in (*HYPERPARAMETER_LIMITS, *RUN_LIMITS)
+}
 
 
 def parse_states(values: list[str]) -> list[str]:
@@ -39,18 +45,24 @@ def create(
     ctx: typer.Context,
     name: Annotated[str, typer.Option("--name", help="display name of the run")],
     dataset: Annotated[str, typer.Option(help="dataset reference under the dataset root, e.g. waste/v3")],
-    template: Annotated[str, typer.Option(help="model template key, e.g. rtmdet_tiny")] = "",
+    template: Annotated[
+        str, typer.Option(help="model template, e.g. rtmdet_tiny (see ravenctl templates list)")
+    ] = "",
     base_model: Annotated[str, typer.Option(help="fine-tune from this trained model")] = "",
     classes: Annotated[str, typer.Option(help="comma-separated class names (default: the dataset's)")] = "",
     description: str = "",
-    epochs: Annotated[int | None, typer.Option(help="1..500")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="1..64")] = None,
-    lr: Annotated[float | None, typer.Option(help="learning rate, (0, 1]")] = None,
-    frozen_stages: Annotated[int | None, typer.Option(help="-1..4, -1 = none frozen")] = None,
-    image_size: Annotated[int | None, typer.Option(help="square input side, 64..2048")] = None,
+    epochs: Annotated[int | None, typer.Option(help=LIMITS["epochs"])] = None,
+    batch_size: Annotated[int | None, typer.Option(help=LIMITS["batch_size"])] = None,
+    lr: Annotated[float | None, typer.Option(help=f"learning rate, {LIMITS['learning_rate']}")] = None,
+    frozen_stages: Annotated[
+        int | None, typer.Option(help=f"{LIMITS['frozen_stages']}, -1 = none frozen")
+    ] = None,
+    image_size: Annotated[int | None, typer.Option(help=f"square input side, {LIMITS['image_size']}")] = None,
     seed: Annotated[int | None, typer.Option(help="split and training seed")] = None,
     val_interval: Annotated[int | None, typer.Option(help="validate every N epochs")] = None,
-    max_attempts: Annotated[int | None, typer.Option(help="1..10, worker-loss retries included")] = None,
+    max_attempts: Annotated[
+        int | None, typer.Option(help=f"{LIMITS['max_attempts']}, worker-loss retries included")
+    ] = None,
     train_fraction: Annotated[
         float | None, typer.Option(help="split fraction when the dataset has none")
     ] = None,
@@ -63,7 +75,7 @@ def create(
     ] = False,
     watch: Annotated[bool, typer.Option(help="follow the run to its end (exit 0 only on SUCCEEDED)")] = False,
 ) -> None:
-    """Create a training run. Unset hyperparameters take the template's defaults.
+    """Create a training run. Unset hyperparameters take the template's defaults (templates get NAME).
 
     With --watch and --output json, stdout is JSON lines: the created run, then one line per event.
     """
