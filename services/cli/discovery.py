@@ -72,7 +72,13 @@ def template_detail(t: training_run_pb2.ModelTemplate, width: int | None = None)
     )
     defaults = to_dict(t.default_hyperparameters)
     rows = [[r.field, str(defaults.get(r.field, "")), range_text(r), r.note] for r in t.ranges]
-    columns = [Col("FIELD", 0, min_width=14), Col("DEFAULT", 0), Col("RANGE", 0), Col("NOTE", 1)]
+    widest_range = max((len(row[2]) for row in rows), default=0)
+    columns = [
+        Col("FIELD", 0, min_width=14),
+        Col("DEFAULT", 0),
+        Col("RANGE", 0, min_width=widest_range),
+        Col("NOTE", 1),
+    ]
     return [summary, fitted_table("hyperparameters", columns, rows, width or console().width)]
 
 
