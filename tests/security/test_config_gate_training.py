@@ -61,6 +61,14 @@ def absolute_strings(node: object) -> list[str]:
     return [node] if isinstance(node, str) and node.startswith("/") else []
 
 
+def rename_strings(node: object, renamed: dict[str, str]) -> object:
+    if isinstance(node, dict):
+        return {k: rename_strings(v, renamed) for k, v in node.items()}
+    if isinstance(node, list):
+        return [rename_strings(v, renamed) for v in node]
+    return renamed.get(node, node) if isinstance(node, str) else node
+
+
 def test_hostile_category_names_train_and_the_run_config_cannot_be_imported_as_code(
     stack: Stack, canary: str
 ) -> None:
@@ -109,5 +117,15 @@ def test_hostile_category_names_train_and_the_run_config_cannot_be_imported_as_c
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, error.details()  # type: ignore[attr-defined]
     assert "'{{' is not allowed" in error.details()  # type: ignore[attr-defined]
     assert stack.jwt_secret not in error.details()  # type: ignore[attr-defined]
+
+    # The same run config with plain class names imports (with the run's own checkpoint) and passes the gate.
+    renamed = dict(zip(model.class_names, ("a", "b", "c"), strict=True))
+    clean = rename_strings(stored, renamed)
+    target = stack.data_dir / "artifacts" / "imports" / "clean" / "config.json"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(clean))
+    request.config_uri, request.class_names[:] = "imports/clean/config.json", ["a", "b", "c"]
+    imported = models.ImportTrainedModel(request, metadata=who, timeout=120)
+    assert json_format.MessageToDict(imported.config)["work_dir"] == "train"
     channel.close()
     models_channel.close()
