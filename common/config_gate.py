@@ -201,12 +201,16 @@ def _mmdet_base(entry: str, relative: str, mmdet_root: Path) -> dict[str, Any]:
     path = (mmdet_root / relative).resolve()
     if not path.is_relative_to(mmdet_root) or not path.is_file():
         raise UnsafeConfig(f"_base_ {entry!r} is not a config shipped with mmdet")
-    cfg = Config.fromfile(
-        str(path),
-        use_predefined_variables=False,
-        import_custom_modules=False,
-        use_environment_variables=False,
-    )
+    try:
+        cfg = Config.fromfile(
+            str(path),
+            use_predefined_variables=False,
+            import_custom_modules=False,
+            use_environment_variables=False,
+        )
+    except Exception as exc:  # a shipped config that needs what we turned off (a lazy-import config...)
+        reason = type(exc).__name__
+        raise UnsafeConfig(f"_base_ {entry!r} cannot be loaded as a plain config ({reason})") from exc
     # As MMEngine does for a scoped base: its top-level components are built in the mmdet scope.
     scoped = Config._dict_to_config_dict(cfg.to_dict(), scope=MMDET_SCOPE.rstrip(":"))
     return _plain(scoped, entry)
