@@ -153,7 +153,7 @@ def test_cancel_a_running_run(stack: Stack) -> None:
     deadline = time.monotonic() + 300
     while True:
         current = ok(stack, "runs", "get", run["name"])
-        if current["state"] == "RUNNING" and int(current["progress"]["iter"]) > 0:
+        if current["state"] == "RUNNING" and int(current.get("progress", {}).get("iter", 0)) > 0:
             break
         assert time.monotonic() < deadline, current
         time.sleep(1)

@@ -22,14 +22,16 @@ def test_names_accept_bare_ids() -> None:
 
 
 def test_permissions_by_value_or_name_plus_flags() -> None:
-    assert _permissions(["models.view", "publish_models"], False, False, False) == [
+    assert _permissions(["models.view", "publish_models"], False, False) == [
         "models.publish",
         "models.view",
     ]
-    assert set(_permissions([], True, False, False)) == USER_PERMISSIONS
-    assert _permissions([], False, True, True) == [Permission.SUPERADMIN, Permission.WORKER]
+    assert set(_permissions([], True, False)) == USER_PERMISSIONS
+    assert _permissions([], False, True) == [Permission.SUPERADMIN]
     with pytest.raises(typer.Exit):
-        _permissions([], False, False, False)
+        _permissions([], False, False)
+    with pytest.raises(typer.Exit):  # the worker permission only in a worker token (--worker)
+        _permissions(["worker"], False, False)
 
 
 def test_report_prints_code_message_and_violations(capsys: pytest.CaptureFixture[str]) -> None:
