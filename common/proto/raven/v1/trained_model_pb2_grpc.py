@@ -27,7 +27,20 @@ if _version_not_supported:
 
 
 class TrainedModelServiceStub(object):
-    """Missing associated documentation comment in .proto file."""
+    """The registry of trained detectors: metrics, lineage, publication, artifact downloads, imports. Resource
+    name "trainedModels/{id}".
+
+    Every RPC needs `authorization: Bearer <jwt>` metadata (docs/tokens.md) and answers, besides the errors
+    listed on each RPC: UNAUTHENTICATED for a missing or invalid token; PERMISSION_DENIED when the token lacks
+    the RPC's permission (`superadmin` holds every one; a worker token none); UNAVAILABLE when the server is
+    starting or draining, or training_run did not answer a question it needed (nothing was changed): retry.
+    Bad input is INVALID_ARGUMENT with a google.rpc.BadRequest in the status details (protos/google/rpc)
+    naming each offending field by its path in the request, listed on each RPC.
+    Visibility: a published model is visible to every holder of models.view; an unpublished one only to its
+    owner and to holders of models.view_all. A model the caller cannot see is NOT_FOUND, exactly as if it did
+    not exist. Changing a model (Update, Delete, Publish, Unpublish) needs its ownership or models.view_all,
+    else PERMISSION_DENIED.
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -88,64 +101,122 @@ class TrainedModelServiceStub(object):
 
 
 class TrainedModelServiceServicer(object):
-    """Missing associated documentation comment in .proto file."""
+    """The registry of trained detectors: metrics, lineage, publication, artifact downloads, imports. Resource
+    name "trainedModels/{id}".
+
+    Every RPC needs `authorization: Bearer <jwt>` metadata (docs/tokens.md) and answers, besides the errors
+    listed on each RPC: UNAUTHENTICATED for a missing or invalid token; PERMISSION_DENIED when the token lacks
+    the RPC's permission (`superadmin` holds every one; a worker token none); UNAVAILABLE when the server is
+    starting or draining, or training_run did not answer a question it needed (nothing was changed): retry.
+    Bad input is INVALID_ARGUMENT with a google.rpc.BadRequest in the status details (protos/google/rpc)
+    naming each offending field by its path in the request, listed on each RPC.
+    Visibility: a published model is visible to every holder of models.view; an unpublished one only to its
+    owner and to holders of models.view_all. A model the caller cannot see is NOT_FOUND, exactly as if it did
+    not exist. Changing a model (Update, Delete, Publish, Unpublish) needs its ownership or models.view_all,
+    else PERMISSION_DENIED.
+    """
 
     def GetTrainedModel(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """One model with its metrics, lineage fields and artifacts. Permission: models.view.
+        Errors: INVALID_ARGUMENT (name: not "trainedModels/{id}"); NOT_FOUND.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListTrainedModels(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """The models the caller may see, filtered, newest first (or by val bbox mAP). Permission: models.view.
+        Filtering by another owner never fails: it lists that owner's models the caller may see.
+        Errors: INVALID_ARGUMENT (page_size: negative; min_bbox_map: outside [0, 1]; base_model: not
+        "trainedModels/{id}"; page_token: not from a previous response, or issued for other filters or order).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def UpdateTrainedModel(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Renames a model or changes its description; a new display_name gives it the next version number within
+        that name. Permission: models.edit, and ownership or models.view_all.
+        Errors: INVALID_ARGUMENT (update_mask: empty, or names a field other than display_name and description;
+        trained_model.name; trained_model.display_name; trained_model.description); NOT_FOUND; ABORTED: etag is
+        stale; FAILED_PRECONDITION: no version number could be assigned under contention, retry.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def DeleteTrainedModel(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Deletes a model and its artifacts. Permission: models.delete, and ownership or models.view_all.
+        Errors: INVALID_ARGUMENT (name); NOT_FOUND; ABORTED: etag is stale; FAILED_PRECONDITION: the model is
+        the base model of other models or of a pending or running training run; UNAVAILABLE: training_run could
+        not say whether a run uses the model (nothing was deleted).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def PublishTrainedModel(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Publishes a model for production use and as a base for later runs, unless a requested gate refuses; an
+        already published model is returned unchanged. Permission: models.publish, and ownership or
+        models.view_all; `force` also needs superadmin (PERMISSION_DENIED otherwise).
+        Errors: INVALID_ARGUMENT (name; min_bbox_map: outside [0, 1]); NOT_FOUND; FAILED_PRECONDITION: a gate
+        refused (no evaluation, val bbox mAP below min_bbox_map, or worse than the published model of the same
+        name), or the stored config fails the config gate.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def UnpublishTrainedModel(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Withdraws a publication; an unpublished model is returned unchanged. Permission: models.publish, and
+        ownership or models.view_all.
+        Errors: INVALID_ARGUMENT (name); NOT_FOUND.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetModelLineage(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """The model's ancestors (base models) and descendants (models trained from it). A relative the caller may
+        not see is listed with only trained_model, base_model and depth set. Permission: models.view.
+        Errors: INVALID_ARGUMENT (name; max_depth: negative); NOT_FOUND.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ImportTrainedModel(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Registers a model from a config and a checkpoint already in the artifact store (e.g. a root model to
+        fine-tune from); both are verified and copied under the new model. Permission: models.import.
+        request_id: the same id from the same owner returns the model imported first.
+        Errors: INVALID_ARGUMENT (display_name; description; class_names, class_names[i]; config_uri and
+        checkpoint_uri: not an artifact key, missing from the store, too large, or not a config/checkpoint that
+        loads as data and matches class_names; model_template: unknown; request_id: too long); NOT_FOUND:
+        config_uri or checkpoint_uri lies under another owner's run or model the caller may not see;
+        FAILED_PRECONDITION: no version number could be assigned under contention, retry.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def DownloadModelArtifact(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Streams one artifact in chunks. Permission: models.view. The first message carries total_size, sha256
+        and filename; every message carries the offset of its data. Resume contract: the stream ends with OK
+        after the last chunk; after any other end, call again with offset = the last offset received plus the
+        length of its data, and check the sha256 of the whole file at the end.
+        Errors: INVALID_ARGUMENT (name; kind: unknown; offset: negative or past the end; chunk_size: negative or
+        over 4 MiB); NOT_FOUND: no such visible model, or it has no artifact of that kind; FAILED_PRECONDITION:
+        the artifact is missing from storage or changed since it was recorded.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetTrainedModelStatistics(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Training figures of a model (time, parameters, epochs, learning rate, loss, evaluation). Permission:
+        statistics.view (not models.view); the model must be visible to the caller.
+        Errors: INVALID_ARGUMENT (name); NOT_FOUND.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -212,7 +283,20 @@ def add_TrainedModelServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class TrainedModelService(object):
-    """Missing associated documentation comment in .proto file."""
+    """The registry of trained detectors: metrics, lineage, publication, artifact downloads, imports. Resource
+    name "trainedModels/{id}".
+
+    Every RPC needs `authorization: Bearer <jwt>` metadata (docs/tokens.md) and answers, besides the errors
+    listed on each RPC: UNAUTHENTICATED for a missing or invalid token; PERMISSION_DENIED when the token lacks
+    the RPC's permission (`superadmin` holds every one; a worker token none); UNAVAILABLE when the server is
+    starting or draining, or training_run did not answer a question it needed (nothing was changed): retry.
+    Bad input is INVALID_ARGUMENT with a google.rpc.BadRequest in the status details (protos/google/rpc)
+    naming each offending field by its path in the request, listed on each RPC.
+    Visibility: a published model is visible to every holder of models.view; an unpublished one only to its
+    owner and to holders of models.view_all. A model the caller cannot see is NOT_FOUND, exactly as if it did
+    not exist. Changing a model (Update, Delete, Publish, Unpublish) needs its ownership or models.view_all,
+    else PERMISSION_DENIED.
+    """
 
     @staticmethod
     def GetTrainedModel(request,

@@ -27,7 +27,20 @@ if _version_not_supported:
 
 
 class TrainingRunServiceStub(object):
-    """Missing associated documentation comment in .proto file."""
+    """Training runs: create, read, follow, cancel; plus the worker leases and the discovery of templates and
+    workers. Resource name "trainingRuns/{id}".
+
+    Every RPC needs `authorization: Bearer <jwt>` metadata (claims, audience, issuer, permission strings:
+    docs/tokens.md) and answers, besides the errors listed on each RPC:
+    - UNAUTHENTICATED: no token, or one that is expired, revoked, badly signed, or for another audience/issuer;
+    - PERMISSION_DENIED: the token lacks the RPC's permission. `superadmin` holds every user permission but not
+    `worker`; a worker token holds `worker` only;
+    - UNAVAILABLE: the server is starting or draining, or a service it needs did not answer: retry with backoff.
+    Bad input is INVALID_ARGUMENT, never INTERNAL, with a google.rpc.BadRequest in the status details
+    (grpc-status-details-bin, protos/google/rpc) naming each offending field by its path in the request; the
+    paths are listed on each RPC. A run of another owner is NOT_FOUND to a caller without
+    training_runs.view_all, exactly as if it did not exist.
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -118,60 +131,126 @@ class TrainingRunServiceStub(object):
 
 
 class TrainingRunServiceServicer(object):
-    """Missing associated documentation comment in .proto file."""
+    """Training runs: create, read, follow, cancel; plus the worker leases and the discovery of templates and
+    workers. Resource name "trainingRuns/{id}".
+
+    Every RPC needs `authorization: Bearer <jwt>` metadata (claims, audience, issuer, permission strings:
+    docs/tokens.md) and answers, besides the errors listed on each RPC:
+    - UNAUTHENTICATED: no token, or one that is expired, revoked, badly signed, or for another audience/issuer;
+    - PERMISSION_DENIED: the token lacks the RPC's permission. `superadmin` holds every user permission but not
+    `worker`; a worker token holds `worker` only;
+    - UNAVAILABLE: the server is starting or draining, or a service it needs did not answer: retry with backoff.
+    Bad input is INVALID_ARGUMENT, never INTERNAL, with a google.rpc.BadRequest in the status details
+    (grpc-status-details-bin, protos/google/rpc) naming each offending field by its path in the request; the
+    paths are listed on each RPC. A run of another owner is NOT_FOUND to a caller without
+    training_runs.view_all, exactly as if it did not exist.
+    """
 
     def CreateTrainingRun(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Validates and queues a run (PENDING). Permission: training_runs.create; with base_model also
+        models.view (the caller's token is forwarded to TrainedModelService.GetTrainedModel; PERMISSION_DENIED
+        without it). request_id (AIP-155): the same id from the same owner returns the run created first,
+        whatever the rest of the request says. validate_only: checks everything and returns the run as it would
+        be created, without storing or queueing it.
+        Errors: INVALID_ARGUMENT with every offending field at once, BadRequest paths: training_run.display_name,
+        training_run.description, request_id, training_run.dataset (not a relative path, not found under the
+        dataset root, or annotations without usable categories), training_run.base_model (malformed, not visible
+        to the caller, not published, no checkpoint), training_run.model_template (unknown, or not the base
+        model's), training_run.class_names, training_run.hyperparameters.<field> (out of the template's range,
+        see ListModelTemplates); FAILED_PRECONDITION: the base model's stored config fails the config gate;
+        ABORTED: a concurrent Create with the same request_id is still in progress, retry; UNAVAILABLE:
+        trained_model did not answer.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetTrainingRun(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """The run with its full history and resolved config. Permission: training_runs.view.
+        Errors: INVALID_ARGUMENT (name: not "trainingRuns/{id}"); NOT_FOUND.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListTrainingRuns(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """The caller's runs, newest first (every owner's with training_runs.view_all). Permission:
+        training_runs.view; `owner` other than the caller needs training_runs.view_all (else PERMISSION_DENIED).
+        Errors: INVALID_ARGUMENT (page_size: negative; states: unknown values; page_token: not from a previous
+        response, or issued for other filters).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def UpdateTrainingRun(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Renames a run or changes its description. Permission: training_runs.edit, and the caller must own the
+        run (or be superadmin): a view_all holder who does not gets PERMISSION_DENIED.
+        Errors: INVALID_ARGUMENT (training_run.name, update_mask: names a field other than display_name and
+        description, training_run.display_name, training_run.description); NOT_FOUND; ABORTED: etag is stale or
+        the run changed meanwhile, read it again and retry.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def DeleteTrainingRun(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Deletes a run in a final state (SUCCEEDED, FAILED, CANCELLED). Permission: training_runs.delete, and
+        the caller must own the run (or be superadmin).
+        Errors: INVALID_ARGUMENT (name); NOT_FOUND; FAILED_PRECONDITION: the run is not final yet, cancel it and
+        wait; ABORTED: etag is stale or the run changed meanwhile.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def CancelTrainingRun(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """PENDING becomes CANCELLED at once; RUNNING becomes CANCELLING, the worker stops cooperatively, then
+        CANCELLED (follow it with WatchTrainingRun); cancelling a CANCELLING run changes nothing. Permission:
+        training_runs.cancel, and the caller must own the run (or be superadmin).
+        Errors: INVALID_ARGUMENT (name; reason: over 1000 characters); NOT_FOUND; FAILED_PRECONDITION: the run
+        is already final, or its training finished and the model is being registered; ABORTED: the run is
+        changing too often, retry.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def WatchTrainingRun(self, request, context):
-        """Replays the run's events after resume_token, then live; ends after the terminal event.
+        """The run's events (RunEvent: state changes, phases, progress, logs, outcome) in order: first those
+        stored after resume_token, then live ones. Permission: training_runs.view.
+        Resume contract: every response carries a resume_token. The stream ends with OK right after the event
+        whose state_changed.to_state is final (SUCCEEDED, FAILED, CANCELLED), or, when the run was already final
+        as the call started, as soon as the stored events are replayed (so a token taken after the final event
+        ends at once, with no event). Any other end is not the end of the run: UNAVAILABLE (the server drains,
+        or this watcher fell more than 10,000 events behind), a dropped connection or the client's own deadline.
+        Call again with the last resume_token received: nothing is lost and nothing repeats. Events are kept 30
+        days (the events stream's max age); for an older run read GetTrainingRun.
+        Errors: INVALID_ARGUMENT (name; resume_token: not from a previous response, or beyond the last stored
+        event); NOT_FOUND.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def WatchTrainingRuns(self, request, context):
-        """State and phase changes of every visible run, for as long as the client stays connected.
+        """State and phase changes of every run the caller may see (its own; every owner's with
+        training_runs.view_all), filtered by the request, for as long as the client stays connected: the stream
+        never ends by itself and has no resume token. Changes made while disconnected are not replayed: after a
+        reconnect, read the current state with ListTrainingRuns. Permission: training_runs.view; `owner` other
+        than the caller needs training_runs.view_all (else PERMISSION_DENIED).
+        Errors: INVALID_ARGUMENT (states: unknown values); UNAVAILABLE: this watcher fell more than 10,000
+        changes behind, or the server drains: reconnect.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetTrainingRunLogs(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """A page of an attempt's log lines, oldest first. Permission: training_runs.view.
+        Errors: INVALID_ARGUMENT (name; page_size or attempt: negative; attempt: beyond the run's attempts;
+        page_token: not from a previous response); NOT_FOUND.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -179,26 +258,42 @@ class TrainingRunServiceServicer(object):
     def ClaimTrainingRun(self, request, context):
         """Internal, worker identity only. A worker leases a run before working on it; every later call is fenced by
         the attempt number it got, so a worker that lost its lease cannot change the run any more.
+        Permission: worker (a worker token; superadmin does not stand in for it). The same worker claiming its
+        own live lease again only extends it.
+        Errors: INVALID_ARGUMENT (name, worker_id: required, at most 200 printable characters; job_attempt: below
+        1; worker.device_kind, worker.gpu_model, worker.gpu_count, worker.slots); NOT_FOUND: no such run;
+        FAILED_PRECONDITION: the run is final or CANCELLING, drop the job; ABORTED: job_attempt is stale, or the
+        attempt is leased to another worker.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def HeartbeatTrainingRun(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Extends the lease of a claimed attempt and records its newest checkpoint; cancel_requested tells the
+        worker to stop. Permission: worker.
+        Errors: INVALID_ARGUMENT (name, worker_id, attempt: below 1, latest_checkpoint: not an artifact key,
+        worker.*); NOT_FOUND; ABORTED: the lease is lost (another attempt or worker holds the run, the run
+        completed, or the lease expired): stop working on the run.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ReleaseTrainingRun(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Gives a claimed run back (worker shutting down): it is PENDING again at once without counting a failed
+        attempt, or CANCELLED when it was CANCELLING. Permission: worker.
+        Errors: as HeartbeatTrainingRun.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def HeartbeatWorker(self, request, context):
         """Internal, worker identity only: an idle worker says it is alive (a busy one is seen through its
-        claims and heartbeats too), so ListWorkers shows it with its free slots.
+        claims and heartbeats too), so ListWorkers shows it with its free slots. Permission: worker.
+        Errors: INVALID_ARGUMENT (worker_id, worker.device_kind, worker.gpu_model, worker.gpu_count,
+        worker.slots); ABORTED: the worker is being recorded concurrently, retry.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -206,21 +301,26 @@ class TrainingRunServiceServicer(object):
 
     def ListModelTemplates(self, request, context):
         """The model templates a run may name in model_template: the same catalogue CreateTrainingRun validates
-        against, with defaults and valid ranges. Any caller allowed to view runs.
+        against, with defaults and valid ranges. Permission: training_runs.view.
+        Errors: INVALID_ARGUMENT (page_size: negative; page_token: not from a previous response).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetModelTemplate(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """One model template. Permission: training_runs.view.
+        Errors: INVALID_ARGUMENT (name: not "modelTemplates/{template_id}"); NOT_FOUND: no such template (the
+        message lists the known ones).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListWorkers(self, request, context):
         """Workers seen recently (claims and heartbeats), what they run, and the queue per capability. For
-        operators: needs training_runs.view_all (a worker's runs belong to every owner).
+        operators. Permission: training_runs.view_all (a worker's runs belong to every owner).
+        Errors: INVALID_ARGUMENT (seen_within: negative or over 7 days).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -318,7 +418,20 @@ def add_TrainingRunServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class TrainingRunService(object):
-    """Missing associated documentation comment in .proto file."""
+    """Training runs: create, read, follow, cancel; plus the worker leases and the discovery of templates and
+    workers. Resource name "trainingRuns/{id}".
+
+    Every RPC needs `authorization: Bearer <jwt>` metadata (claims, audience, issuer, permission strings:
+    docs/tokens.md) and answers, besides the errors listed on each RPC:
+    - UNAUTHENTICATED: no token, or one that is expired, revoked, badly signed, or for another audience/issuer;
+    - PERMISSION_DENIED: the token lacks the RPC's permission. `superadmin` holds every user permission but not
+    `worker`; a worker token holds `worker` only;
+    - UNAVAILABLE: the server is starting or draining, or a service it needs did not answer: retry with backoff.
+    Bad input is INVALID_ARGUMENT, never INTERNAL, with a google.rpc.BadRequest in the status details
+    (grpc-status-details-bin, protos/google/rpc) naming each offending field by its path in the request; the
+    paths are listed on each RPC. A run of another owner is NOT_FOUND to a caller without
+    training_runs.view_all, exactly as if it did not exist.
+    """
 
     @staticmethod
     def CreateTrainingRun(request,
