@@ -67,7 +67,8 @@ class Principal:
 
     def require(self, permission: str) -> None:
         if not self.has(permission):
-            raise PermissionDenied(f"caller {self.subject!r} lacks the {permission!r} permission")
+            # str(): the permission's wire name ('training_runs.create'), not the enum's repr.
+            raise PermissionDenied(f"caller {self.subject!r} lacks the {str(permission)!r} permission")
 
     def can_see_owner(self, owner: str, view_all: str) -> bool:
         return owner == self.subject or self.has(view_all)
