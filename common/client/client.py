@@ -8,7 +8,6 @@ Create/Import because they carry a ``request_id``) are retried with exponential 
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Sequence
 from datetime import timedelta
@@ -20,6 +19,7 @@ from google.protobuf import field_mask_pb2
 from common.client.core import TokenSource
 from common.client.errors import RavenError
 from common.client.models import TrainedModelMethods
+from common.client.retry import Failures
 from common.proto.raven.v1 import training_run_pb2, types_pb2
 from common.settings import Settings
 from common.tls import ClientTLS
@@ -207,14 +207,14 @@ class RavenClient(TrainedModelMethods):
         """
         token = resume_token
         last_sequence = 0
-        failures = 0
+        failures = Failures(self.retry)
         while True:
             request = training_run_pb2.WatchTrainingRunRequest(name=run_name, resume_token=token)
             call = self._runs.WatchTrainingRun(request, timeout=timeout, metadata=self.metadata())
             problem = "the stream ended before the terminal event"
             try:
                 async for response in call:
-                    failures = 0
+                    failures.reset()
                     sequence = response.event.sequence
                     if sequence and sequence <= last_sequence:
                         continue
@@ -229,13 +229,12 @@ class RavenClient(TrainedModelMethods):
                 problem = f"{exc.code().name}: {exc.details()}"
             finally:
                 call.cancel()
-            failures += 1
-            if failures >= self.retry.max_attempts:
+            if not await failures.failed():
                 raise RavenError(
                     grpc.StatusCode.UNAVAILABLE,
-                    f"watch of {run_name} lost after {failures} tries ({problem}); resume token {token!r}",
+                    f"watch of {run_name} lost after {failures.count} tries ({problem}); "
+                    f"resume token {token!r}",
                 )
-            await asyncio.sleep(self.retry.backoff(failures))
 
     async def watch_all(
         self,
@@ -253,13 +252,13 @@ class RavenClient(TrainedModelMethods):
         request = training_run_pb2.WatchTrainingRunsRequest(
             states=list(states), owner=owner, dataset=dataset, model_template=model_template
         )
-        failures = 0
+        failures = Failures(self.retry)
         while True:
             call = self._runs.WatchTrainingRuns(request, metadata=self.metadata())
             problem = "the stream ended"
             try:
                 async for response in call:
-                    failures = 0
+                    failures.reset()
                     yield response
             except grpc.aio.AioRpcError as exc:
                 if exc.code() not in STREAM_RETRY_CODES:
@@ -267,7 +266,5 @@ class RavenClient(TrainedModelMethods):
                 problem = f"{exc.code().name}: {exc.details()}"
             finally:
                 call.cancel()
-            failures += 1
-            if failures >= self.retry.max_attempts:
+            if not await failures.failed():
                 raise RavenError(grpc.StatusCode.UNAVAILABLE, f"watch of all runs lost ({problem})")
-            await asyncio.sleep(self.retry.backoff(failures))

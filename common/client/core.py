@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -11,7 +10,7 @@ from typing import Any
 import grpc
 
 from common.client.errors import RavenError
-from common.client.retry import READ_RETRY_CODES, WRITE_RETRY_CODES, RetryPolicy
+from common.client.retry import NO_RETRY, READ_RETRY_CODES, WRITE_RETRY_CODES, Failures, RetryPolicy
 from common.proto.raven.v1 import trained_model_pb2_grpc, training_run_pb2_grpc
 from common.tls import ClientTLS, aio_channel
 
@@ -89,18 +88,16 @@ class ClientCore:
         timeout: float | None,
     ) -> Any:
         """One logical call: same request and request id on every attempt, a fresh deadline per attempt."""
-        attempts = self.retry.max_attempts if retry_on else 1
+        failures = Failures(self.retry if retry_on else NO_RETRY)
         request_id = uuid.uuid4().hex
-        for attempt in range(1, attempts + 1):
+        while True:
             try:
                 return await method(
                     request, timeout=timeout or self.timeout, metadata=self.metadata(request_id)
                 )
             except grpc.aio.AioRpcError as exc:
-                if exc.code() not in retry_on or attempt == attempts:
+                if exc.code() not in retry_on or not await failures.failed():
                     raise RavenError.from_rpc_error(exc) from exc
-            await asyncio.sleep(self.retry.backoff(attempt))
-        raise AssertionError("unreachable")
 
     async def _read(self, method: Callable[..., Any], request: Any, timeout: float | None) -> Any:
         return await self._unary(method, request, retry_on=READ_RETRY_CODES, timeout=timeout)

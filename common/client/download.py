@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -12,7 +11,7 @@ from typing import Any
 import grpc
 
 from common.client.errors import IntegrityError, RavenError
-from common.client.retry import READ_RETRY_CODES, RetryPolicy
+from common.client.retry import READ_RETRY_CODES, Failures, RetryPolicy
 from common.proto.raven.v1 import types_pb2
 
 STALE_OFFSET_CODES = frozenset({grpc.StatusCode.OUT_OF_RANGE, grpc.StatusCode.INVALID_ARGUMENT})
@@ -81,7 +80,7 @@ async def download_artifact(
                 offset += len(block)
     resumed_from = offset
     announced = _Announced()
-    failures = 0
+    failures = Failures(retry)
     with part.open("ab") as out:
         while announced.total_size < 0 or offset < announced.total_size:
             call = open_stream(offset)
@@ -96,7 +95,7 @@ async def download_artifact(
                     out.write(chunk.data)
                     hasher.update(chunk.data)
                     offset += len(chunk.data)
-                    failures = 0
+                    failures.reset()
                 if announced.total_size < 0:
                     announced.total_size = offset  # the server announced no size: the clean end is the end
             except grpc.aio.AioRpcError as exc:
@@ -108,10 +107,8 @@ async def download_artifact(
                     continue
                 if exc.code() not in READ_RETRY_CODES:
                     raise RavenError.from_rpc_error(exc) from exc
-                failures += 1
-                if failures >= retry.max_attempts:
+                if not await failures.failed():
                     raise RavenError.from_rpc_error(exc) from exc
-                await asyncio.sleep(retry.backoff(failures))
             finally:
                 call.cancel()
             out.flush()

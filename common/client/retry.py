@@ -1,7 +1,13 @@
-"""Retry policy: exponential backoff with full jitter, applied only to calls that are safe to repeat."""
+"""Retry policy: exponential backoff with full jitter, applied only to calls that are safe to repeat.
+
+:class:`Failures` is the one retry loop of the client: unary calls (a fresh deadline per attempt, so a read
+that timed out is tried again, which grpc's service-config ``retryPolicy`` cannot do: its deadline spans every
+attempt), and the reconnects of streams and downloads, where progress resets the count.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import random
 from dataclasses import dataclass, field
 
@@ -38,3 +44,26 @@ class RetryPolicy:
 
 
 NO_RETRY = RetryPolicy(max_attempts=1)
+
+
+class Failures:
+    """Failures in a row of one logical call or stream under a :class:`RetryPolicy`.
+
+    ``await failures.failed()`` counts one and sleeps the backoff before the next try; it answers False, at
+    once, when the policy's attempts are used up. ``reset()`` after progress (a stream's event, a download's
+    chunk).
+    """
+
+    def __init__(self, policy: RetryPolicy) -> None:
+        self._policy = policy
+        self.count = 0
+
+    def reset(self) -> None:
+        self.count = 0
+
+    async def failed(self) -> bool:
+        self.count += 1
+        if self.count >= self._policy.max_attempts:
+            return False
+        await asyncio.sleep(self._policy.backoff(self.count))
+        return True

@@ -9,6 +9,7 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 from common.client import RavenError, RetryPolicy, is_terminal_event
+from common.client.retry import Failures
 from common.proto.raven.v1 import events_pb2, training_run_pb2, types_pb2
 
 
@@ -19,6 +20,15 @@ def test_backoff_grows_exponentially_is_capped_and_jittered() -> None:
         assert all(0 <= s <= bound for s in samples)
         assert max(samples) > bound * 0.8, "full jitter spreads over the whole window"
         assert len(set(samples)) > 150
+
+
+async def test_failures_sleep_between_tries_give_up_at_max_attempts_and_reset_on_progress() -> None:
+    failures = Failures(RetryPolicy(max_attempts=3, initial_backoff=0.001, max_backoff=0.001))
+    assert await failures.failed() and await failures.failed()
+    assert not await failures.failed() and failures.count == 3  # the third failure is the last try
+    failures.reset()
+    assert await failures.failed() and failures.count == 1
+    assert not await Failures(RetryPolicy(max_attempts=1)).failed()  # NO_RETRY: the first failure ends it
 
 
 def change(to_state: int) -> training_run_pb2.WatchTrainingRunResponse:
