@@ -36,13 +36,9 @@ from common.config_data import (
     walk_dicts,
 )
 from common.config_gate import ConfigRefused, check_config
-from common.mmdet_templates import (
-    TEMPLATES,
-    FieldViolation,
-    HyperParams,
-    ModelTemplate,
-    validate_class_names,
-)
+from common.errors import FieldViolation
+from common.hyperparameters import HyperParams
+from common.mmdet_templates import TEMPLATES, ModelTemplate, validate_class_names
 
 __all__ = [
     "TEMPLATES",
@@ -116,20 +112,11 @@ def build_config(
         )
     fine_tune = base_model_config is not None
     pretrained = fine_tune or bool(backbone_checkpoint)
-    violations = hp.validate(tpl) + validate_class_names(class_names)
+    violations = hp.validate(tpl, pretrained=pretrained) + validate_class_names(class_names)
     violations += _validate_references(fine_tune, load_from, backbone_checkpoint)
-    if not pretrained and hp.frozen_stages is not None and hp.frozen_stages >= 0:
-        violations.append(
-            FieldViolation(
-                "training_run.hyperparameters.frozen_stages",
-                "would freeze random backbone weights; leave it unset or fine-tune a base model",
-            )
-        )
     if violations:
         raise ConfigInvalid(violations)
-    resolved = hp.resolved_with(tpl.defaults)
-    if not pretrained and hp.frozen_stages is None:
-        resolved = HyperParams(**{**resolved.as_dict(), "frozen_stages": -1})  # type: ignore[arg-type]
+    resolved = hp.resolved_with(tpl.defaults_for(pretrained))
 
     if base_model_config is not None:
         gate(base_model_config, "training_run.base_model", "its stored config fails the config gate: ")
@@ -247,7 +234,8 @@ def set_classes(cfg: dict[str, Any], names: list[str]) -> None:
 
 
 def _set_schedule(cfg: dict[str, Any], tpl: ModelTemplate, hp: HyperParams) -> None:
-    epochs, lr = int(hp.epochs or 1), float(hp.learning_rate or 0.01)
+    assert hp.epochs is not None and hp.learning_rate is not None, "resolved with the template defaults"
+    epochs, lr = hp.epochs, float(hp.learning_rate)
     cfg["train_cfg"] = {"type": "EpochBasedTrainLoop", "max_epochs": epochs, "val_interval": hp.val_interval}
     cfg["optim_wrapper"]["optimizer"]["lr"] = lr
     cfg["auto_scale_lr"] = {"enable": False, "base_batch_size": hp.batch_size}
@@ -280,7 +268,8 @@ def _set_schedule(cfg: dict[str, Any], tpl: ModelTemplate, hp: HyperParams) -> N
 
 
 def _set_data(cfg: dict[str, Any], tpl: ModelTemplate, hp: HyperParams) -> None:
-    side = int(hp.image_size or 640)
+    assert hp.image_size is not None, "resolved with the template defaults"
+    side = hp.image_size
     ref = _reference_side(cfg)
     factor = side / ref if ref else 1.0
     for node in walk_dicts({k: v for k, v in cfg.items() if k != "model"}):

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from google.protobuf import json_format, struct_pb2
 
+from common.hyperparameters import validate_request
 from common.mmdet_config import (
     TEMPLATES,
     ConfigInvalid,
@@ -21,6 +22,8 @@ from common.mmdet_config import (
     find_urls,
 )
 from common.mmdet_fill import fill_dataset
+from common.proto.raven.v1 import types_pb2
+from services.training_run.adapters.proto_mapping import hyperparameters_from_proto
 
 CLASSES = ("bottle", "tire", "bag")
 HOSTILE = (
@@ -317,12 +320,21 @@ def test_builds_share_no_state() -> None:
     assert again.data == first.data and again.sha256 == first.sha256
 
 
-def test_proto_zero_values_mean_template_defaults() -> None:
-    hp = HyperParams.from_proto_fields(
-        epochs=0, batch_size=4, learning_rate=0.0, frozen_stages=0, image_size=0, seed=0, val_interval=0,
-        max_attempts=3, train_fraction=0.7,
-    )  # fmt: skip
-    assert hp == HyperParams(batch_size=4)
-    assert (
-        hp.resolved_with(TEMPLATES["rtmdet_tiny"].defaults).epochs == TEMPLATES["rtmdet_tiny"].defaults.epochs
+def test_unset_fields_take_template_defaults_and_a_set_zero_is_honoured() -> None:
+    message = types_pb2.Hyperparameters(batch_size=4, frozen_stages=0, seed=0)
+    asked = validate_request(
+        hyperparameters_from_proto(message), TEMPLATES["faster_rcnn_r50_fpn"], pretrained=True
     )
+    assert asked.violations == [] and asked.training == HyperParams(batch_size=4, frozen_stages=0, seed=0)
+    data = build_config(
+        "faster_rcnn_r50_fpn", CLASSES, asked.training, backbone_checkpoint="weights/r50.pth"
+    ).data
+    assert data["model"]["backbone"]["frozen_stages"] == 0 and data["randomness"]["seed"] == 0
+    default = build_config(
+        "faster_rcnn_r50_fpn", CLASSES, HyperParams(), backbone_checkpoint="weights/r50.pth"
+    )
+    assert (
+        default.data["model"]["backbone"]["frozen_stages"]
+        == TEMPLATES["faster_rcnn_r50_fpn"].defaults.frozen_stages
+    )
+    assert default.data["train_cfg"]["max_epochs"] == TEMPLATES["faster_rcnn_r50_fpn"].defaults.epochs

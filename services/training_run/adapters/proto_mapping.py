@@ -7,6 +7,7 @@ from typing import Any, cast
 
 from google.protobuf import struct_pb2, timestamp_pb2
 
+from common import hyperparameters
 from common.proto.raven.v1 import events_pb2, training_run_pb2, types_pb2
 from services.training_run.domain.model import (
     CancelRequested,
@@ -19,7 +20,6 @@ from services.training_run.domain.model import (
 )
 
 RESOURCE_PREFIX = "trainingRuns/"
-HYPERPARAMETER_FIELDS = tuple(f.name for f in types_pb2.Hyperparameters.DESCRIPTOR.fields)
 
 
 # The generated stubs type enum fields as their enum class, while the runtime takes any int. The domain enums
@@ -77,8 +77,13 @@ def failure_from_proto(failure: types_pb2.Failure) -> Failure:
 
 def hyperparameters_to_proto(values: dict[str, Any]) -> types_pb2.Hyperparameters:
     return types_pb2.Hyperparameters(
-        **{k: v for k, v in values.items() if k in HYPERPARAMETER_FIELDS and v is not None}
+        **{k: v for k, v in values.items() if k in hyperparameters.FIELDS and v is not None}
     )
+
+
+def hyperparameters_from_proto(message: types_pb2.Hyperparameters) -> dict[str, Any]:
+    """The fields the request set (zero included): every field is proto3 ``optional``."""
+    return {descriptor.name: value for descriptor, value in message.ListFields()}
 
 
 def run_to_proto(run: TrainingRun, *, with_config: bool = True) -> training_run_pb2.TrainingRun:

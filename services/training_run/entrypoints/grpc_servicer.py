@@ -22,7 +22,7 @@ from services.training_run.adapters.discovery_mapping import (
     worker_info_from_proto,
     worker_to_proto,
 )
-from services.training_run.adapters.proto_mapping import HYPERPARAMETER_FIELDS, run_to_proto, timestamp
+from services.training_run.adapters.proto_mapping import hyperparameters_from_proto, run_to_proto, timestamp
 from services.training_run.adapters.repository import RunFilter
 from services.training_run.adapters.run_feeds import RunChangesHub, RunFeedHub
 from services.training_run.domain.model import RunState, TrainingRun
@@ -87,7 +87,7 @@ class TrainingRunServicer(training_run_pb2_grpc.TrainingRunServiceServicer):
         command = commands.CreateTrainingRun(
             display_name=run.display_name, dataset=run.dataset, model_template=run.model_template,
             description=run.description, base_model=run.base_model, class_names=tuple(run.class_names),
-            hyperparameters={f: getattr(run.hyperparameters, f) for f in HYPERPARAMETER_FIELDS},
+            hyperparameters=hyperparameters_from_proto(run.hyperparameters),
             request_id=request.request_id, validate_only=request.validate_only, auth_metadata=metadata,
         )  # fmt: skip
         return run_to_proto(await self._service.create(principal(), command))

@@ -16,7 +16,7 @@ class CreateTrainingRun:
     description: str = ""
     base_model: str = ""
     class_names: tuple[str, ...] = ()
-    hyperparameters: dict[str, Any] = field(default_factory=dict)  # proto field values; 0 = default
+    hyperparameters: dict[str, Any] = field(default_factory=dict)  # the fields set; absent = default
     request_id: str = ""
     validate_only: bool = False
     auth_metadata: tuple[tuple[str, str], ...] = ()  # forwarded to trained_model

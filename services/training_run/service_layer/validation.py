@@ -13,17 +13,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from common import config_gate, dataset_refs
+from common import config_gate, dataset_refs, hyperparameters
 from common.errors import AppError, FailedPrecondition, FieldViolation, NotFound, require
 from common.mmdet_config import TEMPLATES, ConfigInvalid, HyperParams, ResolvedConfig, build_config
-from common.mmdet_templates import RUN_DEFAULTS, RUN_LIMITS
 from services.training_run.adapters.trained_models import BaseModelInfo, TrainedModelClient
 from services.training_run.domain.model import RunSpec
 from services.training_run.service_layer.commands import CreateTrainingRun
 
 F = "training_run."
 MODEL_NAME = re.compile(r"^trainedModels/[A-Za-z0-9_-]{1,64}$")
-HP_FIELDS = ("epochs", "batch_size", "learning_rate", "frozen_stages", "image_size", "seed", "val_interval")
 ConfigBuilder = Callable[..., ResolvedConfig]
 
 
@@ -99,11 +97,11 @@ async def validate_create(cmd: CreateTrainingRun, ctx: CreateContext, *, operato
                 F + "model_template", f"unknown {template!r}; one of: {', '.join(sorted(TEMPLATES))}"
             )
         )
-    hp = HyperParams.from_proto_fields(**{k: cmd.hyperparameters.get(k, 0) for k in HP_FIELDS})
     pretrained = bool(cmd.base_model) or bool(ctx.backbone_checkpoint)
-    violations += hp.validate(TEMPLATES.get(template), pretrained=pretrained)  # type: ignore[arg-type]
-    extra, extra_violations = _run_limits(cmd.hyperparameters)
-    violations += extra_violations
+    asked = hyperparameters.validate_request(
+        cmd.hyperparameters, TEMPLATES.get(template), pretrained=pretrained
+    )
+    violations += asked.violations
     class_names = _class_names(cmd.class_names, categories, base, violations)
     require(_as_errors(violations))
     try:
@@ -111,7 +109,7 @@ async def validate_create(cmd: CreateTrainingRun, ctx: CreateContext, *, operato
             ctx.config_builder,
             template,
             class_names,
-            hp,
+            asked.training,
             base_model_config=(base.config_data or None) if base else None,
             load_from=base.checkpoint_key if base else None,
             backbone_checkpoint=(ctx.backbone_checkpoint or None) if not base else None,
@@ -121,7 +119,8 @@ async def validate_create(cmd: CreateTrainingRun, ctx: CreateContext, *, operato
         raise
     return RunSpec(
         dataset=dataset, model_template=template, class_names=tuple(class_names),
-        hyperparameters={**resolved.hyperparams.as_dict(), **extra}, max_attempts=extra["max_attempts"],
+        hyperparameters={**resolved.hyperparams.as_dict(), **asked.run},
+        max_attempts=int(asked.run["max_attempts"]),
         base_model=base.name if base else "", base_model_checkpoint=base.checkpoint_key if base else "",
         config_text=resolved.text, config_data=resolved.data, config_sha256=resolved.sha256,
     )  # fmt: skip
@@ -154,9 +153,7 @@ def missing_dataset_hint(ref: str, root: str, operator: bool) -> str:
     relative = ref.strip("/")
     where = f"{root.rstrip('/')}/{relative}/" if operator else f"'{relative}/' under the dataset root"
     who = "copy" if operator else "ask an operator to copy"
-    return (
-        f"{who} it to {where} ({dataset_refs.LAYOUT_HINT}); datasets can't be uploaded through the API yet"
-    )
+    return f"{who} it to {where} ({dataset_refs.LAYOUT_HINT}); datasets can't be uploaded through the API yet"
 
 
 async def _base_model(
@@ -192,26 +189,6 @@ async def _base_model(
             f"({refused}); its owner must import it again from a config that passes"
         )
     return base
-
-
-def _run_limits(values: dict[str, Any]) -> tuple[dict[str, Any], list[FieldViolation]]:
-    prefix = F + "hyperparameters."
-    found: list[FieldViolation] = []
-    chosen: dict[str, Any] = {}
-    for limit in RUN_LIMITS:
-        value = values.get(limit.field) or RUN_DEFAULTS[limit.field]
-        chosen[limit.field] = int(value) if limit.integer else float(value)
-        problem = limit.problem(chosen[limit.field])
-        if problem:
-            found.append(FieldViolation(prefix + limit.field, problem))
-    total = chosen["train_fraction"] + chosen["val_fraction"]
-    if total > 1 + 1e-9:
-        found.append(
-            FieldViolation(
-                prefix + "val_fraction", f"train_fraction + val_fraction must be <= 1, got {total:g}"
-            )
-        )
-    return chosen, found
 
 
 def _class_names(

@@ -90,6 +90,16 @@ def test_create_prints_the_run_as_json_with_all_hyperparameters(thread_stack: Fa
     assert thread_stack.runs.request_ids == ["req-1"]
 
 
+def test_create_sends_a_zero_it_was_given_and_leaves_the_rest_unset(thread_stack: FakeStack) -> None:
+    result = ravenctl(
+        thread_stack, "runs", "create", "--name", "n", "--dataset", "d", "--seed", "0", "--frozen-stages", "0"
+    )
+    assert result.exit_code == 0, result.output
+    sent = thread_stack.runs.runs["trainingRuns/r1"].hyperparameters
+    assert sent.HasField("seed") and sent.seed == 0 and sent.HasField("frozen_stages")
+    assert not sent.HasField("epochs") and not sent.HasField("max_attempts")
+
+
 def test_errors_show_code_and_field_violations_and_exit_2(thread_stack: FakeStack) -> None:
     result = ravenctl(thread_stack, "runs", "create", "--name", "", "--dataset", "d", "--epochs", "900")
     assert result.exit_code == 2

@@ -225,3 +225,22 @@ async def test_update_with_mask_and_etag_then_delete_only_when_terminal(sqlite_h
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await h.get(run.name)
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_a_hyperparameter_set_to_zero_is_honoured_and_an_unset_one_takes_the_default(
+    sqlite_harness: Harness,
+) -> None:
+    h = sqlite_harness
+    asked = await h.create(hyperparameters=types_pb2.Hyperparameters(epochs=2, seed=0, frozen_stages=-1))
+    assert asked.hyperparameters.HasField("seed") and asked.hyperparameters.seed == 0
+    randomness = asked.resolved_config_data.fields["randomness"].struct_value.fields
+    assert randomness["seed"].number_value == 0
+    chosen = await h.create(hyperparameters=types_pb2.Hyperparameters(epochs=2, seed=7))
+    assert chosen.hyperparameters.seed == 7
+    assert chosen.resolved_config_data.fields["randomness"].struct_value.fields["seed"].number_value == 7
+    default = await h.create(hyperparameters=types_pb2.Hyperparameters(epochs=2))
+    assert default.hyperparameters.HasField("image_size") and default.hyperparameters.image_size == 160
+    assert default.hyperparameters.max_attempts == 3 and default.hyperparameters.frozen_stages == -1
+    with pytest.raises(grpc.aio.AioRpcError) as caught:  # rtmdet_tiny from random weights: nothing to freeze
+        await h.create(hyperparameters=types_pb2.Hyperparameters(epochs=2, frozen_stages=0))
+    assert "random backbone weights" in violations(caught.value)["training_run.hyperparameters.frozen_stages"]

@@ -6,10 +6,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from common.mmdet_templates import RUN_LIMITS, TEMPLATES, HyperParams, Limit, limits_for
+from common.hyperparameters import FIELDS, RUN_LIMITS, HyperParams, Limit, limits_for, validate_request
+from common.mmdet_templates import TEMPLATES
 from services.training_run.adapters.discovery_mapping import template_to_proto
+from services.training_run.adapters.proto_mapping import hyperparameters_from_proto
 from services.training_run.domain.workers import SeenWorker, WorkerInfo, queue_depths
-from services.training_run.service_layer.validation import _run_limits
 
 NOW = datetime(2026, 12, 2, tzinfo=UTC)
 
@@ -25,10 +26,9 @@ def test_listed_ranges_are_the_ones_create_checks(key: str, pretrained: bool) ->
     assert ranges["frozen_stages"].max == (template.max_frozen_stages if pretrained else -1)
     # Every listed default passes validation when sent back as it is.
     defaults = listed.default_hyperparameters
-    hp = HyperParams.from_proto_fields(**{f: getattr(defaults, f) for f in ranges if hasattr(HyperParams, f)})
-    assert hp.validate(template, pretrained=pretrained) == []
-    run_fields = ("max_attempts", "train_fraction", "val_fraction")
-    assert _run_limits({f: getattr(defaults, f) for f in run_fields})[1] == []
+    asked = validate_request(hyperparameters_from_proto(defaults), template, pretrained=pretrained)
+    assert asked.violations == []
+    assert set(hyperparameters_from_proto(defaults)) == set(FIELDS)  # every default is listed as set
     # One past each bound is refused, by the field the range names.
     for limit in limits:
         if limit.integer and limit.field != "val_interval":

@@ -26,41 +26,41 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14raven/v1/types.proto\x12\x08raven.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1egoogle/protobuf/duration.proto\"\xdf\x01\n\x0fHyperparameters\x12\x0e\n\x06\x65pochs\x18\x01 \x01(\x05\x12\x12\n\nbatch_size\x18\x02 \x01(\x05\x12\x15\n\rlearning_rate\x18\x03 \x01(\x01\x12\x15\n\rfrozen_stages\x18\x04 \x01(\x05\x12\x12\n\nimage_size\x18\x05 \x01(\x05\x12\x0c\n\x04seed\x18\x06 \x01(\x03\x12\x14\n\x0cval_interval\x18\x07 \x01(\x05\x12\x14\n\x0cmax_attempts\x18\x08 \x01(\x05\x12\x16\n\x0etrain_fraction\x18\t \x01(\x01\x12\x14\n\x0cval_fraction\x18\n \x01(\x01\"P\n\x07\x46\x61ilure\x12#\n\x04kind\x18\x01 \x01(\x0e\x32\x15.raven.v1.FailureKind\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x0f\n\x07\x64\x65tails\x18\x03 \x03(\t\"#\n\x04Loss\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01\"*\n\x0bMetricValue\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01\"\xb5\x02\n\x10ProgressSnapshot\x12!\n\x05phase\x18\x01 \x01(\x0e\x32\x12.raven.v1.RunPhase\x12\r\n\x05\x65poch\x18\x02 \x01(\x05\x12\x12\n\nmax_epochs\x18\x03 \x01(\x05\x12\x0c\n\x04iter\x18\x04 \x01(\x03\x12\x11\n\tmax_iters\x18\x05 \x01(\x03\x12\x1e\n\x06losses\x18\x06 \x03(\x0b\x32\x0e.raven.v1.Loss\x12\x15\n\rlearning_rate\x18\x07 \x01(\x01\x12&\n\x03\x65ta\x18\x08 \x01(\x0b\x32\x19.google.protobuf.Duration\x12*\n\x0bval_metrics\x18\t \x03(\x0b\x32\x15.raven.v1.MetricValue\x12/\n\x0bupdate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"a\n\x08\x41rtifact\x12$\n\x04kind\x18\x01 \x01(\x0e\x32\x16.raven.v1.ArtifactKind\x12\x0b\n\x03uri\x18\x02 \x01(\t\x12\x12\n\nsize_bytes\x18\x03 \x01(\x03\x12\x0e\n\x06sha256\x18\x04 \x01(\t\")\n\x07\x43lassAP\x12\x12\n\nclass_name\x18\x01 \x01(\t\x12\n\n\x02\x61p\x18\x02 \x01(\x01\"X\n\x0c\x45pochMetrics\x12\r\n\x05\x65poch\x18\x01 \x01(\x05\x12\x10\n\x08\x62\x62ox_map\x18\x02 \x01(\x01\x12\x13\n\x0b\x62\x62ox_map_50\x18\x03 \x01(\x01\x12\x12\n\ntrain_loss\x18\x04 \x01(\x01\"\xb3\x01\n\x10\x44\x65tectionMetrics\x12\x10\n\x08\x62\x62ox_map\x18\x01 \x01(\x01\x12\x13\n\x0b\x62\x62ox_map_50\x18\x02 \x01(\x01\x12\x13\n\x0b\x62\x62ox_map_75\x18\x03 \x01(\x01\x12\x12\n\nbbox_map_s\x18\x04 \x01(\x01\x12\x12\n\nbbox_map_m\x18\x05 \x01(\x01\x12\x12\n\nbbox_map_l\x18\x06 \x01(\x01\x12\'\n\x0cper_class_ap\x18\x07 \x03(\x0b\x32\x11.raven.v1.ClassAP\"\xa3\x01\n\x11\x45valuationResults\x12\'\n\x03val\x18\x01 \x01(\x0b\x32\x1a.raven.v1.DetectionMetrics\x12(\n\x04test\x18\x02 \x01(\x0b\x32\x1a.raven.v1.DetectionMetrics\x12\x12\n\nbest_epoch\x18\x03 \x01(\x05\x12\'\n\x07history\x18\x04 \x03(\x0b\x32\x16.raven.v1.EpochMetrics\"q\n\x11\x46rameworkVersions\x12\r\n\x05torch\x18\x01 \x01(\t\x12\x0c\n\x04mmcv\x18\x02 \x01(\t\x12\r\n\x05mmdet\x18\x03 \x01(\t\x12\x10\n\x08mmengine\x18\x04 \x01(\t\x12\x0e\n\x06python\x18\x05 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x06 \x01(\t*y\n\x08RunState\x12\x19\n\x15RUN_STATE_UNSPECIFIED\x10\x00\x12\x0b\n\x07PENDING\x10\x01\x12\x0b\n\x07RUNNING\x10\x02\x12\r\n\tSUCCEEDED\x10\x03\x12\n\n\x06\x46\x41ILED\x10\x04\x12\x0e\n\nCANCELLING\x10\x05\x12\r\n\tCANCELLED\x10\x06*i\n\x08RunPhase\x12\x19\n\x15RUN_PHASE_UNSPECIFIED\x10\x00\x12\x15\n\x11PREPARING_DATASET\x10\x01\x12\x0c\n\x08TRAINING\x10\x02\x12\x0e\n\nEVALUATING\x10\x03\x12\r\n\tUPLOADING\x10\x04*\xc5\x01\n\x0b\x46\x61ilureKind\x12\x1c\n\x18\x46\x41ILURE_KIND_UNSPECIFIED\x10\x00\x12\x13\n\x0fINVALID_DATASET\x10\x01\x12\x12\n\x0eINVALID_CONFIG\x10\x02\x12\x11\n\rOUT_OF_MEMORY\x10\x03\x12\x0f\n\x0bWORKER_LOST\x10\x04\x12\x11\n\rCHILD_CRASHED\x10\x05\x12\x12\n\x0eINTERNAL_ERROR\x10\x06\x12\x15\n\x11\x41RTIFACT_MISMATCH\x10\x07\x12\r\n\tTIMED_OUT\x10\x08*\x95\x01\n\x0c\x41rtifactKind\x12\x1d\n\x19\x41RTIFACT_KIND_UNSPECIFIED\x10\x00\x12\x0e\n\nCHECKPOINT\x10\x01\x12\n\n\x06\x43ONFIG\x10\x02\x12\x0b\n\x07METRICS\x10\x03\x12\x07\n\x03LOG\x10\x04\x12\n\n\x06\x43URVES\x10\x05\x12\x12\n\x0eSPLIT_MANIFEST\x10\x06\x12\x14\n\x10\x44\x41TASET_SNAPSHOT\x10\x07\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14raven/v1/types.proto\x12\x08raven.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1egoogle/protobuf/duration.proto\"\xad\x03\n\x0fHyperparameters\x12\x13\n\x06\x65pochs\x18\x01 \x01(\x05H\x00\x88\x01\x01\x12\x17\n\nbatch_size\x18\x02 \x01(\x05H\x01\x88\x01\x01\x12\x1a\n\rlearning_rate\x18\x03 \x01(\x01H\x02\x88\x01\x01\x12\x1a\n\rfrozen_stages\x18\x04 \x01(\x05H\x03\x88\x01\x01\x12\x17\n\nimage_size\x18\x05 \x01(\x05H\x04\x88\x01\x01\x12\x11\n\x04seed\x18\x06 \x01(\x03H\x05\x88\x01\x01\x12\x19\n\x0cval_interval\x18\x07 \x01(\x05H\x06\x88\x01\x01\x12\x19\n\x0cmax_attempts\x18\x08 \x01(\x05H\x07\x88\x01\x01\x12\x1b\n\x0etrain_fraction\x18\t \x01(\x01H\x08\x88\x01\x01\x12\x19\n\x0cval_fraction\x18\n \x01(\x01H\t\x88\x01\x01\x42\t\n\x07_epochsB\r\n\x0b_batch_sizeB\x10\n\x0e_learning_rateB\x10\n\x0e_frozen_stagesB\r\n\x0b_image_sizeB\x07\n\x05_seedB\x0f\n\r_val_intervalB\x0f\n\r_max_attemptsB\x11\n\x0f_train_fractionB\x0f\n\r_val_fraction\"P\n\x07\x46\x61ilure\x12#\n\x04kind\x18\x01 \x01(\x0e\x32\x15.raven.v1.FailureKind\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x0f\n\x07\x64\x65tails\x18\x03 \x03(\t\"#\n\x04Loss\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01\"*\n\x0bMetricValue\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01\"\xb5\x02\n\x10ProgressSnapshot\x12!\n\x05phase\x18\x01 \x01(\x0e\x32\x12.raven.v1.RunPhase\x12\r\n\x05\x65poch\x18\x02 \x01(\x05\x12\x12\n\nmax_epochs\x18\x03 \x01(\x05\x12\x0c\n\x04iter\x18\x04 \x01(\x03\x12\x11\n\tmax_iters\x18\x05 \x01(\x03\x12\x1e\n\x06losses\x18\x06 \x03(\x0b\x32\x0e.raven.v1.Loss\x12\x15\n\rlearning_rate\x18\x07 \x01(\x01\x12&\n\x03\x65ta\x18\x08 \x01(\x0b\x32\x19.google.protobuf.Duration\x12*\n\x0bval_metrics\x18\t \x03(\x0b\x32\x15.raven.v1.MetricValue\x12/\n\x0bupdate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"a\n\x08\x41rtifact\x12$\n\x04kind\x18\x01 \x01(\x0e\x32\x16.raven.v1.ArtifactKind\x12\x0b\n\x03uri\x18\x02 \x01(\t\x12\x12\n\nsize_bytes\x18\x03 \x01(\x03\x12\x0e\n\x06sha256\x18\x04 \x01(\t\")\n\x07\x43lassAP\x12\x12\n\nclass_name\x18\x01 \x01(\t\x12\n\n\x02\x61p\x18\x02 \x01(\x01\"X\n\x0c\x45pochMetrics\x12\r\n\x05\x65poch\x18\x01 \x01(\x05\x12\x10\n\x08\x62\x62ox_map\x18\x02 \x01(\x01\x12\x13\n\x0b\x62\x62ox_map_50\x18\x03 \x01(\x01\x12\x12\n\ntrain_loss\x18\x04 \x01(\x01\"\xb3\x01\n\x10\x44\x65tectionMetrics\x12\x10\n\x08\x62\x62ox_map\x18\x01 \x01(\x01\x12\x13\n\x0b\x62\x62ox_map_50\x18\x02 \x01(\x01\x12\x13\n\x0b\x62\x62ox_map_75\x18\x03 \x01(\x01\x12\x12\n\nbbox_map_s\x18\x04 \x01(\x01\x12\x12\n\nbbox_map_m\x18\x05 \x01(\x01\x12\x12\n\nbbox_map_l\x18\x06 \x01(\x01\x12\'\n\x0cper_class_ap\x18\x07 \x03(\x0b\x32\x11.raven.v1.ClassAP\"\xa3\x01\n\x11\x45valuationResults\x12\'\n\x03val\x18\x01 \x01(\x0b\x32\x1a.raven.v1.DetectionMetrics\x12(\n\x04test\x18\x02 \x01(\x0b\x32\x1a.raven.v1.DetectionMetrics\x12\x12\n\nbest_epoch\x18\x03 \x01(\x05\x12\'\n\x07history\x18\x04 \x03(\x0b\x32\x16.raven.v1.EpochMetrics\"q\n\x11\x46rameworkVersions\x12\r\n\x05torch\x18\x01 \x01(\t\x12\x0c\n\x04mmcv\x18\x02 \x01(\t\x12\r\n\x05mmdet\x18\x03 \x01(\t\x12\x10\n\x08mmengine\x18\x04 \x01(\t\x12\x0e\n\x06python\x18\x05 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x06 \x01(\t*y\n\x08RunState\x12\x19\n\x15RUN_STATE_UNSPECIFIED\x10\x00\x12\x0b\n\x07PENDING\x10\x01\x12\x0b\n\x07RUNNING\x10\x02\x12\r\n\tSUCCEEDED\x10\x03\x12\n\n\x06\x46\x41ILED\x10\x04\x12\x0e\n\nCANCELLING\x10\x05\x12\r\n\tCANCELLED\x10\x06*i\n\x08RunPhase\x12\x19\n\x15RUN_PHASE_UNSPECIFIED\x10\x00\x12\x15\n\x11PREPARING_DATASET\x10\x01\x12\x0c\n\x08TRAINING\x10\x02\x12\x0e\n\nEVALUATING\x10\x03\x12\r\n\tUPLOADING\x10\x04*\xc5\x01\n\x0b\x46\x61ilureKind\x12\x1c\n\x18\x46\x41ILURE_KIND_UNSPECIFIED\x10\x00\x12\x13\n\x0fINVALID_DATASET\x10\x01\x12\x12\n\x0eINVALID_CONFIG\x10\x02\x12\x11\n\rOUT_OF_MEMORY\x10\x03\x12\x0f\n\x0bWORKER_LOST\x10\x04\x12\x11\n\rCHILD_CRASHED\x10\x05\x12\x12\n\x0eINTERNAL_ERROR\x10\x06\x12\x15\n\x11\x41RTIFACT_MISMATCH\x10\x07\x12\r\n\tTIMED_OUT\x10\x08*\x95\x01\n\x0c\x41rtifactKind\x12\x1d\n\x19\x41RTIFACT_KIND_UNSPECIFIED\x10\x00\x12\x0e\n\nCHECKPOINT\x10\x01\x12\n\n\x06\x43ONFIG\x10\x02\x12\x0b\n\x07METRICS\x10\x03\x12\x07\n\x03LOG\x10\x04\x12\n\n\x06\x43URVES\x10\x05\x12\x12\n\x0eSPLIT_MANIFEST\x10\x06\x12\x14\n\x10\x44\x41TASET_SNAPSHOT\x10\x07\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'raven.v1.types_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_RUNSTATE']._serialized_start=1495
-  _globals['_RUNSTATE']._serialized_end=1616
-  _globals['_RUNPHASE']._serialized_start=1618
-  _globals['_RUNPHASE']._serialized_end=1723
-  _globals['_FAILUREKIND']._serialized_start=1726
-  _globals['_FAILUREKIND']._serialized_end=1923
-  _globals['_ARTIFACTKIND']._serialized_start=1926
-  _globals['_ARTIFACTKIND']._serialized_end=2075
+  _globals['_RUNSTATE']._serialized_start=1701
+  _globals['_RUNSTATE']._serialized_end=1822
+  _globals['_RUNPHASE']._serialized_start=1824
+  _globals['_RUNPHASE']._serialized_end=1929
+  _globals['_FAILUREKIND']._serialized_start=1932
+  _globals['_FAILUREKIND']._serialized_end=2129
+  _globals['_ARTIFACTKIND']._serialized_start=2132
+  _globals['_ARTIFACTKIND']._serialized_end=2281
   _globals['_HYPERPARAMETERS']._serialized_start=100
-  _globals['_HYPERPARAMETERS']._serialized_end=323
-  _globals['_FAILURE']._serialized_start=325
-  _globals['_FAILURE']._serialized_end=405
-  _globals['_LOSS']._serialized_start=407
-  _globals['_LOSS']._serialized_end=442
-  _globals['_METRICVALUE']._serialized_start=444
-  _globals['_METRICVALUE']._serialized_end=486
-  _globals['_PROGRESSSNAPSHOT']._serialized_start=489
-  _globals['_PROGRESSSNAPSHOT']._serialized_end=798
-  _globals['_ARTIFACT']._serialized_start=800
-  _globals['_ARTIFACT']._serialized_end=897
-  _globals['_CLASSAP']._serialized_start=899
-  _globals['_CLASSAP']._serialized_end=940
-  _globals['_EPOCHMETRICS']._serialized_start=942
-  _globals['_EPOCHMETRICS']._serialized_end=1030
-  _globals['_DETECTIONMETRICS']._serialized_start=1033
-  _globals['_DETECTIONMETRICS']._serialized_end=1212
-  _globals['_EVALUATIONRESULTS']._serialized_start=1215
-  _globals['_EVALUATIONRESULTS']._serialized_end=1378
-  _globals['_FRAMEWORKVERSIONS']._serialized_start=1380
-  _globals['_FRAMEWORKVERSIONS']._serialized_end=1493
+  _globals['_HYPERPARAMETERS']._serialized_end=529
+  _globals['_FAILURE']._serialized_start=531
+  _globals['_FAILURE']._serialized_end=611
+  _globals['_LOSS']._serialized_start=613
+  _globals['_LOSS']._serialized_end=648
+  _globals['_METRICVALUE']._serialized_start=650
+  _globals['_METRICVALUE']._serialized_end=692
+  _globals['_PROGRESSSNAPSHOT']._serialized_start=695
+  _globals['_PROGRESSSNAPSHOT']._serialized_end=1004
+  _globals['_ARTIFACT']._serialized_start=1006
+  _globals['_ARTIFACT']._serialized_end=1103
+  _globals['_CLASSAP']._serialized_start=1105
+  _globals['_CLASSAP']._serialized_end=1146
+  _globals['_EPOCHMETRICS']._serialized_start=1148
+  _globals['_EPOCHMETRICS']._serialized_end=1236
+  _globals['_DETECTIONMETRICS']._serialized_start=1239
+  _globals['_DETECTIONMETRICS']._serialized_end=1418
+  _globals['_EVALUATIONRESULTS']._serialized_start=1421
+  _globals['_EVALUATIONRESULTS']._serialized_end=1584
+  _globals['_FRAMEWORKVERSIONS']._serialized_start=1586
+  _globals['_FRAMEWORKVERSIONS']._serialized_end=1699
 # @@protoc_insertion_point(module_scope)
