@@ -8,6 +8,7 @@ PYTEST_ARGS ?=
 
 setup:
 	@scripts/setup.sh
+	@scripts/setup_node.sh
 
 protos: setup
 	$(PY) scripts/gen_protos.py
