@@ -10,7 +10,7 @@ if ! command -v npm >/dev/null 2>&1; then
   echo "setup: npm not found: install Node.js 20+ (buf lint and the TypeScript client test need it)" >&2
   exit 1
 fi
-for dir in tooling; do
+for dir in tooling clients/typescript; do
   stamp="$dir/node_modules/.raven-lock-sha256"
   want="$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)"
   if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
