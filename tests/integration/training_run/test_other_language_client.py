@@ -6,7 +6,8 @@ The program lists the templates, reads a rejected request's BadRequest details, 
 watches it to its terminal event (dropping the stream once and resuming it with the last resume_token), and
 gets the trained model. This test plays the trainer worker (ClaimTrainingRun with a worker token, events on
 the run's subject) and trained_model's registrar (model_registered); the trained_model stand-in answers
-GetTrainedModel.
+GetTrainedModel. Status messages are read by such clients as they are: PERMISSION_DENIED names the permission
+by its wire name.
 """
 
 from __future__ import annotations
@@ -18,10 +19,12 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
 
+from common.auth import Permission
 from common.proto.raven.v1 import events_pb2, trained_model_pb2, types_pb2
-from tests.helpers import token
+from tests.helpers import bearer, token
 from tests.integration.training_run.conftest import Harness, TinyTrainedModels
 from tests.node_tools import ROOT, build_typescript_client
 
@@ -117,3 +120,13 @@ async def test_a_typescript_client_drives_a_run_end_to_end(
     assert steps["finished"]["trained_model"] == f"trainedModels/{model_id}"
     assert steps["model"]["name"] == f"trainedModels/{model_id}"
     assert steps["model"]["val_bbox_map"] == 0.5
+
+
+async def test_permission_denied_names_the_permission_as_a_client_in_any_language_reads_it(
+    sqlite_harness: Harness,
+) -> None:
+    viewer = bearer(token("bob", [Permission.VIEW_TRAINING_RUNS]))
+    with pytest.raises(grpc.aio.AioRpcError) as denied:
+        await sqlite_harness.create(metadata=viewer)
+    assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert denied.value.details() == "caller 'bob' lacks the 'training_runs.create' permission"
