@@ -5,7 +5,8 @@
   removed RPC is refused: the check can fail.
 - Every RPC's comment names the permission the server actually requires (the tables the auth interceptor
   uses), lists its errors, and every server stream says how to resume.
-- The vendored google/rpc files are those of the installed googleapis-common-protos.
+- The vendored google/rpc files are those of the installed googleapis-common-protos, and docs/tokens.md lists
+  every permission string.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 import google.rpc.status_pb2
 import pytest
 
+from common.auth import Permission
 from common.proto.raven.v1 import trained_model_pb2, training_run_pb2
 from services.trained_model.entrypoints.grpc_servicer import (
     REQUIRED_PERMISSIONS as TRAINED_MODEL_PERMISSIONS,
@@ -122,3 +124,9 @@ def test_vendored_google_rpc_protos_are_those_of_the_installed_package() -> None
     for name in ("status.proto", "error_details.proto", "code.proto"):
         assert (vendored / name).read_bytes() == (installed / name).read_bytes(), name
     assert not (ROOT / "common" / "proto" / "google").exists(), "google/rpc must not be generated"
+
+
+def test_the_token_contract_lists_every_permission_string() -> None:
+    contract = (ROOT / "docs" / "tokens.md").read_text()
+    missing = [p.value for p in Permission if f"| `{p.value}` |" not in contract]
+    assert not missing, f"docs/tokens.md does not list {missing}"
