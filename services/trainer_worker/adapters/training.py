@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from common.failures import classify_exception
 from services.trainer_worker.domain.outcome import (
     Cancelled,
     Failure,
@@ -37,8 +38,6 @@ from services.trainer_worker.domain.outcome import (
 )
 
 LOG_FILE = "train.log"
-_OOM_PATTERNS = ("out of memory", "can't allocate memory", "cannot allocate memory")
-_DATASET_ERRORS = (FileNotFoundError, IsADirectoryError, NotADirectoryError)
 
 
 @dataclass(frozen=True)
@@ -310,36 +309,3 @@ def _result_without_evaluation(
         parameter_count=sum(p.numel() for p in runner.model.parameters()), versions={},
         training_seconds=round(seconds, 2), epochs=runner.epoch, iterations_run=hook.iterations_run,
     )  # fmt: skip
-
-
-def classify_exception(
-    exc: BaseException, *, stage: str, device: str, config: dict[str, Any] | None = None
-) -> Failure:
-    """Maps an exception from building or running the training to a failure a person can act on."""
-    details = tuple(line[:300] for line in traceback.format_exception(exc)[-6:])
-    text = f"{type(exc).__name__}: {exc}".strip()
-    batch = ((config or {}).get("train_dataloader") or {}).get("batch_size")
-    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError" or _is_oom(exc):
-        return Failure(
-            FailureKind.OUT_OF_MEMORY,
-            f"training ran out of {device} memory (batch_size {batch}); lower batch_size or image_size",
-            details,
-        )
-    if type(exc).__name__ in ("UnsafeCheckpoint", "UnpicklingError"):
-        return Failure(FailureKind.INVALID_CONFIG, f"a checkpoint was refused as unsafe: {exc}", details)
-    if isinstance(exc, _DATASET_ERRORS):
-        return Failure(FailureKind.INVALID_DATASET, f"a dataset file could not be read: {exc}", details)
-    if stage == "build" and isinstance(exc, Exception):
-        return Failure(
-            FailureKind.INVALID_CONFIG,
-            f"the MMDetection config could not be built ({text[:500]}); check template and hyperparameters",
-            details,
-        )
-    if isinstance(exc, KeyboardInterrupt | SystemExit):
-        return Failure(FailureKind.CHILD_CRASHED, f"the training process was interrupted ({text})", details)
-    return Failure(FailureKind.INTERNAL_ERROR, f"training failed unexpectedly: {text[:500]}", details)
-
-
-def _is_oom(exc: BaseException) -> bool:
-    message = str(exc).lower()
-    return isinstance(exc, RuntimeError) and any(p in message for p in _OOM_PATTERNS)

@@ -1,6 +1,6 @@
 """What a training attempt ends with, and the progress it reports on the way. Plain data, picklable.
 
-``FailureKind`` names match ``raven.v1.FailureKind`` so the publisher maps them by name.
+``FailureKind`` and ``Failure`` live in :mod:`common.failures` (one home with the training_run service).
 """
 
 from __future__ import annotations
@@ -9,16 +9,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from common.failures import Failure, FailureKind
 
-class FailureKind(StrEnum):
-    INVALID_DATASET = "INVALID_DATASET"
-    INVALID_CONFIG = "INVALID_CONFIG"
-    OUT_OF_MEMORY = "OUT_OF_MEMORY"
-    WORKER_LOST = "WORKER_LOST"
-    CHILD_CRASHED = "CHILD_CRASHED"
-    INTERNAL_ERROR = "INTERNAL_ERROR"
-    ARTIFACT_MISMATCH = "ARTIFACT_MISMATCH"
-    TIMED_OUT = "TIMED_OUT"
+__all__ = ["Cancelled", "Failure", "FailureKind", "Outcome", "Phase", "Progress", "TrainingResult"]
 
 
 class Phase(StrEnum):
@@ -28,15 +21,6 @@ class Phase(StrEnum):
     TRAINING = "TRAINING"
     EVALUATING = "EVALUATING"
     UPLOADING = "UPLOADING"
-
-
-@dataclass(frozen=True)
-class Failure:
-    """A failed attempt: ``message`` says what happened and what to do; ``details`` name culprits."""
-
-    kind: FailureKind
-    message: str
-    details: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ def phase_to_proto(phase: Phase) -> types_pb2.RunPhase:
 
 
 def failure_kind_to_proto(kind: FailureKind) -> types_pb2.FailureKind:
-    return cast(types_pb2.FailureKind, int(kind))
+    return cast(types_pb2.FailureKind, kind.number)
 
 
 def run_name(run_id: str) -> str:
@@ -65,13 +65,10 @@ def failure_to_proto(failure: Failure) -> types_pb2.Failure:
 
 
 def failure_from_proto(failure: types_pb2.Failure) -> Failure:
-    kind = (
-        FailureKind(failure.kind)
-        if failure.kind in FailureKind._value2member_map_
-        else FailureKind.INTERNAL_ERROR
-    )
     return Failure(
-        kind, failure.message or "the worker reported a failure without a message", tuple(failure.details)
+        FailureKind.from_number(failure.kind),
+        failure.message or "the worker reported a failure without a message",
+        tuple(failure.details),
     )
 
 

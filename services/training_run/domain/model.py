@@ -18,6 +18,7 @@ from enum import IntEnum
 from typing import Any
 
 from common.errors import Aborted, FailedPrecondition
+from common.failures import Failure, FailureKind
 
 
 class RunState(IntEnum):
@@ -46,18 +47,6 @@ class Phase(IntEnum):
     UPLOADING = 4
 
 
-class FailureKind(IntEnum):
-    UNSPECIFIED = 0
-    INVALID_DATASET = 1
-    INVALID_CONFIG = 2
-    OUT_OF_MEMORY = 3
-    WORKER_LOST = 4
-    CHILD_CRASHED = 5
-    INTERNAL_ERROR = 6
-    ARTIFACT_MISMATCH = 7
-    TIMED_OUT = 8
-
-
 ALLOWED_TRANSITIONS: frozenset[tuple[RunState, RunState]] = frozenset({
     (RunState.UNSPECIFIED, RunState.PENDING),   # created
     (RunState.PENDING, RunState.RUNNING),       # claimed by a worker
@@ -79,13 +68,6 @@ class InvalidTransition(FailedPrecondition):
 
 class LeaseConflict(Aborted):
     """A worker call with a stale attempt, a foreign lease or an expired lease."""
-
-
-@dataclass(frozen=True)
-class Failure:
-    kind: FailureKind
-    message: str
-    details: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
