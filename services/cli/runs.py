@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from common.client import RavenClient
-from common.mmdet_templates import HYPERPARAMETER_LIMITS, RUN_LIMITS
+from common.hyperparameters import HYPERPARAMETER_LIMITS, RUN_LIMITS
 from common.proto.raven.v1 import training_run_pb2, types_pb2
 from services.cli import plots
 from services.cli.context import CliError, call, config_of, emit, fail, model_name, run_name
@@ -19,7 +19,8 @@ from services.cli.watching import WatchOutcome, finish, follow
 app = typer.Typer(help="Training runs: create, inspect, follow and cancel them.", no_args_is_help=True)
 
 Name = Annotated[str, typer.Argument(help="trainingRuns/{id} or just the id")]
-# Valid ranges as Create checks them (a template may narrow frozen_stages: ravenctl templates get NAME).
+# Valid ranges as Create checks them (a template may narrow frozen_stages: ravenctl templates get NAME). An
+# option left out is sent unset and takes the default; one given is sent as given, 0 included (--seed 0).
 LIMITS = {
     limit.field: limit.describe() + (f", multiple of {limit.multiple_of}" if limit.multiple_of else "")
     for limit in (*HYPERPARAMETER_LIMITS, *RUN_LIMITS)
@@ -58,8 +59,10 @@ def create(
         int | None, typer.Option(help=f"{LIMITS['frozen_stages']}, -1 = none frozen")
     ] = None,
     image_size: Annotated[int | None, typer.Option(help=f"square input side, {LIMITS['image_size']}")] = None,
-    seed: Annotated[int | None, typer.Option(help="split and training seed")] = None,
-    val_interval: Annotated[int | None, typer.Option(help="validate every N epochs")] = None,
+    seed: Annotated[int | None, typer.Option(help=f"split and training seed, {LIMITS['seed']}")] = None,
+    val_interval: Annotated[
+        int | None, typer.Option(help=f"validate every N epochs, {LIMITS['val_interval']}, at most epochs")
+    ] = None,
     max_attempts: Annotated[
         int | None, typer.Option(help=f"{LIMITS['max_attempts']}, worker-loss retries included")
     ] = None,
