@@ -12,29 +12,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from common.errors import FieldViolation
-from common.hyperparameters import (
-    HYPERPARAMETER_LIMITS,
-    MAX_SEED,
-    RUN_DEFAULTS,
-    RUN_LIMITS,
-    HyperParams,
-    Limit,
-    limits_for,
-)
-
-__all__ = [
-    "HYPERPARAMETER_LIMITS",
-    "MAX_SEED",
-    "RUN_DEFAULTS",
-    "RUN_LIMITS",
-    "TEMPLATES",
-    "FieldViolation",
-    "HyperParams",
-    "Limit",
-    "ModelTemplate",
-    "limits_for",
-    "validate_class_names",
-]
+from common.hyperparameters import HyperParams
 
 MAX_CLASSES = 1000
 MAX_CLASS_NAME_CHARS = 200

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from common.mmdet_templates import RUN_DEFAULTS, RUN_LIMITS, Limit, ModelTemplate, limits_for
+from common.hyperparameters import RUN_DEFAULTS, RUN_LIMITS, Limit, limits_for
+from common.mmdet_templates import ModelTemplate
 from common.proto.raven.v1 import training_run_pb2, types_pb2
 from services.training_run.adapters.proto_mapping import run_name, timestamp
 from services.training_run.domain.workers import QueueDepth, SeenWorker, WorkerInfo

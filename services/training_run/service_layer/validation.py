@@ -15,7 +15,8 @@ from typing import Any
 
 from common import config_gate, dataset_refs, hyperparameters
 from common.errors import AppError, FailedPrecondition, FieldViolation, NotFound, require
-from common.mmdet_config import TEMPLATES, ConfigInvalid, HyperParams, ResolvedConfig, build_config
+from common.hyperparameters import HyperParams
+from common.mmdet_config import TEMPLATES, ConfigInvalid, ResolvedConfig, build_config
 from services.training_run.adapters.trained_models import BaseModelInfo, TrainedModelClient
 from services.training_run.domain.model import RunSpec
 from services.training_run.service_layer.commands import CreateTrainingRun
