@@ -1,4 +1,5 @@
-"""The one place that wires the trainer worker: settings → NATS, job queue, training_run client, steps.
+"""The one place that wires the trainer worker: settings → NATS, job queue, training_run client, reporter,
+checkpoint store, control channel and steps → the service layer's ``Attempts`` → the intake ``Worker``.
 
 Nothing connects at import time; ``build_worker``'s keyword arguments let tests pass their own steps/client.
 """
@@ -19,14 +20,15 @@ from common.proto.raven.v1 import training_run_pb2
 from common.settings import Settings
 from common.tls import ClientTLS
 from services.trainer_worker.adapters.checkpoints import CheckpointSync
+from services.trainer_worker.adapters.control import NatsControlChannel
 from services.trainer_worker.adapters.events import RunEventPublisher
 from services.trainer_worker.adapters.jobs import JobQueue
 from services.trainer_worker.adapters.training_run_client import TrainingRunClient
 from services.trainer_worker.adapters.worker_credential import WorkerCredential, refuse_signing_keys
 from services.trainer_worker.domain.job import worker_slots
-from services.trainer_worker.entrypoints.job_runner import JobRunner, RunnerConfig
-from services.trainer_worker.entrypoints.steps import JobSteps
 from services.trainer_worker.entrypoints.worker import Worker
+from services.trainer_worker.service_layer.attempt import AttemptConfig, Attempts, AttemptServices
+from services.trainer_worker.service_layer.steps import JobSteps
 
 log = get_logger("trainer_worker")
 
@@ -35,6 +37,8 @@ def worker_id(settings: Settings) -> str:
     return settings.worker_id or f"{socket.gethostname()}-{os.getpid()}"
 
 
+# torch is imported only here, when the worker counts its GPUs at start (tests pass ``gpus``): the worker
+# process itself never trains, and importing torch costs seconds.
 def gpu_count() -> int:
     try:
         import torch
@@ -137,25 +141,26 @@ async def build_worker(
     def checkpoints(run_id: str, attempt: int) -> CheckpointSync:
         return CheckpointSync(artifacts, run_id, attempt)
 
-    runner = JobRunner(
-        client=client,
-        nc=nc,
-        names=names,
-        steps=steps,
-        publisher_factory=publisher,
-        checkpoints_factory=checkpoints,
-        config=RunnerConfig(
-            worker_id=wid,
-            work_root=Path(settings.work_dir),
-            ack_wait=ack_wait,
-            checkpoint_poll_seconds=checkpoint_poll_seconds,
-        ),
+    attempts = Attempts(
+        AttemptServices(
+            run_service=client,
+            control=NatsControlChannel(nc, names),
+            steps=steps,
+            reporter_for=publisher,
+            checkpoints_for=checkpoints,
+            config=AttemptConfig(
+                worker_id=wid,
+                work_root=Path(settings.work_dir),
+                ack_wait=ack_wait,
+                checkpoint_poll_seconds=checkpoint_poll_seconds,
+            ),
+        )
     )
     devices = slot_devices(settings.device, settings.worker_slots, gpu_count() if gpus is None else gpus)
     client.info = worker_info(devices, gpu_model() if any(d.startswith("cuda") for d in devices) else "")
     worker = Worker(
         queue=queue,
-        runner=runner,
+        attempts=attempts,
         devices=devices,
         fetch_timeout=fetch_timeout,
         announce=client.heartbeat_worker,

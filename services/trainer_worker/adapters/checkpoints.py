@@ -15,6 +15,7 @@ from pathlib import Path
 from common.artifacts import ArtifactStore
 from common.logging import get_logger
 from services.trainer_worker.domain.job import checkpoint_key
+from services.trainer_worker.service_layer.ports import CheckpointStore
 
 log = get_logger("trainer_worker.checkpoints")
 
@@ -33,7 +34,7 @@ def newest_local_checkpoint(work_dir: Path) -> Path | None:
     return max(found, key=lambda p: p.stat().st_mtime_ns, default=None)
 
 
-class CheckpointSync:
+class CheckpointSync(CheckpointStore):
     """Uploads a run's newest checkpoint when it changed; downloads the one to resume from."""
 
     def __init__(self, store: ArtifactStore, run_id: str, attempt: int) -> None:

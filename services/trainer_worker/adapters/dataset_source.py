@@ -30,16 +30,9 @@ from pycocotools.coco import COCO
 
 from common.dataset_refs import normalize_dataset_ref
 from common.errors import InvalidArgument
-from services.trainer_worker.domain.dataset import (
-    CocoDataset,
-    DatasetInvalid,
-    ImageRecord,
-    PreparedDataset,
-    Problem,
-    ProblemLog,
-    parse_coco,
-    select_classes,
-)
+from services.trainer_worker.domain.coco import CocoDataset, ImageRecord, parse_coco
+from services.trainer_worker.domain.dataset import PreparedDataset, select_classes
+from services.trainer_worker.domain.problems import DatasetInvalid, Problem, ProblemLog
 from services.trainer_worker.domain.split import (
     SPLIT_NAMES,
     SplitFractions,

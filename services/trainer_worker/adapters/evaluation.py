@@ -4,6 +4,10 @@ The best checkpoint (CheckpointHook ``save_best='coco/bbox_mAP'``) is evaluated 
 test with mmdet's ``CocoMetric(classwise=True)``. History comes from mmengine's ``vis_data/scalars.json`` of
 every run in the work dir (a resumed attempt adds a directory). Per-class AP is -1 for a class without ground
 truth in the split (COCO's convention for "no data").
+
+Runs in the training child only; the heavy imports (mmengine's Runner, matplotlib, the frameworks whose
+versions are recorded) sit in the functions that need them, so the worker's parent process and the unit
+tests of the pure helpers here never load them.
 """
 
 from __future__ import annotations

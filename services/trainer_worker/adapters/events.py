@@ -19,6 +19,7 @@ from common.logging import get_logger
 from common.nats_streams import StreamNames
 from common.proto.raven.v1 import events_pb2, types_pb2
 from services.trainer_worker.domain.job import LogBatch, ProgressThrottle, terminal_msg_id
+from services.trainer_worker.service_layer.ports import EventPublishFailed, Reporter
 
 log = get_logger("trainer_worker.events")
 
@@ -26,11 +27,7 @@ PUBLISH_TIMEOUT = 5.0
 TERMINAL_RETRIES = 6
 
 
-class EventPublishFailed(Exception):
-    """A terminal event could not be stored: the job must not be acked."""
-
-
-class RunEventPublisher:
+class RunEventPublisher(Reporter):
     def __init__(
         self,
         js: JetStreamContext,

@@ -20,6 +20,7 @@ from common.nats_streams import (
     ensure_worker_consumer,
 )
 from common.proto.raven.v1 import events_pb2
+from services.trainer_worker.service_layer.ports import JobDelivery
 
 log = get_logger("trainer_worker.jobs")
 
@@ -27,7 +28,7 @@ log = get_logger("trainer_worker.jobs")
 NAK_DELAY_SECONDS = 2.0
 
 
-class JobMessage:
+class JobMessage(JobDelivery):
     """One delivered job; settled exactly once (ack, nak or term), later calls are no-ops."""
 
     def __init__(self, msg: Msg, dead_letters: DeadLetters) -> None:

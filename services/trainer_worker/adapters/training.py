@@ -67,7 +67,7 @@ def resolve_device(setting: str) -> str:
         return "cpu"
     if value not in ("auto", "cuda") and not re.fullmatch(r"cuda:\d+", value):
         raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {setting!r}")
-    import torch
+    import torch  # only when a GPU may be asked for: the worker process does not otherwise need torch
 
     available = torch.cuda.is_available()
     if value == "auto":
@@ -246,6 +246,7 @@ def _child_main(spec: TrainingSpec, out: Any, stop: Any) -> None:
 
 
 def _train_and_evaluate(spec: TrainingSpec, out: Any, stop: Any) -> Outcome:
+    # torch, mmengine and mmdet load in the training child only, never in the worker's light parent process
     from mmengine.config import Config
     from mmengine.runner import Runner
 

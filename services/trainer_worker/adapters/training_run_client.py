@@ -1,50 +1,31 @@
 """gRPC client for the worker RPCs of training_run (Claim, Heartbeat, Release), authenticated as the worker
 with its pre-issued worker token (``worker_credential.WorkerCredential``).
 
-gRPC status codes become the few outcomes the worker acts on: ``ClaimRefused`` (terminate the job message),
-``LeaseLost`` (stop, publish nothing), ``TrainingRunUnavailable`` (try again later).
+gRPC status codes become the few outcomes the worker acts on (``service_layer/ports.py``): ``ClaimRefused``
+(terminate the job message), ``LeaseLost`` (stop, publish nothing), ``TrainingRunUnavailable`` (try again
+later).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import grpc
 
 from common.proto.raven.v1 import training_run_pb2, training_run_pb2_grpc
 from common.tls import ClientTLS, aio_channel
 from services.trainer_worker.domain.job import run_name
+from services.trainer_worker.service_layer.ports import (
+    ClaimRefused,
+    Lease,
+    LeaseLost,
+    RunService,
+    TrainingRunUnavailable,
+)
 
 CALL_TIMEOUT = 10.0
 _REFUSED = (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.ABORTED, grpc.StatusCode.NOT_FOUND)
-
-
-class ClaimRefused(Exception):
-    """training_run will never let this job message be worked on (cancelled, finished, stale or leased)."""
-
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
-        super().__init__(f"{code.name}: {message}")
-        self.code = code
-
-
-class LeaseLost(Exception):
-    """This attempt is fenced off: stop working and publish no outcome."""
-
-
-class TrainingRunUnavailable(Exception):
-    """training_run did not answer (or refused our credentials); the job goes back to the queue."""
-
-
-@dataclass(frozen=True)
-class Lease:
-    run_id: str
-    attempt: int
-    heartbeat_seconds: float
-    lease_seconds_left: float
-    resume_checkpoint: str
-    training_run: training_run_pb2.TrainingRun
 
 
 def _seconds_until(ts: object) -> float:
@@ -53,7 +34,7 @@ def _seconds_until(ts: object) -> float:
     return float(ts.ToNanoseconds()) / 1e9 - time.time()  # type: ignore[attr-defined]
 
 
-class TrainingRunClient:
+class TrainingRunClient(RunService):
     def __init__(
         self,
         address: str,
@@ -83,7 +64,7 @@ class TrainingRunClient:
             )
         except grpc.aio.AioRpcError as exc:
             if exc.code() in _REFUSED:
-                raise ClaimRefused(exc.code(), exc.details() or "") from exc
+                raise ClaimRefused(f"{exc.code().name}: {exc.details() or ''}") from exc
             raise TrainingRunUnavailable(f"ClaimTrainingRun: {exc.code().name}: {exc.details()}") from exc
         interval = response.heartbeat_interval.ToTimedelta().total_seconds() or 10.0
         return Lease(

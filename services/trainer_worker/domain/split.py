@@ -1,7 +1,7 @@
 """Train/val/test split of a validated COCO dataset.
 
 The seeded stratified split, the checks of a split the dataset already has, and the split manifest. Pure
-logic like ``dataset.py``, whose records and problem log it works on.
+logic like ``coco.py`` and ``problems.py``, whose records and problem log it works on.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from services.trainer_worker.domain.dataset import CocoDataset, DatasetInvalid, Problem, ProblemLog
+from services.trainer_worker.domain.coco import CocoDataset
+from services.trainer_worker.domain.problems import DatasetInvalid, Problem, ProblemLog
 
 SPLIT_NAMES = ("train", "val", "test")
 

@@ -1,5 +1,8 @@
 """The intake loop: one job per free slot, each on its own device, until told to stop.
 
+It only receives: each fetched message goes to ``service_layer/attempt.Attempts.run``, which works it to
+its settlement.
+
 ``run`` fetches while a slot is free; ``shutdown`` (SIGTERM) stops fetching, asks every running job to stop
 and checkpoint, lets each release its lease and nak its message, then returns.
 """
@@ -14,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from common.logging import get_logger
 from services.trainer_worker.adapters.jobs import JobQueue
 from services.trainer_worker.domain.job import Settlement, StopReason
-from services.trainer_worker.entrypoints.job_runner import JobRunner
+from services.trainer_worker.service_layer.attempt import Attempts
 
 log = get_logger("trainer_worker")
 
@@ -26,7 +29,7 @@ class Worker:
         self,
         *,
         queue: JobQueue,
-        runner: JobRunner,
+        attempts: Attempts,
         devices: list[str],
         fetch_timeout: float = FETCH_TIMEOUT,
         announce: Callable[[], Awaitable[None]] | None = None,
@@ -35,7 +38,7 @@ class Worker:
         if not devices:
             raise ValueError("a worker needs at least one slot")
         self._queue = queue
-        self._runner = runner
+        self._attempts = attempts
         self._free: asyncio.Queue[str] = asyncio.Queue()
         for device in devices:
             self._free.put_nowait(device)
@@ -71,7 +74,7 @@ class Worker:
                         await msg.nak(delay=0)  # fetched while shutting down: hand it straight back
                     self._free.put_nowait(device)
                     continue
-                task = asyncio.create_task(self._runner.run(msg, device), name="job")
+                task = asyncio.create_task(self._attempts.run(msg, device), name="job")
                 self._jobs.add(task)
                 task.add_done_callback(functools.partial(self._job_done, device=device))
         finally:
@@ -119,8 +122,8 @@ class Worker:
         if task.cancelled():
             return
         exc = task.exception()
-        if exc is not None:  # JobRunner.run is built not to raise; log if it ever does, keep the worker alive
-            log.error("job crashed the runner", error=repr(exc))
+        if exc is not None:  # Attempts.run is built not to raise; log if it ever does, keep the worker alive
+            log.error("job crashed its attempt", error=repr(exc))
             return
         self.settlements.append(task.result())
 
@@ -129,6 +132,6 @@ class Worker:
         if not self._stopping.is_set():
             log.info("worker shutting down", running=len(self._jobs))
         self._stopping.set()
-        self._runner.stop_all(StopReason.SHUTDOWN, "worker shutting down")
+        self._attempts.stop_all(StopReason.SHUTDOWN, "worker shutting down")
         if self._jobs:
             await asyncio.gather(*list(self._jobs), return_exceptions=True)

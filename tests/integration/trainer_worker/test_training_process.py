@@ -43,7 +43,7 @@ def prepared(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyp
 
 def add_coco_info(prepared) -> None:  # type: ignore[no-untyped-def]
     """pycocotools 2.0.10 ``COCO.loadRes`` (mmdet's CocoMetric) needs an "info" key that the prepared
-    split files lack; the worker adds it in entrypoints/steps.py, so do the same (no-op once they have it)."""
+    split files lack; the worker adds it (domain/coco.py), so do the same (no-op once they have it)."""
     for ann in (prepared.train_ann, prepared.val_ann, prepared.test_ann):
         if ann is not None:
             doc = json.loads(ann.read_text())

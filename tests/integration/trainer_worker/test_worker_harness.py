@@ -27,8 +27,8 @@ from common.proto.raven.v1 import events_pb2, training_run_pb2, training_run_pb2
 from common.settings import Settings
 from services.trainer_worker.bootstrap import WorkerApp, build_worker
 from services.trainer_worker.domain.dataset import PreparedDataset
-from services.trainer_worker.entrypoints.job_runner import JobContext
-from services.trainer_worker.entrypoints.steps import JobSteps, Trained
+from services.trainer_worker.service_layer.context import AttemptContext
+from services.trainer_worker.service_layer.steps import JobSteps, Trained
 from tests.helpers import JWT_SECRET
 
 SERVICE = "/raven.v1.TrainingRunService/"
@@ -140,7 +140,7 @@ class QuickSteps(JobSteps):
         self.epoch_seconds = epoch_seconds
         self.resumed_from: dict[str, Path | None] = {}
 
-    async def train(self, ctx: JobContext, prepared: PreparedDataset) -> Trained | None:
+    async def train(self, ctx: AttemptContext, prepared: PreparedDataset) -> Trained | None:
         ctx.train_dir.mkdir(parents=True, exist_ok=True)
         self.resumed_from[ctx.run_id] = ctx.resume_from
         first = 1
@@ -156,8 +156,8 @@ class QuickSteps(JobSteps):
             checkpoint = ctx.train_dir / f"epoch_{epoch}.pth"
             checkpoint.write_text(f"epoch {epoch}\n")
             (ctx.train_dir / "last_checkpoint").write_text(str(checkpoint))
-            await ctx.publisher.log(f"epoch {epoch} done")
-            await ctx.publisher.progress(
+            await ctx.reporter.log(f"epoch {epoch} done")
+            await ctx.reporter.progress(
                 types_pb2.ProgressSnapshot(
                     phase=types_pb2.TRAINING,
                     epoch=epoch,

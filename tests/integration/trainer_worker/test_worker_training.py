@@ -18,7 +18,7 @@ from common.nats_streams import StreamNames
 from common.proto.raven.v1 import events_pb2, types_pb2
 from common.settings import Settings
 from services.trainer_worker.domain.job import Settlement
-from services.trainer_worker.entrypoints.steps import JobSteps
+from services.trainer_worker.service_layer.steps import JobSteps
 from tests.fixtures.synthetic_coco import make_dataset
 from tests.helpers import worker_token
 from tests.integration.trainer_worker.test_worker_harness import (

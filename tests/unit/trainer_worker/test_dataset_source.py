@@ -13,7 +13,7 @@ from PIL import Image
 from pycocotools.coco import COCO
 
 from services.trainer_worker.adapters.dataset_source import prepare_dataset, resolve_dataset_ref
-from services.trainer_worker.domain.dataset import DatasetInvalid, Problem
+from services.trainer_worker.domain.problems import DatasetInvalid, Problem
 from services.trainer_worker.domain.split import SplitFractions
 from tests.fixtures.synthetic_coco import make_dataset
 

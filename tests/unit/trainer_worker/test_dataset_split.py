@@ -9,15 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.trainer_worker.domain.dataset import (
-    Annotation,
-    Category,
-    CocoDataset,
-    DatasetInvalid,
-    ImageRecord,
-    Problem,
-    ProblemLog,
-)
+from services.trainer_worker.domain.coco import Annotation, Category, CocoDataset, ImageRecord
+from services.trainer_worker.domain.problems import DatasetInvalid, Problem, ProblemLog
 from services.trainer_worker.domain.split import (
     SplitFractions,
     check_given_split,

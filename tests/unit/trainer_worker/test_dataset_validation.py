@@ -9,15 +9,9 @@ from typing import Any
 
 import pytest
 
-from services.trainer_worker.domain.dataset import (
-    DatasetInvalid,
-    Problem,
-    ProblemLog,
-    confined_relative_path,
-    parse_coco,
-    polygon_envelope,
-    select_classes,
-)
+from services.trainer_worker.domain.coco import confined_relative_path, parse_coco, polygon_envelope
+from services.trainer_worker.domain.dataset import select_classes
+from services.trainer_worker.domain.problems import DatasetInvalid, Problem, ProblemLog
 
 Doc = dict[str, Any]
 

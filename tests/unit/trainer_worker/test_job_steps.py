@@ -6,9 +6,9 @@ import pytest
 
 from common.mmdet_config import ConfigInvalid, FieldViolation
 from common.proto.raven.v1 import types_pb2
-from services.trainer_worker.domain.dataset import DatasetInvalid
+from services.trainer_worker.domain.problems import DatasetInvalid
 from services.trainer_worker.domain.split import SplitFractions
-from services.trainer_worker.entrypoints.results import classify_failure, split_fractions
+from services.trainer_worker.service_layer.results import classify_failure, split_fractions
 
 
 def test_invalid_dataset_keeps_message_and_details() -> None:

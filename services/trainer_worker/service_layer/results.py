@@ -15,9 +15,10 @@ from typing import Any
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from common.mmdet_config import ConfigInvalid
 from common.proto.raven.v1 import types_pb2
-from services.trainer_worker.domain.dataset import DatasetInvalid
 from services.trainer_worker.domain.outcome import Failure, Progress
+from services.trainer_worker.domain.problems import DatasetInvalid
 from services.trainer_worker.domain.split import SplitFractions
 
 COCO_FIELDS = {
@@ -149,8 +150,7 @@ def classify_failure(exc: BaseException) -> types_pb2.Failure:
         return exc.failure
     if isinstance(exc, DatasetInvalid):
         return types_pb2.Failure(kind=types_pb2.INVALID_DATASET, message=exc.message, details=exc.details)
-    config_invalid = _config_invalid_type()
-    if config_invalid is not None and isinstance(exc, config_invalid):
+    if isinstance(exc, ConfigInvalid):
         return types_pb2.Failure(
             kind=types_pb2.INVALID_CONFIG,
             message=f"the training config is invalid: {exc}; fix the run's template or hyperparameters",
@@ -165,14 +165,6 @@ def classify_failure(exc: BaseException) -> types_pb2.Failure:
         kind=types_pb2.INTERNAL_ERROR,
         message=f"internal worker error: {type(exc).__name__}: {exc}; retry the run; report it if it repeats",
     )
-
-
-def _config_invalid_type() -> type[BaseException] | None:
-    try:
-        from common.mmdet_config import ConfigInvalid
-    except Exception:  # mmengine missing: nothing can raise it either
-        return None
-    return ConfigInvalid
 
 
 def _finite(value: Any) -> bool:

@@ -1,8 +1,9 @@
-"""A job's steps as separate functions with plain inputs and outputs: prepare, train, evaluate, upload.
+"""A training job's steps as separate functions with plain inputs and outputs: prepare, train, evaluate,
+upload (and the completed event's payload).
 
 ``JobSteps`` calls the pieces other modules own (``adapters/dataset_source.prepare_dataset``,
-``common.mmdet_config.fill_dataset``, ``adapters/training.TrainingProcess`` which trains and then evaluates in
-its child process); ``job_runner.py`` decides when each runs.
+``common.mmdet_fill.fill_dataset``, ``adapters/training.TrainingProcess`` which trains and then evaluates in
+its child process, the artifact store); ``attempt.py`` decides when each runs.
 """
 
 from __future__ import annotations
@@ -13,17 +14,23 @@ import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from google.protobuf import json_format
 
 from common.artifacts import ArtifactStore
 from common.config_data import canonical, relative_paths
 from common.logging import get_logger
+from common.mmdet_config import META_KEY
+from common.mmdet_fill import fill_dataset
 from common.proto.raven.v1 import events_pb2, types_pb2
+from services.trainer_worker.adapters.dataset_source import prepare_dataset
+from services.trainer_worker.adapters.training import TrainingProcess, TrainingSpec
 from services.trainer_worker.domain.dataset import PreparedDataset
 from services.trainer_worker.domain.job import artifact_key
-from services.trainer_worker.entrypoints.results import (
+from services.trainer_worker.domain.outcome import Cancelled, Failure, Progress
+from services.trainer_worker.service_layer.context import AttemptContext
+from services.trainer_worker.service_layer.results import (
     StepFailed,
     average_loss,
     base_learning_rate,
@@ -33,9 +40,6 @@ from services.trainer_worker.entrypoints.results import (
     progress_snapshot,
     split_fractions,
 )
-
-if TYPE_CHECKING:
-    from services.trainer_worker.entrypoints.job_runner import JobContext
 
 log = get_logger("trainer_worker.steps")
 
@@ -86,21 +90,20 @@ class JobSteps:
         self.progress_every_iters = progress_every_iters
         self.progress_every_seconds = progress_every_seconds
 
-    async def prepare(self, ctx: JobContext) -> PreparedDataset:
-        from services.trainer_worker.adapters.dataset_source import prepare_dataset
-
-        hp = ctx.job.hyperparameters
+    async def prepare(self, job: events_pb2.TrainingJob, data_dir: Path) -> PreparedDataset:
+        """Validates, hashes and splits the job's dataset into mmdet-ready COCO files under ``data_dir``."""
+        hp = job.hyperparameters
         prepared = await asyncio.to_thread(
-            prepare_dataset, self.dataset_root, ctx.job.dataset, ctx.work_dir / "data",
-            seed=int(hp.seed), fractions=split_fractions(hp), class_names=list(ctx.job.class_names) or None,
+            prepare_dataset, self.dataset_root, job.dataset, data_dir,
+            seed=int(hp.seed), fractions=split_fractions(hp), class_names=list(job.class_names) or None,
         )  # fmt: skip
         return prepared
 
-    async def train(self, ctx: JobContext, prepared: PreparedDataset) -> Trained | None:
-        """Trains and evaluates in a child process; None when a stop request ended it (checkpoint kept)."""
-        from services.trainer_worker.adapters.training import TrainingProcess, TrainingSpec
-        from services.trainer_worker.domain.outcome import Cancelled, Failure
+    async def train(self, ctx: AttemptContext, prepared: PreparedDataset) -> Trained | None:
+        """Trains and evaluates in a child process; None when a stop request ended it (checkpoint kept).
 
+        ``ctx`` is the live attempt: progress and log lines go to its reporter, its stop request stops the
+        child, each epoch's checkpoint is offered for resume at once."""
         cfg = await self._filled_config(ctx, prepared)
         process = TrainingProcess(
             TrainingSpec(
@@ -111,7 +114,7 @@ class JobSteps:
         )  # fmt: skip
         process.start()
         stopper = asyncio.create_task(self._stop_when_asked(ctx, process))
-        tail = asyncio.create_task(_tail_log(process.log_path, ctx.publisher.log))
+        tail = asyncio.create_task(_tail_log(process.log_path, ctx.reporter.log))
         try:
             async for progress in process.events():
                 await self._forward(ctx, progress)
@@ -137,11 +140,8 @@ class JobSteps:
             parameter_count=outcome.parameter_count, versions=dict(outcome.versions),
         )  # fmt: skip
 
-    async def _filled_config(self, ctx: JobContext, prepared: PreparedDataset) -> Any:
+    async def _filled_config(self, ctx: AttemptContext, prepared: PreparedDataset) -> Any:
         """The job's config with this attempt's dataset paths, work dir and local checkpoints."""
-        from common.mmdet_config import META_KEY
-        from common.mmdet_fill import fill_dataset
-
         data = json_format.MessageToDict(ctx.job.config)
         meta = data.get(META_KEY) or {}
         resumed = ctx.resume_from is not None
@@ -154,12 +154,12 @@ class JobSteps:
             resume_from=ctx.resume_from, backbone_checkpoint=backbone,
         )  # fmt: skip
 
-    async def _fetch(self, ctx: JobContext, key: str) -> Path:
+    async def _fetch(self, ctx: AttemptContext, key: str) -> Path:
         target = ctx.work_dir / WEIGHTS_DIR / Path(key).name
         await asyncio.to_thread(self.artifacts.get_file, key, target)
         return target
 
-    async def _stop_when_asked(self, ctx: JobContext, process: Any) -> None:
+    async def _stop_when_asked(self, ctx: AttemptContext, process: TrainingProcess) -> None:
         await ctx.stop_event.wait()
         log.info("stopping training", run_id=ctx.run_id, reason=ctx.stop.reason)
         process.request_stop()
@@ -167,15 +167,15 @@ class JobSteps:
             log.warning("training child killed after the grace period", run_id=ctx.run_id,
                         grace_seconds=self.cancel_grace_seconds)  # fmt: skip
 
-    async def _forward(self, ctx: JobContext, progress: Any) -> None:
+    async def _forward(self, ctx: AttemptContext, progress: Progress) -> None:
         if progress.kind == "phase":
             await ctx.enter_phase(types_pb2.RunPhase.Value(progress.phase.value))
         forced = progress.kind in ("epoch", "val", "phase")
-        await ctx.publisher.progress(progress_snapshot(progress), force=forced)
+        await ctx.reporter.progress(progress_snapshot(progress), force=forced)
         if progress.kind == "epoch":  # the epoch's checkpoint is on disk: offer it for resume now
             ctx.sync_checkpoint_soon()
 
-    async def evaluate(self, ctx: JobContext, prepared: PreparedDataset, trained: Trained) -> Evaluated:
+    async def evaluate(self, trained: Trained) -> Evaluated:
         """The evaluation already ran in the training child: turn its metrics into the published form."""
         if trained.metrics_path is None:
             raise RuntimeError("training finished without an evaluation (metrics file missing)")
@@ -183,14 +183,10 @@ class JobSteps:
         return Evaluated(evaluation_results(metrics), trained.metrics_path, trained.curves_path)
 
     async def upload(
-        self,
-        ctx: JobContext,
-        prepared: PreparedDataset,
-        trained: Trained,
-        evaluated: Evaluated,
-        seconds: float,
-    ) -> events_pb2.RunCompleted:
-        """Stores the results (sha256 each) and builds the completed event's payload."""
+        self, run_id: str, attempt: int, prepared: PreparedDataset, trained: Trained, evaluated: Evaluated
+    ) -> list[types_pb2.Artifact]:
+        """Stores the result files under the attempt's keys (sha256 each); the checkpoint, config and metrics
+        must be there."""
         files: list[tuple[int, Path | None]] = [
             (types_pb2.CHECKPOINT, trained.best_checkpoint),
             (types_pb2.CONFIG, trained.config_path),
@@ -205,8 +201,7 @@ class JobSteps:
         if missing:
             names = ", ".join(types_pb2.ArtifactKind.Name(k) for k in sorted(missing))  # type: ignore[arg-type]
             raise RuntimeError(f"training left no {names} file to upload")
-        artifacts = await asyncio.to_thread(self._put_all, ctx.run_id, ctx.lease.attempt, present)
-        return completed_payload(ctx, prepared, trained, evaluated, artifacts, seconds)
+        return await asyncio.to_thread(self._put_all, run_id, attempt, present)
 
     def _put_all(self, run_id: str, attempt: int, files: list[tuple[int, Path]]) -> list[types_pb2.Artifact]:
         stored = []
@@ -219,13 +214,12 @@ class JobSteps:
 
 
 def completed_payload(
-    ctx: JobContext, prepared: PreparedDataset, trained: Trained, evaluated: Evaluated,
-    artifacts: list[types_pb2.Artifact], seconds: float,
+    job: events_pb2.TrainingJob, display_name: str, device: str, prepared: PreparedDataset, trained: Trained,
+    evaluated: Evaluated, artifacts: list[types_pb2.Artifact], seconds: float,
 ) -> events_pb2.RunCompleted:  # fmt: skip
     """Everything ``RunCompleted`` carries. ``config`` is the job's resolved config exactly as received, so
     ``config_sha256`` still describes it; ``config_text`` is the final config as trained (JSON; dataset, work
     dir and checkpoint paths relative to the attempt's work dir, as :func:`write_run_config` stores it)."""
-    job = ctx.job
     metrics = trained.metrics or {}
     payload = events_pb2.RunCompleted(
         artifacts=artifacts,
@@ -233,7 +227,7 @@ def completed_payload(
         dataset_snapshot_sha256=prepared.snapshot_sha256,
         config_sha256=job.config_sha256,
         config_text=trained.config_path.read_text(errors="replace") if trained.config_path.is_file() else "",
-        versions=framework_versions(ctx.device, trained.versions),
+        versions=framework_versions(device, trained.versions),
         seed=int(job.hyperparameters.seed),
         training_seconds=trained.seconds or seconds,
         parameter_count=trained.parameter_count,
@@ -245,7 +239,7 @@ def completed_payload(
         dataset=job.dataset,
         base_model_id=job.base_model_id,
         owner=job.owner,
-        display_name=ctx.lease.training_run.display_name,
+        display_name=display_name,
     )
     payload.config.CopyFrom(job.config)
     return payload
