@@ -1,98 +1,105 @@
-"""Dataset references confined to the configured fsspec dataset root.
+"""Dataset references resolved against the configured fsspec dataset root, for Create and the worker alike.
 
-A dataset reference is a relative POSIX path under the dataset root (``waste/v3``) with the same strict
-charset as artifact keys (:func:`common.artifacts.normalize_key`), checked before anything touches storage;
-it must then name a directory holding ``annotations.json`` (one COCO file) or ``train.json``
-(pre-split COCO files).
+``find_layout`` confines a reference to the root (``dataset_layout.normalize_dataset_ref`` lexically, then
+symbolic links on a local root) and applies the one layout rule (``dataset_layout.choose_layout``) to what
+the directory holds. Create uses ``resolve_dataset_ref`` and ``read_category_names``; the worker's
+``adapters/dataset_source.py`` uses ``DatasetRoot`` and ``find_layout`` directly.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import posixpath
-from typing import Any
+from dataclasses import dataclass
 
 import fsspec
+from fsspec.implementations.local import LocalFileSystem
 
-from common.artifacts import normalize_key
+from common.dataset_layout import (
+    CANDIDATE_FILES,
+    LAYOUT_HINT,
+    DatasetLayout,
+    choose_layout,
+    normalize_dataset_ref,
+)
 from common.errors import InvalidArgument, NotFound
 
-ANNOTATION_FILES = ("annotations.json", "train.json")
-LAYOUT_HINT = (
-    "a directory with annotations.json (one COCO file, split by the run) or train.json and val.json "
-    "(and optionally test.json), and the images their file_name fields name"
-)
-MAX_REF_CHARS = 500
+__all__ = ["LAYOUT_HINT", "DatasetRoot", "find_layout", "read_category_names", "resolve_dataset_ref"]
 
 
-def normalize_dataset_ref(ref: str) -> str:
-    """The ref when it is a confined relative path (the artifact key charset), else InvalidArgument."""
-    if isinstance(ref, str) and len(ref) > MAX_REF_CHARS:
-        raise InvalidArgument(f"dataset reference is longer than {MAX_REF_CHARS} characters")
-    # "waste/v1/" names the same directory as "waste/v1"
-    directory = ref[:-1] if isinstance(ref, str) and ref.endswith("/") else ref
-    return normalize_key(directory, "dataset reference")
+@dataclass(frozen=True)
+class DatasetRoot:
+    fs: fsspec.AbstractFileSystem
+    path: str  # the root as the filesystem spells it
+    real: str | None  # the resolved local directory; None for remote stores, which have no symlinks
+
+    @classmethod
+    def open(cls, url: str) -> DatasetRoot:
+        fs, path = fsspec.core.url_to_fs(url)
+        real = os.path.realpath(path) if isinstance(fs, LocalFileSystem) else None
+        return cls(fs, path, real)
+
+    def join(self, *parts: str) -> str:
+        return "/".join([self.path.rstrip("/"), *parts])
+
+    def contains(self, path: str) -> bool:
+        """Whether ``path`` stays inside the root once symbolic links are resolved."""
+        if self.real is None:
+            return True  # the lexical check already confined the key
+        real = os.path.realpath(path)
+        return real == self.real or real.startswith(self.real.rstrip(os.sep) + os.sep)
 
 
-def _open_root(dataset_root_url: str) -> tuple[Any, str]:
-    fs, root = fsspec.core.url_to_fs(dataset_root_url.rstrip("/"))
-    return fs, root.rstrip("/")
+def find_layout(root: DatasetRoot, ref: str) -> DatasetLayout:
+    """The layout of dataset ``ref`` under ``root``.
 
-
-def _ensure_inside(fs: Any, root: str, path: str, ref: str) -> None:
-    """On a local root, a symbolic link may not lead out of it (the ref's text alone cannot show that)."""
-    protocols = fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
-    if "file" not in protocols and "local" not in protocols:
-        return
-    real_root, real = os.path.realpath(root), os.path.realpath(path)
-    if real != real_root and not real.startswith(real_root.rstrip(os.sep) + os.sep):
-        raise InvalidArgument(
-            f"dataset reference {ref!r} leads out of the dataset root through a symbolic link"
-        )
-
-
-def _annotation_path(dataset_root_url: str, ref: str) -> tuple[Any, str]:
+    Raises:
+        InvalidArgument: the ref is malformed, leads out of the root, or the layout is incomplete.
+        NotFound: no such dataset directory under the root.
+    """
     normalized = normalize_dataset_ref(ref)
-    fs, root = _open_root(dataset_root_url)
-    directory = f"{root}/{normalized}"
-    _ensure_inside(fs, root, directory, ref)
-    if not fs.isdir(directory):
+    directory = root.join(normalized)
+    if not root.contains(directory):
+        raise InvalidArgument(
+            f"dataset {normalized!r} does not exist under the dataset root: it leads out of it through a "
+            "symbolic link"
+        )
+    if not root.fs.isdir(directory):
         raise NotFound(f"dataset {normalized!r} does not exist under the dataset root")
-    for name in ANNOTATION_FILES:
-        path = f"{directory}/{name}"
-        if fs.isfile(path):
-            _ensure_inside(fs, root, path, ref)
-            return fs, path
-    raise InvalidArgument(
-        f"dataset {normalized!r} has no {' or '.join(ANNOTATION_FILES)}: upload COCO annotations first"
-    )
+    present = {name for name in CANDIDATE_FILES if root.fs.isfile(root.join(normalized, name))}
+    layout = choose_layout(normalized, present)
+    for name in layout.files.values():
+        if not root.contains(root.join(normalized, name)):
+            raise InvalidArgument(
+                f"dataset {normalized!r}: {name} leads out of the dataset root through a symbolic link"
+            )
+    return layout
 
 
 def resolve_dataset_ref(dataset_root_url: str, ref: str) -> str:
     """Validate ``ref`` and return its canonical relative form.
 
     Raises:
-        InvalidArgument: the ref is malformed or the dataset has no annotation file.
+        InvalidArgument: the ref is malformed or the dataset's layout is not one the worker can train.
         NotFound: no such dataset directory under the root.
     """
-    _annotation_path(dataset_root_url, ref)
-    return normalize_dataset_ref(ref)
+    return find_layout(DatasetRoot.open(dataset_root_url), ref).ref
 
 
 def read_category_names(dataset_root_url: str, ref: str) -> list[str]:
-    """Category names ordered by category id from the dataset's ``annotations.json`` (or ``train.json``)."""
-    fs, path = _annotation_path(dataset_root_url, ref)
+    """Category names ordered by category id, from the file the worker takes them from (``train.json`` of a
+    split dataset, else ``annotations.json``)."""
+    root = DatasetRoot.open(dataset_root_url)
+    layout = find_layout(root, ref)
+    name = layout.category_file
     try:
-        with fs.open(path, "rb") as handle:
+        with root.fs.open(root.join(layout.ref, name), "rb") as handle:
             document = json.load(handle)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidArgument(
-            f"dataset {ref!r}: {posixpath.basename(path)} is not valid JSON: {exc}"
-        ) from exc
+        raise InvalidArgument(f"dataset {ref!r}: {name} is not valid JSON: {exc}") from exc
     categories = document.get("categories") if isinstance(document, dict) else None
     if not isinstance(categories, list) or not categories:
-        raise InvalidArgument(f"dataset {ref!r}: {posixpath.basename(path)} has no 'categories'")
+        raise InvalidArgument(f"dataset {ref!r}: {name} has no 'categories'")
     named: list[tuple[int, str]] = []
     for index, category in enumerate(categories):
         if not isinstance(category, dict) or not isinstance(category.get("name"), str):

@@ -1,9 +1,9 @@
 """Reads a COCO dataset from the dataset root (an fsspec URL) and writes the prepared split files.
 
-Layout (see ``domain/dataset.py``): ``<root>/<ref>/annotations.json`` or
-``<root>/<ref>/{train,val[,test]}.json`` with image ``file_name``s relative to ``<root>/<ref>/``.
-Everything read is confined to the root: refs and file names are checked lexically, and on a local root
-symlinks are resolved and must stay inside it too.
+Layout: ``<root>/<ref>/{train,val[,test]}.json`` or ``<root>/<ref>/annotations.json``, decided by
+``common.dataset_layout.choose_layout`` (the rule Create applies too), with image ``file_name``s relative to
+``<root>/<ref>/``. Everything read is confined to the root: refs and file names are checked lexically, and on
+a local root symlinks are resolved and must stay inside it too (``common.dataset_refs.DatasetRoot``).
 
 Images are read once each, on a thread pool: the bytes stream through sha256 (and, for a remote root, into the
 work dir), and PIL reads only the header for the size check, so preparation stays I/O bound.
@@ -23,45 +23,28 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-import fsspec
-from fsspec.implementations.local import LocalFileSystem
 from PIL import Image
 from pycocotools.coco import COCO
 
-from common.dataset_refs import normalize_dataset_ref
-from common.errors import InvalidArgument
+from common.dataset_layout import SPLIT_NAMES, UNSPLIT, DatasetLayout, normalize_dataset_ref
+from common.dataset_refs import DatasetRoot, find_layout
+from common.errors import AppError, InvalidArgument
 from services.trainer_worker.domain.coco import CocoDataset, ImageRecord, parse_coco
 from services.trainer_worker.domain.dataset import PreparedDataset, select_classes
 from services.trainer_worker.domain.problems import DatasetInvalid, Problem, ProblemLog
 from services.trainer_worker.domain.split import (
-    SPLIT_NAMES,
     SplitFractions,
     check_given_split,
     split_manifest,
     stratified_split,
 )
 
-ANNOTATIONS_FILE = "annotations.json"
 MANIFEST_FILE = "split_manifest.json"
 CHUNK_BYTES = 1 << 20
 IO_THREADS = min(32, 4 * (os.cpu_count() or 1))
 IO_BATCH = 32  # files per pool task: a future per file costs more than reading a small image
 DEFAULT_FRACTIONS = SplitFractions()
 _UNREADABLE = object()  # stands for an annotation file that is not JSON
-
-
-@dataclass(frozen=True)
-class _Root:
-    fs: fsspec.AbstractFileSystem
-    path: str  # root path as the filesystem spells it
-    real: str | None  # resolved local directory, None for remote filesystems
-
-    @property
-    def is_local(self) -> bool:
-        return self.real is not None
-
-    def join(self, *parts: str) -> str:
-        return "/".join([self.path.rstrip("/"), *parts])
 
 
 @dataclass(frozen=True)
@@ -74,10 +57,7 @@ class _ImageFacts:
 
 def resolve_dataset_ref(dataset_root_url: str, ref: str) -> str:
     """Normalized ``ref`` when it names a dataset directory under the root; DatasetInvalid otherwise."""
-    root = _open_root(dataset_root_url)
-    norm = _confined_ref(ref)
-    _layout(root, norm)
-    return norm
+    return _layout(DatasetRoot.open(dataset_root_url), _confined_ref(ref)).ref
 
 
 def prepare_dataset(
@@ -95,9 +75,9 @@ def prepare_dataset(
         DatasetInvalid: with every problem found (first items in ``details``).
     """
     clock = _StageClock()
-    root = _open_root(dataset_root_url)
+    root = DatasetRoot.open(dataset_root_url)
     ref = _confined_ref(dataset_ref)
-    layout = _layout(root, ref)
+    layout = _layout(root, ref).files
     subject = f"dataset {ref!r}"
     problems = ProblemLog()
     with clock("load"):
@@ -111,20 +91,21 @@ def prepare_dataset(
         if len(datasets) < len(parsed):
             problems.raise_if_any(subject)  # a file's structure is unusable: nothing further can be checked
         names, selected = select_classes(datasets, class_names, problems)
-        given_split = "all" not in layout
+        given_split = UNSPLIT not in layout
         if given_split:
             check_given_split(selected, problems)
     work_dir.mkdir(parents=True, exist_ok=True)
-    image_root = Path(root.join(ref)) if root.is_local else work_dir / "images"
+    local = root.real is not None
+    image_root = Path(root.join(ref)) if local else work_dir / "images"
     with clock("images"):
-        hashes = _check_images(root, ref, selected, None if root.is_local else image_root, problems)
+        hashes = _check_images(root, ref, selected, None if local else image_root, problems)
     problems.raise_if_any(subject)
     with clock("split"):
         if given_split:
             splits = selected
         else:
-            assignment = stratified_split(selected["all"], fractions, seed).as_dict()
-            splits = {s: selected["all"].subset(ids) for s, ids in assignment.items()}
+            assignment = stratified_split(selected[UNSPLIT], fractions, seed).as_dict()
+            splits = {s: selected[UNSPLIT].subset(ids) for s, ids in assignment.items()}
     with clock("hash"):
         snapshot = snapshot_sha256(docs, hashes)
     with clock("write"):
@@ -166,12 +147,6 @@ def snapshot_sha256(docs: Mapping[str, object], image_hashes: Mapping[str, str])
     return total.hexdigest()
 
 
-def _open_root(url: str) -> _Root:
-    fs, path = fsspec.core.url_to_fs(url)
-    real = os.path.realpath(path) if isinstance(fs, LocalFileSystem) else None
-    return _Root(fs, path, real)
-
-
 def _confined_ref(ref: str) -> str:
     """The same rule as at Create (the artifact key charset): the ref comes from the job, check it again."""
     try:
@@ -180,38 +155,15 @@ def _confined_ref(ref: str) -> str:
         raise DatasetInvalid(exc.message, [], [Problem.FILE_NAME_ESCAPES]) from None
 
 
-def _layout(root: _Root, ref: str) -> dict[str, str]:
-    """Split name -> annotation file; ``{"all": "annotations.json"}`` when the dataset is not split yet."""
-    directory = root.join(ref)
-    if not root.fs.isdir(directory) or not _inside_root(root, directory):
-        raise DatasetInvalid(f"dataset {ref!r} does not exist under the dataset root", [])
-    present = {
-        n
-        for n in (ANNOTATIONS_FILE, *(f"{s}.json" for s in SPLIT_NAMES))
-        if root.fs.isfile(root.join(ref, n))
-    }
-    if "train.json" in present or "val.json" in present:
-        missing = [n for n in ("train.json", "val.json") if n not in present]
-        if missing:
-            raise DatasetInvalid(
-                f"dataset {ref!r} is split but lacks {' and '.join(missing)}: provide train.json "
-                "and val.json (test.json optional), or a single annotations.json",
-                [],
-            )
-        return {s: f"{s}.json" for s in SPLIT_NAMES if f"{s}.json" in present}
-    if ANNOTATIONS_FILE in present:
-        return {"all": ANNOTATIONS_FILE}
-    raise DatasetInvalid(f"dataset {ref!r} holds no annotations.json (nor train.json + val.json)", [])
+def _layout(root: DatasetRoot, ref: str) -> DatasetLayout:
+    """The dataset's annotation files, by the rule Create applied too."""
+    try:
+        return find_layout(root, ref)
+    except AppError as exc:
+        raise DatasetInvalid(exc.message, []) from None
 
 
-def _inside_root(root: _Root, path: str) -> bool:
-    if root.real is None:
-        return True  # remote stores have no symlinks; the lexical check already confined the key
-    real = os.path.realpath(path)
-    return real == root.real or real.startswith(root.real.rstrip(os.sep) + os.sep)
-
-
-def _load_json(root: _Root, ref: str, name: str, problems: ProblemLog) -> object:
+def _load_json(root: DatasetRoot, ref: str, name: str, problems: ProblemLog) -> object:
     try:
         return json.loads(root.fs.cat_file(root.join(ref, name)))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -220,7 +172,7 @@ def _load_json(root: _Root, ref: str, name: str, problems: ProblemLog) -> object
 
 
 def _check_images(
-    root: _Root, ref: str, splits: Mapping[str, CocoDataset], copy_to: Path | None, problems: ProblemLog
+    root: DatasetRoot, ref: str, splits: Mapping[str, CocoDataset], copy_to: Path | None, problems: ProblemLog
 ) -> dict[str, str]:
     """Read each referenced file once (thread pool), report bad ones; return file_name -> sha256."""
     records = [(split, image) for split, ds in splits.items() for image in ds.images]
@@ -249,9 +201,9 @@ def _report_image(image: ImageRecord, facts: _ImageFacts, prefix: str, problems:
         )
 
 
-def _read_image(root: _Root, ref: str, file_name: str, copy_to: Path | None) -> _ImageFacts:
+def _read_image(root: DatasetRoot, ref: str, file_name: str, copy_to: Path | None) -> _ImageFacts:
     path = root.join(ref, file_name)
-    if not _inside_root(root, path):
+    if not root.contains(path):
         return _ImageFacts(error="it resolves outside the dataset root (symlink)")
     digest = hashlib.sha256()
     try:
@@ -298,7 +250,7 @@ def _header_size(head: bytes) -> tuple[int, int] | None:
         return None
 
 
-def _header_size_from_file(root: _Root, path: str) -> tuple[int, int]:
+def _header_size_from_file(root: DatasetRoot, path: str) -> tuple[int, int]:
     with root.fs.open(path, "rb") as src, Image.open(src) as image:  # rare: header larger than CHUNK_BYTES
         return image.size
 

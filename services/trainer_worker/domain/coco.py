@@ -11,6 +11,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from common.dataset_layout import confined_relative_path
 from services.trainer_worker.domain.problems import Problem, ProblemLog
 
 # Annotation tools round coordinates; a box may overshoot the image border by a hair and is then clipped.
@@ -86,26 +87,6 @@ class CocoDataset:
             "annotations": annotations,
             "categories": [{"id": c.id, "name": c.name} for c in self.categories],
         }
-
-
-def confined_relative_path(path: object) -> str:
-    """Normalize a path that must stay below a directory; raise ValueError with the reason otherwise."""
-    if not isinstance(path, str) or not path.strip():
-        raise ValueError("must be a non-empty string")
-    if any(ord(ch) < 32 for ch in path):
-        raise ValueError("contains control characters")
-    if "://" in path or (len(path) >= 2 and path[1] == ":" and path[0].isalpha()):
-        raise ValueError("must be a relative path, not a URL or drive path")
-    if "\\" in path:
-        raise ValueError("must use '/' as separator")
-    if path.startswith("/") or path.startswith("~"):
-        raise ValueError("must be relative, not absolute")
-    parts = [p for p in path.split("/") if p not in ("", ".")]
-    if ".." in parts:
-        raise ValueError("must not contain '..'")
-    if not parts:
-        raise ValueError("must name something below the directory")
-    return "/".join(parts)
 
 
 def polygon_envelope(segmentation: object) -> tuple[tuple[float, float, float, float], float]:

@@ -1,16 +1,9 @@
 """What dataset preparation yields, and the choice of classes across a dataset's annotation files.
 
 The rules live next door: COCO parsing and validation in ``coco.py``, problem reporting in ``problems.py``,
-the seeded split and its manifest in ``split.py``.
-
-Accepted dataset layout, below the configured dataset root (an fsspec URL)::
-
-    <ref>/annotations.json           one COCO file; split here (seeded, stratified, 70/20/10 by default)
-    <ref>/images/0001.jpg ...        any layout: each image ``file_name`` is relative to <ref>/
-
-or already split (the split is kept as given; ``train.json`` wins when ``annotations.json`` exists too)::
-
-    <ref>/train.json, <ref>/val.json [, <ref>/test.json]   sharing the images under <ref>/
+the seeded split and its manifest in ``split.py``. Which annotation files make a dataset (``train.json`` +
+``val.json`` [+ ``test.json``], else ``annotations.json``), and the path rules for references and image
+file names, are ``common/dataset_layout.py``: Create applies the same rule.
 """
 
 from __future__ import annotations

@@ -12,10 +12,9 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from common.dataset_layout import SPLIT_NAMES
 from services.trainer_worker.domain.coco import CocoDataset
 from services.trainer_worker.domain.problems import DatasetInvalid, Problem, ProblemLog
-
-SPLIT_NAMES = ("train", "val", "test")
 
 
 @dataclass(frozen=True)

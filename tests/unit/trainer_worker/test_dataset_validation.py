@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from services.trainer_worker.domain.coco import confined_relative_path, parse_coco, polygon_envelope
+from common.dataset_layout import confined_relative_path
+from services.trainer_worker.domain.coco import parse_coco, polygon_envelope
 from services.trainer_worker.domain.dataset import select_classes
 from services.trainer_worker.domain.problems import DatasetInvalid, Problem, ProblemLog
 
