@@ -63,11 +63,12 @@ class Failure:
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
-    """Host or device memory ran out (torch's ``OutOfMemoryError`` is matched by name: no torch import)."""
+    """Host or device memory ran out: the one rule of the training child and of the worker's steps (torch's
+    ``OutOfMemoryError`` is matched by name: no torch import)."""
     if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
         return True
     message = str(exc).lower()
-    return isinstance(exc, RuntimeError) and any(p in message for p in OOM_PATTERNS)
+    return any(p in message for p in OOM_PATTERNS)
 
 
 def classify_exception(

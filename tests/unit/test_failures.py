@@ -27,7 +27,9 @@ def test_a_failure_pickles_across_the_training_child() -> None:
 
 def test_classification_of_memory_and_build_errors() -> None:
     assert is_out_of_memory(RuntimeError("CUDA out of memory. Tried to allocate"))
-    assert not is_out_of_memory(ValueError("out of memory"))  # only the runtime's own errors
+    assert is_out_of_memory(ValueError("mmap: cannot allocate memory")) and not is_out_of_memory(
+        KeyError("boom")
+    )
     oom = classify_exception(
         MemoryError(), stage="train", device="cpu", config={"train_dataloader": {"batch_size": 8}}
     )

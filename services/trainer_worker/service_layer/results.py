@@ -15,6 +15,7 @@ from typing import Any
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from common.failures import is_out_of_memory
 from common.mmdet_config import ConfigInvalid
 from common.proto.raven.v1 import types_pb2
 from services.trainer_worker.domain.outcome import Failure, Progress
@@ -156,7 +157,7 @@ def classify_failure(exc: BaseException) -> types_pb2.Failure:
             message=f"the training config is invalid: {exc}; fix the run's template or hyperparameters",
             details=[f"{v.field}: {v.description}" for v in getattr(exc, "violations", [])],
         )
-    if isinstance(exc, MemoryError) or "out of memory" in str(exc).lower():
+    if is_out_of_memory(exc):
         return types_pb2.Failure(
             kind=types_pb2.OUT_OF_MEMORY,
             message=f"training ran out of memory ({exc}); lower batch_size or image_size and retry",
