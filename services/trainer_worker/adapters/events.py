@@ -18,13 +18,15 @@ from nats.js import JetStreamContext
 from common.logging import get_logger
 from common.nats_streams import StreamNames
 from common.proto.raven.v1 import events_pb2, types_pb2
+from common.retry import Failures, RetryPolicy
 from services.trainer_worker.domain.job import LogBatch, ProgressThrottle, terminal_msg_id
 from services.trainer_worker.service_layer.ports import EventPublishFailed, Reporter
 
 log = get_logger("trainer_worker.events")
 
 PUBLISH_TIMEOUT = 5.0
-TERMINAL_RETRIES = 6
+# A terminal event is tried 6 times, 0.25 s apart and doubling (0.25 + 0.5 + 1 + 2 + 4 s of waits).
+TERMINAL_RETRY = RetryPolicy(max_attempts=6, initial_backoff=0.25, max_backoff=5.0, jitter=False)
 
 
 class RunEventPublisher(Reporter):
@@ -112,8 +114,8 @@ class RunEventPublisher(Reporter):
     async def _terminal(self, event: events_pb2.RunEvent, kind: str) -> None:
         await self.flush_logs()
         msg_id = terminal_msg_id(self.run_id, self.attempt, kind)
-        delay = 0.25
-        for attempt in range(1, TERMINAL_RETRIES + 1):
+        failures = Failures(TERMINAL_RETRY)
+        while True:
             try:
                 await self._publish(event, msg_id)
                 return
@@ -122,13 +124,11 @@ class RunEventPublisher(Reporter):
                     "terminal event not stored yet",
                     run_id=self.run_id,
                     kind=kind,
-                    try_=attempt,
+                    try_=failures.count + 1,
                     error=str(exc),
                 )
-                if attempt == TERMINAL_RETRIES:
+                if not await failures.failed():
                     raise EventPublishFailed(f"{kind} event for run {self.run_id} not stored: {exc}") from exc
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
 
     async def completed(self, payload: events_pb2.RunCompleted) -> None:
         event = self._event()

@@ -31,6 +31,11 @@ async def test_failures_sleep_between_tries_give_up_at_max_attempts_and_reset_on
     assert not await Failures(RetryPolicy(max_attempts=1)).failed()  # NO_RETRY: the first failure ends it
 
 
+def test_a_policy_without_jitter_sleeps_the_bound_itself() -> None:
+    policy = RetryPolicy(max_attempts=6, initial_backoff=0.25, max_backoff=5.0, jitter=False)
+    assert [policy.backoff(n) for n in range(1, 8)] == [0.25, 0.5, 1.0, 2.0, 4.0, 5.0, 5.0]
+
+
 def change(to_state: int) -> training_run_pb2.WatchTrainingRunResponse:
     event = events_pb2.RunEvent(state_changed=events_pb2.StateChanged(to_state=to_state))
     return training_run_pb2.WatchTrainingRunResponse(event=event)
