@@ -20,7 +20,6 @@ from common.nats_streams import RetryPolicy, StreamNames, connect, ensure_stream
 from common.proto.raven.v1 import trained_model_pb2, trained_model_pb2_grpc
 from common.settings import Settings
 from common.tls import ClientTLS, ServerTLS
-from services.trained_model.adapters.repository import UnitOfWork
 from services.trained_model.adapters.training_runs import GrpcTrainingRunQueries, TrainingRunQueries
 from services.trained_model.entrypoints.grpc_servicer import REQUIRED_PERMISSIONS, TrainedModelServicer
 from services.trained_model.entrypoints.metrics import CONFIGS_FAILING_GATE, metrics_refresher
@@ -28,6 +27,7 @@ from services.trained_model.entrypoints.registrar import DURABLE, Registrar
 from services.trained_model.service_layer.config_audit import stored_configs_failing_gate
 from services.trained_model.service_layer.registration import ModelRegistration
 from services.trained_model.service_layer.registry import ModelRegistry
+from services.trained_model.service_layer.unit_of_work import UnitOfWorkFactory
 
 SERVICE = "trained_model"
 MIGRATIONS = Path(__file__).parent / "adapters" / "migrations"
@@ -81,7 +81,7 @@ async def build_app(
     """Migrate, connect and serve. Tests pass their own stream names, store, clock, training_run client."""
     await migrate(settings)
     engine = make_engine(settings.database_url_for(SERVICE))
-    sessions = make_session_factory(engine)
+    uow = UnitOfWorkFactory(make_session_factory(engine))
     store = artifacts or ArtifactStore(settings.artifact_root)
     runs = training_runs or GrpcTrainingRunQueries(
         settings.training_run_addr,
@@ -91,8 +91,8 @@ async def build_app(
         issuer=settings.jwt_issuer,
         tls=ClientTLS.from_settings(settings),
     )
-    registry = ModelRegistry(sessions, store, runs, clock)
-    registration = ModelRegistration(lambda: UnitOfWork(sessions), store, clock, training_runs=runs)
+    registry = ModelRegistry(uow, store, runs, clock)
+    registration = ModelRegistration(uow, store, clock, training_runs=runs)
     CONFIGS_FAILING_GATE.set(len(await stored_configs_failing_gate(registry.uow)))  # logs each one
     nc: NATS | None = None
     registrar: Registrar | None = None

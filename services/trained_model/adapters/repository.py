@@ -1,18 +1,18 @@
-"""SQL repository and unit of work for TrainedModel (SQLite and PostgreSQL through SQLAlchemy 2 async)."""
+"""SQL repository for TrainedModel (SQLite and PostgreSQL through SQLAlchemy 2 async)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from types import TracebackType
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.errors import Aborted
+from common.page_tokens import Cursor
 from services.trained_model.adapters.orm import TrainedModelRow
 from services.trained_model.domain.model import Artifact, ArtifactKind, TrainedModel
 
@@ -34,14 +34,6 @@ class ModelFilter:
     owner: str = ""
     # Visibility of the caller: None = sees everything; else own models plus published ones.
     visible_to: str | None = None
-
-
-@dataclass(frozen=True)
-class Cursor:
-    """Keyset position: the sort value (ISO time or mAP) and the id of the last row of the previous page."""
-
-    value: Any
-    id: str
 
 
 def to_row(model: TrainedModel) -> TrainedModelRow:
@@ -283,29 +275,3 @@ def _conditions(flt: ModelFilter) -> list[ColumnElement[bool]]:
     if flt.owner:
         conditions.append(t.owner == flt.owner)
     return conditions
-
-
-class UnitOfWork:
-    """``async with uow:`` opens a transaction that rolls back unless ``commit()`` was called."""
-
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        self._sessions = sessions
-
-    async def __aenter__(self) -> UnitOfWork:
-        self._session = self._sessions()
-        self.models = SqlModelRepository(self._session)
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        try:
-            await self._session.rollback()
-        finally:
-            await self._session.close()
-
-    async def commit(self) -> None:
-        try:
-            await self._session.commit()
-        except IntegrityError as exc:
-            raise DuplicateRow(str(exc.orig)) from exc

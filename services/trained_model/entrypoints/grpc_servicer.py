@@ -8,7 +8,6 @@ import grpc
 from google.protobuf import empty_pb2
 
 from common.auth import Permission
-from common.errors import FieldViolation, require
 from common.grpc_interceptors import principal
 from common.proto.raven.v1 import trained_model_pb2 as pb
 from common.proto.raven.v1 import trained_model_pb2_grpc
@@ -17,6 +16,7 @@ from services.trained_model.service_layer.commands import (
     ImportTrainedModel,
     ListTrainedModels,
     PublishTrainedModel,
+    UpdateTrainedModel,
 )
 from services.trained_model.service_layer.registration import ModelRegistration
 from services.trained_model.service_layer.registry import ModelRegistry
@@ -35,7 +35,6 @@ REQUIRED_PERMISSIONS = {
     f"{_SERVICE}DownloadModelArtifact": Permission.VIEW_MODELS,
     f"{_SERVICE}GetTrainedModelStatistics": Permission.VIEW_STATISTICS,
 }
-EDITABLE = ("display_name", "description")
 
 
 class TrainedModelServicer(trained_model_pb2_grpc.TrainedModelServiceServicer):
@@ -73,26 +72,15 @@ class TrainedModelServicer(trained_model_pb2_grpc.TrainedModelServiceServicer):
     async def UpdateTrainedModel(
         self, request: pb.UpdateTrainedModelRequest, context: grpc.aio.ServicerContext
     ) -> pb.TrainedModel:
-        paths = list(request.update_mask.paths)
-        violations = (
-            [] if paths else [FieldViolation("update_mask", f"list the fields to change: {EDITABLE}")]
-        )
-        for path in paths:
-            if path not in EDITABLE:
-                hint = (
-                    " (use PublishTrainedModel/UnpublishTrainedModel)" if path.startswith("publish") else ""
-                )
-                violations.append(FieldViolation("update_mask", f"{path!r} cannot be updated{hint}"))
-        require(violations, "update_mask may only name display_name and description")
         model = request.trained_model
-        updated = await self._registry.update(
-            principal(),
-            model.name,
-            display_name=model.display_name if "display_name" in paths else None,
-            description=model.description if "description" in paths else None,
+        command = UpdateTrainedModel(
+            name=model.name,
+            paths=tuple(request.update_mask.paths),
+            display_name=model.display_name,
+            description=model.description,
             etag=request.etag or model.etag,
         )
-        return convert.model_to_proto(updated)
+        return convert.model_to_proto(await self._registry.update(principal(), command))
 
     async def DeleteTrainedModel(
         self, request: pb.DeleteTrainedModelRequest, context: grpc.aio.ServicerContext

@@ -62,6 +62,15 @@ class ListTrainedModels:
 
 
 @dataclass(frozen=True)
+class UpdateTrainedModel:
+    name: str
+    paths: tuple[str, ...]  # the update_mask
+    display_name: str = ""
+    description: str = ""
+    etag: str = ""
+
+
+@dataclass(frozen=True)
 class PublishTrainedModel:
     name: str
     min_bbox_map: float = 0.0

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from common import config_gate
 from common.logging import get_logger
-from services.trained_model.adapters.repository import UnitOfWork
+from services.trained_model.service_layer.unit_of_work import UnitOfWork
 
 log = get_logger("trained_model.config_audit")
 

@@ -14,7 +14,7 @@ from common.errors import AppError, FailedPrecondition, FieldViolation, InvalidA
 from common.logging import get_logger
 from common.mmdet_templates import TEMPLATES
 from services.trained_model.adapters.model_import import verify_and_store
-from services.trained_model.adapters.repository import DuplicateRow, UnitOfWork
+from services.trained_model.adapters.repository import DuplicateRow
 from services.trained_model.adapters.training_runs import TrainingRunQueries
 from services.trained_model.domain.model import (
     Artifact,
@@ -27,6 +27,7 @@ from services.trained_model.domain.model import (
 )
 from services.trained_model.service_layer import authz
 from services.trained_model.service_layer.commands import ImportTrainedModel, RegisterTrainedModel
+from services.trained_model.service_layer.unit_of_work import UnitOfWork
 
 log = get_logger("trained_model.registration")
 

@@ -7,14 +7,13 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
-from common import config_gate
+from common import config_gate, update_masks
 from common.artifacts import CHUNK, ArtifactStore
 from common.auth import Permission, Principal
 from common.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound, require
 from common.logging import get_logger
-from services.trained_model.adapters.repository import Cursor, DuplicateRow, ModelFilter, UnitOfWork
+from common.page_tokens import Cursor, decode_cursor, encode_cursor, fingerprint
+from services.trained_model.adapters.repository import DuplicateRow, ModelFilter
 from services.trained_model.adapters.training_runs import TrainingRunQueries
 from services.trained_model.domain.lineage import Lineage, LineageNode, effective_depth
 from services.trained_model.domain.model import (
@@ -26,8 +25,13 @@ from services.trained_model.domain.model import (
     parse_model_name,
     validate_gate_threshold,
 )
-from services.trained_model.service_layer import authz, page_tokens
-from services.trained_model.service_layer.commands import ListTrainedModels, PublishTrainedModel
+from services.trained_model.service_layer import authz
+from services.trained_model.service_layer.commands import (
+    ListTrainedModels,
+    PublishTrainedModel,
+    UpdateTrainedModel,
+)
+from services.trained_model.service_layer.unit_of_work import UnitOfWork, UnitOfWorkFactory
 
 log = get_logger("trained_model")
 
@@ -35,6 +39,7 @@ DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
 MAX_CHUNK = 4 * 1024 * 1024
 VERSION_RETRIES = 8
+EDITABLE = ("display_name", "description")
 
 
 @dataclass(frozen=True)
@@ -54,18 +59,15 @@ class Download:
 class ModelRegistry:
     def __init__(
         self,
-        sessions: async_sessionmaker[AsyncSession],
+        uow: UnitOfWorkFactory,
         store: ArtifactStore,
         training_runs: TrainingRunQueries,
         clock: Callable[[], datetime],
     ) -> None:
-        self.sessions = sessions
+        self.uow = uow
         self.store = store
         self.training_runs = training_runs
         self.clock = clock
-
-    def uow(self) -> UnitOfWork:
-        return UnitOfWork(self.sessions)
 
     async def _visible(self, uow: UnitOfWork, who: Principal, name: str, field: str = "name") -> TrainedModel:
         return authz.ensure_visible(who, await uow.models.get(parse_model_name(name, field)), name)
@@ -106,8 +108,8 @@ class ModelRegistry:
             owner=query.owner,
             visible_to=None if who.has(Permission.VIEW_ALL_MODELS) else who.subject,
         )
-        fingerprint = page_tokens.fingerprint((flt, query.order_by_map))
-        cursor = page_tokens.decode(query.page_token, fingerprint)
+        query_fingerprint = fingerprint((flt, query.order_by_map))
+        cursor = decode_cursor(query.page_token, query_fingerprint)
         if cursor is not None:
             _check_cursor(cursor, query.order_by_map)
         size = min(query.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
@@ -122,7 +124,7 @@ class ModelRegistry:
                 if query.order_by_map
                 else last.create_time.isoformat()
             )
-            token = page_tokens.encode(Cursor(value, last.id), fingerprint)
+            token = encode_cursor(Cursor(value, last.id), query_fingerprint)
         return Page(models, token, total)
 
     async def lineage(self, who: Principal, name: str, max_depth: int) -> Lineage:
@@ -196,15 +198,21 @@ class ModelRegistry:
 
     # ---------------------------------------------------------------------------------------------- changes
 
-    async def update(
-        self, who: Principal, name: str, *, display_name: str | None, description: str | None, etag: str
-    ) -> TrainedModel:
+    async def update(self, who: Principal, cmd: UpdateTrainedModel) -> TrainedModel:
+        require(
+            update_masks.violations(
+                cmd.paths, EDITABLE, {"publish": "use PublishTrainedModel/UnpublishTrainedModel"}
+            ),
+            "update_mask may only name display_name and description",
+        )
         who.require(Permission.EDIT_MODELS)
+        display_name = cmd.display_name if "display_name" in cmd.paths else None
+        description = cmd.description if "description" in cmd.paths else None
         for _ in range(VERSION_RETRIES):
             async with self.uow() as uow:
-                model = await self._visible(uow, who, name, "trained_model.name")
+                model = await self._visible(uow, who, cmd.name, "trained_model.name")
                 authz.ensure_manageable(who, model, "edit")
-                model.check_etag(etag)
+                model.check_etag(cmd.etag)
                 read_revision = model.revision
                 if model.edit(display_name=display_name, description=description, now=self.clock()):
                     model.version = next_version(await uow.models.max_version(model.display_name))
