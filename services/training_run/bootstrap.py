@@ -20,10 +20,11 @@ from common.dead_letters import DeadLetters
 from common.grpc_server import RunningServer, ServiceRegistration, create_server
 from common.metrics import GaugeRefresher
 from common.nats_streams import RetryPolicy, StreamNames, connect, ensure_streams
-from common.proto.raven.v1 import training_run_pb2
+from common.proto.raven.v1 import training_run_pb2, training_run_pb2_grpc
 from common.settings import Settings
 from common.tls import ClientTLS, ServerTLS
 from services.training_run.adapters.outbox import OutboxRelay
+from services.training_run.adapters.proto_mapping import run_to_proto
 from services.training_run.adapters.run_feeds import RunChangesHub, RunFeedHub
 from services.training_run.adapters.run_versions import RunVersions, run_versions_for
 from services.training_run.adapters.trained_models import GrpcTrainedModelClient, TrainedModelClient
@@ -33,15 +34,14 @@ from services.training_run.entrypoints.event_consumer import EventConsumer
 from services.training_run.entrypoints.grpc_servicer import (
     REQUIRED_PERMISSIONS,
     TrainingRunServicer,
-    add_to_server,
     feed_response,
-    render_get,
 )
 from services.training_run.entrypoints.metrics import metrics_refresher
 from services.training_run.entrypoints.reaper import Reaper
 from services.training_run.service_layer.discovery import Discovery
 from services.training_run.service_layer.run_reads import RenderedRuns
-from services.training_run.service_layer.services import LeaseSettings, TrainingRunService
+from services.training_run.service_layer.run_tracking import LeaseSettings, RunTracking
+from services.training_run.service_layer.services import TrainingRunService
 from services.training_run.service_layer.unit_of_work import UnitOfWorkFactory
 from services.training_run.service_layer.validation import CreateContext
 
@@ -63,6 +63,7 @@ class App:
     nc: NATS
     names: StreamNames
     service: TrainingRunService
+    tracking: RunTracking
     relay: OutboxRelay
     consumer: EventConsumer
     dead_letters: DeadLetterConsumer
@@ -71,7 +72,7 @@ class App:
     changes: RunChangesHub
     trained_models: TrainedModelClient
     versions: RunVersions
-    reads: RenderedRuns[bytes]
+    reads: RenderedRuns[training_run_pb2.TrainingRun]
     metrics: GaugeRefresher
 
     @property
@@ -131,27 +132,26 @@ async def build_app(
         settings.trained_model_addr, tls=ClientTLS.from_settings(settings)
     )
     service = TrainingRunService(
-        uow,
-        CreateContext(settings.dataset_root, trained_models, settings.backbone_checkpoint),
-        LeaseSettings(
-            lease=timedelta(seconds=settings.lease_seconds),
-            heartbeat=timedelta(seconds=settings.heartbeat_seconds),
-            registration_timeout=registration_timeout,
-        ),
-        clock,
+        uow, CreateContext(settings.dataset_root, trained_models, settings.backbone_checkpoint), clock
     )
+    leases = LeaseSettings(
+        lease=timedelta(seconds=settings.lease_seconds),
+        heartbeat=timedelta(seconds=settings.heartbeat_seconds),
+        registration_timeout=registration_timeout,
+    )
+    tracking = RunTracking(uow, leases, clock)
     policy = RetryPolicy.from_settings(settings)
     consumer = EventConsumer(
-        js, names, service.apply_event, DeadLetters(js, names, event_consumer.DURABLE, policy, clock)
+        js, names, tracking.apply_event, DeadLetters(js, names, event_consumer.DURABLE, policy, clock)
     )
     dead_letter_consumer = DeadLetterConsumer(
         js,
         names,
-        service.fail_dead_lettered,
+        tracking.fail_dead_lettered,
         DeadLetters(js, names, dead_letters.DURABLE, policy, clock),
         clock,
     )
-    reaper = Reaper(service.reap_expired_leases, settings.reaper_interval_seconds)
+    reaper = Reaper(tracking.reap_expired_leases, settings.reaper_interval_seconds)
     feeds = RunFeedHub(js, names, feed_response(service))
     changes = RunChangesHub(nc, names, lambda event: service.snapshot(event.run_id))
     if start_relay:
@@ -171,11 +171,11 @@ async def build_app(
         revoked_ids=settings.revoked_token_ids(),
     )
     versions = run_versions_for(engine)
-    reads = RenderedRuns(service, versions, render_get)
+    reads = RenderedRuns(service, versions, run_to_proto)
     discovery = Discovery(uow, clock, pretrained_backbone=bool(settings.backbone_checkpoint))
     registration = ServiceRegistration(
-        add_to_server=add_to_server,
-        servicer=TrainingRunServicer(service, feeds, changes, reads, discovery),
+        add_to_server=training_run_pb2_grpc.add_TrainingRunServiceServicer_to_server,
+        servicer=TrainingRunServicer(service, tracking, feeds, changes, reads, discovery),
         service_name=SERVICE_NAME,
         required_permissions=REQUIRED_PERMISSIONS,
     )
@@ -193,6 +193,7 @@ async def build_app(
         nc=nc,
         names=names,
         service=service,
+        tracking=tracking,
         relay=relay,
         consumer=consumer,
         dead_letters=dead_letter_consumer,

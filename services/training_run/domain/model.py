@@ -1,7 +1,7 @@
 """The TrainingRun aggregate: an AIP-216 state machine changed only through its transition methods.
 
-Pure Python (no grpc, sqlalchemy, nats). Enum values equal the ``raven.v1`` proto numbers so adapters
-translate by value. Every transition appends a :class:`Transition` and records domain events
+Pure Python (no grpc, sqlalchemy, nats). Its states, phases and failure kinds are in :mod:`lifecycle`, the
+events it records in :mod:`events`. Every transition appends a :class:`Transition` and records domain events
 (:class:`StateChanged`, :class:`JobRequested`, :class:`CancelRequested`) that the unit of work writes to the
 outbox in the same transaction.
 
@@ -14,96 +14,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from enum import IntEnum
 from typing import Any
 
-from common.errors import Aborted, FailedPrecondition
-from common.failures import Failure, FailureKind
-
-
-class RunState(IntEnum):
-    UNSPECIFIED = 0
-    PENDING = 1
-    RUNNING = 2
-    SUCCEEDED = 3
-    FAILED = 4
-    CANCELLING = 5
-    CANCELLED = 6
-
-    @property
-    def terminal(self) -> bool:
-        return self in TERMINAL_STATES
-
-
-TERMINAL_STATES = frozenset({RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELLED})
-LEASED_STATES = frozenset({RunState.RUNNING, RunState.CANCELLING})
-
-
-class Phase(IntEnum):
-    UNSPECIFIED = 0
-    PREPARING_DATASET = 1
-    TRAINING = 2
-    EVALUATING = 3
-    UPLOADING = 4
-
-
-ALLOWED_TRANSITIONS: frozenset[tuple[RunState, RunState]] = frozenset({
-    (RunState.UNSPECIFIED, RunState.PENDING),   # created
-    (RunState.PENDING, RunState.RUNNING),       # claimed by a worker
-    (RunState.PENDING, RunState.CANCELLED),     # cancelled before any worker took it
-    (RunState.PENDING, RunState.FAILED),        # its job message was dead-lettered (poison)
-    (RunState.RUNNING, RunState.PENDING),       # lease lost with attempts left, or released by the worker
-    (RunState.RUNNING, RunState.SUCCEEDED),     # completed and the model registered
-    (RunState.RUNNING, RunState.FAILED),        # failure reported, attempts exhausted, registration failed
-    (RunState.RUNNING, RunState.CANCELLING),    # cancel requested
-    (RunState.RUNNING, RunState.CANCELLED),     # the worker cancelled on its own
-    (RunState.CANCELLING, RunState.CANCELLED),  # the worker stopped (or was lost while stopping)
-    (RunState.CANCELLING, RunState.FAILED),     # the worker failed before it could stop cooperatively
-})  # fmt: skip
-
-
-class InvalidTransition(FailedPrecondition):
-    """The run's state does not allow the requested change."""
-
-
-class LeaseConflict(Aborted):
-    """A worker call with a stale attempt, a foreign lease or an expired lease."""
-
-
-@dataclass(frozen=True)
-class Transition:
-    from_state: RunState
-    to_state: RunState
-    time: datetime
-    reason: str
-    attempt: int
-
-
-@dataclass(frozen=True)
-class StateChanged:
-    run_id: str
-    attempt: int
-    from_state: RunState
-    to_state: RunState
-    reason: str
-    time: datetime
-    index: int  # position in the run's transition history: makes the published event's id deterministic
-
-
-@dataclass(frozen=True)
-class JobRequested:
-    run_id: str
-    attempt: int
-
-
-@dataclass(frozen=True)
-class CancelRequested:
-    run_id: str
-    attempt: int
-    reason: str
-
-
-DomainEvent = StateChanged | JobRequested | CancelRequested
+from services.training_run.domain.events import CancelRequested, DomainEvent, JobRequested, StateChanged
+from services.training_run.domain.lifecycle import (
+    ALLOWED_TRANSITIONS,
+    LEASED_STATES,
+    Failure,
+    FailureKind,
+    InvalidTransition,
+    LeaseConflict,
+    Phase,
+    RunState,
+    Transition,
+)
 
 
 @dataclass(frozen=True)

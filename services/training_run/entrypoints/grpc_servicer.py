@@ -8,11 +8,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import grpc
 from google.protobuf import duration_pb2, empty_pb2
 
 from common.auth import Permission
-from common.errors import FieldViolation, InvalidArgument, PermissionDenied
+from common.errors import FieldViolation, InvalidArgument
 from common.grpc_interceptors import principal
 from common.proto.raven.v1 import training_run_pb2 as pb
 from common.proto.raven.v1 import training_run_pb2_grpc
@@ -23,18 +22,16 @@ from services.training_run.adapters.discovery_mapping import (
     worker_to_proto,
 )
 from services.training_run.adapters.proto_mapping import hyperparameters_from_proto, run_to_proto, timestamp
-from services.training_run.adapters.repository import RunFilter
 from services.training_run.adapters.run_feeds import RunChangesHub, RunFeedHub
-from services.training_run.domain.model import RunState, TrainingRun
+from services.training_run.domain.model import RunState
 from services.training_run.service_layer import commands
 from services.training_run.service_layer.discovery import LIST_WORKERS_PERMISSION, Discovery
 from services.training_run.service_layer.run_reads import RenderedRuns
-from services.training_run.service_layer.services import TrainingRunService, can_view, parse_name
+from services.training_run.service_layer.run_tracking import RunTracking
+from services.training_run.service_layer.services import TrainingRunService, parse_name
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["TrainingRunService"].full_name
 SERVICE = f"/{SERVICE_NAME}/"
-# These may return bytes already serialized (per cached run; per event for all watchers), sent as they are.
-PRESERIALIZED = ("GetTrainingRun", "WatchTrainingRun")
 REQUIRED_PERMISSIONS = {
     SERVICE + "CreateTrainingRun": Permission.CREATE_TRAINING_RUNS,
     SERVICE + "GetTrainingRun": Permission.VIEW_TRAINING_RUNS,
@@ -70,12 +67,14 @@ class TrainingRunServicer(training_run_pb2_grpc.TrainingRunServiceServicer):
     def __init__(
         self,
         service: TrainingRunService,
+        tracking: RunTracking,
         feeds: RunFeedHub,
         changes: RunChangesHub,
-        reads: RenderedRuns[bytes],
+        reads: RenderedRuns[pb.TrainingRun],
         discovery: Discovery,
     ) -> None:
         self._service = service
+        self._tracking = tracking
         self._discovery = discovery
         self._feeds = feeds
         self._changes = changes
@@ -92,7 +91,7 @@ class TrainingRunServicer(training_run_pb2_grpc.TrainingRunServiceServicer):
         )  # fmt: skip
         return run_to_proto(await self._service.create(principal(), command))
 
-    async def GetTrainingRun(self, request: pb.GetTrainingRunRequest, context: Any) -> bytes:
+    async def GetTrainingRun(self, request: pb.GetTrainingRunRequest, context: Any) -> pb.TrainingRun:
         return await self._reads.get(principal(), request.name)
 
     async def ListTrainingRuns(
@@ -135,7 +134,7 @@ class TrainingRunServicer(training_run_pb2_grpc.TrainingRunServiceServicer):
 
     async def WatchTrainingRun(
         self, request: pb.WatchTrainingRunRequest, context: Any
-    ) -> AsyncIterator[pb.WatchTrainingRunResponse | bytes]:
+    ) -> AsyncIterator[pb.WatchTrainingRunResponse]:
         after = _resume_after(request.resume_token)
         run = await self._service.get(principal(), request.name)
         # Terminal with nothing left in the outbox: the terminal event is in the stream, at or before its
@@ -148,7 +147,7 @@ class TrainingRunServicer(training_run_pb2_grpc.TrainingRunServiceServicer):
                     return
                 continue
             event = item.event
-            if item.rendered is not None:  # live: built and serialized once for every watcher
+            if item.rendered is not None:  # live: built once for every watcher
                 yield item.rendered
             else:
                 yield pb.WatchTrainingRunResponse(
@@ -163,27 +162,14 @@ class TrainingRunServicer(training_run_pb2_grpc.TrainingRunServiceServicer):
     async def WatchTrainingRuns(
         self, request: pb.WatchTrainingRunsRequest, context: Any
     ) -> AsyncIterator[pb.WatchTrainingRunsResponse]:
-        caller = principal()
-        sees_all = caller.is_superadmin or caller.has(Permission.VIEW_ALL_TRAINING_RUNS)
-        if request.owner and request.owner != caller.subject and not sees_all:
-            raise PermissionDenied(
-                f"watching runs of {request.owner!r} needs {Permission.VIEW_ALL_TRAINING_RUNS!r}"
-            )
-        bad = [s for s in request.states if s not in RunState._value2member_map_ or s == 0]
-        if bad:
-            raise InvalidArgument("unknown state filter", [FieldViolation("states", f"unknown values {bad}")])
-        where = RunFilter(
-            owner=request.owner or None,
-            states=tuple(request.states),
-            dataset=request.dataset,
+        query = commands.WatchTrainingRuns(
+            states=tuple(request.states), owner=request.owner, dataset=request.dataset,
             model_template=request.model_template,
-        )
-        async for item in self._changes.watch():
-            run = item.rendered
-            if run is None or not can_view(caller, run) or not where.matches(run):
-                continue
+        )  # fmt: skip
+        async for item in self._service.watch_changes(principal(), query, self._changes.watch()):
             event = item.event
-            message = run_to_proto(run, with_config=False)
+            assert item.rendered is not None
+            message = run_to_proto(item.rendered, with_config=False)
             if event.WhichOneof("payload") == "state_changed":
                 previous = event.state_changed.from_state
                 message.state = event.state_changed.to_state
@@ -197,9 +183,9 @@ class TrainingRunServicer(training_run_pb2_grpc.TrainingRunServiceServicer):
         self, request: pb.ClaimTrainingRunRequest, context: Any
     ) -> pb.ClaimTrainingRunResponse:
         await self._discovery.worker_seen(request.worker_id, worker_info_from_proto(request.worker))
-        claimed = await self._service.claim(parse_name(request.name), request.worker_id, request.job_attempt)
+        claimed = await self._tracking.claim(parse_name(request.name), request.worker_id, request.job_attempt)
         run = claimed.run
-        heartbeat = self._service.heartbeat_interval
+        heartbeat = self._tracking.heartbeat_interval
         return pb.ClaimTrainingRunResponse(
             training_run=run_to_proto(run),
             attempt=run.attempt,
@@ -214,7 +200,7 @@ class TrainingRunServicer(training_run_pb2_grpc.TrainingRunServiceServicer):
         self, request: pb.HeartbeatTrainingRunRequest, context: Any
     ) -> pb.HeartbeatTrainingRunResponse:
         await self._discovery.worker_seen(request.worker_id, worker_info_from_proto(request.worker))
-        expires, stop = await self._service.heartbeat(
+        expires, stop = await self._tracking.heartbeat(
             parse_name(request.name), request.worker_id, request.attempt, request.latest_checkpoint
         )
         return pb.HeartbeatTrainingRunResponse(lease_expire_time=timestamp(expires), cancel_requested=stop)
@@ -222,7 +208,7 @@ class TrainingRunServicer(training_run_pb2_grpc.TrainingRunServiceServicer):
     async def ReleaseTrainingRun(
         self, request: pb.ReleaseTrainingRunRequest, context: Any
     ) -> empty_pb2.Empty:
-        await self._service.release(
+        await self._tracking.release(
             parse_name(request.name),
             request.worker_id,
             request.attempt,
@@ -258,10 +244,11 @@ class TrainingRunServicer(training_run_pb2_grpc.TrainingRunServiceServicer):
 
 
 def feed_response(service: TrainingRunService) -> Callable[[Any], Any]:
-    """Renders each live event of a WatchTrainingRun feed once, serialized, for all of its watchers: the event
-    with the stored run, the event's progress laid over it (the event consumer may not have stored it yet)."""
+    """Renders each live event of a WatchTrainingRun feed once for all of its watchers (who only read it): the
+    event with the stored run, the event's progress laid over it (the event consumer may not have stored it
+    yet)."""
 
-    async def render(event: Any) -> bytes:
+    async def render(event: Any) -> pb.WatchTrainingRunResponse:
         response = pb.WatchTrainingRunResponse(event=event, resume_token=str(event.sequence))
         run = await service.snapshot(event.run_id)
         if run is not None:
@@ -275,45 +262,6 @@ def feed_response(service: TrainingRunService) -> Callable[[Any], Any]:
                 message.progress.CopyFrom(event.progress.progress)
             elif fresh and kind == "phase_changed":
                 message.progress.phase = event.phase_changed.phase
-        return response.SerializeToString()
+        return response
 
     return render
-
-
-def render_get(run: TrainingRun) -> bytes:
-    return run_to_proto(run).SerializeToString()
-
-
-class _Capture:
-    """Stands in for a server to collect the generated method handlers."""
-
-    handlers: dict[str, grpc.RpcMethodHandler]
-
-    def add_generic_rpc_handlers(self, handlers: Any) -> None:
-        pass
-
-    def add_registered_method_handlers(
-        self, service: str, handlers: dict[str, grpc.RpcMethodHandler]
-    ) -> None:
-        self.handlers = handlers
-
-
-def _passing_bytes(serialize: Callable[[Any], bytes]) -> Callable[[Any], bytes]:
-    def serializer(value: Any) -> bytes:
-        return value if type(value) is bytes else serialize(value)
-
-    return serializer
-
-
-def add_to_server(servicer: TrainingRunServicer, server: Any) -> None:
-    """The generated ``add_TrainingRunServiceServicer_to_server``, except that ``PRESERIALIZED`` methods may
-    return bytes (grpc.aio only consults generic handlers, so registering those is enough)."""
-    capture = _Capture()
-    training_run_pb2_grpc.add_TrainingRunServiceServicer_to_server(servicer, capture)
-    handlers = dict(capture.handlers)
-    for method in PRESERIALIZED:
-        handler = handlers[method]
-        handlers[method] = handler._replace(  # type: ignore[attr-defined]
-            response_serializer=_passing_bytes(handler.response_serializer)
-        )
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))

@@ -34,6 +34,15 @@ class ListTrainingRuns:
 
 
 @dataclass(frozen=True)
+class WatchTrainingRuns:
+    states: tuple[int, ...] = ()
+    owner: str = ""
+    dataset: str = ""
+    model_template: str = ""
+    base_model: str = ""  # not in the request (yet): the filter is the one ListTrainingRuns uses
+
+
+@dataclass(frozen=True)
 class UpdateTrainingRun:
     name: str
     paths: tuple[str, ...]

@@ -7,12 +7,12 @@ import re
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 
+from common import page_tokens
 from common.auth import Permission, Principal
 from common.errors import Aborted, FieldViolation, InvalidArgument, NotFound, require
 from common.mmdet_templates import TEMPLATES, ModelTemplate
 from services.training_run.adapters.repository import ConcurrentUpdate
 from services.training_run.domain.workers import QueueDepth, SeenWorker, WorkerInfo, queue_depths
-from services.training_run.service_layer.services import _decode_token, _encode_token
 from services.training_run.service_layer.unit_of_work import UnitOfWorkFactory
 
 TEMPLATE_NAME = re.compile(r"^modelTemplates/([A-Za-z0-9_.-]{1,100})$")
@@ -49,10 +49,10 @@ class Discovery:
                 "page_size must not be negative", [FieldViolation("page_size", "must be >= 0")]
             )
         size = min(page_size or MAX_TEMPLATE_PAGE, MAX_TEMPLATE_PAGE)
-        after = str(_decode_token(page_token).get("after", "")) if page_token else ""
+        after = str(page_tokens.decode(page_token).get("after", "")) if page_token else ""
         keys = [key for key in sorted(self._templates) if key > after]
         page = [self._templates[key] for key in keys[:size]]
-        token = _encode_token({"after": page[-1].name}) if len(keys) > size else ""
+        token = page_tokens.encode({"after": page[-1].name}) if len(keys) > size else ""
         return page, token
 
     def get_template(self, principal: Principal, name: str) -> ModelTemplate:

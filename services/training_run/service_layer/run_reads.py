@@ -1,9 +1,10 @@
-"""GetTrainingRun's read path: the rendered run (the serialized resource) cached per (run id, row version).
+"""GetTrainingRun's read path: the rendered run (the API message) cached per (run id, row version).
 
 Replicas share the database, so a cached rendering is served only after a point read of the row version shows
 it is still current: a Get right after a write on another replica never sees the old run. A write in this
 process needs no invalidation: it bumps the version and the next probe misses. A hit costs the version probe
-and no decoding, mapping or serializing; a miss (or a failed probe) takes the ordinary unit-of-work read.
+(a point read off the event loop) and no session, decoding or mapping; a miss (or a failed probe) takes the
+ordinary unit-of-work read.
 """
 
 from __future__ import annotations

@@ -5,16 +5,22 @@ The runs' domain events go to the outbox in the same transaction.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from types import TracebackType
+from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from common.errors import Aborted
 from common.nats_streams import StreamNames
 from services.training_run.adapters import outbox
-from services.training_run.adapters.repository import RunRepository
+from services.training_run.adapters.repository import ConcurrentUpdate, RunRepository
 from services.training_run.adapters.workers import WorkerRepository
+from services.training_run.domain.model import TrainingRun
+
+T = TypeVar("T")
+MAX_RETRIES = 8
 
 
 class UnitOfWork:
@@ -80,3 +86,34 @@ class UnitOfWorkFactory:
 
     def __call__(self) -> UnitOfWork:
         return UnitOfWork(self.session_factory, self.names, self.clock, self.after_commit)
+
+
+async def change_with_retries(
+    new_uow: UnitOfWorkFactory,
+    load: Callable[[UnitOfWork], Awaitable[TrainingRun]],
+    change: Callable[[TrainingRun], T],
+    *,
+    retry_conflicts: bool = True,
+    save_only_if: Callable[[T], bool] | None = None,
+) -> T:
+    """Load a run, change it and save it in one transaction; on a concurrent write (optimistic ``version``)
+    start again from a fresh read, up to ``MAX_RETRIES`` times.
+
+    ``retry_conflicts=False`` (a change made against an etag the caller read) makes a conflict ABORTED at
+    once; ``save_only_if`` skips the write when the change's result says nothing changed.
+    """
+    for _ in range(MAX_RETRIES):
+        async with new_uow() as uow:
+            run = await load(uow)
+            result = change(run)
+            if save_only_if is not None and not save_only_if(result):
+                return result
+            try:
+                await uow.runs.save(run)
+            except ConcurrentUpdate:
+                if not retry_conflicts:
+                    raise Aborted("the run changed meanwhile: read it again and retry") from None
+                continue
+            await uow.commit()
+            return result
+    raise Aborted("the run is changing too often; retry")

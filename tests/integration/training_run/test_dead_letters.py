@@ -146,14 +146,14 @@ async def test_an_event_whose_handler_always_fails_ends_the_run_failed(make_harn
     await h.app.dead_letters.start()
     run = await queued_run(h)
     rid = run_id(run.name)
-    await h.app.service.claim(rid, "w1", 1)  # a worker holds attempt 1
+    await h.app.tracking.claim(rid, "w1", 1)  # a worker holds attempt 1
     calls: list[int] = []
 
     async def apply(event: ReportedEvent) -> bool:
         if event.run_id == rid and event.kind == "progress":
             calls.append(event.seq)
             raise RuntimeError("the tracker fails on this event every time")
-        return await h.app.service.apply_event(event)
+        return await h.app.tracking.apply_event(event)
 
     js = h.nc.jetstream()
     policy = RetryPolicy(MAX_DELIVER, (0.05,))
