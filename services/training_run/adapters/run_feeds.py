@@ -28,6 +28,7 @@ from common.errors import FieldViolation, InvalidArgument, Unavailable
 from common.logging import get_logger
 from common.nats_streams import StreamNames
 from common.proto.raven.v1 import events_pb2
+from services.training_run.domain.lifecycle import RunState
 
 log = get_logger("training_run.feeds")
 QUEUE_LIMIT = 10_000
@@ -38,6 +39,14 @@ Render = Callable[[events_pb2.RunEvent], Awaitable[Any]]
 class FeedItem:
     event: events_pb2.RunEvent  # ``sequence`` filled with the stream sequence
     rendered: Any  # what the hub's render function returned for a live event; None for replayed ones
+
+    @property
+    def ends_run(self) -> bool:
+        """The event is the run's move to a terminal state: nothing follows it."""
+        return (
+            self.event.WhichOneof("payload") == "state_changed"
+            and RunState(self.event.state_changed.to_state).terminal
+        )
 
 
 _OVERFLOW = FeedItem(events_pb2.RunEvent(), None)

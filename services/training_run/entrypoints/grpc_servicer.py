@@ -23,7 +23,6 @@ from services.training_run.adapters.discovery_mapping import (
 )
 from services.training_run.adapters.proto_mapping import hyperparameters_from_proto, run_to_proto, timestamp
 from services.training_run.adapters.run_feeds import RunChangesHub, RunFeedHub
-from services.training_run.domain.model import RunState
 from services.training_run.service_layer import commands
 from services.training_run.service_layer.discovery import LIST_WORKERS_PERMISSION, Discovery
 from services.training_run.service_layer.run_reads import RenderedRuns
@@ -136,28 +135,17 @@ class TrainingRunServicer(training_run_pb2_grpc.TrainingRunServiceServicer):
         self, request: pb.WatchTrainingRunRequest, context: Any
     ) -> AsyncIterator[pb.WatchTrainingRunResponse]:
         after = _resume_after(request.resume_token)
-        run = await self._service.get(principal(), request.name)
-        # Terminal with nothing left in the outbox: the terminal event is in the stream, at or before its
-        # last message.
-        finished = run.state.terminal and not await self._service.has_unsent_messages(run.id)
-        snapshot = run_to_proto(run, with_config=False)
-        async for item in self._feeds.watch(run.id, after):
-            if item is None:  # replay done
-                if finished:
-                    return
-                continue
-            event = item.event
+        snapshot: pb.TrainingRun | None = None
+        async for item, run in self._service.watch(principal(), request.name, after, self._feeds.watch):
             if item.rendered is not None:  # live: built once for every watcher
                 yield item.rendered
-            else:
-                yield pb.WatchTrainingRunResponse(
-                    event=event, resume_token=str(event.sequence), training_run=snapshot
-                )
-            if (
-                event.WhichOneof("payload") == "state_changed"
-                and RunState(event.state_changed.to_state).terminal
-            ):
-                return
+                continue
+            if snapshot is None:  # replayed: the run as read when the call began
+                snapshot = run_to_proto(run, with_config=False)
+            event = item.event
+            yield pb.WatchTrainingRunResponse(
+                event=event, resume_token=str(event.sequence), training_run=snapshot
+            )
 
     async def WatchTrainingRuns(
         self, request: pb.WatchTrainingRunsRequest, context: Any

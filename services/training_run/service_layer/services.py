@@ -33,6 +33,23 @@ NAME = re.compile(r"^trainingRuns/([A-Za-z0-9_-]{1,36})$")
 EDITABLE = ("display_name", "description")
 
 
+class RunEventItem(Protocol):
+    """An event of one run from its feed: ``rendered`` is the response built once for every live watcher,
+    None for a replayed event."""
+
+    @property
+    def event(self) -> Any: ...
+
+    @property
+    def rendered(self) -> Any: ...
+
+    @property
+    def ends_run(self) -> bool: ...
+
+
+RunFeed = Callable[[str, int], AsyncIterator[RunEventItem | None]]
+
+
 class RunChange(Protocol):
     """A state or phase change of some run (``event``), with the run as stored when it arrived (``rendered``,
     a :class:`TrainingRun`; None when the run is gone)."""
@@ -161,6 +178,24 @@ class TrainingRunService:
                 Cursor(last.create_time.isoformat(), last.id), query_fingerprint
             )
         return runs, next_token, total
+
+    async def watch(
+        self, principal: Principal, name: str, after_sequence: int, feed: RunFeed
+    ) -> AsyncIterator[tuple[RunEventItem, TrainingRun]]:
+        """The run's events after ``after_sequence`` (replayed, then live), each with the run as read when the
+        call began; ends after the terminal event, or when the replay ends a run that was already over."""
+        run = await self.get(principal, name)
+        # Terminal with nothing left in the outbox: the terminal event is in the stream, at or before its
+        # last message.
+        finished = run.state.terminal and not await self.has_unsent_messages(run.id)
+        async for item in feed(run.id, after_sequence):
+            if item is None:  # replay done
+                if finished:
+                    return
+                continue
+            yield item, run
+            if item.ends_run:
+                return
 
     async def watch_changes(
         self, principal: Principal, query: commands.WatchTrainingRuns, changes: AsyncIterable[RunChange]
