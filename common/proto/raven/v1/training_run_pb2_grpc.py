@@ -154,10 +154,11 @@ class TrainingRunServiceServicer(object):
         be created, without storing or queueing it.
         Errors: INVALID_ARGUMENT with every offending field at once, BadRequest paths: training_run.display_name,
         training_run.description, request_id, training_run.dataset (not a relative path, not found under the
-        dataset root, or annotations without usable categories), training_run.base_model (malformed, not visible
-        to the caller, not published, no checkpoint), training_run.model_template (unknown, or not the base
-        model's), training_run.class_names, training_run.hyperparameters.<field> (out of the template's range,
-        see ListModelTemplates); FAILED_PRECONDITION: the base model's stored config fails the config gate;
+        dataset root, neither annotations.json nor train.json + val.json (+ test.json) in it, or annotations
+        without usable categories), training_run.base_model (malformed, not visible to the caller, not
+        published, no checkpoint), training_run.model_template (unknown, or not the base model's),
+        training_run.class_names, training_run.hyperparameters.<field> (out of the template's range, see
+        ListModelTemplates); FAILED_PRECONDITION: the base model's stored config fails the config gate;
         ABORTED: a concurrent Create with the same request_id is still in progress, retry; UNAVAILABLE:
         trained_model did not answer.
         """
