@@ -1,10 +1,12 @@
 """Retries: one policy (exponential backoff, full jitter by default) and one loop helper for every caller.
 
-Used by the client library (:mod:`common.client`: unary calls, watch reconnects, download resumes) and by the
-trainer worker's terminal-event publisher. :class:`Failures` is the loop: it counts failures in a row, sleeps
-the backoff before the next try and says when to give up. Unary gRPC calls of the client keep this loop rather
-than grpc's service-config ``retryPolicy``: that policy's deadline spans every attempt, while the client
-gives each attempt a fresh deadline and retries a read whose deadline expired.
+Used by the client library (:mod:`common.client`: unary calls, watch reconnects, download resumes), by the
+trainer worker's terminal-event publisher and by every optimistic-concurrency loop of the services
+(:data:`CONFLICTS`: a conflicting write is tried again at once from a fresh read). :class:`Failures` is the
+loop: it counts failures in a row, sleeps the backoff before the next try and says when to give up. Unary
+gRPC calls of the client keep this loop rather than grpc's service-config ``retryPolicy``: that policy's
+deadline spans every attempt, while the client gives each attempt a fresh deadline and retries a read whose
+deadline expired.
 
 Plain Python: no grpc or nats import.
 """
@@ -42,16 +44,24 @@ class RetryPolicy:
         bound = min(self.max_backoff, self.initial_backoff * self.multiplier ** max(0, retry_number - 1))
         return self.rng.uniform(0, bound) if self.jitter else bound
 
+    @classmethod
+    def at_once(cls, max_attempts: int) -> RetryPolicy:
+        """Retries without a sleep: for a conflict, where the next try reads afresh and needs no wait."""
+        return cls(max_attempts=max_attempts, initial_backoff=0.0, jitter=False)
+
 
 NO_RETRY = RetryPolicy(max_attempts=1)
+# A write that lost an optimistic-concurrency race (a run's version, a model's version number or unique
+# row): 8 tries in all, each from a fresh read, no sleep in between.
+CONFLICTS = RetryPolicy.at_once(8)
 
 
 class Failures:
     """Failures in a row of one logical call or stream under a :class:`RetryPolicy`.
 
     ``await failures.failed()`` counts one and sleeps the backoff before the next try; it answers False, at
-    once, when the policy's attempts are used up. ``reset()`` after progress (a stream's event, a download's
-    chunk).
+    once, when the policy's attempts are used up (no sleep when the backoff is 0). ``reset()`` after progress
+    (a stream's event, a download's chunk).
     """
 
     def __init__(self, policy: RetryPolicy) -> None:
@@ -65,5 +75,7 @@ class Failures:
         self.count += 1
         if self.count >= self._policy.max_attempts:
             return False
-        await asyncio.sleep(self._policy.backoff(self.count))
+        delay = self._policy.backoff(self.count)
+        if delay > 0:
+            await asyncio.sleep(delay)
         return True

@@ -13,6 +13,7 @@ from common.auth import Permission, Principal
 from common.errors import AppError, FailedPrecondition, FieldViolation, InvalidArgument, NotFound, require
 from common.logging import get_logger
 from common.mmdet_templates import TEMPLATES
+from common.retry import CONFLICTS, Failures
 from services.trained_model.adapters.model_import import verify_and_store
 from services.trained_model.adapters.repository import DuplicateRow
 from services.trained_model.adapters.training_runs import TrainingRunQueries
@@ -31,7 +32,6 @@ from services.trained_model.service_layer.unit_of_work import UnitOfWork
 
 log = get_logger("trained_model.registration")
 
-VERSION_RETRIES = 8
 MAX_REQUEST_ID = 200
 
 
@@ -106,7 +106,8 @@ class ModelRegistration:
                 average_loss=cmd.average_loss,
             )
 
-        for _ in range(VERSION_RETRIES):
+        conflicts = Failures(CONFLICTS)
+        while True:
             async with self._new_uow() as uow:
                 existing = await uow.models.get_by_training_run(cmd.run_id)
                 if existing is not None:
@@ -118,12 +119,14 @@ class ModelRegistration:
                     await uow.models.add(model)
                     await uow.commit()
                 except DuplicateRow:
-                    continue  # same run registered concurrently, or the version number was taken: look again
+                    # same run registered concurrently, or the version number was taken: look again
+                    if await conflicts.failed():
+                        continue
+                    raise FailedPrecondition(
+                        f"could not register the model of run {cmd.run_id} under contention; will retry"
+                    ) from None
                 log.info("model registered", model=model.name, run_id=cmd.run_id, version=model.version)
                 return Registered(model, created=True)
-        raise FailedPrecondition(
-            f"could not register the model of run {cmd.run_id} under contention; will retry"
-        )
 
     def _checkpoint_problem(self, cmd: RegisterTrainedModel) -> str:
         checkpoints = [a for a in cmd.artifacts if a.kind is ArtifactKind.CHECKPOINT]
@@ -160,8 +163,9 @@ class ModelRegistration:
         )
         now = self._clock()
         stored = files.checkpoint_artifact
+        conflicts = Failures(CONFLICTS)
         try:
-            for _ in range(VERSION_RETRIES):
+            while True:
                 async with self._new_uow() as uow:
                     model = TrainedModel(
                         id=model_id,
@@ -199,13 +203,15 @@ class ModelRegistration:
                             if existing is not None:
                                 await asyncio.to_thread(self._store.delete_prefix, prefix)
                                 return existing
-                        continue
+                        if await conflicts.failed():
+                            continue
+                        raise FailedPrecondition(
+                            "could not assign a version number under contention; retry"
+                        ) from None
                     return model
-        except BaseException:
+        except BaseException:  # the stored files go with the failed import (contention included)
             await asyncio.to_thread(self._store.delete_prefix, prefix)
             raise
-        await asyncio.to_thread(self._store.delete_prefix, prefix)
-        raise FailedPrecondition("could not assign a version number under contention; retry")
 
     async def _ensure_visible_key(self, who: Principal, field: str, key: str) -> None:
         """A key under another owner's run or model is NOT_FOUND unless the caller may see that owner's

@@ -13,6 +13,7 @@ from common.auth import Permission, Principal
 from common.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound, require
 from common.logging import get_logger
 from common.page_tokens import Cursor, decode_cursor, encode_cursor, fingerprint
+from common.retry import CONFLICTS, Failures
 from services.trained_model.adapters.repository import DuplicateRow, ModelFilter
 from services.trained_model.adapters.training_runs import TrainingRunQueries
 from services.trained_model.domain.lineage import Lineage, LineageNode, effective_depth
@@ -38,7 +39,6 @@ log = get_logger("trained_model")
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
 MAX_CHUNK = 4 * 1024 * 1024
-VERSION_RETRIES = 8
 EDITABLE = ("display_name", "description")
 
 
@@ -208,7 +208,8 @@ class ModelRegistry:
         who.require(Permission.EDIT_MODELS)
         display_name = cmd.display_name if "display_name" in cmd.paths else None
         description = cmd.description if "description" in cmd.paths else None
-        for _ in range(VERSION_RETRIES):
+        conflicts = Failures(CONFLICTS)
+        while True:
             async with self.uow() as uow:
                 model = await self._visible(uow, who, cmd.name, "trained_model.name")
                 authz.ensure_manageable(who, model, "edit")
@@ -219,10 +220,13 @@ class ModelRegistry:
                 try:
                     await uow.models.save(model, read_revision)
                     await uow.commit()
-                except DuplicateRow:
-                    continue  # another model took that version number meanwhile
+                except DuplicateRow:  # another model took that version number meanwhile
+                    if await conflicts.failed():
+                        continue
+                    raise FailedPrecondition(
+                        "could not assign a version number under contention; retry"
+                    ) from None
                 return model
-        raise FailedPrecondition("could not assign a version number under contention; retry")
 
     async def publish(self, who: Principal, request: PublishTrainedModel) -> TrainedModel:
         who.require(Permission.PUBLISH_MODELS)

@@ -11,6 +11,7 @@ from common import page_tokens
 from common.auth import Permission, Principal
 from common.errors import Aborted, FieldViolation, InvalidArgument, NotFound, require
 from common.mmdet_templates import TEMPLATES, ModelTemplate
+from common.retry import Failures, RetryPolicy
 from services.training_run.adapters.repository import ConcurrentUpdate
 from services.training_run.domain.workers import QueueDepth, SeenWorker, WorkerInfo, queue_depths
 from services.training_run.service_layer.unit_of_work import UnitOfWorkFactory
@@ -22,6 +23,8 @@ MAX_SEEN_WITHIN = timedelta(days=7)
 MAX_WORKER_ID = 200
 # Who may list workers: a worker's runs belong to every owner, so the claim that shows every owner's runs.
 LIST_WORKERS_PERMISSION = Permission.VIEW_ALL_TRAINING_RUNS
+# Two writers of one worker's row (a claim and a heartbeat): 3 tries in all, no sleep.
+WORKER_RECORD_CONFLICTS = RetryPolicy.at_once(3)
 
 
 class Discovery:
@@ -83,15 +86,16 @@ class Discovery:
                 FieldViolation("worker_id", f"is required (at most {MAX_WORKER_ID} printable characters)")
             )
         require(violations)
-        for _ in range(3):
+        conflicts = Failures(WORKER_RECORD_CONFLICTS)
+        while True:
             try:
                 async with self._uow() as uow:
                     await uow.workers.record(worker_id, info, self._clock())
                     await uow.commit()
                 return
             except ConcurrentUpdate:
-                continue
-        raise Aborted(f"worker {worker_id} is being recorded concurrently; retry")
+                if not await conflicts.failed():
+                    raise Aborted(f"worker {worker_id} is being recorded concurrently; retry") from None
 
     async def list_workers(
         self, principal: Principal, seen_within_seconds: float

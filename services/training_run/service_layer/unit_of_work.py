@@ -14,13 +14,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from common.errors import Aborted
 from common.nats_streams import StreamNames
+from common.retry import CONFLICTS, Failures
 from services.training_run.adapters import outbox
 from services.training_run.adapters.repository import ConcurrentUpdate, RunRepository
 from services.training_run.adapters.workers import WorkerRepository
 from services.training_run.domain.model import TrainingRun
 
 T = TypeVar("T")
-MAX_RETRIES = 8
 
 
 class UnitOfWork:
@@ -97,12 +97,13 @@ async def change_with_retries(
     save_only_if: Callable[[T], bool] | None = None,
 ) -> T:
     """Load a run, change it and save it in one transaction; on a concurrent write (optimistic ``version``)
-    start again from a fresh read, up to ``MAX_RETRIES`` times.
+    start again from a fresh read, as :data:`common.retry.CONFLICTS` allows (8 tries in all).
 
     ``retry_conflicts=False`` (a change made against an etag the caller read) makes a conflict ABORTED at
     once; ``save_only_if`` skips the write when the change's result says nothing changed.
     """
-    for _ in range(MAX_RETRIES):
+    conflicts = Failures(CONFLICTS)
+    while True:
         async with new_uow() as uow:
             run = await load(uow)
             result = change(run)
@@ -113,7 +114,8 @@ async def change_with_retries(
             except ConcurrentUpdate:
                 if not retry_conflicts:
                     raise Aborted("the run changed meanwhile: read it again and retry") from None
-                continue
+                if await conflicts.failed():
+                    continue
+                raise Aborted("the run is changing too often; retry") from None
             await uow.commit()
             return result
-    raise Aborted("the run is changing too often; retry")
