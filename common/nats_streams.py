@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import nats
+import nats.errors
+import structlog
 from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import (
     AckPolicy,
@@ -26,6 +31,7 @@ log = get_logger("nats")
 WORKER_CONSUMER = "trainer-workers"
 MAX_DELIVERIES_ADVISORY = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES"
 DEAD_LETTER_MAX_AGE_SECONDS = 30 * 24 * 3600.0
+FETCH_WAIT_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -245,3 +251,34 @@ async def _ensure_consumer(
         deliver_policy=DeliverPolicy.ALL,
     )
     await js.add_consumer(stream, config)
+
+
+async def consume_batches(
+    subscription: JetStreamContext.PullSubscription,
+    handle: Callable[[list[Msg]], Awaitable[object]],
+    *,
+    batch: int,
+    logger: structlog.stdlib.BoundLogger,
+    failure: str,
+    retry_delay: float,
+    quiet: tuple[type[Exception], ...] = (),
+) -> None:
+    """The pull loop of a durable consumer, until cancelled: fetch up to ``batch`` messages (waiting
+    ``FETCH_WAIT_SECONDS``) and ``await handle(messages)``; a wait that brought none fetches again at once.
+
+    A failed fetch is logged with its traceback under ``failure`` (a ``quiet`` error, e.g. a reconnecting
+    connection, is not) and tried again after ``retry_delay`` seconds: it never ends the loop.
+    """
+    while True:
+        try:
+            messages = await subscription.fetch(batch, timeout=FETCH_WAIT_SECONDS)
+        except (TimeoutError, nats.errors.TimeoutError):
+            continue
+        except quiet:
+            await asyncio.sleep(retry_delay)
+            continue
+        except Exception:
+            logger.exception(failure)
+            await asyncio.sleep(retry_delay)
+            continue
+        await handle(messages)

@@ -24,7 +24,7 @@ from nats.js import JetStreamContext
 
 from common.dead_letters import DeadLetters
 from common.logging import get_logger
-from common.nats_streams import StreamNames, ensure_events_consumer
+from common.nats_streams import StreamNames, consume_batches, ensure_events_consumer
 from common.proto.raven.v1 import events_pb2, types_pb2
 from common.tasks import cancel_and_wait
 from services.trained_model.entrypoints import convert
@@ -73,20 +73,19 @@ class Registrar:
         await cancel_and_wait(self._task)
 
     async def _run(self, subscription: JetStreamContext.PullSubscription) -> None:
-        while True:
-            try:
-                messages = await subscription.fetch(self._batch, timeout=1.0)
-            except nats.errors.TimeoutError:
-                continue
-            except (nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError):
-                await asyncio.sleep(RETRY_DELAY_SECONDS)
-                continue
-            except Exception:
-                log.exception("fetch failed")
-                await asyncio.sleep(RETRY_DELAY_SECONDS)
-                continue
-            # Concurrently: duplicates within a batch race on the unique constraint, which is what it is for.
-            await asyncio.gather(*(self.handle(m) for m in messages))
+        await consume_batches(
+            subscription,
+            self._handle_all,
+            batch=self._batch,
+            logger=log,
+            failure="fetch failed",
+            retry_delay=RETRY_DELAY_SECONDS,
+            quiet=(nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError),
+        )
+
+    async def _handle_all(self, messages: list[Msg]) -> None:
+        # Concurrently: duplicates within a batch race on the unique constraint, which is what it is for.
+        await asyncio.gather(*(self.handle(m) for m in messages))
 
     async def handle(self, msg: Msg) -> None:
         try:

@@ -14,7 +14,6 @@ from datetime import datetime
 
 from google.protobuf.message import DecodeError
 from nats.aio.msg import Msg
-from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
@@ -27,7 +26,12 @@ from common.dead_letters import (
     record_from_advisory,
 )
 from common.logging import get_logger
-from common.nats_streams import MAX_DELIVERIES_ADVISORY, StreamNames, ensure_dead_letters_consumer
+from common.nats_streams import (
+    MAX_DELIVERIES_ADVISORY,
+    StreamNames,
+    consume_batches,
+    ensure_dead_letters_consumer,
+)
 from common.proto.raven.v1 import dead_letters_pb2
 from common.tasks import cancel_and_wait
 
@@ -67,19 +71,18 @@ class DeadLetterConsumer:
         self._task = None
 
     async def _run(self, subscription: JetStreamContext.PullSubscription) -> None:
-        while True:
-            try:
-                messages = await subscription.fetch(self._batch, timeout=1.0)
-            except (TimeoutError, NatsTimeoutError):
-                continue
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("fetching dead letters failed")
-                await asyncio.sleep(0.5)
-                continue
-            for message in messages:
-                await self.handle(message)
+        await consume_batches(
+            subscription,
+            self._handle_all,
+            batch=self._batch,
+            logger=log,
+            failure="fetching dead letters failed",
+            retry_delay=0.5,
+        )
+
+    async def _handle_all(self, messages: list[Msg]) -> None:
+        for message in messages:
+            await self.handle(message)
 
     async def handle(self, msg: Msg) -> None:
         try:

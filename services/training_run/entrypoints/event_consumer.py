@@ -9,12 +9,12 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 from google.protobuf.message import DecodeError
-from nats.errors import TimeoutError as NatsTimeoutError
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
 from common.dead_letters import DeadLetters
 from common.logging import get_logger
-from common.nats_streams import StreamNames, ensure_events_consumer
+from common.nats_streams import StreamNames, consume_batches, ensure_events_consumer
 from common.proto.raven.v1 import events_pb2
 from common.tasks import cancel_and_wait
 from services.training_run.adapters.proto_mapping import failure_from_proto
@@ -79,19 +79,18 @@ class EventConsumer:
         self._task = None
 
     async def _run(self, subscription: JetStreamContext.PullSubscription) -> None:
-        while True:
-            try:
-                messages = await subscription.fetch(self._batch, timeout=1.0)
-            except (TimeoutError, NatsTimeoutError):
-                continue
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("fetching run events failed")
-                await asyncio.sleep(0.5)
-                continue
-            for message in messages:
-                await self._handle(message)
+        await consume_batches(
+            subscription,
+            self._handle_all,
+            batch=self._batch,
+            logger=log,
+            failure="fetching run events failed",
+            retry_delay=0.5,
+        )
+
+    async def _handle_all(self, messages: list[Msg]) -> None:
+        for message in messages:
+            await self._handle(message)
 
     async def _handle(self, message: object) -> None:
         msg = message  # nats.aio.msg.Msg
