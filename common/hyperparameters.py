@@ -13,12 +13,18 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from common.errors import FieldViolation
 
-if TYPE_CHECKING:
-    from common.mmdet_templates import ModelTemplate
+
+class ModelTemplate(Protocol):
+    """What the rules here need of a template (common.mmdet_templates.ModelTemplate), without importing it."""
+
+    @property
+    def max_frozen_stages(self) -> int: ...
+
+    def defaults_for(self, pretrained: bool) -> HyperParams: ...
 
 MAX_SEED = 2**31 - 1
 IMAGE_SIZE_MULTIPLE = 32
