@@ -129,9 +129,17 @@ class RunRepository:
         statement = select(func.count()).select_from(RUNS).where(*where.clauses())
         return int((await self.session.execute(statement)).scalar_one())
 
-    async def count_by_state(self) -> dict[RunState, int]:
-        statement = select(RUNS.c.state, func.count()).group_by(RUNS.c.state)
-        return {RunState(state): int(n) for state, n in await self.session.execute(statement)}
+    async def count_by_state_and_phase(self) -> dict[tuple[RunState, Phase], int]:
+        statement = select(RUNS.c.state, RUNS.c.phase, func.count()).group_by(RUNS.c.state, RUNS.c.phase)
+        return {
+            (RunState(state), Phase(phase)): int(n)
+            for state, phase, n in await self.session.execute(statement)
+        }
+
+    async def oldest_pending_create_time(self) -> datetime | None:
+        statement = select(func.min(RUNS.c.create_time)).where(RUNS.c.state == int(RunState.PENDING))
+        oldest: datetime | None = (await self.session.execute(statement)).scalar_one()
+        return oldest
 
     async def expired_lease_ids(self, now: datetime, limit: int = 100) -> builtins.list[str]:
         statement = (

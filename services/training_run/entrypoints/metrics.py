@@ -16,6 +16,14 @@ from services.training_run.entrypoints.event_consumer import DURABLE as TRACKER
 from services.training_run.service_layer.services import TrainingRunService
 
 RUNS = Gauge("raven_training_runs", "Training runs by state (whole database)", ["state"])
+RUNS_BY_PHASE = Gauge(
+    "raven_training_runs_by_phase", "Training runs by state and phase (whole database)", ["state", "phase"]
+)
+OLDEST_PENDING = Gauge(
+    "raven_training_run_oldest_pending_seconds",
+    "Age (since creation) of the oldest PENDING run; 0 when none is pending. A growing value means queued "
+    "work nobody takes: no worker, or poison jobs",
+)
 JOBS_WAITING = Gauge(
     "raven_training_run_jobs_waiting",
     "Jobs queued for a worker and not yet delivered (the workers' consumer num_pending; before any worker "
@@ -51,10 +59,13 @@ def metrics_refresher(
     WATCH_FEEDS.set_function(lambda: feeds.subscriptions)
 
     async def refresh() -> None:
-        by_state, unsent = await service.counts()
-        for state, count in by_state.items():
+        counts = await service.counts()
+        for state, count in counts.by_state.items():
             RUNS.labels(state.name).set(count)
-        OUTBOX_UNSENT.set(unsent)
+        for (state, phase), count in counts.by_state_and_phase.items():
+            RUNS_BY_PHASE.labels(state.name, phase.name).set(count)
+        OLDEST_PENDING.set(counts.oldest_pending_seconds)
+        OUTBOX_UNSENT.set(counts.unsent_messages)
         jobs = await consumer_backlog(js, names.jobs, WORKER_CONSUMER)
         if jobs is None:
             JOBS_WAITING.set(await stream_messages(js, names.jobs))

@@ -10,6 +10,7 @@ import builtins
 import re
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
@@ -19,7 +20,7 @@ from common.errors import Aborted, FieldViolation, InvalidArgument, NotFound, Pe
 from common.page_tokens import Cursor
 from services.training_run.adapters.proto_mapping import etag as etag_of
 from services.training_run.adapters.repository import ConcurrentUpdate, DuplicateRequest, RunFilter
-from services.training_run.domain.model import RunState, TrainingRun
+from services.training_run.domain.model import Phase, RunState, TrainingRun
 from services.training_run.service_layer import commands
 from services.training_run.service_layer.unit_of_work import (
     UnitOfWork,
@@ -101,6 +102,20 @@ def run_filter(
         base_model=query.base_model,
         model_template=query.model_template,
     )
+
+
+@dataclass(frozen=True)
+class RunCounts:
+    by_state_and_phase: dict[tuple[RunState, Phase], int]
+    oldest_pending_seconds: float  # 0 when nothing is PENDING
+    unsent_messages: int
+
+    @property
+    def by_state(self) -> dict[RunState, int]:
+        totals: dict[RunState, int] = {}
+        for (state, _), count in self.by_state_and_phase.items():
+            totals[state] = totals.get(state, 0) + count
+        return totals
 
 
 class TrainingRunService:
@@ -292,12 +307,16 @@ class TrainingRunService:
         async with self._uow() as uow:
             return await uow.has_unsent_messages(run_id)
 
-    async def counts(self) -> tuple[dict[RunState, int], int]:
-        """Runs by state (every state, zeros included) and outbox messages not yet published, for metrics."""
+    async def counts(self) -> RunCounts:
+        """For metrics: runs by state and phase (every pair, zeros included), the age of the oldest PENDING
+        run and the outbox messages not yet published; one aggregate query each."""
         async with self._uow() as uow:
-            found = await uow.runs.count_by_state()
+            found = await uow.runs.count_by_state_and_phase()
+            oldest = await uow.runs.oldest_pending_create_time()
             unsent = await uow.unsent_messages()
-        return {state: found.get(state, 0) for state in RunState if state}, unsent
+        by_phase = {(s, p): found.get((s, p), 0) for s in RunState if s for p in Phase}
+        age = max(0.0, (self._clock() - oldest).total_seconds()) if oldest else 0.0
+        return RunCounts(by_phase, age, unsent)
 
     async def _visible(self, uow: UnitOfWork, principal: Principal, run_id: str) -> TrainingRun:
         run = await uow.runs.get(run_id)

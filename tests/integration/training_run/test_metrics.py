@@ -131,6 +131,11 @@ async def test_metrics_endpoint_reports_runs_queue_outbox_and_watchers(
         watch.cancel()
 
     assert value(samples, "raven_training_runs", state="PENDING") == 1, samples
+    # runs per state and phase, every pair reported (zeros included) so a vanished pair reads 0, not stale
+    assert value(samples, "raven_training_runs_by_phase", state="PENDING", phase="UNSPECIFIED") == 1
+    assert value(samples, "raven_training_runs_by_phase", state="RUNNING", phase="TRAINING") == 0
+    oldest = value(samples, "raven_training_run_oldest_pending_seconds")
+    assert oldest is not None and 0 <= oldest < 120, samples
     for state in ("RUNNING", "SUCCEEDED", "FAILED", "CANCELLING", "CANCELLED"):
         assert value(samples, "raven_training_runs", state=state) == 0
     assert value(samples, "raven_training_run_jobs_waiting") == 1  # the job is queued, no worker has taken it
