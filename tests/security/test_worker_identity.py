@@ -21,8 +21,8 @@ from common.auth import Permission, issue_worker_token
 from common.proto.raven.v1 import trained_model_pb2 as tm
 from common.proto.raven.v1 import training_run_pb2 as tr
 from tests.helpers import JWT_SECRET, bearer
+from tests.security.matrix import ROWS, TM, TR, USER_METHODS, World, assert_no_leak, call
 from tests.security.stack import Stack
-from tests.security.test_authorization_matrix import ROWS, TM, TR, USER_METHODS, World, assert_no_leak, call
 
 DONE_WHEN = (TR + "CreateTrainingRun", TM + "PublishTrainedModel")
 

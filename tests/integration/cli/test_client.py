@@ -14,14 +14,9 @@ from common.client import IntegrityError, RavenClient, RavenError, RetryPolicy
 from common.grpc_server import ServiceRegistration, create_server
 from common.proto.raven.v1 import trained_model_pb2, training_run_pb2, training_run_pb2_grpc, types_pb2
 from tests.helpers import JWT_SECRET, token
-from tests.integration.cli.fakes import (
-    FakeStack,
-    FakeTrainedModels,
-    FakeTrainingRuns,
-    StoredArtifact,
-    scripted_events,
-    start_servers,
-)
+from tests.integration.cli.fake_trained_models import FakeTrainedModels, StoredArtifact
+from tests.integration.cli.fake_training_runs import FakeTrainingRuns, scripted_events
+from tests.integration.cli.fakes import FakeStack, start_servers
 
 FAST = RetryPolicy(max_attempts=4, initial_backoff=0.01, max_backoff=0.05)
 

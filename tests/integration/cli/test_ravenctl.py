@@ -14,7 +14,9 @@ from common.auth import USER_PERMISSIONS, Permission, TokenVerifier
 from common.proto.raven.v1 import trained_model_pb2, training_run_pb2, types_pb2
 from services.cli.main import app
 from tests.helpers import JWT_SECRET, token
-from tests.integration.cli.fakes import FakeStack, StoredArtifact, scripted_events
+from tests.integration.cli.fake_trained_models import StoredArtifact
+from tests.integration.cli.fake_training_runs import scripted_events
+from tests.integration.cli.fakes import FakeStack
 
 NO_ENV_TOKEN = {"RAVEN_TOKEN": None, "RAVEN_JWT_SECRET": JWT_SECRET, "COLUMNS": "200"}
 

@@ -1,52 +1,20 @@
-"""The gRPC API over a real server: claims and owner scoping, publication, lineage, delete rules, download,
-lists.
+"""The gRPC API over a real server: claims and owner scoping, publication, lineage, lists, bad input.
+
+Deleting and downloading are in test_api_delete_and_download.py.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
 import uuid
 
 import grpc
-import pytest
 from google.protobuf import field_mask_pb2
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 
-from common.auth import USER_PERMISSIONS, Permission
+from common.auth import Permission
 from common.proto.raven.v1 import trained_model_pb2 as pb
-from common.proto.raven.v1 import types_pb2
 from tests.helpers import bearer, token, worker_token
+from tests.integration.trained_model.api_helpers import ALICE, BOB, ROOT, rpc_error, violations
 from tests.integration.trained_model.conftest import Env
-
-USER = [
-    p for p in USER_PERMISSIONS if p not in (Permission.VIEW_ALL_MODELS, Permission.VIEW_ALL_TRAINING_RUNS)
-]
-ALICE = bearer(token("alice", USER))
-BOB = bearer(token("bob", USER))
-ROOT = bearer(token("root", [*USER_PERMISSIONS, Permission.SUPERADMIN]))
-
-
-async def rpc_error(call) -> grpc.aio.AioRpcError:  # type: ignore[no-untyped-def]
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        result = call
-        if hasattr(result, "__aiter__"):
-            async for _ in result:
-                pass
-        else:
-            await result
-    return caught.value
-
-
-def violations(error: grpc.aio.AioRpcError) -> set[str]:
-    status = rpc_status.from_call(error)
-    fields = set()
-    for detail in status.details if status else []:
-        bad = error_details_pb2.BadRequest()
-        if detail.Unpack(bad):
-            fields |= {v.field for v in bad.field_violations}
-    return fields
 
 
 async def test_visibility_and_auth(env: Env) -> None:
@@ -189,135 +157,6 @@ async def test_lineage_of_three_generations(env: Env) -> None:
         pb.GetModelLineageRequest(name=f"trainedModels/{root.id}", max_depth=1), metadata=ALICE
     )
     assert len(shallow.descendants) == 2
-
-
-async def test_delete_refusals_and_delete(env: Env) -> None:
-    base = await env.seed(owner="alice")
-    child = await env.seed(owner="alice", base_model_id=base.id)
-    base_name, child_name = f"trainedModels/{base.id}", f"trainedModels/{child.id}"
-    error = await rpc_error(
-        env.stub.DeleteTrainedModel(pb.DeleteTrainedModelRequest(name=base_name), metadata=ALICE)
-    )
-    assert error.code() == grpc.StatusCode.FAILED_PRECONDITION and "base model of 1" in error.details()
-    env.runs.active_bases.add(child_name)
-    error = await rpc_error(
-        env.stub.DeleteTrainedModel(pb.DeleteTrainedModelRequest(name=child_name), metadata=ALICE)
-    )
-    assert error.code() == grpc.StatusCode.FAILED_PRECONDITION and "running training run" in error.details()
-    asked = env.runs.requests[-1]
-    assert asked.base_model == child_name and asked.page_size == 1
-    assert set(asked.states) == {types_pb2.PENDING, types_pb2.RUNNING, types_pb2.CANCELLING}
-    caller = env.runs.callers[-1]
-    assert caller.subject == "service:trained-model"
-    assert caller.permissions == {Permission.VIEW_TRAINING_RUNS, Permission.VIEW_ALL_TRAINING_RUNS}
-    env.runs.active_bases.clear()
-    error = await rpc_error(
-        env.stub.DeleteTrainedModel(pb.DeleteTrainedModelRequest(name=child_name), metadata=BOB)
-    )
-    assert error.code() == grpc.StatusCode.NOT_FOUND
-    error = await rpc_error(
-        env.stub.DeleteTrainedModel(
-            pb.DeleteTrainedModelRequest(name=child_name, etag='"99"'), metadata=ALICE
-        )
-    )
-    assert error.code() == grpc.StatusCode.ABORTED
-    assert env.store.exists(child.checkpoint.uri)
-    await env.stub.DeleteTrainedModel(pb.DeleteTrainedModelRequest(name=child_name), metadata=ALICE)
-    assert not env.store.exists(child.checkpoint.uri) and not env.store.exists(child.artifacts[0].uri)
-    error = await rpc_error(
-        env.stub.GetTrainedModel(pb.GetTrainedModelRequest(name=child_name), metadata=ALICE)
-    )
-    assert error.code() == grpc.StatusCode.NOT_FOUND
-    await env.stub.DeleteTrainedModel(
-        pb.DeleteTrainedModelRequest(name=base_name), metadata=ALICE
-    )  # no child now
-
-
-async def test_delete_refused_when_training_run_is_unreachable(env: Env) -> None:
-    from services.trained_model.adapters.training_runs import GrpcTrainingRunQueries
-    from tests.helpers import JWT_SECRET
-
-    model = await env.seed(owner="alice")
-    unreachable = GrpcTrainingRunQueries("127.0.0.1:1", secret=JWT_SECRET, timeout=2)
-    original, env.app.registry.training_runs = env.app.registry.training_runs, unreachable
-    try:
-        error = await rpc_error(
-            env.stub.DeleteTrainedModel(
-                pb.DeleteTrainedModelRequest(name=f"trainedModels/{model.id}"), metadata=ALICE
-            )
-        )
-    finally:
-        env.app.registry.training_runs = original
-        await unreachable.close()
-    assert error.code() == grpc.StatusCode.UNAVAILABLE and "nothing was deleted" in error.details()
-    assert (
-        await env.stub.GetTrainedModel(
-            pb.GetTrainedModelRequest(name=f"trainedModels/{model.id}"), metadata=ALICE
-        )
-    ).name
-    assert env.store.exists(model.checkpoint.uri)
-
-
-async def test_chunked_download_reassembles_and_resumes(env: Env) -> None:
-    data = os.urandom(300_000)
-    model = await env.seed(data=data)
-    name = f"trainedModels/{model.id}"
-    chunks = [
-        c
-        async for c in env.stub.DownloadModelArtifact(
-            pb.DownloadModelArtifactRequest(name=name, chunk_size=64 * 1024), metadata=ALICE
-        )
-    ]
-    assert len(chunks) == 5
-    assert (chunks[0].total_size, chunks[0].sha256, chunks[0].filename) == (
-        300_000,
-        model.checkpoint.sha256,
-        "best.pth",
-    )
-    whole = b"".join(c.data for c in chunks)
-    assert hashlib.sha256(whole).hexdigest() == model.checkpoint.sha256
-    assert [c.offset for c in chunks] == [i * 64 * 1024 for i in range(5)]
-    resumed = [
-        c
-        async for c in env.stub.DownloadModelArtifact(
-            pb.DownloadModelArtifactRequest(name=name, offset=200_000, chunk_size=50_000), metadata=ALICE
-        )
-    ]
-    assert resumed[0].offset == 200_000 and resumed[0].sha256 == model.checkpoint.sha256
-    assert (
-        hashlib.sha256(whole[:200_000] + b"".join(c.data for c in resumed)).hexdigest()
-        == model.checkpoint.sha256
-    )
-    at_end = [
-        c
-        async for c in env.stub.DownloadModelArtifact(
-            pb.DownloadModelArtifactRequest(name=name, offset=300_000), metadata=ALICE
-        )
-    ]
-    assert [(c.data, c.total_size) for c in at_end] == [(b"", 300_000)]
-    log = [
-        c
-        async for c in env.stub.DownloadModelArtifact(
-            pb.DownloadModelArtifactRequest(name=name, kind=types_pb2.LOG), metadata=ALICE
-        )
-    ]
-    assert b"".join(c.data for c in log).startswith(b"epoch 1")
-    for req, code in [
-        (pb.DownloadModelArtifactRequest(name=name, offset=300_001), grpc.StatusCode.INVALID_ARGUMENT),
-        (pb.DownloadModelArtifactRequest(name=name, offset=-1), grpc.StatusCode.INVALID_ARGUMENT),
-        (
-            pb.DownloadModelArtifactRequest(name=name, chunk_size=5 * 1024 * 1024),
-            grpc.StatusCode.INVALID_ARGUMENT,
-        ),
-        (pb.DownloadModelArtifactRequest(name=name, kind=types_pb2.CURVES), grpc.StatusCode.NOT_FOUND),
-        (pb.DownloadModelArtifactRequest(name=name, kind=99), grpc.StatusCode.INVALID_ARGUMENT),
-    ]:
-        error = await rpc_error(env.stub.DownloadModelArtifact(req, metadata=ALICE))
-        assert error.code() == code, (req, error.details())
-    error = await rpc_error(
-        env.stub.DownloadModelArtifact(pb.DownloadModelArtifactRequest(name=name), metadata=BOB)
-    )
-    assert error.code() == grpc.StatusCode.NOT_FOUND
 
 
 async def test_list_filters_ordering_and_keyset_pages(env: Env) -> None:
