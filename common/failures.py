@@ -9,13 +9,20 @@ Plain Python: no grpc, protobuf, torch or mmdet import.
 
 from __future__ import annotations
 
+import re
 import traceback
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 OOM_PATTERNS = ("out of memory", "can't allocate memory", "cannot allocate memory")
 DATASET_ERRORS = (FileNotFoundError, IsADirectoryError, NotADirectoryError)
+# warnings.formatwarning's "file:line: XWarning: ...", the line it quotes, mmengine's WARNING records
+WARNING_LINE = re.compile(r":\d+: \w*Warning: |^\s*warnings\.warn\(| - WARNING - ")
+ABSOLUTE_PATH = re.compile(r"(?<![\w.])(?:/[\w.+@~-]+)+/([\w.+@~-]+)")
+EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit)\b")
+TRACEBACK_START = "Traceback (most recent call last):"
 
 
 class FailureKind(StrEnum):
@@ -30,6 +37,12 @@ class FailureKind(StrEnum):
     INTERNAL_ERROR = "INTERNAL_ERROR"
     ARTIFACT_MISMATCH = "ARTIFACT_MISMATCH"
     TIMED_OUT = "TIMED_OUT"
+
+    @property
+    def retryable(self) -> bool:
+        """A crashed or killed training child (the OOM killer, an operator) says nothing final about the
+        run: training_run requeues it, from its last checkpoint, while ``max_attempts`` allow."""
+        return self is FailureKind.CHILD_CRASHED
 
     @property
     def number(self) -> int:
@@ -62,6 +75,36 @@ class Failure:
     details: tuple[str, ...] = ()
 
 
+def strip_paths(text: str) -> str:
+    """Absolute paths cut to their file name: failure details name no install or server directories."""
+    return ABSOLUTE_PATH.sub(r"\1", text)
+
+
+def error_details(lines: Iterable[str], limit: int = 300) -> tuple[str, ...]:
+    """The relevant error in a log or traceback: the innermost frame of the last traceback, its source line
+    and the exception; without a traceback, the last exception line. Warnings are dropped, paths stripped.
+    """
+    kept = [line.rstrip() for line in lines if line.strip() and not WARNING_LINE.search(line)]
+    starts = [i for i, line in enumerate(kept) if line.startswith(TRACEBACK_START)]
+    picked: list[str] = []
+    if starts:
+        block = kept[starts[-1] + 1 :]
+        frames = [i for i, line in enumerate(block) if line.startswith("  File ")]
+        after = frames[-1] + 1 if frames else 0
+        if frames:
+            picked.append(block[frames[-1]])
+            if (
+                after < len(block)
+                and block[after].startswith("    ")
+                and set(block[after].strip()) - set("~^ ")
+            ):
+                picked.append(block[after])
+        picked += [line for line in block[after:] if not line.startswith(" ")][:1]
+    else:
+        picked = [line for line in kept if EXCEPTION_LINE.match(line)][-1:]
+    return tuple(strip_paths(line.strip())[:limit] for line in picked)
+
+
 def is_out_of_memory(exc: BaseException) -> bool:
     """Host or device memory ran out: the one rule of the training child and of the worker's steps (torch's
     ``OutOfMemoryError`` is matched by name: no torch import)."""
@@ -82,7 +125,7 @@ def classify_exception(
         device: ``cpu`` or ``cuda``, named in the out-of-memory advice.
         config: the training config, for the batch size in the out-of-memory advice.
     """
-    details = tuple(line[:300] for line in traceback.format_exception(exc)[-6:])
+    details = error_details("".join(traceback.format_exception(exc)).splitlines())
     text = f"{type(exc).__name__}: {exc}".strip()
     batch = ((config or {}).get("train_dataloader") or {}).get("batch_size")
     if is_out_of_memory(exc):

@@ -6,7 +6,8 @@ DTOs and the final ``Outcome`` come back over a multiprocessing queue read in a 
 stdout/stderr (mmengine's log included) go to ``<work_dir>/train.log``, the run's log artifact.
 
 Cancellation is cooperative first (``request_stop``: the hook checkpoints and leaves the loop), then forced
-(``kill_after``). A child that dies without reporting is classified from its exit status.
+(``kill_after``). A child that dies without reporting is classified from its exit status (``crash_failure``:
+retryable, with the log's last error as details). The child dies with the worker (``child_process``).
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from common.failures import classify_exception
+from common.failures import classify_exception, error_details
+from services.trainer_worker.adapters.child_process import oom_kills, start_child
 from services.trainer_worker.domain.outcome import (
     Cancelled,
     Failure,
@@ -107,14 +109,15 @@ class TrainingProcess:
         self._stop = self._ctx.Event()
         self._process: Any = None
         self._stop_requested = False
+        self._oom_kills_at_start: int | None = None
         self.outcome: Outcome | None = None
 
     def start(self) -> None:
         Path(self.spec.work_dir).mkdir(parents=True, exist_ok=True)
-        self._process = self._ctx.Process(
-            target=_child_main, args=(self.spec, self._queue, self._stop), name="raven-training"
+        self._oom_kills_at_start = oom_kills()
+        self._process = start_child(
+            self._ctx, _child_main, (self.spec, self._queue, self._stop), "raven-training"
         )
-        self._process.start()
 
     @property
     def pid(self) -> int | None:
@@ -197,28 +200,46 @@ class TrainingProcess:
         if self._stop_requested:
             checkpoint = latest_checkpoint(self.spec.work_dir)
             return Cancelled("training was stopped on request", str(checkpoint) if checkpoint else None)
-        tail = _log_tail(self.log_path)
-        if code is not None and code < 0:
-            name = signal.Signals(-code).name
-            hint = " (often the kernel's out-of-memory killer: lower batch_size or image_size)" * (
-                -code == signal.SIGKILL
-            )
-            return Failure(
-                FailureKind.CHILD_CRASHED, f"the training process was killed by {name}{hint}", tail
-            )
-        return Failure(
-            FailureKind.CHILD_CRASHED,
-            f"the training process exited with status {code} without a result; see the run's log",
-            tail,
+        before, after = self._oom_kills_at_start, oom_kills()
+        oom_killed = None if before is None or after is None else after > before
+        return crash_failure(code, self.log_path, oom_killed)
+
+
+def crash_failure(code: int | None, log_path: Path, oom_killed: bool | None) -> Failure:
+    """A child that ended without a report: retryable (``CHILD_CRASHED``). A signal is its own detail (the
+    log holds nothing about it); any other exit carries the last error its log shows.
+
+    Args:
+        code: the exit status; negative for a signal.
+        oom_killed: whether the cgroup's out-of-memory kill counter grew meanwhile (None: unknown).
+    """
+    if code is not None and code < 0:
+        name = f"signal {-code} ({signal.Signals(-code).name})"
+        details = (f"exit: killed by {name}",) + ("the cgroup's out-of-memory kill count grew",) * bool(
+            oom_killed
         )
+        if oom_killed:
+            message = f"the training process ran out of memory: the kernel's out-of-memory killer sent {name}"
+        elif oom_killed is None and -code == signal.SIGKILL:
+            message = f"the training process was killed by {name}, e.g. by the out-of-memory killer"
+        else:
+            message = f"the training process was killed by {name}"
+        advice = "; it is retried from its last checkpoint while attempts remain"
+        if oom_killed is not False and -code == signal.SIGKILL:
+            advice += "; if it repeats, lower batch_size or image_size"
+        return Failure(FailureKind.CHILD_CRASHED, message + advice, details)
+    return Failure(
+        FailureKind.CHILD_CRASHED,
+        f"the training process exited with status {code} without a result; see the run's log",
+        error_details(_log_lines(log_path)),
+    )
 
 
-def _log_tail(path: Path, lines: int = 10) -> tuple[str, ...]:
+def _log_lines(path: Path, limit: int = 2000) -> list[str]:
     try:
-        text = path.read_text(errors="replace").splitlines()
+        return path.read_text(errors="replace").splitlines()[-limit:]
     except OSError:
-        return ()
-    return tuple(line[:300] for line in text[-lines:])
+        return []
 
 
 # --- child process ---

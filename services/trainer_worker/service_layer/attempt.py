@@ -113,6 +113,9 @@ async def run_attempt(
         await delivery.fail(f"claiming the run failed: {exc}")
         return Settlement.NAK if delivery.settled == "nak" else Settlement.TERM
     config = services.config
+    stale = await asyncio.to_thread(remove_stale_attempts, config.work_root / job.run_id, granted.attempt)
+    if stale:
+        log.info("stale attempt directories removed", run_id=job.run_id, count=len(stale))
     ctx = AttemptContext(
         job=job,
         lease=granted,
@@ -291,6 +294,19 @@ def _remove_scratch(work_dir: Path) -> None:
     shutil.rmtree(work_dir, ignore_errors=True)
     with contextlib.suppress(OSError):
         work_dir.parent.rmdir()  # the run's directory, unless another attempt still works in it
+
+
+def remove_stale_attempts(run_dir: Path, attempt: int) -> list[Path]:
+    """Removes the scratch of this run's earlier attempts (``attempt-N``, N < ``attempt``) under the worker's
+    work dir: a worker killed mid-attempt left it behind. Later attempts and anything else stay."""
+    removed = []
+    with contextlib.suppress(OSError):
+        for path in run_dir.iterdir():
+            number = path.name.removeprefix("attempt-")
+            if path.is_dir() and number != path.name and number.isdigit() and int(number) < attempt:
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path)
+    return removed
 
 
 def _close(awaitable: Awaitable[Any]) -> None:

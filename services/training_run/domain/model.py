@@ -6,8 +6,9 @@ events it records in :mod:`events`. Every transition appends a :class:`Transitio
 outbox in the same transaction.
 
 Attempts: ``attempt`` is the 1-based number of the current attempt; it grows by one whenever the run goes back
-to PENDING. Lost leases (``lost_attempts``) count toward ``max_attempts``; graceful releases
-(``released_attempts``) do not, since a worker that shuts down cleanly says nothing about the run itself.
+to PENDING. Lost leases and retryable failures (``lost_attempts``) count toward ``max_attempts``; graceful
+releases (``released_attempts``) do not, since a worker that shuts down cleanly says nothing about the run
+itself.
 """
 
 from __future__ import annotations
@@ -258,6 +259,10 @@ class TrainingRun:
     def on_failed(self, attempt: int, failure: Failure, now: datetime) -> bool:
         if not self.is_current(attempt) or self.registering:
             return False
+        if failure.kind.retryable and self.lost_attempts + 1 < self.spec.max_attempts:
+            self.lost_attempts += 1  # a crashed attempt counts toward max_attempts like a lost lease
+            self._requeue(now, f"attempt {attempt} failed ({failure.kind.name}): {failure.message}")
+            return True
         self._fail(now, failure)
         return True
 
