@@ -68,6 +68,12 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(default=60.0, gt=0)
     heartbeat_seconds: float = Field(default=10.0, gt=0)
     reaper_interval_seconds: float = Field(default=5.0, gt=0)
+    lease_startup_grace_seconds: float = Field(
+        default=0.0,
+        ge=0,
+        description="after start-up no lease expires for this long (at least lease_seconds): workers could "
+        "not heartbeat while training_run was down",
+    )
     # Worker.
     worker_id: str = Field(default="", description="default: hostname-pid")
     worker_slots: int = Field(default=0, ge=0, description="parallel jobs; 0 = number of GPUs, or 1 on CPU")

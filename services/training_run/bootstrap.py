@@ -138,6 +138,7 @@ async def build_app(
         lease=timedelta(seconds=settings.lease_seconds),
         heartbeat=timedelta(seconds=settings.heartbeat_seconds),
         registration_timeout=registration_timeout,
+        startup_grace=timedelta(seconds=settings.lease_startup_grace_seconds),
     )
     tracking = RunTracking(uow, leases, clock)
     policy = RetryPolicy.from_settings(settings)

@@ -69,3 +69,16 @@ class Transition:
     time: datetime
     reason: str
     attempt: int
+
+
+@dataclass(frozen=True)
+class StartupGrace:
+    """training_run (re)started at ``started``. While it was down no worker could heartbeat, so no lease is
+    judged expired before ``until`` (at least one lease after start-up): a lease counts only the heartbeats
+    received since the service came back, not the wall clock of the outage."""
+
+    started: datetime
+    until: datetime
+
+    def covers(self, now: datetime) -> bool:
+        return now < self.until

@@ -27,6 +27,7 @@ from services.training_run.domain.lifecycle import (
     LeaseConflict,
     Phase,
     RunState,
+    StartupGrace,
     Transition,
 )
 
@@ -153,19 +154,31 @@ class TrainingRun:
             self.start_time = now
 
     def heartbeat(
-        self, worker_id: str, attempt: int, now: datetime, lease: timedelta, checkpoint: str = ""
+        self,
+        worker_id: str,
+        attempt: int,
+        now: datetime,
+        lease: timedelta,
+        checkpoint: str = "",
+        grace: StartupGrace | None = None,
     ) -> bool:
         """Extends the lease; returns True when the worker should stop (cancel requested)."""
-        self._check_lease(worker_id, attempt, now)
+        self._check_lease(worker_id, attempt, now, grace)
         self.lease_expire_time = now + lease
         if checkpoint:
             self.resume_checkpoint = checkpoint
         return self.state == RunState.CANCELLING
 
     def release(
-        self, worker_id: str, attempt: int, now: datetime, reason: str = "", checkpoint: str = ""
+        self,
+        worker_id: str,
+        attempt: int,
+        now: datetime,
+        reason: str = "",
+        checkpoint: str = "",
+        grace: StartupGrace | None = None,
     ) -> None:
-        self._check_lease(worker_id, attempt, now)
+        self._check_lease(worker_id, attempt, now, grace)
         if checkpoint:
             self.resume_checkpoint = checkpoint
         if self.state == RunState.CANCELLING:
@@ -176,13 +189,22 @@ class TrainingRun:
         self.released_attempts += 1
         self._requeue(now, f"released by {worker_id}: {reason}".rstrip(": "))
 
-    def lease_expired(self, now: datetime) -> bool:
+    def lease_expired(self, now: datetime, grace: StartupGrace | None = None) -> bool:
+        if grace is not None and grace.covers(now):
+            return False
         return self.lease_expire_time is not None and self.lease_expire_time <= now
 
-    def expire_lease(self, now: datetime) -> bool:
-        """The reaper's step for a run whose lease ran out; returns False when there was nothing to do."""
-        if self.state not in LEASED_STATES or not self.lease_expired(now):
+    def expire_lease(self, now: datetime, grace: StartupGrace | None = None) -> bool:
+        """The reaper's step for a run whose lease ran out; returns False when there was nothing to do.
+
+        A lease that ran out before training_run came back (``grace.started``) and saw no heartbeat during
+        the grace may have been lost to the outage alone: the run is requeued like a graceful release, not
+        charged as a lost attempt.
+        """
+        if self.state not in LEASED_STATES or not self.lease_expired(now, grace):
             return False
+        assert self.lease_expire_time is not None
+        outage = grace is not None and self.lease_expire_time <= grace.started
         if self.registering:
             self._fail(
                 now,
@@ -193,6 +215,13 @@ class TrainingRun:
             )
         elif self.state == RunState.CANCELLING:
             self._transition(RunState.CANCELLED, now, f"worker {self.worker_id} lost while cancelling")
+        elif outage:
+            self.released_attempts += 1
+            self._requeue(
+                now,
+                f"lease of worker {self.worker_id} ran out while training_run was down and no heartbeat came "
+                "after it was back; not counted as a lost attempt",
+            )
         else:
             self.lost_attempts += 1
             if self.lost_attempts >= self.spec.max_attempts:
@@ -284,7 +313,9 @@ class TrainingRun:
         return True
 
     # ---- internals -----------------------------------------------------------------------------------------
-    def _check_lease(self, worker_id: str, attempt: int, now: datetime) -> None:
+    def _check_lease(
+        self, worker_id: str, attempt: int, now: datetime, grace: StartupGrace | None = None
+    ) -> None:
         if attempt != self.attempt or self.state not in LEASED_STATES:
             raise LeaseConflict(
                 f"attempt {attempt} no longer holds the run (now attempt {self.attempt}, "
@@ -294,7 +325,7 @@ class TrainingRun:
             raise LeaseConflict(f"attempt {attempt} is leased to another worker")
         if self.registering:
             raise LeaseConflict("the run already completed; its lease is over")
-        if self.lease_expired(now):
+        if self.lease_expired(now, grace):
             raise LeaseConflict("the lease expired; stop working on the run, it will be requeued")
 
     def _requeue(self, now: datetime, reason: str) -> None:

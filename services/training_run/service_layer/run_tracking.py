@@ -14,7 +14,7 @@ from typing import TypeVar
 
 from common.artifacts import normalize_key
 from common.errors import FieldViolation, InvalidArgument, NotFound, require
-from services.training_run.domain.model import TrainingRun
+from services.training_run.domain.model import StartupGrace, TrainingRun
 from services.training_run.service_layer import commands
 from services.training_run.service_layer.unit_of_work import (
     UnitOfWork,
@@ -30,6 +30,7 @@ class LeaseSettings:
     lease: timedelta = timedelta(seconds=60)
     heartbeat: timedelta = timedelta(seconds=10)
     registration_timeout: timedelta = timedelta(minutes=15)
+    startup_grace: timedelta = timedelta(0)  # raised to at least one lease
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,9 @@ class RunTracking:
         self._uow = uow
         self._leases = leases
         self._clock = clock
+        started = clock()
+        # Workers could not heartbeat while this service was down: leases are judged from now on.
+        self._grace = StartupGrace(started, started + max(leases.startup_grace, leases.lease))
 
     @property
     def heartbeat_interval(self) -> timedelta:
@@ -66,7 +70,9 @@ class RunTracking:
         _check_checkpoint(checkpoint)
 
         def change(run: TrainingRun) -> tuple[datetime, bool]:
-            stop = run.heartbeat(worker_id, attempt, self._clock(), self._leases.lease, checkpoint)
+            stop = run.heartbeat(
+                worker_id, attempt, self._clock(), self._leases.lease, checkpoint, self._grace
+            )
             assert run.lease_expire_time is not None
             return run.lease_expire_time, stop
 
@@ -76,7 +82,8 @@ class RunTracking:
         _require_worker_fields(worker_id, attempt, "attempt")
         _check_checkpoint(checkpoint)
         await self._retrying(
-            run_id, lambda run: run.release(worker_id, attempt, self._clock(), reason, checkpoint)
+            run_id,
+            lambda run: run.release(worker_id, attempt, self._clock(), reason, checkpoint, self._grace),
         )
 
     # ---- events and housekeeping ---------------------------------------------------------------------------
@@ -130,14 +137,17 @@ class RunTracking:
             return False
 
     async def reap_expired_leases(self) -> int:
-        """Requeues or fails runs whose lease ran out; returns how many changed."""
+        """Requeues or fails runs whose lease ran out; returns how many changed (none within the start-up
+        grace)."""
+        if self._grace.covers(self._clock()):
+            return 0
         async with self._uow() as uow:
             ids = await uow.runs.expired_lease_ids(self._clock())
         changed = 0
         for run_id in ids:
             try:
                 if await self._retrying(
-                    run_id, lambda run: run.expire_lease(self._clock()), save_only_if=bool
+                    run_id, lambda run: run.expire_lease(self._clock(), self._grace), save_only_if=bool
                 ):
                     changed += 1
             except NotFound:
