@@ -72,15 +72,16 @@ def evaluate_training(cfg: Any, work_dir: Path, *, has_test: bool, device: str) 
 
 
 def find_best_checkpoint(work_dir: Path, resumed_from: Path | None = None) -> tuple[Path, int]:
-    """``best_coco_bbox_mAP_epoch_N.pth`` (N = best epoch), else the last checkpoint (epoch unknown: 0).
+    """``best_coco_bbox_mAP_epoch_N.pth`` with the largest N (the best epoch), else the last checkpoint
+    (epoch unknown: 0).
 
     An attempt that resumed from the final epoch's checkpoint (the previous worker died while evaluating or
     uploading) trains nothing and saves nothing: the checkpoint it resumed from is then the last one.
     """
-    candidates = sorted(work_dir.glob("best_coco_bbox_mAP_epoch_*.pth"), key=lambda p: p.stat().st_mtime)
-    if candidates:
-        match = _BEST.search(candidates[-1].name)
-        return candidates[-1], int(match.group(1)) if match else 0
+    candidates = [(int(m.group(1)), p) for p in work_dir.glob("*.pth") if (m := _BEST.search(p.name))]
+    if candidates:  # the run's best carried from an earlier attempt, and maybe this attempt's (a later epoch)
+        epoch, best = max(candidates)
+        return best, epoch
     pointer = work_dir / "last_checkpoint"
     if pointer.is_file() and Path(pointer.read_text().strip()).is_file():
         return Path(pointer.read_text().strip()), 0

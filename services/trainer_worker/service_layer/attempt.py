@@ -220,6 +220,12 @@ async def _resume_checkpoint(ctx: AttemptContext) -> str:
             "resume checkpoint unusable; training from the start", run_id=ctx.run_id, key=key, error=str(exc)
         )
         return ""
+    try:  # the evaluation then picks the best of the whole run, not only of this attempt
+        await _step(ctx, ctx.checkpoints.download_best(ctx.train_dir))
+    except Stopped:
+        raise
+    except Exception as exc:
+        log.warning("best checkpoint of earlier attempts unusable", run_id=ctx.run_id, error=str(exc))
     return key
 
 

@@ -100,6 +100,10 @@ class CheckpointStore(abc.ABC):
     @abc.abstractmethod
     async def download(self, key: str, dest_dir: Path) -> Path: ...
 
+    async def download_best(self, dest_dir: Path) -> Path | None:
+        """Fetches the run's best checkpoint of earlier attempts into ``dest_dir``; None if there is none."""
+        return None
+
     @abc.abstractmethod
     async def sync(self, work_dir: Path) -> str:
         """Uploads the newest local checkpoint if it changed; returns the newest uploaded key."""
