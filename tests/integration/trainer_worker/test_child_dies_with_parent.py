@@ -20,6 +20,21 @@ if __name__ == "__main__":
     print(child.pid, flush=True)
     time.sleep(120)
 """
+# The fallback alone (no PR_SET_PDEATHSIG): a busy child with only the parent watchdog thread
+WATCHDOG_ONLY = """
+import multiprocessing, os, threading, time
+from services.trainer_worker.adapters.child_process import _watch_parent
+
+def busy(parent_pid):
+    threading.Thread(target=_watch_parent, args=(parent_pid, 0.1), daemon=True).start()
+    time.sleep(120)
+
+if __name__ == "__main__":
+    child = multiprocessing.get_context("spawn").Process(target=busy, args=(os.getpid(),))
+    child.start()
+    print(child.pid, flush=True)
+    time.sleep(120)
+"""
 
 
 def alive(pid: int) -> bool:
@@ -32,8 +47,14 @@ def alive(pid: int) -> bool:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 @pytest.mark.timeout(60)
-def test_the_child_dies_when_its_worker_is_killed() -> None:
-    worker = subprocess.Popen([sys.executable, "-c", WORKER], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+@pytest.mark.parametrize("script", [WORKER, WATCHDOG_ONLY], ids=["pdeathsig-and-watchdog", "watchdog-only"])
+def test_the_child_dies_when_its_worker_is_killed(script: str, tmp_path: Path) -> None:
+    main = tmp_path / "worker_main.py"  # a file, not -c: spawn children import their target from it
+    main.write_text(script)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    worker = subprocess.Popen(
+        [sys.executable, str(main)], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True
+    )
     try:
         assert worker.stdout is not None
         child = int(worker.stdout.readline())
