@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from common.failures import FailureKind
 from common.logging import get_logger
 from common.proto.raven.v1 import events_pb2, types_pb2
 from services.trainer_worker.adapters import metrics
@@ -154,7 +155,10 @@ async def _run_claimed(delivery: JobDelivery, ctx: AttemptContext, services: Att
 
     unsubscribe = await services.control.subscribe(ctx.run_id, on_cancel)
     try:
-        published = await _report(ctx, await _work(ctx, services.steps))
+        outcome = await _work(ctx, services.steps)
+        if isinstance(outcome, types_pb2.Failure) and FailureKind.from_number(outcome.kind).retryable:
+            await lease.hand_over_checkpoint(ctx, services.run_service)
+        published = await _report(ctx, outcome)
     finally:
         for task in background:
             task.cancel()

@@ -60,6 +60,14 @@ async def heartbeats(ctx: AttemptContext, run_service: RunService) -> None:
             ctx.request_stop(StopReason.CANCELLED, "cancel requested")
 
 
+async def hand_over_checkpoint(ctx: AttemptContext, run_service: RunService) -> None:
+    """Before a retryable failure: upload the newest checkpoint and record it (one heartbeat), so the retry
+    resumes from the last epoch the crashed child saved."""
+    key = await quietly(ctx.checkpoints.sync(ctx.train_dir), "upload last checkpoint")
+    if key:
+        await quietly(run_service.heartbeat(ctx.lease, key), "record last checkpoint")
+
+
 async def in_progress_acks(delivery: JobDelivery, ack_wait: float) -> None:
     """Tells the queue the job is still worked on, well within its ack wait, until cancelled."""
     interval = max(1.0, min(30.0, ack_wait / 3))
