@@ -114,9 +114,10 @@ async def run_attempt(
         await delivery.fail(f"claiming the run failed: {exc}")
         return Settlement.NAK if delivery.settled == "nak" else Settlement.TERM
     config = services.config
-    stale = await asyncio.to_thread(remove_stale_attempts, config.work_root / job.run_id, granted.attempt)
-    if stale:
-        log.info("stale attempt directories removed", run_id=job.run_id, count=len(stale))
+    if job.run_id not in attempts.active:  # an earlier attempt still winding down here keeps its scratch
+        stale = await asyncio.to_thread(remove_stale_attempts, config.work_root / job.run_id, granted.attempt)
+        if stale:
+            log.info("stale attempt directories removed", run_id=job.run_id, count=len(stale))
     ctx = AttemptContext(
         job=job,
         lease=granted,

@@ -56,3 +56,15 @@ async def test_a_crashed_child_hands_its_newest_checkpoint_over_before_failing(t
 
     assert world.reporter.failure is not None and world.reporter.failure.kind == types_pb2.CHILD_CRASHED
     assert LAST in run_service.heartbeat_keys  # resume_checkpoint of the retry
+
+
+async def test_a_new_attempt_clears_what_a_killed_worker_left_of_the_run(tmp_path: Path) -> None:
+    left = tmp_path / "work" / "r1" / "attempt-1" / "train"
+    left.mkdir(parents=True)
+    (left / "epoch_1.pth").write_bytes(b"x")
+    world = World(tmp_path, FakeRunService(), FakeSteps(tmp_path))
+    second = job()
+    second.attempt = 2
+
+    assert await world.attempts.run(FakeDelivery(second), "cpu") == Settlement.ACK
+    assert not (tmp_path / "work" / "r1").exists()
