@@ -27,6 +27,10 @@ class TrainingRunQueries(abc.ABC):
     async def run_owner(self, run_id: str) -> str | None:
         """The owner (subject) of run ``run_id``; None when there is no such run."""
 
+    @abc.abstractmethod
+    async def cancel_won(self, run_id: str) -> bool:
+        """True when the run is CANCELLING or CANCELLED: a completion reported now must not become a model."""
+
     async def close(self) -> None:
         return None
 
@@ -74,19 +78,29 @@ class GrpcTrainingRunQueries(TrainingRunQueries):
         return bool(response.training_runs) or response.total_size > 0
 
     async def run_owner(self, run_id: str) -> str | None:
+        run = await self._get(run_id, f"cannot check who owns run {run_id}", "nothing was imported")
+        return run.owner if run else None
+
+    async def cancel_won(self, run_id: str) -> bool:
+        run = await self._get(
+            run_id, f"cannot check the state of run {run_id}", "its model is not registered"
+        )
+        return run is not None and run.state in (types_pb2.CANCELLING, types_pb2.CANCELLED)
+
+    async def _get(self, run_id: str, what: str, consequence: str) -> training_run_pb2.TrainingRun | None:
         request = training_run_pb2.GetTrainingRunRequest(name=f"trainingRuns/{run_id}")
         try:
-            run = await self._stub.GetTrainingRun(
+            run: training_run_pb2.TrainingRun = await self._stub.GetTrainingRun(
                 request, metadata=(("authorization", f"Bearer {self._token()}"),), timeout=self._timeout
             )
         except grpc.aio.AioRpcError as exc:
             if exc.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):
                 return None
             raise Unavailable(
-                f"cannot check who owns run {run_id} (training_run at {self._address} answered "
-                f"{exc.code().name}); nothing was imported, retry later"
+                f"{what} (training_run at {self._address} answered {exc.code().name}); {consequence}, "
+                "retry later"
             ) from exc
-        return run.owner
+        return run
 
     async def close(self) -> None:
         await self._channel.close()

@@ -8,6 +8,10 @@ The attempt is part of the id: when a stale attempt's ``completed`` (from a work
 was registered first, the current attempt's ``completed`` finds that model and its answer must still reach
 training_run, which waits for it. No outbox is needed because the publication is derived from durable state
 and repeated until acknowledged.
+
+Completed after cancel: a run training_run reports CANCELLING or CANCELLED gets no model (and no reply); a
+model registered just before the cancel won is removed when training_run announces the run CANCELLED
+(``state_changed``), which comes after the run's ``completed`` in the stream and is handled after it.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from common.nats_streams import StreamNames, consume_batches, ensure_events_cons
 from common.proto.raven.v1 import events_pb2, types_pb2
 from common.tasks import cancel_and_wait
 from services.trained_model.entrypoints import convert
-from services.trained_model.service_layer.registration import ModelRegistration, Registered
+from services.trained_model.service_layer.registration import Discarded, ModelRegistration, Registered
 
 log = get_logger("trained_model.registrar")
 
@@ -84,8 +88,17 @@ class Registrar:
         )
 
     async def _handle_all(self, messages: list[Msg]) -> None:
-        # Concurrently: duplicates within a batch race on the unique constraint, which is what it is for.
-        await asyncio.gather(*(self.handle(m) for m in messages))
+        # Runs concurrently, each run's messages in stream order: a CANCELLED announcement must not overtake
+        # the registration of the same run's `completed`. Duplicates of one event still race on the unique
+        # constraint across batches, which is what it is for.
+        by_run: dict[str, list[Msg]] = {}
+        for msg in messages:
+            by_run.setdefault(msg.subject, []).append(msg)
+        await asyncio.gather(*(self._handle_in_order(run_messages) for run_messages in by_run.values()))
+
+    async def _handle_in_order(self, messages: list[Msg]) -> None:
+        for msg in messages:
+            await self.handle(msg)
 
     async def handle(self, msg: Msg) -> None:
         try:
@@ -93,11 +106,16 @@ class Registrar:
         except DecodeError as exc:
             await self._dead_letters.unreadable(msg, f"not a RunEvent: {exc}")
             return
-        if event.WhichOneof("payload") != "completed" or not event.run_id:
+        kind = event.WhichOneof("payload")
+        cancelled = kind == "state_changed" and event.state_changed.to_state == types_pb2.CANCELLED
+        if not event.run_id or not (kind == "completed" or cancelled):
             await msg.ack()
             return
         try:
-            await self._register(event)
+            if cancelled:
+                await self._registration.discard_cancelled(event.run_id)
+            else:
+                await self._register(event)
         except Exception as exc:
             log.exception("registration failed; will retry", run_id=event.run_id)
             with contextlib.suppress(Exception):
@@ -107,6 +125,9 @@ class Registrar:
 
     async def _register(self, event: events_pb2.RunEvent) -> None:
         outcome = await self._registration.register_completed(convert.register_command(event))
+        if isinstance(outcome, Discarded):
+            log.info("model not registered", run_id=event.run_id, reason=outcome.message)
+            return
         reply = events_pb2.RunEvent(
             run_id=event.run_id, attempt=event.attempt, time=convert.timestamp(self._clock())
         )

@@ -10,7 +10,16 @@ from datetime import datetime
 
 from common.artifacts import MODELS_PREFIX, RUNS_PREFIX, ArtifactStore, normalize_key, owner_scope
 from common.auth import Permission, Principal
-from common.errors import AppError, FailedPrecondition, FieldViolation, InvalidArgument, NotFound, require
+from common.errors import (
+    Aborted,
+    AppError,
+    FailedPrecondition,
+    FieldViolation,
+    InvalidArgument,
+    NotFound,
+    Unavailable,
+    require,
+)
 from common.logging import get_logger
 from common.mmdet_templates import TEMPLATES
 from common.retry import CONFLICTS, Failures
@@ -48,6 +57,13 @@ class Rejected:
     message: str
 
 
+@dataclass(frozen=True)
+class Discarded:
+    """The run's cancel won (CANCELLING or CANCELLED in training_run): no model, and nobody waits for one."""
+
+    message: str
+
+
 class ModelRegistration:
     def __init__(
         self,
@@ -63,12 +79,18 @@ class ModelRegistration:
         self._new_id = new_id
         self._training_runs = training_runs
 
-    async def register_completed(self, cmd: RegisterTrainedModel) -> Registered | Rejected:
-        """Exactly one model per run: a redelivered or concurrent duplicate finds the first one."""
+    async def register_completed(self, cmd: RegisterTrainedModel) -> Registered | Rejected | Discarded:
+        """Exactly one model per run: a redelivered or concurrent duplicate finds the first one.
+
+        A run whose cancel won gets none. A registration that passed this check just before the cancel is
+        undone by :meth:`discard_cancelled` when training_run announces the run CANCELLED.
+        """
         async with self._new_uow() as uow:
             existing = await uow.models.get_by_training_run(cmd.run_id)
         if existing is not None:
             return Registered(existing, created=False)
+        if await self._cancel_won(cmd.run_id):
+            return Discarded(f"run {cmd.run_id} was cancelled before its completion was registered")
         problem = await asyncio.to_thread(self._checkpoint_problem, cmd)
         if problem:
             return Rejected(problem)
@@ -127,6 +149,36 @@ class ModelRegistration:
                     ) from None
                 log.info("model registered", model=model.name, run_id=cmd.run_id, version=model.version)
                 return Registered(model, created=True)
+
+    async def _cancel_won(self, run_id: str) -> bool:
+        if self._training_runs is None:
+            return False
+        try:
+            return await self._training_runs.cancel_won(run_id)
+        except Unavailable as exc:
+            # Registration must not wait on training_run (a long outage would dead-letter the completion);
+            # a cancel that won is still undone by the CANCELLED announcement.
+            log.warning("run state unknown; registering", run_id=run_id, reason=exc.message)
+            return False
+
+    async def discard_cancelled(self, run_id: str) -> str | None:
+        """Removes the model of a run that ended CANCELLED (completed after cancel: the cancel won); returns
+        the removed model's id. The run's files stay where the run wrote them."""
+        conflicts = Failures(CONFLICTS)
+        while True:
+            async with self._new_uow() as uow:
+                model = await uow.models.get_by_training_run(run_id)
+                if model is None:
+                    return None
+                try:
+                    await uow.models.delete(model.id, model.revision)
+                    await uow.commit()
+                except Aborted:
+                    if await conflicts.failed():
+                        continue
+                    raise
+            log.info("model of a cancelled run removed", model=model.name, run_id=run_id)
+            return model.id
 
     def _checkpoint_problem(self, cmd: RegisterTrainedModel) -> str:
         checkpoints = [a for a in cmd.artifacts if a.kind is ArtifactKind.CHECKPOINT]

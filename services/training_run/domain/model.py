@@ -263,6 +263,14 @@ class TrainingRun:
         return True
 
     def on_completed(self, attempt: int, now: datetime, registration_deadline: datetime) -> bool:
+        """The attempt's worker finished training. Completed after cancel: the cancel stands, the run ends
+        CANCELLED and no model is attached (trained_model drops the one it may have registered when it sees
+        CANCELLED); a cancel that comes after this is refused instead (``request_cancel``)."""
+        if attempt == self.attempt and self.state == RunState.CANCELLING:
+            self._transition(
+                RunState.CANCELLED, now, "the worker finished training after the cancel; no model is kept"
+            )
+            return True
         if not (attempt == self.attempt and self.state == RunState.RUNNING) or self.registering:
             return False
         self.registering = True

@@ -36,6 +36,7 @@ class FakeTrainingRunService(training_run_pb2_grpc.TrainingRunServiceServicer):
 
     def __init__(self) -> None:
         self.active_bases: set[str] = set()
+        self.states: dict[str, int] = {}  # run id -> RunState; a run not listed is NOT_FOUND
         self.callers: list[Principal] = []
         self.requests: list[training_run_pb2.ListTrainingRunsRequest] = []
         self._verifier = TokenVerifier(secret=JWT_SECRET)
@@ -49,6 +50,12 @@ class FakeTrainingRunService(training_run_pb2_grpc.TrainingRunServiceServicer):
             run = training_run_pb2.TrainingRun(name="trainingRuns/r-active", base_model=request.base_model)
             return training_run_pb2.ListTrainingRunsResponse(training_runs=[run], total_size=1)
         return training_run_pb2.ListTrainingRunsResponse()
+
+    async def GetTrainingRun(self, request, context):  # type: ignore[no-untyped-def]
+        run_id = request.name.removeprefix("trainingRuns/")
+        if run_id not in self.states:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"{request.name} does not exist")
+        return training_run_pb2.TrainingRun(name=request.name, owner="alice", state=self.states[run_id])
 
 
 @dataclass
