@@ -1,0 +1,66 @@
+"""What the workers report about a version's preparation (started, progress, result, failure), applied to
+the stored version: each event once, in one transaction with the state change it causes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from common.errors import Aborted
+from common.failures import Failure
+from common.retry import CONFLICTS, Failures
+from services.training_run.adapters.repository import ConcurrentUpdate
+from services.training_run.domain.datasets import DatasetVersion, PreparationResult
+from services.training_run.service_layer.datasets import parse_version_name
+from services.training_run.service_layer.unit_of_work import UnitOfWorkFactory
+
+
+@dataclass(frozen=True)
+class ReportedPreparation:
+    dataset_version: str  # "datasets/{id}/versions/{n}"
+    seq: int  # events-stream sequence
+    kind: str  # started | progress | completed | failed
+    progress: bytes = b""
+    result: PreparationResult | None = None
+    failure: Failure | None = None
+
+
+class DatasetTracking:
+    def __init__(self, uow: UnitOfWorkFactory, clock: Callable[[], datetime]) -> None:
+        self._uow = uow
+        self._clock = clock
+
+    async def apply(self, report: ReportedPreparation) -> bool:
+        """Apply one reported event; False when it changed nothing (redelivered, late, or the version is
+        gone)."""
+        try:
+            dataset_id, number = parse_version_name(report.dataset_version)
+        except Exception:
+            return False  # not ours to interpret: nothing to change
+        conflicts = Failures(CONFLICTS)
+        while True:
+            async with self._uow() as uow:
+                version = await uow.datasets.get_version(dataset_id, number)
+                if version is None or not self._change(version, report):
+                    return False
+                try:
+                    await uow.datasets.save_version(version)
+                except ConcurrentUpdate:
+                    if await conflicts.failed():
+                        continue
+                    raise Aborted(f"{report.dataset_version} is changing too often") from None
+                await uow.commit()
+                return True
+
+    def _change(self, version: DatasetVersion, report: ReportedPreparation) -> bool:
+        now = self._clock()
+        if report.kind == "started":
+            return version.start(now)
+        if report.kind == "progress":
+            return version.report_progress(report.progress, report.seq, now)
+        if report.kind == "completed" and report.result is not None:
+            return version.complete(report.result, now)
+        if report.kind == "failed" and report.failure is not None:
+            return version.fail(report.failure, now)
+        return False
