@@ -1,365 +1,215 @@
-"""training_run benchmark (not a test): prints a table.
+"""training_run benchmark (not a test): prints one table, each figure beside its target and the machine's
+limit measured in the same run.
 
-    .venv/bin/python bench/bench_training_run.py [--save after.json] [--before before.json]
+    .venv/bin/python bench/bench_training_run.py [--skip-postgres] [--runs 100000]
 
-Embedded setup in a temp dir: own nats-server, SQLite, the real gRPC server on a free port in this process.
-1. Create → job visible to a pull consumer (p50/p99), with the Create RPC latency alone (client in-process).
-2. GetTrainingRun RPC/s and latency, clients in separate processes (1 caller; 1, 2 and 4 processes of callers
-   on one channel each, all started together).
-3. progress event published (here) → received by each of 1,000 WatchTrainingRun streams opened by separate
-   client processes over a few channels (p50/p99 of publish → receipt, same host clock).
+Everything runs as it would deployed, each part in its own process: nats-server, the real training_run
+server (``python -m services.training_run``, default settings: INFO JSON logs), and client processes that use
+only the public API (generated stubs, JWTs they mint themselves). The bench process itself plays the worker
+(and the trained_model service's "model registered" event) by publishing RunEvents to NATS, with each progress
+snapshot's ``update_time`` set when it is published. The limits come from bare ``grpc.aio`` servers
+(training_run_bare.py) called by the same client processes: one returning the real server's own serialized
+responses, one fanning out already serialized WatchTrainingRun responses from a NATS subject.
 
-Before/after: run this script on the old commit with ``--save before.json`` (from a ``git worktree``), then
-here with ``--before before.json``. The CPUs may be shared with other work: compare runs made back to back.
+1. GetTrainingRun RPC/s, 4 client processes x 16 callers, real and bare server alternately, two rounds.
+2. ListTrainingRuns: page of 50 over N runs (SQLite, then PostgreSQL), filtered on state and owner.
+3. 1,000 WatchTrainingRun streams (4 client processes): every event of a run (2 epochs, the last progress of
+   each epoch, evaluation, completion, the terminal state), ``update_time`` → receipt; then the bare fan-out.
+4. Load: 1,000 watchers of a run while 10 CreateTrainingRun/s come in; Create latency idle and under load.
+PostgreSQL: ``RAVEN_TEST_POSTGRES_URL`` (default postgresql://postgres@127.0.0.1:5432/test), a fresh database.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
-import multiprocessing
+import os
 import sys
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import grpc
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
-from common.auth import USER_PERMISSIONS, Permission, mint_token  # noqa: E402
+import training_run_clients as clients  # noqa: E402
+from training_run_parts import Harness, fmt_ms, pct, postgres_database  # noqa: E402
+from training_run_report import Table, play_run, watch_stats  # noqa: E402
+
 from common.nats_launcher import start_local_nats  # noqa: E402
-from common.nats_streams import StreamNames, ensure_worker_consumer  # noqa: E402
-from common.proto.raven.v1 import (  # noqa: E402
-    events_pb2,
-    training_run_pb2_grpc,
-    types_pb2,
-)
 from common.proto.raven.v1 import training_run_pb2 as pb  # noqa: E402
-from common.settings import Settings  # noqa: E402
-from services.training_run import bootstrap  # noqa: E402
+from common.proto.raven.v1 import types_pb2  # noqa: E402
 
-SECRET = "bench-secret"
-WATCHERS = 1000
-GET_LOADS = ((1, 1), (1, 32), (2, 32), (4, 16))  # (client processes, concurrent callers in each)
-WATCH_LOADS = ((1, 4), (2, 2))  # (client processes, channels in each): 1,000 streams in all
+GET_PROCS, GET_CALLERS, GET_SECONDS = 4, 16, 4.0
 
 
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+async def bench_get(h: Harness, table: Table, name: str) -> None:
+    request = pb.GetTrainingRunRequest(name=name).SerializeToString()
+    rates: dict[str, list[float]] = {"real": [], "bare": []}
+    p99: dict[str, list[float]] = {"real": [], "bare": []}
+    cpu: dict[str, list[float]] = {"real": [], "bare": []}
+    for _ in range(2):
+        for label, address in (("real", h.address), ("bare", h.bare_address)):
+            results = await h.unary(address, "get", request, GET_PROCS, GET_CALLERS, GET_SECONDS)
+            rates[label].append(sum(r[0] for r in results))
+            p99[label].append(pct([v for r in results for v in r[1]], 0.99))
+            cpu[label].append(h.cpu_per_call)
+            h.errors += sum(r[2] for r in results)
+    ratios = [r / b for r, b in zip(rates["real"], rates["bare"], strict=True)]
+    where = f"{GET_PROCS} client proc x {GET_CALLERS} callers, 2 rounds"
+    table.add(
+        f"GetTrainingRun RPC/s ({where})",
+        " / ".join(f"{v:.0f}" for v in rates["real"]),
+        "",
+        "bare " + " / ".join(f"{v:.0f}" for v in rates["bare"]),
+    )
+    table.add("GetTrainingRun ÷ bare, per round", " / ".join(f"{v:.2f}" for v in ratios), ">= 0.9", "",
+              min(ratios) >= 0.9)  # fmt: skip
+    table.add(
+        "GetTrainingRun server CPU per call (all server processes)",
+        " / ".join(f"{v * 1e6:.0f} us" for v in cpu["real"]),
+        "",
+        "bare " + " / ".join(f"{v * 1e6:.0f} us" for v in cpu["bare"]),
+    )
+    table.add(
+        "GetTrainingRun p99 latency under that load",
+        " / ".join(fmt_ms(v) for v in p99["real"]),
+        "",
+        "bare " + " / ".join(fmt_ms(v) for v in p99["bare"]),
+    )
+
+
+async def bench_list(h: Harness, table: Table, address: str, bare: bool, where: str) -> None:
+    request = pb.ListTrainingRunsRequest(page_size=50, states=[types_pb2.SUCCEEDED]).SerializeToString()
+    found = await h.unary(address, "list", request, 1, 1, 3.0, subject="bench-owner-3")
+    latencies = found[0][1]
+    h.errors += found[0][2]
+    limit = ""
+    if bare:
+        bare_found = await h.unary(h.bare_address, "list", request, 1, 1, 3.0, subject="bench-owner-3")
+        limit = f"bare {fmt_ms(pct(bare_found[0][1], 0.5))} / {fmt_ms(pct(bare_found[0][1], 0.99))}"
+    table.add(
+        f"ListTrainingRuns p50 / p99, {where} (page of 50, state + owner, 1 caller)",
+        f"{fmt_ms(pct(latencies, 0.5))} / {fmt_ms(pct(latencies, 0.99))}",
+        "p99 <= 10 ms",
+        limit,
+        pct(latencies, 0.99) <= 0.010,
+    )
+
+
+async def bench_watch(h: Harness, table: Table) -> None:
+    run = await h.running_run()
+    result = await h.watch(h.address, run.name, lambda: play_run(h.real_sender(run), epochs=2, iters=6))
+    stats = watch_stats(*result)
+    bare = await h.watch(h.bare_address, "trainingRuns/bare",
+                         lambda: play_run(h.bare_sender(run), epochs=2, iters=6))  # fmt: skip
+    bare_stats = watch_stats(*bare)
+    where = f"{clients.WATCHERS} streams, {clients.WATCH_PROCS} client proc"
+    table.add(
+        f"progress update_time → receipt p50 / p99 / max ({where}, all events)",
+        stats.summary(),
+        "p99 <= 50 ms",
+        "bare fan-out " + bare_stats.summary(),
+        stats.p99 <= 0.050,
+    )
+    for tag, what in (("epoch_last", "last progress of an epoch"), ("run_last", "last progress of the run"),
+                      ("terminal", "terminal state (its time → receipt)")):  # fmt: skip
+        table.add(f"  {what}: p99", fmt_ms(stats.tag_p99(tag)), "<= 50 ms",
+                  "bare " + fmt_ms(bare_stats.tag_p99(tag)), stats.tag_p99(tag) <= 0.050)  # fmt: skip
+    table.add("  one event, first → last of the watchers: p50 / max", stats.spread(), "",
+              "bare " + bare_stats.spread())  # fmt: skip
+    table.add("  deliveries received / expected; stream errors", stats.completeness(), "all; 0", "",
+              stats.complete)  # fmt: skip
+
+
+async def bench_load(h: Harness, table: Table) -> None:
+    idle = await h.creates(clients.CreateLoad(h.address, h.secret, rate=10, seconds=5))
+    run = await h.running_run()
+    creates = clients.CreateLoad(h.address, h.secret, rate=10, seconds=8)
+    result = await h.watch(
+        h.address, run.name, lambda: play_run(h.real_sender(run), epochs=3, iters=8), creates
+    )
+    stats = watch_stats(*result[:3])
+    latencies, errors = result[3]
+    table.add(
+        "Load (1,000 watchers + 10 creates/s): Create p50 / p99",
+        f"{fmt_ms(pct(latencies, 0.5))} / {fmt_ms(pct(latencies, 0.99))} ({len(latencies)} calls)",
+        "p99 <= 100 ms",
+        f"idle {fmt_ms(pct(idle[0], 0.5))} / {fmt_ms(pct(idle[0], 0.99))}",
+        pct(latencies, 0.99) <= 0.100,
+    )
+    table.add("Load: event → watcher p50 / p99 / max", stats.summary(), "p99 <= 150 ms", "",
+              stats.p99 <= 0.150)  # fmt: skip
+    failures = len(errors) + len(idle[1]) + stats.errors
+    table.add("Load: errors (creates, streams), deliveries", f"{failures}, {stats.completeness()}", "0", "",
+              failures == 0 and stats.complete)  # fmt: skip
+
+
+async def main(args: argparse.Namespace) -> None:
+    table = Table()
+    table.machine()
+    with tempfile.TemporaryDirectory() as tmp:
+        nats_server = start_local_nats(Path(tmp) / "nats", log_file=Path(tmp) / "nats.log")
+        h = Harness(Path(tmp), nats_server.url, args.server_procs)
+        try:
+            await h.start()
+            template = await h.create_template()
+            started = time.perf_counter()
+            await h.populate(h.database_url, template, args.runs)
+            table.note(f"{args.runs} runs copied into SQLite in {time.perf_counter() - started:.1f} s")
+            await h.start_bare(template)
+            table.note(
+                f"response sizes: Get {h.sizes['GetTrainingRun']} B, List {h.sizes['ListTrainingRuns']} B"
+            )
+            parts = {
+                "get": lambda: bench_get(h, table, template),
+                "list": lambda: bench_list(h, table, h.address, True, f"SQLite, {args.runs} runs"),
+                "watch": lambda: bench_watch(h, table),
+                "load": lambda: bench_load(h, table),
+            }
+            for part, run in parts.items():
+                if not args.only or part in args.only:
+                    with h.profiled(args.profile, part):
+                        await run()
+            if not args.skip_postgres and (not args.only or "list" in args.only):
+                async with postgres_database() as url:
+                    if url is None:
+                        table.note("PostgreSQL: not reachable, List not measured there")
+                    else:
+                        address = await h.start_server(url, prefix="benchpg")
+                        await h.populate(url, await h.create_template(address), args.runs)
+                        await bench_list(h, table, address, False, f"PostgreSQL, {args.runs} runs")
+                        await h.stop_last_server()
+        except BaseException:
+            for log in sorted(Path(tmp).glob("server-*.log")):
+                print(f"--- {log.name} (last lines)", file=sys.stderr)
+                print("\n".join(log.read_text(errors="replace").splitlines()[-15:]), file=sys.stderr)
+            raise
+        finally:
+            await h.close()
+            nats_server.stop()
+    table.machine(after=True)
+    table.print()
+    if args.save:
+        args.save.write_text(json.dumps(table.rows, indent=1))
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--save", type=Path, help="write the results as JSON (e.g. run on the old commit)")
-    parser.add_argument("--only", choices=("create", "get", "watch"), help="run one part")
-    parser.add_argument("--before", type=Path, help="results saved earlier: print them as a 'before' column")
+    parser.add_argument("--runs", type=int, default=100_000, help="runs in the database for List")
+    parser.add_argument("--skip-postgres", action="store_true")
+    parser.add_argument("--server-procs", type=int, default=1, help="training_run processes (SO_REUSEPORT)")
+    parser.add_argument(
+        "--only", nargs="*", choices=("get", "list", "watch", "load"), help="these parts only"
+    )
+    parser.add_argument("--profile", type=Path, help="py-spy (on PATH) records the server per part into DIR")
+    parser.add_argument("--save", type=Path, help="also write the table as JSON")
     return parser.parse_args()
 
 
-async def main(save: Path | None, before: Path | None, only: str | None) -> None:
-    rows: list[tuple[str, str]] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp_path = Path(tmp)
-        nats_server = start_local_nats(tmp_path / "nats", log_file=tmp_path / "nats.log")
-        dataset = tmp_path / "datasets" / "waste"
-        dataset.mkdir(parents=True)
-        (dataset / "annotations.json").write_text(json.dumps({"categories": [{"id": 1, "name": "bottle"}]}))
-        settings = Settings(
-            data_dir=tmp_path,
-            nats_url=nats_server.url,
-            grpc_port=0,
-            jwt_secret=SECRET,
-            log_json=False,
-            log_level="WARNING",
-            dataset_root=f"file://{tmp_path / 'datasets'}",
-        )
-        import logging
-
-        import structlog
-
-        structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
-        app = await bootstrap.build_app(settings, address="127.0.0.1:0", names=StreamNames())
-        try:
-            channel = grpc.aio.insecure_channel(f"127.0.0.1:{app.port}")
-            stub = training_run_pb2_grpc.TrainingRunServiceStub(channel)
-            user = (
-                ("authorization", f"Bearer {mint_token('bench', list(USER_PERMISSIONS), secret=SECRET)}"),
-            )
-            worker = (("authorization", f"Bearer {mint_token('w', [Permission.WORKER], secret=SECRET)}"),)
-            if only in (None, "create"):
-                rows += await bench_create(app, stub, user)
-            if only in (None, "get"):
-                rows += await bench_get(app, stub, user)
-            for processes, channels in WATCH_LOADS if only in (None, "watch") else ():
-                rows += await bench_watchers(app, stub, user, worker, processes, channels)
-            await channel.close()
-        finally:
-            await app.close()
-            nats_server.stop()
-    if save is not None:
-        save.write_text(json.dumps(dict(rows), indent=1))
-    print_table(rows, json.loads(before.read_text()) if before is not None else {})
-
-
-def request(i: int) -> pb.CreateTrainingRunRequest:
-    return pb.CreateTrainingRunRequest(
-        training_run=pb.TrainingRun(
-            display_name=f"bench {i}",
-            dataset="waste",
-            model_template="rtmdet_tiny",
-            hyperparameters=types_pb2.Hyperparameters(epochs=2),
-        )
-    )
-
-
-async def bench_create(
-    app: bootstrap.App, stub: training_run_pb2_grpc.TrainingRunServiceStub, user: tuple[tuple[str, str], ...]
-) -> list[tuple[str, str]]:
-    js = app.nc.jetstream()
-    durable = await ensure_worker_consumer(js, app.names)
-    subscription = await js.pull_subscribe_bind(durable, app.names.jobs)
-    await stub.CreateTrainingRun(request(-1), metadata=user)  # warm-up: fills the config cache
-    for message in await subscription.fetch(1, timeout=5):
-        await message.ack()
-    end_to_end: list[float] = []
-    rpc: list[float] = []
-    for i in range(200):
-        started = time.perf_counter()
-        await stub.CreateTrainingRun(request(i), metadata=user)
-        rpc.append(time.perf_counter() - started)
-        messages = await subscription.fetch(1, timeout=5)
-        end_to_end.append(time.perf_counter() - started)
-        for message in messages:
-            await message.ack()
-    await subscription.unsubscribe()
-    return [
-        ("Create RPC p50 / p99 (200 runs)", f"{ms(pct(rpc, 0.5))} / {ms(pct(rpc, 0.99))}"),
-        ("Create → job pulled p50 / p99", f"{ms(pct(end_to_end, 0.5))} / {ms(pct(end_to_end, 0.99))}"),
-    ]
-
-
-def _get_load(address: str, name: str, auth: str, start_at: float, seconds: float, callers: int) -> GetResult:
-    """Client side of the Get benchmark, in its own process so that it does not share the server's event loop.
-
-    Calls start at the wall-clock ``start_at`` (so that several client processes overlap) and run ``seconds``.
-    """
-
-    async def run() -> GetResult:
-        channel = grpc.aio.insecure_channel(address)
-        stub = training_run_pb2_grpc.TrainingRunServiceStub(channel)
-        get = pb.GetTrainingRunRequest(name=name)
-        metadata = (("authorization", auth),)
-        await stub.GetTrainingRun(get, metadata=metadata)  # connect, and check that the call works
-        await asyncio.sleep(max(0.0, start_at - time.time()))
-        latencies: list[float] = []
-        begin = time.perf_counter()
-        stop = begin + seconds
-
-        async def caller() -> None:
-            while True:
-                started = time.perf_counter()
-                if started >= stop:
-                    return
-                await stub.GetTrainingRun(get, metadata=metadata)
-                latencies.append(time.perf_counter() - started)
-
-        await asyncio.gather(*(caller() for _ in range(callers)))
-        elapsed = time.perf_counter() - begin
-        await channel.close()
-        return GetResult(len(latencies) / elapsed, latencies)
-
-    return asyncio.run(run())
-
-
-@dataclass
-class GetResult:
-    rate: float
-    latencies: list[float]
-
-
-async def bench_get(
-    app: bootstrap.App, stub: training_run_pb2_grpc.TrainingRunServiceStub, user: tuple[tuple[str, str], ...]
-) -> list[tuple[str, str]]:
-    run = await stub.CreateTrainingRun(request(10_000), metadata=user)
-    rows = []
-    loop = asyncio.get_running_loop()
-    for processes, callers in GET_LOADS:
-        with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn")) as pool:
-            start_at = time.time() + 3 + processes  # every client process started and connected
-            results = await asyncio.gather(
-                *(
-                    loop.run_in_executor(
-                        pool, _get_load, f"127.0.0.1:{app.port}", run.name, user[0][1], start_at, 5.0, callers
-                    )
-                    for _ in range(processes)
-                )
-            )
-        latencies = [v for r in results for v in r.latencies]
-        rate = sum(r.rate for r in results)
-        rows.append(
-            (
-                f"GetTrainingRun RPC/s, {processes} client proc x {callers} callers (p50 / p99)",
-                f"{rate:.0f} ({ms(pct(latencies, 0.5))} / {ms(pct(latencies, 0.99))})",
-            )
-        )
-    return rows
-
-
-def _watch_load(
-    address: str, name: str, auth: str, watchers: int, channels: int, events: int, ready: Any, results: Path
-) -> None:
-    """Client side of the watcher benchmark (own process): ``watchers`` streams spread over ``channels``.
-
-    Puts the number of streams that saw the replayed RUNNING transition on ``ready``, then writes every
-    progress event's publish → receipt latency as JSON to the file ``results`` and puts again. The parent
-    reads the file and kills the process: with 1,000 finished streams, ``asyncio.run``'s clean-up may not
-    return.
-    """
-
-    async def run() -> None:
-        opened = [grpc.aio.insecure_channel(address) for _ in range(channels)]
-        stubs = [training_run_pb2_grpc.TrainingRunServiceStub(c) for c in opened]
-        metadata = (("authorization", auth),)
-        latencies: list[float] = []
-        caught_up = 0
-        all_ready = asyncio.Event()
-
-        async def watcher(stub: training_run_pb2_grpc.TrainingRunServiceStub) -> None:
-            nonlocal caught_up
-            counted = False
-            watch = pb.WatchTrainingRunRequest(name=name)
-            async for response in stub.WatchTrainingRun(watch, metadata=metadata):
-                kind = response.event.WhichOneof("payload")
-                if kind == "state_changed" and response.event.state_changed.to_state == types_pb2.RUNNING:
-                    if not counted:
-                        counted = True
-                        caught_up += 1
-                        if caught_up == watchers:
-                            all_ready.set()
-                elif kind == "progress":
-                    latencies.append(time.time() - response.event.time.ToNanoseconds() / 1e9)
-                    if response.event.progress.progress.iter == events:
-                        return
-
-        tasks = [asyncio.create_task(watcher(stubs[i % channels])) for i in range(watchers)]
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(all_ready.wait(), 120)
-        ready.put(caught_up)
-        await asyncio.wait_for(asyncio.gather(*tasks), 120)
-        results.write_text(json.dumps(latencies))  # before closing: see the docstring
-        ready.put(0)
-        for channel in opened:
-            await channel.close()
-
-    try:
-        asyncio.run(run())
-    except BaseException as exc:
-        ready.put(0)
-        results.write_text(json.dumps(f"client process failed: {exc!r}"))
-        raise
-
-
-async def bench_watchers(
-    app: bootstrap.App,
-    stub: training_run_pb2_grpc.TrainingRunServiceStub,
-    user: tuple[tuple[str, str], ...],
-    worker: tuple[tuple[str, str], ...],
-    processes: int,
-    channels: int,
-) -> list[tuple[str, str]]:
-    run = await stub.CreateTrainingRun(request(20_000 + processes), metadata=user)
-    run_id = run.name.split("/")[1]
-    await stub.ClaimTrainingRun(
-        pb.ClaimTrainingRunRequest(name=run.name, worker_id="w", job_attempt=1), metadata=worker
-    )
-    await asyncio.sleep(0.5)
-    events = 20
-    context = multiprocessing.get_context("spawn")
-    ready = context.Queue()
-    files = [Path(tempfile.mkstemp(suffix=".json")[1]) for _ in range(processes)]
-    clients = [
-        context.Process(
-            target=_watch_load,
-            args=(
-                f"127.0.0.1:{app.port}",
-                run.name,
-                user[0][1],
-                WATCHERS // processes,
-                channels,
-                events,
-                ready,
-                file,
-            ),
-        )
-        for file in files
-    ]
-    for client in clients:
-        client.start()
-    loop = asyncio.get_running_loop()
-    connected = sum([await loop.run_in_executor(None, ready.get, True, 180) for _ in clients])
-    subscriptions = app.feeds.subscriptions
-    js = app.nc.jetstream()
-    for i in range(1, events + 1):
-        event = events_pb2.RunEvent(
-            run_id=run_id,
-            attempt=1,
-            progress=events_pb2.ProgressReported(
-                progress=types_pb2.ProgressSnapshot(phase=types_pb2.TRAINING, iter=i, max_iters=events)
-            ),
-        )
-        event.time.GetCurrentTime()
-        await js.publish(app.names.run_events_subject(run_id), event.SerializeToString())
-        await asyncio.sleep(0.2)
-    latencies: list[float] = []
-    for _ in clients:  # each puts again once its file is written
-        await loop.run_in_executor(None, ready.get, True, 180)
-    for client, file in zip(clients, files, strict=True):
-        client.kill()
-        client.join(10)
-        found = json.loads(file.read_text() or '"client process did not finish"')
-        file.unlink()
-        if isinstance(found, str):
-            raise RuntimeError(found)
-        latencies += found
-    where = f"{processes} client proc x {channels} channels"
-    return [
-        (f"watchers connected / NATS subscriptions ({where})", f"{connected} / {subscriptions}"),
-        (
-            f"progress → {WATCHERS} watchers p50 / p99 ({where}, {len(latencies)} deliveries)",
-            f"{ms(pct(latencies, 0.5))} / {ms(pct(latencies, 0.99))}",
-        ),
-    ]
-
-
-def ms(value: float) -> str:
-    return f"{value * 1000:.1f} ms"
-
-
-def print_table(rows: list[tuple[str, str]], before: dict[str, str]) -> None:
-    width = max(len(k) for k, _ in rows)
-    if not before:
-        print(f"\n{'metric'.ljust(width)}  value")
-        print(f"{'-' * width}  {'-' * 24}")
-        for key, value in rows:
-            print(f"{key.ljust(width)}  {value}")
-        return
-    column = max([len(v) for v in before.values()] + [6])
-    print(f"\n{'metric'.ljust(width)}  {'before'.ljust(column)}  after")
-    print(f"{'-' * width}  {'-' * column}  {'-' * 24}")
-    for key, value in rows:
-        print(f"{key.ljust(width)}  {before.get(key, '-').ljust(column)}  {value}")
-
-
 if __name__ == "__main__":
-    args = parse_args()
-    asyncio.run(main(args.save, args.before, args.only))
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    asyncio.run(main(parse_args()))

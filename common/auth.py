@@ -35,6 +35,10 @@ class Permission(StrEnum):
     PUBLISH_MODELS = "models.publish"
     IMPORT_MODELS = "models.import"
     VIEW_STATISTICS = "statistics.view"
+    VIEW_DATASETS = "datasets.view"
+    VIEW_ALL_DATASETS = "datasets.view_all"
+    CREATE_DATASETS = "datasets.create"
+    DELETE_DATASETS = "datasets.delete"
     SUPERADMIN = "superadmin"
     WORKER = "worker"
 

@@ -97,15 +97,34 @@ def read_category_names(dataset_root_url: str, ref: str) -> list[str]:
             document = json.load(handle)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidArgument(f"dataset {ref!r}: {name} is not valid JSON: {exc}") from exc
-    categories = document.get("categories") if isinstance(document, dict) else None
+    if not isinstance(document, dict):
+        raise InvalidArgument(
+            f"dataset {ref!r}: {name} must be a COCO object "
+            '({"images": [...], "annotations": [...], "categories": [...]}), '
+            f"not a JSON {_json_kind(document)}"
+        )
+    categories = document.get("categories")
     if not isinstance(categories, list) or not categories:
-        raise InvalidArgument(f"dataset {ref!r}: {name} has no 'categories'")
+        raise InvalidArgument(f"dataset {ref!r}: {name} has no 'categories' list")
     named: list[tuple[int, str]] = []
+    first_id: dict[str, int] = {}
     for index, category in enumerate(categories):
         if not isinstance(category, dict) or not isinstance(category.get("name"), str):
-            raise InvalidArgument(f"dataset {ref!r}: category #{index} has no string 'name'")
+            raise InvalidArgument(f"dataset {ref!r}: {name}: categories[{index}] has no string 'name'")
         cat_id = category.get("id", index)
         if not isinstance(cat_id, int) or isinstance(cat_id, bool):
-            raise InvalidArgument(f"dataset {ref!r}: category {category['name']!r} has a non-integer id")
+            raise InvalidArgument(
+                f"dataset {ref!r}: {name}: category {category['name']!r} has a non-integer id"
+            )
+        if category["name"] in first_id:  # the worker's own check (coco.py) reports the same
+            raise InvalidArgument(
+                f"dataset {ref!r}: {name}: category name {category['name']!r} is used by ids "
+                f"{first_id[category['name']]} and {cat_id}: give each category its own name"
+            )
+        first_id[category["name"]] = cat_id
         named.append((cat_id, category["name"]))
     return [name for _, name in sorted(named)]
+
+
+def _json_kind(value: object) -> str:
+    return {list: "array", str: "string", bool: "boolean", type(None): "null"}.get(type(value), "number")

@@ -41,7 +41,8 @@ class FailureKind(StrEnum):
     @property
     def retryable(self) -> bool:
         """A crashed or killed training child (the OOM killer, an operator) says nothing final about the
-        run: training_run requeues it, from its last checkpoint, while ``max_attempts`` allow."""
+        run: training_run requeues it, from its last checkpoint, while ``max_attempts`` allow. (Running out
+        of memory is retried too when the batch can shrink: training_run's ``domain.attempts``.)"""
         return self is FailureKind.CHILD_CRASHED
 
     @property
@@ -73,6 +74,13 @@ class Failure:
     kind: FailureKind
     message: str
     details: tuple[str, ...] = ()
+
+    @property
+    def out_of_memory(self) -> bool:
+        """Device or host memory ran out: a CUDA OOM, or the kernel's OOM killer ended the child (its
+        ``CHILD_CRASHED`` reason says "out of memory"; a bare SIGKILL does not)."""
+        message = self.message.lower()
+        return self.kind is FailureKind.OUT_OF_MEMORY or any(p in message for p in OOM_PATTERNS)
 
 
 def strip_paths(text: str) -> str:

@@ -6,6 +6,7 @@ the handler.
 
 from __future__ import annotations
 
+import collections
 import contextvars
 import time
 import uuid
@@ -36,6 +37,17 @@ RPC_LATENCY = Histogram(
 )
 
 Wrapper = Callable[[Callable[..., Any], grpc.HandlerCallDetails, bool], Callable[..., Any]]
+SLOW_CALL_SECONDS = 1.0  # a unary call at least this slow is logged at INFO even when it succeeds
+_CHILDREN: dict[tuple[str, str], tuple[Any, Any]] = {}  # (method, code) → its labelled metrics
+
+
+def _observe(method: str, code: str, elapsed: float) -> None:
+    children = _CHILDREN.get((method, code))
+    if children is None:  # methods are the registered ones, codes a small enum: bounded
+        children = _CHILDREN[(method, code)] = (RPC_COUNT.labels(method, code), RPC_LATENCY.labels(method))
+    children[0].inc()
+    children[1].observe(elapsed)
+
 
 PUBLIC_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 
@@ -59,29 +71,43 @@ def principal() -> Principal:
     return value
 
 
+def _passing_bytes(serialize: Callable[[Any], bytes] | None) -> Callable[[Any], bytes] | None:
+    """The method's serializer, except that a response the handler serialized itself (``bytes``: one rendering
+    sent to many callers, e.g. a watch event to every watcher) goes out as it is."""
+    if serialize is None or getattr(serialize, "passes_bytes", False):
+        return serialize
+
+    def serializer(message: Any) -> bytes:
+        return message if type(message) is bytes else serialize(message)
+
+    serializer.passes_bytes = True  # type: ignore[attr-defined]
+    return serializer
+
+
 def _wrap(handler: grpc.RpcMethodHandler, details: grpc.HandlerCallDetails, wrapper: Wrapper) -> Any:
+    serializer = _passing_bytes(handler.response_serializer)
     if handler.unary_unary:
         return grpc.unary_unary_rpc_method_handler(
             wrapper(handler.unary_unary, details, False),
             request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
+            response_serializer=serializer,
         )
     if handler.unary_stream:
         return grpc.unary_stream_rpc_method_handler(
             wrapper(handler.unary_stream, details, True),
             request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
+            response_serializer=serializer,
         )
     if handler.stream_unary:
         return grpc.stream_unary_rpc_method_handler(
             wrapper(handler.stream_unary, details, False),
             request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
+            response_serializer=serializer,
         )
     return grpc.stream_stream_rpc_method_handler(
         wrapper(handler.stream_stream, details, True),
         request_deserializer=handler.request_deserializer,
-        response_serializer=handler.response_serializer,
+        response_serializer=serializer,
     )
 
 
@@ -247,7 +273,13 @@ class AuthInterceptor(_WrappingInterceptor):
 
 
 class ContextInterceptor(_WrappingInterceptor):
-    """Request id (from ``x-request-id`` or new), logging context, metrics and an access log line per RPC."""
+    """Request id (from ``x-request-id`` or new), logging context, metrics and an access log line per RPC.
+
+    ``open_streams`` counts the streaming calls in flight per method: what a stopping server still waits for.
+    """
+
+    def __init__(self) -> None:
+        self.open_streams: collections.Counter[str] = collections.Counter()
 
     def wrapper(self, behavior: Callable[..., Any], details: grpc.HandlerCallDetails, streaming: bool) -> Any:
         method = details.method
@@ -263,19 +295,26 @@ class ContextInterceptor(_WrappingInterceptor):
             code = context.code() if hasattr(context, "code") else None
             name = code.name if isinstance(code, grpc.StatusCode) else "OK"
             elapsed = time.perf_counter() - started
-            RPC_COUNT.labels(method, name).inc()
-            RPC_LATENCY.labels(method).observe(elapsed)
-            if not method.startswith(PUBLIC_PREFIXES):
+            _observe(method, name, elapsed)
+            if method.startswith(PUBLIC_PREFIXES):
+                return
+            # Every stream, failed or slow call at INFO; a quick successful unary call is in the metrics and
+            # at DEBUG: rendering and writing its line cost more CPU than serving a GetTrainingRun.
+            if streaming or name != "OK" or elapsed >= SLOW_CALL_SECONDS:
                 log.info("rpc", code=name, ms=round(elapsed * 1000, 2))
+            else:
+                log.debug("rpc", code=name, ms=round(elapsed * 1000, 2))
 
         if streaming:
 
             async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
                 started = begin(context)
+                self.open_streams[method] += 1
                 try:
                     async for item in behavior(request, context):
                         yield item
                 finally:
+                    self.open_streams[method] -= 1
                     end(context, started)
 
             return stream

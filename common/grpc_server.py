@@ -38,6 +38,11 @@ class RunningServer:
     health: health.aio.HealthServicer
     service_names: list[str]
     health_server: grpc.aio.Server | None = None  # plaintext, health only (kubelet probes under TLS)
+    context: ContextInterceptor = field(default_factory=ContextInterceptor)
+
+    def open_streams(self) -> dict[str, int]:
+        """Streaming calls still in flight, per method (what ``stop`` waits for)."""
+        return {method: n for method, n in self.context.open_streams.items() if n}
 
     async def set_serving(self) -> None:
         for name in ["", *self.service_names]:
@@ -67,9 +72,10 @@ async def create_server(
     required: dict[str, str] = {}
     for service in services:
         required.update(service.required_permissions)
+    context = ContextInterceptor()
     server = grpc.aio.server(
         interceptors=[
-            ContextInterceptor(),
+            context,
             AuthInterceptor(verifier, required),
             ErrorInterceptor(),
             *extra_interceptors,
@@ -102,7 +108,12 @@ async def create_server(
         await health_server.start()
     await server.start()
     running = RunningServer(
-        server=server, port=port, health=health_servicer, service_names=names, health_server=health_server
+        server=server,
+        port=port,
+        health=health_servicer,
+        service_names=names,
+        health_server=health_server,
+        context=context,
     )
     await running.set_serving()
     return running
@@ -115,9 +126,11 @@ def start_metrics_endpoint(port: int) -> None:
 
 
 async def run_until_signalled(
-    running: RunningServer, grace: float, on_shutdown: Callable[[], Awaitable[None]] | None = None
+    running: RunningServer, grace: float, shutdown: Callable[[float], Awaitable[None]] | None = None
 ) -> None:
-    """Serve until SIGTERM/SIGINT, then drain: health NOT_SERVING, stop accepting, finish in-flight RPCs."""
+    """Serve until SIGTERM/SIGINT, then ``shutdown(grace)`` (the app's close: health NOT_SERVING, end the
+    never-ending streams, stop accepting, finish in-flight RPCs, stop its tasks); without one, just drain
+    the server."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -125,6 +138,7 @@ async def run_until_signalled(
     log.info("serving", port=running.port, services=running.service_names)
     await stop.wait()
     log.info("shutting down", grace_seconds=grace)
-    await running.stop(grace)
-    if on_shutdown is not None:
-        await on_shutdown()
+    if shutdown is not None:
+        await shutdown(grace)
+    else:
+        await running.stop(grace)

@@ -53,7 +53,10 @@ def fill_dataset(
             continue
         for ds in leaf_datasets(loader["dataset"]):
             ds.update(data_root=str(prepared.image_root), ann_file=str(anns[split]), data_prefix={"img": ""})
-        loader.update(num_workers=workers, persistent_workers=workers > 0, pin_memory=device != "cpu")
+        # Train workers are not persistent: mmengine's worker_init_fn then reseeds them alike every epoch,
+        # so a resumed attempt draws the same augmentations as an uninterrupted run (resume_state.py).
+        persistent = workers > 0 and split != "train"
+        loader.update(num_workers=workers, persistent_workers=persistent, pin_memory=device != "cpu")
         evaluator = cfg.get(f"{split}_evaluator")
         if evaluator:
             for ev in evaluator if isinstance(evaluator, list) else [evaluator]:

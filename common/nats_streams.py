@@ -25,10 +25,12 @@ from nats.js.api import (
 from nats.js.errors import NotFoundError
 
 from common.logging import get_logger
+from common.tasks import raise_if_cancelling
 
 log = get_logger("nats")
 
 WORKER_CONSUMER = "trainer-workers"
+DATASET_WORKER_CONSUMER = "dataset-preparers"
 MAX_DELIVERIES_ADVISORY = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES"
 DEAD_LETTER_MAX_AGE_SECONDS = 30 * 24 * 3600.0
 FETCH_WAIT_SECONDS = 1.0
@@ -112,6 +114,19 @@ class StreamNames:
     def run_events_subject(self, run_id: str) -> str:
         return f"{self.prefix}.runs.{run_id}.events"
 
+    @property
+    def dataset_jobs_subject(self) -> str:
+        """Dataset version preparation jobs (DatasetPreparationJob), on the jobs stream."""
+        return f"{self.prefix}.jobs.dataset_preparation"
+
+    @property
+    def dataset_events_subject_pattern(self) -> str:
+        return f"{self.prefix}.datasets.*.versions.*.events"
+
+    def dataset_version_events_subject(self, dataset_id: str, version_number: int) -> str:
+        """Subject of one version's DatasetVersionEvents ("datasets/{id}/versions/{n}")."""
+        return f"{self.prefix}.datasets.{dataset_id}.versions.{version_number}.events"
+
     def run_control_subject(self, run_id: str) -> str:
         return f"{self.prefix}.control.{run_id}"
 
@@ -184,7 +199,7 @@ async def ensure_streams(
         js,
         StreamConfig(
             name=names.events,
-            subjects=[names.events_subject_pattern],
+            subjects=[names.events_subject_pattern, names.dataset_events_subject_pattern],
             retention=RetentionPolicy.LIMITS,
             storage=StorageType.FILE,
             discard=DiscardPolicy.OLD,
@@ -204,6 +219,31 @@ async def ensure_worker_consumer(
     """Durable pull consumer shared by all trainer workers (the work-queue stream allows one per subject)."""
     await _ensure_consumer(js, names.jobs, WORKER_CONSUMER, names.jobs_subject, ack_wait, policy, 1000)
     return WORKER_CONSUMER
+
+
+async def ensure_dataset_worker_consumer(
+    js: JetStreamContext,
+    names: StreamNames = DEFAULT_STREAM_NAMES,
+    ack_wait: float = 120.0,
+    policy: RetryPolicy = DEFAULT_RETRY,
+) -> str:
+    """Durable pull consumer of dataset preparation jobs, shared by all workers."""
+    await _ensure_consumer(
+        js, names.jobs, DATASET_WORKER_CONSUMER, names.dataset_jobs_subject, ack_wait, policy, 1000
+    )
+    return DATASET_WORKER_CONSUMER
+
+
+async def ensure_dataset_events_consumer(
+    js: JetStreamContext,
+    durable: str,
+    names: StreamNames = DEFAULT_STREAM_NAMES,
+    policy: RetryPolicy = DEFAULT_RETRY,
+) -> str:
+    """Durable pull consumer over every dataset version's events (training_run's dataset tracker)."""
+    pattern = names.dataset_events_subject_pattern
+    await _ensure_consumer(js, names.events, durable, pattern, 30.0, policy, 10_000)
+    return durable
 
 
 async def ensure_events_consumer(
@@ -267,17 +307,26 @@ async def consume_batches(
     ``FETCH_WAIT_SECONDS``) and ``await handle(messages)``; a wait that brought none fetches again at once.
 
     A failed fetch is logged with its traceback under ``failure`` (a ``quiet`` error, e.g. a reconnecting
-    connection, is not) and tried again after ``retry_delay`` seconds: it never ends the loop.
+    connection, is not) and tried again after ``retry_delay`` seconds. Only a connection closed for good ends
+    the loop: nats-py turns a cancellation that meets a closed connection into ``ConnectionClosedError``,
+    and retrying that would swallow the cancel and spin forever (a task that never stops).
     """
     while True:
+        raise_if_cancelling()  # a cancel lost inside the fetch (common.tasks.cancel_and_wait) ends it here
         try:
             messages = await subscription.fetch(batch, timeout=FETCH_WAIT_SECONDS)
         except (TimeoutError, nats.errors.TimeoutError):
             continue
+        except nats.errors.ConnectionClosedError:
+            raise_if_cancelling()
+            logger.warning("connection closed; consumer stopped", failure=failure)
+            return
         except quiet:
+            raise_if_cancelling()
             await asyncio.sleep(retry_delay)
             continue
         except Exception:
+            raise_if_cancelling()
             logger.exception(failure)
             await asyncio.sleep(retry_delay)
             continue

@@ -41,10 +41,7 @@ def main(
         app = await build_app(settings)
         start_metrics_endpoint(settings.metrics_port)
 
-        async def close() -> None:
-            await app.close(0)
-
-        await run_until_signalled(app.server, settings.shutdown_grace_seconds, close)
+        await run_until_signalled(app.server, settings.shutdown_grace_seconds, app.close)
 
     asyncio.run(serve())
     return 0

@@ -189,6 +189,13 @@ def run_detail(run: training_run_pb2.TrainingRun) -> list[Table]:
                 when(t.time), state_name(t.from_state), state_name(t.to_state), str(t.attempt), t.reason
             )
         tables.append(history)
+    if run.attempts:
+        attempts = Table(title="attempts", title_justify="left")
+        for column in ("ATTEMPT", "BATCH SIZE", "LEARNING RATE"):
+            attempts.add_column(column)
+        for a in run.attempts:
+            attempts.add_row(str(a.attempt), str(a.batch_size), f"{a.learning_rate:.6g}")
+        tables.append(attempts)
     return tables
 
 

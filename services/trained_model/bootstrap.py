@@ -19,6 +19,7 @@ from common.metrics import GaugeRefresher
 from common.nats_streams import RetryPolicy, StreamNames, connect, ensure_streams
 from common.proto.raven.v1 import trained_model_pb2, trained_model_pb2_grpc
 from common.settings import Settings
+from common.tasks import STEP_TIMEOUT_SECONDS, Step, shut_down
 from common.tls import ClientTLS, ServerTLS
 from services.trained_model.adapters.training_runs import GrpcTrainingRunQueries, TrainingRunQueries
 from services.trained_model.entrypoints.grpc_servicer import REQUIRED_PERMISSIONS, TrainedModelServicer
@@ -51,15 +52,24 @@ class App:
     training_runs: TrainingRunQueries
     metrics: GaugeRefresher
 
-    async def close(self, grace: float = 0) -> None:
-        await self.server.stop(grace)
-        await self.metrics.stop()
-        if self.registrar is not None:
-            await self.registrar.stop()
-        if self.nats is not None:
+    async def close(self, grace: float = 0, step_timeout: float = STEP_TIMEOUT_SECONDS) -> None:
+        """Stop serving, then the registrar, then close connections; each step bounded (``common.tasks``)."""
+        registrar = self.registrar
+        steps = [
+            Step(
+                "grpc server", lambda: self.server.stop(grace), self.server.open_streams, grace + step_timeout
+            ),
+            Step("metrics", self.metrics.stop),
+            *([Step("registrar", registrar.stop)] if registrar is not None else []),
+            Step("nats", self._close_nats),
+            Step("training_run client", self.training_runs.close),
+            Step("database", self.engine.dispose),
+        ]
+        await shut_down(SERVICE, steps, step_timeout)
+
+    async def _close_nats(self) -> None:
+        if self.nats is not None and not self.nats.is_closed:
             await self.nats.close()
-        await self.training_runs.close()
-        await self.engine.dispose()
 
 
 async def migrate(settings: Settings) -> None:

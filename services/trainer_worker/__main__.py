@@ -1,4 +1,5 @@
-"""``python -m services.trainer_worker``: take jobs until SIGTERM/SIGINT, then hand running ones back."""
+"""``python -m services.trainer_worker``: take training and dataset preparation jobs until SIGTERM/SIGINT,
+then hand running ones back."""
 
 from __future__ import annotations
 
@@ -20,12 +21,13 @@ async def serve(settings: Settings) -> None:
     shutdowns: list[asyncio.Task[None]] = []
 
     def on_signal() -> None:
+        shutdowns.append(asyncio.ensure_future(app.datasets.shutdown()))
         shutdowns.append(asyncio.ensure_future(app.worker.shutdown()))
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal)
     try:
-        await app.worker.run()
+        await asyncio.gather(app.worker.run(), app.datasets.run())
         await asyncio.gather(*shutdowns)
     finally:
         await app.close()

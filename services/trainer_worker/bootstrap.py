@@ -1,36 +1,46 @@
 """The one place that wires the trainer worker: settings → NATS, job queue, training_run client, reporter,
-checkpoint store, control channel and steps → the service layer's ``Attempts`` → the intake ``Worker``.
+checkpoint store, control channel and steps → the service layer's ``Attempts`` → the intake ``Worker``; and
+the dataset job queue, version event publisher and artifact store → ``prepare_job`` → the ``DatasetWorker``.
 
 Nothing connects at import time; ``build_worker``'s keyword arguments let tests pass their own steps/client.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
 
 from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
 
 from common.artifacts import ArtifactStore
 from common.logging import get_logger
 from common.nats_streams import RetryPolicy, StreamNames, connect
 from common.proto.raven.v1 import training_run_pb2
 from common.settings import Settings
+from common.tasks import STEP_TIMEOUT_SECONDS, Step, shut_down
 from common.tls import ClientTLS
 from services.trainer_worker.adapters.checkpoints import CheckpointSync
 from services.trainer_worker.adapters.control import NatsControlChannel
+from services.trainer_worker.adapters.dataset_jobs import DatasetEventPublisher, DatasetJobQueue
 from services.trainer_worker.adapters.events import RunEventPublisher
 from services.trainer_worker.adapters.jobs import JobQueue
 from services.trainer_worker.adapters.training_run_client import TrainingRunClient
 from services.trainer_worker.adapters.worker_credential import WorkerCredential, refuse_signing_keys
 from services.trainer_worker.domain.job import worker_slots
+from services.trainer_worker.entrypoints.dataset_worker import DatasetWorker
 from services.trainer_worker.entrypoints.worker import Worker
 from services.trainer_worker.service_layer.attempt import AttemptConfig, Attempts, AttemptServices
+from services.trainer_worker.service_layer.dataset_preparation import PreparationServices, prepare_job
 from services.trainer_worker.service_layer.steps import JobSteps
 
 log = get_logger("trainer_worker")
+
+SERVICE = "trainer_worker"
 
 
 def worker_id(settings: Settings) -> str:
@@ -85,11 +95,25 @@ class WorkerApp:
     queue: JobQueue
     client: TrainingRunClient
     worker: Worker
+    datasets: DatasetWorker  # dataset version preparation, beside the training slots
 
-    async def close(self) -> None:
-        await self.queue.close()
-        await self.client.close()
-        await self.nc.drain()
+    async def close(self, step_timeout: float = STEP_TIMEOUT_SECONDS) -> None:
+        """Close the job subscription, the training_run channel and NATS; each step bounded
+        (``common.tasks``). The jobs were settled before (``Worker.shutdown``)."""
+        steps = [
+            Step("job subscription", self.queue.close),
+            Step("training_run client", self.client.close),
+            Step("nats", self._close_nats),
+        ]
+        await shut_down(SERVICE, steps, step_timeout)
+
+    async def _close_nats(self) -> None:
+        if self.nc.is_closed:
+            return
+        try:
+            await self.nc.drain()  # the last acks and naks go out
+        except Exception:
+            await self.nc.close()
 
 
 async def build_worker(
@@ -156,6 +180,7 @@ async def build_worker(
             ),
         )
     )
+    datasets = await build_dataset_worker(settings, js, names, artifacts, wid, ack_wait, fetch_timeout)
     devices = slot_devices(settings.device, settings.worker_slots, gpu_count() if gpus is None else gpus)
     client.info = worker_info(devices, gpu_model() if any(d.startswith("cuda") for d in devices) else "")
     worker = Worker(
@@ -165,6 +190,8 @@ async def build_worker(
         fetch_timeout=fetch_timeout,
         announce=client.heartbeat_worker,
         announce_seconds=settings.heartbeat_seconds,
+        # stop asked, the child killed after the cancel grace, then checkpoint, release and nak
+        settle_seconds=settings.cancel_grace_seconds + 3 * STEP_TIMEOUT_SECONDS,
     )
     log.info(
         "worker built",
@@ -173,4 +200,32 @@ async def build_worker(
         nats=settings.nats_url,
         training_run=settings.training_run_addr,
     )
-    return WorkerApp(settings=settings, nc=nc, queue=queue, client=client, worker=worker)
+    return WorkerApp(settings=settings, nc=nc, queue=queue, client=client, worker=worker, datasets=datasets)
+
+
+async def build_dataset_worker(
+    settings: Settings,
+    js: JetStreamContext,
+    names: StreamNames,
+    artifacts: ArtifactStore,
+    wid: str,
+    ack_wait: float,
+    fetch_timeout: float,
+) -> DatasetWorker:
+    """The dataset preparation intake: its own durable consumer on the jobs stream, results on the version's
+    event subject; it closes its subscription when it stops."""
+    policy = RetryPolicy.from_settings(settings, jobs=True)
+    queue = DatasetJobQueue(js, names, ack_wait=ack_wait, policy=policy)
+    await queue.start(settings.stream_replicas)
+    stopping = asyncio.Event()
+
+    def publisher(version: str, attempt: int) -> DatasetEventPublisher:
+        return DatasetEventPublisher(js, names, version, attempt)
+
+    services = PreparationServices(artifacts, publisher, wid, ack_wait, policy, stopping)
+    return DatasetWorker(
+        queue=queue,
+        handle=functools.partial(prepare_job, services=services),
+        stopping=stopping,
+        fetch_timeout=fetch_timeout,
+    )

@@ -14,21 +14,26 @@ from pathlib import Path
 from nats.aio.client import Client as NATS
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from common.artifacts import ArtifactStore
 from common.auth import TokenVerifier
 from common.db import make_engine, make_session_factory, upgrade_to_head_async
 from common.dead_letters import DeadLetters
 from common.grpc_server import RunningServer, ServiceRegistration, create_server
 from common.metrics import GaugeRefresher
 from common.nats_streams import RetryPolicy, StreamNames, connect, ensure_streams
-from common.proto.raven.v1 import training_run_pb2, training_run_pb2_grpc
+from common.proto.raven.v1 import datasets_pb2_grpc, training_run_pb2, training_run_pb2_grpc
 from common.settings import Settings
+from common.tasks import STEP_TIMEOUT_SECONDS, Step, Stoppable, shut_down
 from common.tls import ClientTLS, ServerTLS
+from services.training_run.adapters.dataset_feeds import DatasetVersionFeeds
+from services.training_run.adapters.dataset_snapshot import DatasetSnapshots, SnapshotLimits
 from services.training_run.adapters.outbox import OutboxRelay
 from services.training_run.adapters.proto_mapping import run_to_proto
 from services.training_run.adapters.run_feeds import RunChangesHub, RunFeedHub
 from services.training_run.adapters.run_versions import RunVersions, run_versions_for
 from services.training_run.adapters.trained_models import GrpcTrainedModelClient, TrainedModelClient
-from services.training_run.entrypoints import dead_letters, event_consumer
+from services.training_run.entrypoints import dataset_events, dataset_servicer, dead_letters, event_consumer
+from services.training_run.entrypoints.dataset_events import DatasetEventConsumer
 from services.training_run.entrypoints.dead_letters import DeadLetterConsumer
 from services.training_run.entrypoints.event_consumer import EventConsumer
 from services.training_run.entrypoints.grpc_servicer import (
@@ -38,6 +43,8 @@ from services.training_run.entrypoints.grpc_servicer import (
 )
 from services.training_run.entrypoints.metrics import metrics_refresher
 from services.training_run.entrypoints.reaper import Reaper
+from services.training_run.service_layer.dataset_tracking import DatasetTracking
+from services.training_run.service_layer.datasets import DatasetService
 from services.training_run.service_layer.discovery import Discovery
 from services.training_run.service_layer.run_reads import RenderedRuns
 from services.training_run.service_layer.run_tracking import LeaseSettings, RunTracking
@@ -74,27 +81,61 @@ class App:
     versions: RunVersions
     reads: RenderedRuns[training_run_pb2.TrainingRun]
     metrics: GaugeRefresher
+    datasets: DatasetService
+    dataset_consumer: DatasetEventConsumer
 
     @property
     def port(self) -> int:
         return self.server.port
 
-    async def close(self, grace: float = 0) -> None:
-        """Stop serving, then the background tasks, then close connections (the DB holds all state)."""
-        await self.server.stop(grace)
+    async def close(self, grace: float = 0, step_timeout: float = STEP_TIMEOUT_SECONDS) -> None:
+        """Stop serving, then the background tasks, then close connections (the DB holds all state).
+
+        Watch streams never end by themselves: they are ended first (UNAVAILABLE, clients reconnect to
+        another replica) so the server's ``grace`` goes to unary calls. Each step is bounded by
+        ``step_timeout`` (the server's by ``grace`` more); one that overruns is logged and abandoned.
+        """
+
+        def open_streams() -> dict[str, int]:
+            return {**self.server.open_streams(), **self.feeds.open_streams(), **self.changes.open_streams()}
+
+        steps = [
+            Step("health", self.server.health.enter_graceful_shutdown),
+            Step("watch streams", self._close_feeds, open_streams),
+            Step("grpc server", lambda: self.server.stop(grace), open_streams, timeout=grace + step_timeout),
+            *(Step(name, task.stop) for name, task in self._tasks()),
+            Step("trained_model client", self.trained_models.close),
+            Step("version probe", self._close_versions),
+            Step("nats", self._close_nats),
+            Step("database", self.engine.dispose),
+        ]
+        await shut_down(SERVICE, steps, step_timeout)
+
+    def _tasks(self) -> list[tuple[str, Stoppable]]:
+        return [
+            ("metrics", self.metrics),
+            ("reaper", self.reaper),
+            ("dead letter consumer", self.dead_letters),
+            ("event consumer", self.consumer),
+            ("dataset event consumer", self.dataset_consumer),
+            ("outbox relay", self.relay),
+        ]
+
+    async def _close_feeds(self) -> None:
         await self.feeds.close()
         await self.changes.close()
-        for task in (self.metrics, self.reaper, self.dead_letters, self.consumer, self.relay):
-            await task.stop()
-        await self.trained_models.close()
+
+    async def _close_versions(self) -> None:
         self.versions.close()
-        if not self.nc.is_closed:
-            # Every publish is acked or left unsent in the outbox, so nothing needs draining (a drain can wait
-            # 30 s on a cancelled pull request).
-            with contextlib.suppress(Exception):
-                await self.nc.flush(timeout=1)
-            await self.nc.close()
-        await self.engine.dispose()
+
+    async def _close_nats(self) -> None:
+        if self.nc.is_closed:
+            return
+        # Every publish is acked or left unsent in the outbox, so nothing needs draining (a drain can wait
+        # 30 s on a cancelled pull request).
+        with contextlib.suppress(Exception):
+            await self.nc.flush(timeout=1)
+        await self.nc.close()
 
 
 async def migrate(settings: Settings) -> None:
@@ -112,6 +153,7 @@ async def build_app(
     start_relay: bool = True,
     start_consumer: bool = True,
     start_reaper: bool = True,
+    snapshot_limits: SnapshotLimits | None = None,
     metrics_interval: float = 5.0,
 ) -> App:
     """Migrate, connect, start background tasks and the gRPC server.
@@ -152,6 +194,11 @@ async def build_app(
         DeadLetters(js, names, dead_letters.DURABLE, policy, clock),
         clock,
     )
+    datasets = DatasetService(uow, clock)
+    dataset_consumer = DatasetEventConsumer(
+        js, names, DatasetTracking(uow, clock).apply,
+        DeadLetters(js, names, dataset_events.DURABLE, policy, clock),
+    )  # fmt: skip
     reaper = Reaper(tracking.reap_expired_leases, settings.reaper_interval_seconds)
     feeds = RunFeedHub(js, names, feed_response(service))
     changes = RunChangesHub(nc, names, lambda event: service.snapshot(event.run_id))
@@ -160,6 +207,7 @@ async def build_app(
     if start_consumer:
         await consumer.start()
         await dead_letter_consumer.start()
+        await dataset_consumer.start()
     if start_reaper:
         reaper.start()
     metrics = metrics_refresher(service, js, names, feeds, changes, metrics_interval)
@@ -180,8 +228,17 @@ async def build_app(
         service_name=SERVICE_NAME,
         required_permissions=REQUIRED_PERMISSIONS,
     )
+    snapshots = DatasetSnapshots(
+        ArtifactStore(settings.artifact_root), settings.dataset_root, snapshot_limits or SnapshotLimits()
+    )
+    dataset_registration = ServiceRegistration(
+        add_to_server=datasets_pb2_grpc.add_DatasetServiceServicer_to_server,
+        servicer=dataset_servicer.DatasetServicer(datasets, snapshots, DatasetVersionFeeds(js, names)),
+        service_name=dataset_servicer.SERVICE_NAME,
+        required_permissions=dataset_servicer.REQUIRED_PERMISSIONS,
+    )
     server = await create_server(
-        [registration],
+        [registration, dataset_registration],
         verifier,
         address=address or f"[::]:{settings.grpc_port}",
         tls=ServerTLS.from_settings(settings),
@@ -205,4 +262,6 @@ async def build_app(
         versions=versions,
         reads=reads,
         metrics=metrics,
+        datasets=datasets,
+        dataset_consumer=dataset_consumer,
     )

@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.mark.parametrize(
     ("module", "service"),
     [("services.training_run", "raven.v1.TrainingRunService"),
+     ("services.training_run", "raven.v1.DatasetService"),
      ("services.trained_model", "raven.v1.TrainedModelService")],
 )
 def test_process_serves_health_and_reflection(

@@ -108,6 +108,8 @@ async def test_killed_worker_is_replaced_and_the_run_resumes(stack: Stack, index
 
     assert final.state == types_pb2.SUCCEEDED, (final.failure, kills)
     assert len(models) == 1 and final.trained_model == models[0].name
+    # The history covers the whole run, the killed attempts' epochs included, each epoch once.
+    assert [h.epoch for h in models[0].evaluation.history] == list(range(1, EPOCHS[point] + 1))
     assert kills, f"no kill happened at {point}"
     assert harness.sequences(events) == harness.sequences(replayed)  # the live watch saw each event once
     if point != "uploading" or final.attempt > 1:  # an upload kill may land after `completed` was stored

@@ -6,8 +6,12 @@ credentials, Alice's resources (``World``), and the calls and leak checks the ma
 
 from __future__ import annotations
 
+import hashlib
+import io
+import json
 import time
 import uuid
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +21,7 @@ import jwt
 from google.protobuf import field_mask_pb2, message
 
 from common.auth import Permission
+from common.proto.raven.v1 import datasets_pb2 as ds
 from common.proto.raven.v1 import trained_model_pb2 as tm
 from common.proto.raven.v1 import training_run_pb2 as tr
 from common.proto.raven.v1 import types_pb2
@@ -26,16 +31,30 @@ from tests.security.stack import JSON_CONFIG, Stack, checkpoint_bytes
 
 TR = "/raven.v1.TrainingRunService/"
 TM = "/raven.v1.TrainedModelService/"
+DS = "/raven.v1.DatasetService/"
 SECRET_RUN_NAME = "alice-private-run-" + uuid.uuid4().hex[:6]
 SECRET_MODEL_NAME = "alice-private-model-" + uuid.uuid4().hex[:6]
+SECRET_DATASET_NAME = "alice-private-dataset-" + uuid.uuid4().hex[:6]
 LEAK_MARKERS = ("Traceback", 'File "', "sqlalchemy", "Error(", "site-packages")
+
+
+def _upload_zip() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        zf.writestr("annotations.json", json.dumps({"images": [], "annotations": [], "categories": []}))
+    return buffer.getvalue()
+
+
+UPLOAD = _upload_zip()
 
 
 # ---- rows: one per RPC -------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Row:
     request: Callable[[Stack, str], message.Message]  # request aimed at the resource name given
-    resource: str | None  # kind of resource the RPC targets: run, terminal_run, pending_run, model, or None
+    # kind of resource the RPC targets: run, terminal_run, pending_run, model, dataset, version, or None
+    resource: str | None
+    more: Callable[[Stack], list[message.Message]] | None = None  # further messages of a client stream
 
 
 def _run_spec(stack: Stack, display_name: str = "matrix run", **extra: Any) -> tr.TrainingRun:
@@ -115,6 +134,34 @@ ROWS: dict[str, Row] = {
         lambda s, n: tm.DownloadModelArtifactRequest(name=n, kind=types_pb2.CHECKPOINT), "model"
     ),
     TM + "GetTrainedModelStatistics": Row(lambda s, n: tm.GetTrainedModelStatisticsRequest(name=n), "model"),
+    DS + "CreateDataset": Row(
+        lambda s, n: ds.CreateDatasetRequest(dataset=ds.Dataset(display_name="m")), None
+    ),
+    DS + "GetDataset": Row(lambda s, n: ds.GetDatasetRequest(name=n), "dataset"),
+    DS + "ListDatasets": Row(lambda s, n: ds.ListDatasetsRequest(), None),
+    DS + "DeleteDataset": Row(lambda s, n: ds.DeleteDatasetRequest(name=n), "dataset"),
+    DS + "CreateDatasetVersion": Row(
+        lambda s, n: ds.CreateDatasetVersionRequest(
+            parent=n, dataset_version=ds.DatasetVersion(source_uri=f"file://{s.dataset_root}/{s.dataset}")
+        ),
+        "dataset",
+    ),
+    DS + "GetDatasetVersion": Row(lambda s, n: ds.GetDatasetVersionRequest(name=n), "version"),
+    DS + "ListDatasetVersions": Row(lambda s, n: ds.ListDatasetVersionsRequest(parent=n), "dataset"),
+    DS + "DeleteDatasetVersion": Row(lambda s, n: ds.DeleteDatasetVersionRequest(name=n), "version"),
+    DS + "WatchDatasetVersion": Row(lambda s, n: ds.WatchDatasetVersionRequest(name=n), "version"),
+    DS + "UploadDatasetVersion": Row(
+        lambda s, n: ds.UploadDatasetVersionRequest(
+            metadata=ds.UploadDatasetVersionMetadata(
+                parent=n,
+                size_bytes=len(UPLOAD),
+                sha256=hashlib.sha256(UPLOAD).hexdigest(),
+                format=ds.ARCHIVE_FORMAT_ZIP,
+            )
+        ),
+        "dataset",
+        more=lambda s: [ds.UploadDatasetVersionRequest(chunk=UPLOAD)],
+    ),
 }
 METHODS = {path(m): m for m in all_methods()}
 
@@ -169,6 +216,22 @@ class World:
         self.run = stack.create_run(stack.who.alice, SECRET_RUN_NAME)
         self.terminal_run = self._cancelled(SECRET_RUN_NAME)
         self.model = stack.import_model(stack.who.alice, SECRET_MODEL_NAME)
+        self.dataset = self.new_dataset()
+        self.version = self.new_version(self.dataset)
+
+    def new_dataset(self) -> str:
+        request = ds.CreateDatasetRequest(dataset=ds.Dataset(display_name=SECRET_DATASET_NAME))
+        return str(self.stack.datasets.CreateDataset(request, metadata=self.stack.who.alice, timeout=30).name)
+
+    def new_version(self, dataset: str) -> str:
+        version = ds.DatasetVersion(
+            source_uri=f"file://{self.stack.dataset_root}/{self.stack.dataset}",
+            description=SECRET_DATASET_NAME,
+        )
+        request = ds.CreateDatasetVersionRequest(parent=dataset, dataset_version=version)
+        return str(
+            self.stack.datasets.CreateDatasetVersion(request, metadata=self.stack.who.alice, timeout=30).name
+        )
 
     def _cancelled(self, display_name: str) -> Any:
         run = self.stack.create_run(self.stack.who.alice, display_name)
@@ -183,6 +246,8 @@ class World:
             "claimed_run": self.run.name,
             "terminal_run": self.terminal_run.name,
             "model": self.model.name,
+            "dataset": self.dataset,
+            "version": self.version,
         }[kind]
 
     def fresh(self, kind: str | None) -> str:
@@ -200,22 +265,32 @@ class World:
             return name
         if kind == "model":
             return str(self.stack.import_model(self.stack.who.alice, "fresh model").name)
+        if kind == "dataset":
+            return self.new_dataset()
+        if kind == "version":
+            return self.new_version(self.new_dataset())
         return ""
 
     @staticmethod
     def missing(kind: str) -> str:
         if kind == "model":
             return f"trainedModels/{uuid.uuid4()}"
+        if kind == "dataset":
+            return f"datasets/{uuid.uuid4().hex}"
+        if kind == "version":
+            return f"datasets/{uuid.uuid4().hex}/versions/1"
         return f"trainingRuns/{uuid.uuid4().hex}"
 
 
 def call(stack: Stack, method_path: str, request: message.Message, metadata: Any) -> Outcome:
-    channel = stack.tr_channel if method_path.startswith(TR) else stack.tm_channel
-    return invoke(channel, METHODS[method_path], request, metadata, timeout=60, stream_timeout=1.5)
+    channel = stack.tm_channel if method_path.startswith(TM) else stack.tr_channel  # datasets: training_run
+    row = ROWS.get(method_path)
+    more = row.more(stack) if row is not None and row.more is not None else []
+    return invoke(channel, METHODS[method_path], request, metadata, timeout=60, stream_timeout=1.5, more=more)
 
 
 def assert_no_leak(outcome: Outcome, *extra: str) -> None:
-    for marker in (*LEAK_MARKERS, SECRET_RUN_NAME, SECRET_MODEL_NAME, *extra):
+    for marker in (*LEAK_MARKERS, SECRET_RUN_NAME, SECRET_MODEL_NAME, SECRET_DATASET_NAME, *extra):
         assert marker not in outcome.details, f"{marker!r} leaked in {outcome}"
         assert marker.encode() not in outcome.status_details, f"{marker!r} leaked in status details"
 

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
 from google.protobuf import descriptor, message, message_factory
 
-from common.proto.raven.v1 import trained_model_pb2, training_run_pb2
+from common.proto.raven.v1 import datasets_pb2, trained_model_pb2, training_run_pb2
 
 SERVICES = (
     training_run_pb2.DESCRIPTOR.services_by_name["TrainingRunService"],
     trained_model_pb2.DESCRIPTOR.services_by_name["TrainedModelService"],
+    datasets_pb2.DESCRIPTOR.services_by_name["DatasetService"],
 )
 # Worker (service identity) RPCs, by the naming the services use; every other RPC is a user RPC.
 WORKER_METHODS = frozenset(
@@ -71,6 +73,7 @@ def invoke(
     timeout: float = 30.0,
     stream_timeout: float = 1.0,
     max_stream_items: int = 20,
+    more: Sequence[message.Message] = (),
 ) -> Outcome:
     """Call ``method``; a server stream is read until it ends, ``max_stream_items`` or ``stream_timeout``."""
     response_type = response_class(method)
@@ -91,6 +94,16 @@ def invoke(
                 return Outcome(code, error.details() or "", responses, stream_open=True)  # type: ignore[attr-defined]
             return Outcome(code, error.details() or "", responses, _trailing(error))  # type: ignore[attr-defined]
         return Outcome(grpc.StatusCode.OK, responses=responses)
+    if method.client_streaming:  # ``request`` is the first message, ``more`` the rest
+        stream_call = channel.stream_unary(path(method), serializer, response_type.FromString)
+        messages = [request, *more]
+        try:
+            return Outcome(
+                grpc.StatusCode.OK,
+                responses=[stream_call(iter(messages), metadata=metadata, timeout=timeout)],
+            )
+        except grpc.RpcError as error:
+            return Outcome(error.code(), error.details() or "", [], _trailing(error))  # type: ignore[attr-defined]
     call = channel.unary_unary(path(method), serializer, response_type.FromString)
     try:
         return Outcome(grpc.StatusCode.OK, responses=[call(request, metadata=metadata, timeout=timeout)])

@@ -30,6 +30,7 @@ from common.artifacts import ArtifactStore
 from common.auth import USER_PERMISSIONS, Permission
 from common.nats_streams import StreamNames
 from common.proto.raven.v1 import (
+    datasets_pb2_grpc,
     trained_model_pb2,
     trained_model_pb2_grpc,
     training_run_pb2,
@@ -47,7 +48,8 @@ T = TypeVar("T")
 CLASSES = ["bottle", "tire", "bag"]
 # An owner without the view-all claims: sees only its own runs and its own or published models.
 OWNER_PERMISSIONS = frozenset(
-    USER_PERMISSIONS - {Permission.VIEW_ALL_TRAINING_RUNS, Permission.VIEW_ALL_MODELS}
+    USER_PERMISSIONS
+    - {Permission.VIEW_ALL_TRAINING_RUNS, Permission.VIEW_ALL_MODELS, Permission.VIEW_ALL_DATASETS}
 )
 JSON_CONFIG = {"model": {"type": "RTMDet", "bbox_head": {"type": "RTMDetSepBNHead", "num_classes": 2}}}
 
@@ -136,6 +138,7 @@ class Stack:
         self.channels = [self.tr_channel, self.tm_channel]
         self.runs = training_run_pb2_grpc.TrainingRunServiceStub(self.tr_channel)
         self.models = trained_model_pb2_grpc.TrainedModelServiceStub(self.tm_channel)
+        self.datasets = datasets_pb2_grpc.DatasetServiceStub(self.tr_channel)
         return self
 
     async def _start(self) -> None:

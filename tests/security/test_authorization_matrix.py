@@ -25,12 +25,15 @@ import grpc
 import pytest
 
 from common.auth import Permission
+from common.proto.raven.v1 import datasets_pb2 as ds
 from common.proto.raven.v1 import trained_model_pb2 as tm
 from common.proto.raven.v1 import training_run_pb2 as tr
 from tests.helpers import bearer, token
 from tests.security.matrix import (
+    DS,
     METHODS,
     ROWS,
+    SECRET_DATASET_NAME,
     SECRET_MODEL_NAME,
     SECRET_RUN_NAME,
     TM,
@@ -160,14 +163,16 @@ def test_other_owners_resource_is_indistinguishable_from_a_missing_one(
     )
     assert_no_leak(theirs, "alice")
     # Alice's resource is untouched by bob's attempt.
-    still = call(
-        stack,
-        TM + "GetTrainedModel" if kind == "model" else TR + "GetTrainingRun",
-        (tm.GetTrainedModelRequest if kind == "model" else tr.GetTrainingRunRequest)(name=existing),
-        stack.who.alice,
-    )
+    getter, request = {
+        "model": (TM + "GetTrainedModel", tm.GetTrainedModelRequest),
+        "dataset": (DS + "GetDataset", ds.GetDatasetRequest),
+        "version": (DS + "GetDatasetVersion", ds.GetDatasetVersionRequest),
+    }.get(kind, (TR + "GetTrainingRun", tr.GetTrainingRunRequest))
+    still = call(stack, getter, request(name=existing), stack.who.alice)
     assert still.ok, still
-    assert still.responses[0].display_name in (SECRET_RUN_NAME, SECRET_MODEL_NAME)
+    found = still.responses[0]
+    label = found.description if kind == "version" else found.display_name
+    assert label in (SECRET_RUN_NAME, SECRET_MODEL_NAME, SECRET_DATASET_NAME)
 
 
 # ---- "another owner" for the RPCs that take no resource name -----------------------------------------------

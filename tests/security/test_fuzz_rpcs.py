@@ -188,7 +188,8 @@ def _targets(request: message.Message) -> set[str]:
 @pytest.mark.parametrize("method_path", sorted(METHODS))
 def test_fuzz_rpc(fuzz: Fuzz, method_path: str) -> None:
     method = METHODS[method_path]
-    channel = fuzz.stack.tr_channel if "TrainingRunService" in method_path else fuzz.stack.tm_channel
+    # DatasetService is served by the training_run server
+    channel = fuzz.stack.tm_channel if "TrainedModelService" in method_path else fuzz.stack.tr_channel
     counts = COUNTS[method_path]
 
     @settings(

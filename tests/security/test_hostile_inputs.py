@@ -56,7 +56,7 @@ def payloads(marker: Path) -> list[str]:
 
 
 def call(stack: Stack, method_path: str, request: Any, who: Any) -> Outcome:
-    channel = stack.tr_channel if method_path.startswith(TR) else stack.tm_channel
+    channel = stack.tm_channel if method_path.startswith(TM) else stack.tr_channel
     return invoke(channel, METHODS[method_path], request, who, timeout=60, stream_timeout=1.5)
 
 

@@ -72,3 +72,50 @@ async def test_batches_go_to_the_handler_timeouts_fetch_again_and_failures_are_l
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+class _SwallowingSubscription:
+    """A fetch that loses its cancellation and returns a batch, as Python 3.11's asyncio.wait_for does when
+    the cancel arrives just as the message does (nats-py's next_msg waits in it)."""
+
+    def __init__(self) -> None:
+        self.fetches = 0
+        self.waiting = asyncio.Event()
+
+    async def fetch(self, batch: int, timeout: float) -> list[str]:  # noqa: ASYNC109 (nats signature)
+        self.fetches += 1
+        self.waiting.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            return ["arrived with the cancel"]
+        return []
+
+
+async def test_a_cancellation_lost_inside_the_fetch_still_ends_the_loop() -> None:
+    subscription = _SwallowingSubscription()
+    handled: list[list[str]] = []
+
+    async def handle(messages: list[str]) -> None:
+        handled.append(messages)
+
+    task = asyncio.create_task(
+        consume_batches(
+            subscription,  # type: ignore[arg-type]
+            handle,  # type: ignore[arg-type]
+            batch=1,
+            logger=_Log(),  # type: ignore[arg-type]
+            failure="fetch failed",
+            retry_delay=0.001,
+        )
+    )
+    await asyncio.wait_for(subscription.waiting.wait(), 5)
+    task.cancel()  # once: the fetch swallows it
+    done, _ = await asyncio.wait({task}, timeout=2)
+    try:
+        assert done and task.cancelled()
+        assert handled == [["arrived with the cancel"]] and subscription.fetches == 1
+    finally:
+        if not done:  # the old loop: fetching again, never to end by itself
+            task.cancel()
+            await asyncio.wait({task}, timeout=2)

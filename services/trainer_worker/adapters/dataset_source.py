@@ -6,7 +6,8 @@ Layout: ``<root>/<ref>/{train,val[,test]}.json`` or ``<root>/<ref>/annotations.j
 a local root symlinks are resolved and must stay inside it too (``common.dataset_refs.DatasetRoot``).
 
 Images are read once each, on a thread pool: the bytes stream through sha256 (and, for a remote root, into the
-work dir), and PIL reads only the header for the size check, so preparation stays I/O bound.
+work dir), then ``adapters/image_facts.py`` decodes them once to the end and checks their size as training
+sees it (EXIF orientation applied).
 """
 
 from __future__ import annotations
@@ -19,17 +20,16 @@ import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from PIL import Image
 from pycocotools.coco import COCO
 
 from common.dataset_layout import SPLIT_NAMES, UNSPLIT, DatasetLayout, normalize_dataset_ref
 from common.dataset_refs import DatasetRoot, find_layout
 from common.errors import AppError, InvalidArgument
-from services.trainer_worker.domain.coco import CocoDataset, ImageRecord, parse_coco
+from services.trainer_worker.adapters.image_facts import FileFacts, inspect_image, report_image
+from services.trainer_worker.domain.coco import CocoDataset, parse_coco
 from services.trainer_worker.domain.dataset import PreparedDataset, select_classes
 from services.trainer_worker.domain.problems import DatasetInvalid, Problem, ProblemLog
 from services.trainer_worker.domain.split import (
@@ -45,14 +45,6 @@ IO_THREADS = min(32, 4 * (os.cpu_count() or 1))
 IO_BATCH = 32  # files per pool task: a future per file costs more than reading a small image
 DEFAULT_FRACTIONS = SplitFractions()
 _UNREADABLE = object()  # stands for an annotation file that is not JSON
-
-
-@dataclass(frozen=True)
-class _ImageFacts:
-    sha256: str = ""
-    size: tuple[int, int] | None = None
-    missing: bool = False
-    error: str = ""
 
 
 def resolve_dataset_ref(dataset_root_url: str, ref: str) -> str:
@@ -183,42 +175,29 @@ def _check_images(
         facts = dict(zip(file_names, (f for batch in results for f in batch), strict=True))
     prefix = len(splits) > 1
     for split, image in sorted(records, key=lambda r: (r[1].id, r[0])):
-        _report_image(image, facts[image.file_name], f"{split}.json: " if prefix else "", problems)
+        report_image(image, facts[image.file_name], f"{split}.json: " if prefix else "", problems)
     return {name: f.sha256 for name, f in facts.items() if f.sha256}
 
 
-def _report_image(image: ImageRecord, facts: _ImageFacts, prefix: str, problems: ProblemLog) -> None:
-    label = f"{prefix}image id {image.id}: file {image.file_name!r}"
-    if facts.missing:
-        problems.add(Problem.IMAGE_MISSING, f"{label} not found in the dataset directory")
-    elif facts.error:
-        problems.add(Problem.IMAGE_UNREADABLE, f"{label} is not a readable image ({facts.error})")
-    elif facts.size != (image.width, image.height):
-        w, h = facts.size or (0, 0)
-        problems.add(
-            Problem.IMAGE_SIZE_MISMATCH,
-            f"{label} is {w}x{h} pixels but the annotations say {image.width}x{image.height}",
-        )
-
-
-def _read_image(root: DatasetRoot, ref: str, file_name: str, copy_to: Path | None) -> _ImageFacts:
+def _read_image(root: DatasetRoot, ref: str, file_name: str, copy_to: Path | None) -> FileFacts:
+    """Read the file once: its bytes stream through sha256 (and the copy), then decode once in full."""
     path = root.join(ref, file_name)
     if not root.contains(path):
-        return _ImageFacts(error="it resolves outside the dataset root (symlink)")
+        return FileFacts(error="is not a readable image (it resolves outside the dataset root (symlink))")
     digest = hashlib.sha256()
+    data = bytearray()
     try:
         with root.fs.open(path, "rb") as src, _copy_target(copy_to, file_name) as dst:
-            head = src.read(CHUNK_BYTES)
-            for chunk in _chunks(src, head):
+            for chunk in _chunks(src, src.read(CHUNK_BYTES)):
                 digest.update(chunk)
+                data += chunk
                 if dst is not None:
                     dst.write(chunk)
-        size = _header_size(head) or _header_size_from_file(root, path)
     except FileNotFoundError:
-        return _ImageFacts(missing=True)
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        return _ImageFacts(sha256=digest.hexdigest(), error=str(exc) or type(exc).__name__)
-    return _ImageFacts(sha256=digest.hexdigest(), size=size)
+        return FileFacts(missing=True)
+    except OSError as exc:
+        return FileFacts(error=f"is not readable ({exc.strerror or type(exc).__name__})")
+    return FileFacts(sha256=digest.hexdigest(), image=inspect_image(bytes(data), perceptual_hash=False))
 
 
 def _chunks(src: IO[bytes], head: bytes) -> Iterator[bytes]:
@@ -237,22 +216,6 @@ def _copy_target(copy_to: Path | None, file_name: str) -> Iterator[IO[bytes] | N
     target.parent.mkdir(parents=True, exist_ok=True)
     with open(target, "wb") as dst:
         yield dst
-
-
-def _header_size(head: bytes) -> tuple[int, int] | None:
-    """Size from the header bytes alone; None when the header does not fit into ``head``."""
-    try:
-        with Image.open(io.BytesIO(head)) as image:
-            return image.size
-    except (OSError, SyntaxError, ValueError):
-        if len(head) < CHUNK_BYTES:
-            raise  # the whole file was in ``head``: it is not an image
-        return None
-
-
-def _header_size_from_file(root: DatasetRoot, path: str) -> tuple[int, int]:
-    with root.fs.open(path, "rb") as src, Image.open(src) as image:  # rare: header larger than CHUNK_BYTES
-        return image.size
 
 
 def _write_splits(splits: Mapping[str, CocoDataset], work_dir: Path) -> dict[str, Path]:

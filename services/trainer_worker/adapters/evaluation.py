@@ -2,8 +2,9 @@
 
 The best checkpoint (CheckpointHook ``save_best='coco/bbox_mAP'``) is evaluated on val and, when present, on
 test with mmdet's ``CocoMetric(classwise=True)``. History comes from mmengine's ``vis_data/scalars.json`` of
-every run in the work dir (a resumed attempt adds a directory). Per-class AP is -1 for a class without ground
-truth in the split (COCO's convention for "no data").
+every run in the work dir and, in a resumed attempt, from the scalars its checkpoint carried
+(``resume_state``). Per-class AP is -1 for a class without ground truth in the split (COCO's convention
+for "no data").
 
 Runs in the training child only; the heavy imports (mmengine's Runner, matplotlib, the frameworks whose
 versions are recorded) sit in the functions that need them, so the worker's parent process and the unit
@@ -24,6 +25,7 @@ from typing import Any
 COCO_KEYS = ("bbox_mAP", "bbox_mAP_50", "bbox_mAP_75", "bbox_mAP_s", "bbox_mAP_m", "bbox_mAP_l")
 METRICS_FILE = "metrics.json"
 CURVES_FILE = "training_curves.png"
+CARRIED_SCALARS = "carried_scalars.json"  # in a resumed attempt's log dir: the scalars logged before it
 _BEST = re.compile(r"best_coco_bbox_mAP_epoch_(\d+)\.pth$")
 
 
@@ -186,8 +188,22 @@ def framework_versions(device: str) -> dict[str, str]:
 
 
 def _scalar_records(work_dir: Path) -> list[dict[str, Any]]:
+    """The run's logged scalars: a resumed attempt's log dir starts from what its checkpoint carried
+    (``resume_state``), which replaces any earlier log dir in the same work dir."""
+    records: list[dict[str, Any]] = []
+    run_dirs = {p.parent.parent for p in work_dir.glob("*/vis_data/scalars.json")}
+    run_dirs |= {p.parent for p in work_dir.glob(f"*/{CARRIED_SCALARS}")}
+    for run_dir in sorted(run_dirs):  # timestamped run dirs sort by time
+        if (run_dir / CARRIED_SCALARS).is_file():
+            records = read_scalars(run_dir / CARRIED_SCALARS)
+        records += read_scalars(run_dir / "vis_data" / "scalars.json")
+    return records
+
+
+def read_scalars(path: Path) -> list[dict[str, Any]]:
+    """One mmengine ``scalars.json`` (JSON lines); nothing when absent."""
     records = []
-    for path in sorted(work_dir.glob("*/vis_data/scalars.json")):  # timestamped run dirs sort by time
+    if path.is_file():
         for line in path.read_text().splitlines():
             try:
                 records.append(json.loads(line))

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import nats.errors
+from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 from nats.js import JetStreamContext
 
@@ -29,6 +30,57 @@ PUBLISH_TIMEOUT = 5.0
 TERMINAL_RETRY = RetryPolicy(max_attempts=6, initial_backoff=0.25, max_backoff=5.0, jitter=False)
 
 
+async def publish_durably(publish: Callable[[], Awaitable[None]], what: str) -> None:
+    """Retry ``publish`` (a deduplicated publish: same Nats-Msg-Id) until the stream stores it.
+
+    Raises:
+        EventPublishFailed: not stored after TERMINAL_RETRY's tries.
+    """
+    failures = Failures(TERMINAL_RETRY)
+    while True:
+        try:
+            await publish()
+            return
+        except (TimeoutError, nats.errors.Error) as exc:
+            log.warning("terminal event not stored yet", what=what, try_=failures.count + 1, error=str(exc))
+            if not await failures.failed():
+                raise EventPublishFailed(f"{what} not stored: {exc}") from exc
+
+
+class SubjectPublisher:
+    """Publishes one attempt's events, in order, to one subject: best effort or durably (deduplicated).
+
+    The run and dataset-version publishers share it; ``published`` lists payload kinds (diagnostics).
+    """
+
+    def __init__(self, js: JetStreamContext, subject: str, what: str) -> None:
+        self._js = js
+        self.subject = subject
+        self._what = what
+        self._lock = asyncio.Lock()  # keeps this attempt's events in order on the subject
+        self.published: list[str] = []
+
+    async def publish(self, event: Message, msg_id: str | None = None) -> None:
+        headers = {"Nats-Msg-Id": msg_id} if msg_id else None
+        async with self._lock:
+            await self._js.publish(
+                self.subject, event.SerializeToString(), timeout=PUBLISH_TIMEOUT, headers=headers
+            )
+            self.published.append(event.WhichOneof("payload") or "")
+
+    async def best_effort(self, event: Message) -> None:
+        """Non-terminal events: a lost one is superseded by the next; a broker hiccup never fails a job."""
+        try:
+            await self.publish(event)
+        except (TimeoutError, nats.errors.Error) as exc:
+            log.warning(
+                "event not published", of=self._what, kind=event.WhichOneof("payload"), error=str(exc)
+            )
+
+    async def durably(self, event: Message, msg_id: str, kind: str) -> None:
+        await publish_durably(lambda: self.publish(event, msg_id), f"{kind} event for {self._what}")
+
+
 class RunEventPublisher(Reporter):
     def __init__(
         self,
@@ -42,37 +94,21 @@ class RunEventPublisher(Reporter):
         log_batch: LogBatch | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._js = js
-        self._subject = names.run_events_subject(run_id)
+        self._out = SubjectPublisher(js, names.run_events_subject(run_id), f"run {run_id}")
         self.run_id = run_id
         self.attempt = attempt
         self._throttle = ProgressThrottle(progress_every_iters, progress_every_seconds)
         self._logs = log_batch if log_batch is not None else LogBatch()  # an empty batch is falsy
         self._clock = clock
-        self._lock = asyncio.Lock()  # keeps this attempt's events in order on the subject
-        self.published: list[str] = []  # payload kinds, in order (diagnostics)
+        self.published = self._out.published  # payload kinds, in order (diagnostics)
 
     def _event(self) -> events_pb2.RunEvent:
         now = Timestamp()
         now.GetCurrentTime()
         return events_pb2.RunEvent(run_id=self.run_id, attempt=self.attempt, time=now)
 
-    async def _publish(self, event: events_pb2.RunEvent, msg_id: str | None = None) -> None:
-        headers = {"Nats-Msg-Id": msg_id} if msg_id else None
-        async with self._lock:
-            await self._js.publish(
-                self._subject, event.SerializeToString(), timeout=PUBLISH_TIMEOUT, headers=headers
-            )
-            self.published.append(event.WhichOneof("payload") or "")
-
     async def _best_effort(self, event: events_pb2.RunEvent) -> None:
-        """Non-terminal events: a lost one is superseded by the next; a broker hiccup never fails a job."""
-        try:
-            await self._publish(event)
-        except (TimeoutError, nats.errors.Error) as exc:
-            log.warning(
-                "event not published", run_id=self.run_id, kind=event.WhichOneof("payload"), error=str(exc)
-            )
+        await self._out.best_effort(event)
 
     async def started(self, worker_id: str, device: str, resumed_from: str = "") -> None:
         event = self._event()
@@ -114,21 +150,7 @@ class RunEventPublisher(Reporter):
     async def _terminal(self, event: events_pb2.RunEvent, kind: str) -> None:
         await self.flush_logs()
         msg_id = terminal_msg_id(self.run_id, self.attempt, kind)
-        failures = Failures(TERMINAL_RETRY)
-        while True:
-            try:
-                await self._publish(event, msg_id)
-                return
-            except (TimeoutError, nats.errors.Error) as exc:
-                log.warning(
-                    "terminal event not stored yet",
-                    run_id=self.run_id,
-                    kind=kind,
-                    try_=failures.count + 1,
-                    error=str(exc),
-                )
-                if not await failures.failed():
-                    raise EventPublishFailed(f"{kind} event for run {self.run_id} not stored: {exc}") from exc
+        await self._out.durably(event, msg_id, kind)
 
     async def completed(self, payload: events_pb2.RunCompleted) -> None:
         event = self._event()

@@ -89,7 +89,8 @@ class ProgressHook(Hook):
         step = runner.iter if step is None else step
         done = step - self._start_iter
         elapsed = time.monotonic() - self._start
-        eta = elapsed / done * max(loop.max_iters - step, 0) if done > 0 else 0.0
+        # no estimate before training starts (a resumed attempt first validates its checkpoint's epoch)
+        eta = elapsed / done * max(loop.max_iters - step, 0) if done > 0 and self._start else 0.0
         self.queue.put(
             Progress(
                 kind=kind,

@@ -275,6 +275,7 @@ def _train_and_evaluate(spec: TrainingSpec, out: Any, stop: Any) -> Outcome:
     from common.config_gate import check_config
     from services.trainer_worker.adapters.evaluation import evaluate_training
     from services.trainer_worker.adapters.progress_hook import ProgressHook, TrainingStopped
+    from services.trainer_worker.adapters.resume_state import ResumeStateHook
 
     install_safe_globals()  # resume and load_from go through torch.load(weights_only=True)
     cfg = Config(spec.config)
@@ -290,6 +291,7 @@ def _train_and_evaluate(spec: TrainingSpec, out: Any, stop: Any) -> Outcome:
         return classify_exception(exc, stage="build", device=spec.device, config=spec.config)
     hook = ProgressHook(out, stop, spec.progress_every_iters, spec.progress_every_seconds)
     runner.register_hook(hook)
+    runner.register_hook(ResumeStateHook(resuming=bool(cfg.get("resume"))))  # exact resume: RNG, history
     started = time.monotonic()
     try:
         runner.train()

@@ -17,6 +17,8 @@ from services.trainer_worker.domain.problems import Problem, ProblemLog
 # Annotation tools round coordinates; a box may overshoot the image border by a hair and is then clipped.
 BBOX_TOLERANCE_PX = 0.01
 REQUIRED_KEYS = ("images", "annotations", "categories")
+# An image's group (flight, sequence, video): images of one group never straddle splits. First present wins.
+GROUP_KEYS = ("group", "sequence", "video_id")
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,7 @@ class ImageRecord:
     file_name: str  # normalized, relative to the dataset directory
     width: int
     height: int
+    group: str = ""  # from GROUP_KEYS; "" when the entry names none
 
 
 @dataclass(frozen=True)
@@ -212,7 +215,16 @@ def _parse_images(
                 f"must be positive integers, got {_short(width)}x{_short(height)}",
             )
             continue
-        images[image_id] = ImageRecord(image_id, file_name, int(width), int(height))  # type: ignore[arg-type]
+        group = _group(raw)
+        if group is None:
+            problems.add(
+                Problem.MALFORMED_IMAGE,
+                f"{source}: image id {image_id} ({file_name}): {'/'.join(GROUP_KEYS)} must be a string "
+                "or an integer",
+            )
+            continue
+        w, h = int(width), int(height)  # type: ignore[arg-type]
+        images[image_id] = ImageRecord(image_id, file_name, w, h, group)
         bad_ids.discard(image_id)
     return images, bad_ids
 
@@ -314,6 +326,18 @@ def _geometry(
     if _is_number(given_area) and given_area > 0:  # type: ignore[operator]
         area = float(given_area)  # type: ignore[arg-type]
     return box, area
+
+
+def _group(raw: dict[str, object]) -> str | None:
+    """The image's group key ("" when none is given); None when the field holds something else."""
+    for key in GROUP_KEYS:
+        value = raw.get(key)
+        if value is None or value == "":
+            continue
+        if isinstance(value, str) or _is_int(value):
+            return f"{key}:{value}"
+        return None
+    return ""
 
 
 # exact type checks: JSON yields only int and float, and bool (an int subclass) must not pass as a number

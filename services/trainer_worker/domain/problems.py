@@ -66,11 +66,18 @@ class ProblemLog:
         self._limit = limit
         self._counts: Counter[Problem] = Counter()
         self._details: list[str] = []
+        self._files: list[str] = []
 
-    def add(self, kind: Problem, detail: str) -> None:
+    def add(self, kind: Problem, detail: str, file: str = "") -> None:
+        """``file``: the dataset file the problem is in, when the detail does not start with it."""
         self._counts[kind] += 1
         if len(self._details) < self._limit:
             self._details.append(detail)
+            self._files.append(file)
+
+    def entries(self) -> list[tuple[str, str]]:
+        """The kept problems as (file, detail); file "" unless ``add`` named it."""
+        return list(zip(self._files, self._details, strict=True))
 
     def __len__(self) -> int:
         return sum(self._counts.values())

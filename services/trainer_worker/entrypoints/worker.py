@@ -15,6 +15,7 @@ import functools
 from collections.abc import Awaitable, Callable
 
 from common.logging import get_logger
+from common.tasks import cancel_and_wait, raise_if_cancelling
 from services.trainer_worker.adapters.jobs import JobQueue
 from services.trainer_worker.domain.job import Settlement, StopReason
 from services.trainer_worker.service_layer.attempt import Attempts
@@ -22,6 +23,7 @@ from services.trainer_worker.service_layer.attempt import Attempts
 log = get_logger("trainer_worker")
 
 FETCH_TIMEOUT = 1.0
+SETTLE_SECONDS = 120.0  # running jobs asked to stop: checkpoint, release, nak (child killed after its grace)
 
 
 class Worker:
@@ -34,6 +36,7 @@ class Worker:
         fetch_timeout: float = FETCH_TIMEOUT,
         announce: Callable[[], Awaitable[None]] | None = None,
         announce_seconds: float = 10.0,
+        settle_seconds: float = SETTLE_SECONDS,
     ):
         if not devices:
             raise ValueError("a worker needs at least one slot")
@@ -49,6 +52,7 @@ class Worker:
         # Tells training_run this worker is alive even while idle (ListWorkers).
         self._announce = announce
         self._announce_seconds = announce_seconds
+        self._settle_seconds = settle_seconds
 
     @property
     def stopping(self) -> bool:
@@ -60,6 +64,7 @@ class Worker:
         presence = asyncio.create_task(self._announce_loop(), name="presence") if self._announce else None
         try:
             while not self._stopping.is_set():
+                raise_if_cancelling()  # a cancel lost inside the fetch (common.tasks.cancel_and_wait)
                 device = await self._next_free_device()
                 if device is None:
                     break
@@ -67,6 +72,7 @@ class Worker:
                 try:
                     msg = await self._queue.fetch_one(self._fetch_timeout)
                 except Exception as exc:
+                    raise_if_cancelling()
                     log.warning("fetch failed", error=str(exc))
                     await asyncio.sleep(self._fetch_timeout)
                 if msg is None or self._stopping.is_set():
@@ -78,12 +84,8 @@ class Worker:
                 self._jobs.add(task)
                 task.add_done_callback(functools.partial(self._job_done, device=device))
         finally:
-            if self._jobs:
-                await asyncio.gather(*self._jobs, return_exceptions=True)
-            if presence is not None:
-                presence.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await presence
+            await self._settle()
+            await cancel_and_wait(presence)
             log.info("worker stopped")
 
     async def _announce_loop(self) -> None:
@@ -133,5 +135,18 @@ class Worker:
             log.info("worker shutting down", running=len(self._jobs))
         self._stopping.set()
         self._attempts.stop_all(StopReason.SHUTDOWN, "worker shutting down")
-        if self._jobs:
-            await asyncio.gather(*list(self._jobs), return_exceptions=True)
+        await self._settle()
+
+    async def _settle(self) -> None:
+        """Wait for the running jobs to settle, at most ``settle_seconds``; then name the ones left behind
+        (their leases expire and training_run requeues them)."""
+        if not self._jobs:
+            return
+        _, pending = await asyncio.wait(set(self._jobs), timeout=self._settle_seconds)
+        if pending:
+            log.warning(
+                "shutdown: jobs not settled in time; abandoned",
+                waiting_for=sorted(self._attempts.active),
+                jobs=len(pending),
+                timeout_seconds=self._settle_seconds,
+            )

@@ -26,6 +26,7 @@ from common.mmdet_fill import fill_dataset
 from common.proto.raven.v1 import events_pb2, types_pb2
 from services.trainer_worker.adapters.dataset_source import prepare_dataset
 from services.trainer_worker.adapters.training import TrainingProcess, TrainingSpec
+from services.trainer_worker.domain.batch import with_attempt_batch
 from services.trainer_worker.domain.dataset import PreparedDataset
 from services.trainer_worker.domain.job import artifact_key
 from services.trainer_worker.domain.outcome import Cancelled, Failure, Progress
@@ -142,7 +143,10 @@ class JobSteps:
 
     async def _filled_config(self, ctx: AttemptContext, prepared: PreparedDataset) -> Any:
         """The job's config with this attempt's dataset paths, work dir and local checkpoints."""
-        data = json_format.MessageToDict(ctx.job.config)
+        hp = ctx.job.hyperparameters
+        data = with_attempt_batch(
+            json_format.MessageToDict(ctx.job.config), hp.batch_size if hp.HasField("batch_size") else None
+        )
         meta = data.get(META_KEY) or {}
         resumed = ctx.resume_from is not None
         base_key = ctx.job.base_model_checkpoint or (data.get("load_from") or "")

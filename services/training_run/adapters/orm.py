@@ -36,6 +36,7 @@ class TrainingRunRow(Base):
         UniqueConstraint("owner", "request_id", name="uq_training_runs_owner_request_id"),
         Index("ix_training_runs_create_time_id", "create_time", "id"),
         Index("ix_training_runs_owner_create_time", "owner", "create_time"),
+        Index("ix_training_runs_owner_state_create_time", "owner", "state", "create_time", "id"),
         Index("ix_training_runs_state_lease", "state", "lease_expire_time"),
     )
 
@@ -45,6 +46,9 @@ class TrainingRunRow(Base):
     display_name: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="")
     dataset: Mapped[str] = mapped_column(String(500))
+    # "datasets/{id}/versions/{n}" the run trains on (DatasetService refuses to delete it while the run is
+    # not final); empty for a run on a plain dataset reference.
+    dataset_version: Mapped[str] = mapped_column(String(200), default="", server_default="")
     base_model: Mapped[str] = mapped_column(String(200), default="")
     base_model_checkpoint: Mapped[str] = mapped_column(String(1000), default="")
     model_template: Mapped[str] = mapped_column(String(100))
@@ -68,6 +72,7 @@ class TrainingRunRow(Base):
     trained_model: Mapped[str] = mapped_column(String(200), default="")
     failure: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     transitions: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    attempts: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)  # AttemptRecord per attempt
     create_time: Mapped[datetime] = mapped_column(UTCDateTime())
     update_time: Mapped[datetime] = mapped_column(UTCDateTime())
     start_time: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -22,8 +22,9 @@ from common.db import mapped_table
 from common.logging import get_logger
 from common.nats_streams import StreamNames, job_msg_id
 from common.tasks import cancel_and_wait
-from services.training_run.adapters import proto_mapping
+from services.training_run.adapters import dataset_mapping, proto_mapping
 from services.training_run.adapters.orm import OutboxRow
+from services.training_run.domain.datasets import DatasetVersion
 from services.training_run.domain.model import (
     CancelRequested,
     DomainEvent,
@@ -69,6 +70,20 @@ async def write_events(
     session: AsyncSession, runs: list[TrainingRun], names: StreamNames, now: datetime
 ) -> int:
     rows = [outbox_row(event, run, names, now) for run in runs for event in run.events]
+    if rows:
+        await session.execute(insert(OUTBOX), rows)
+    return len(rows)
+
+
+async def write_dataset_events(
+    session: AsyncSession, versions: list[DatasetVersion], names: StreamNames, now: datetime
+) -> int:
+    """The preparation jobs and state changes of dataset versions (keyed by the version's id)."""
+    rows = []
+    for version in versions:
+        for event in version.events:
+            kind, subject, msg_id, payload = dataset_mapping.outbox_message(event, version, names)
+            rows.append(_row(version.id, kind, subject, msg_id, payload, now))
     if rows:
         await session.execute(insert(OUTBOX), rows)
     return len(rows)

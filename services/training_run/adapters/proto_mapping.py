@@ -119,6 +119,10 @@ def run_to_proto(run: TrainingRun, *, with_config: bool = True) -> training_run_
             reason=item.reason,
             attempt=item.attempt,
         )
+    for record in run.attempts:
+        message.attempts.add(
+            attempt=record.attempt, batch_size=record.batch_size, learning_rate=record.learning_rate
+        )
     if with_config:
         message.resolved_config = run.spec.config_text
         message.resolved_config_data.CopyFrom(_config_struct(run.spec.config_sha256, run.spec.config_data))
@@ -146,6 +150,11 @@ def etag(run: TrainingRun) -> str:
 
 
 def training_job(run: TrainingRun, attempt: int) -> events_pb2.TrainingJob:
+    """The job of ``attempt``: the run's hyperparameters with the attempt's batch size and learning rate."""
+    values = dict(run.spec.hyperparameters)
+    for record in run.attempts:
+        if record.attempt == attempt:
+            values.update(batch_size=record.batch_size, learning_rate=record.learning_rate)
     return events_pb2.TrainingJob(
         run_id=run.id,
         attempt=attempt,
@@ -154,7 +163,7 @@ def training_job(run: TrainingRun, attempt: int) -> events_pb2.TrainingJob:
         base_model_id=run.spec.base_model.removeprefix("trainedModels/"),
         base_model_checkpoint=run.spec.base_model_checkpoint,
         class_names=list(run.spec.class_names),
-        hyperparameters=hyperparameters_to_proto(run.spec.hyperparameters),
+        hyperparameters=hyperparameters_to_proto(values),
         config=struct_from(run.spec.config_data),
         config_sha256=run.spec.config_sha256,
         owner=run.owner,

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.db import mapped_table
 from services.training_run.adapters.orm import RunLogLineRow, TrainingRunRow
+from services.training_run.domain.attempts import AttemptRecord
 from services.training_run.domain.model import (
     Failure,
     FailureKind,
@@ -68,6 +69,9 @@ class RunFilter:
         )
 
 
+_LISTED = [c for c in RUNS.c if c.name not in ("config_text", "config_data")]
+
+
 @dataclass
 class RunRepository:
     session: AsyncSession
@@ -113,16 +117,19 @@ class RunRepository:
     async def list(
         self, where: RunFilter, after: tuple[datetime, str] | None, limit: int
     ) -> list[TrainingRun]:
-        """Newest first; ``after`` is the (create_time, id) keyset of the last row of the previous page."""
+        """Newest first; ``after`` is the (create_time, id) keyset of the last row of the previous page.
+
+        The runs come without their resolved config (empty ``config_text`` and ``config_data``): List does not
+        show it, and decoding it was most of a page's time.
+        """
         clauses = where.clauses()
         if after is not None:
             time, run_id = after
             clauses.append(
                 or_(RUNS.c.create_time < time, and_(RUNS.c.create_time == time, RUNS.c.id < run_id))
             )
-        statement = (
-            select(RUNS).where(*clauses).order_by(RUNS.c.create_time.desc(), RUNS.c.id.desc()).limit(limit)
-        )
+        newest_first = (RUNS.c.create_time.desc(), RUNS.c.id.desc())
+        statement = select(*_LISTED).where(*clauses).order_by(*newest_first).limit(limit)
         return [_to_domain(row) for row in (await self.session.execute(statement)).mappings()]
 
     async def count(self, where: RunFilter) -> int:
@@ -208,6 +215,10 @@ def _to_row(run: TrainingRun) -> dict[str, Any]:
              "attempt": t.attempt}
             for t in run.transitions
         ],
+        "attempts": [
+            {"attempt": a.attempt, "batch_size": a.batch_size, "learning_rate": a.learning_rate}
+            for a in run.attempts
+        ],
         "create_time": run.create_time, "update_time": run.update_time or run.create_time,
         "start_time": run.start_time, "end_time": run.end_time, "version": run.version,
     }  # fmt: skip
@@ -219,7 +230,9 @@ def _to_domain(row: Any) -> TrainingRun:
         dataset=row["dataset"], model_template=row["model_template"], class_names=tuple(row["class_names"]),
         hyperparameters=dict(row["hyperparameters"]), max_attempts=row["max_attempts"],
         base_model=row["base_model"], base_model_checkpoint=row["base_model_checkpoint"],
-        config_text=row["config_text"], config_data=row["config_data"], config_sha256=row["config_sha256"],
+        config_text=row["config_text"] if "config_text" in row else "",
+        config_data=row["config_data"] if "config_data" in row else {},
+        config_sha256=row["config_sha256"],
     )  # fmt: skip
     return TrainingRun(
         id=row["id"], owner=row["owner"], display_name=row["display_name"], spec=spec,
@@ -236,6 +249,9 @@ def _to_domain(row: Any) -> TrainingRun:
             Transition(RunState(t["from"]), RunState(t["to"]), datetime.fromisoformat(t["time"]), t["reason"],
                        t["attempt"])
             for t in row["transitions"]
+        ],
+        attempts=[
+            AttemptRecord(a["attempt"], a["batch_size"], a["learning_rate"]) for a in row["attempts"] or ()
         ],
         version=row["version"],
     )  # fmt: skip

@@ -8,6 +8,9 @@ continues live, skipping what the replay already gave: no gap, no duplicate.
 
 ``RunChangesHub``: one core-NATS subscription on every run's events subject for ``WatchTrainingRuns``
 dashboards, forwarding state and phase changes (published by any replica) to the in-process subscribers.
+
+Both streams never end by themselves, so ``close`` ends every open one (UNAVAILABLE: reconnect, with the
+last resume token) and refuses new ones: a stopping server then has nothing left to wait for.
 """
 
 from __future__ import annotations
@@ -50,6 +53,21 @@ class FeedItem:
 
 
 _OVERFLOW = FeedItem(events_pb2.RunEvent(), None)
+_CLOSED = FeedItem(events_pb2.RunEvent(), None)
+SHUTTING_DOWN = "the server is shutting down; reconnect (with the last resume_token) to continue"
+
+
+def _end(queue: asyncio.Queue[FeedItem], item: FeedItem) -> None:
+    """Replace whatever ``queue`` holds by ``item`` (its watcher's last one)."""
+    queue._queue.clear()  # type: ignore[attr-defined]
+    queue.put_nowait(item)
+
+
+def _check(item: FeedItem, behind: str) -> None:
+    if item is _OVERFLOW:
+        raise Unavailable(behind)
+    if item is _CLOSED:
+        raise Unavailable(SHUTTING_DOWN)
 
 
 class _Feed:
@@ -62,11 +80,9 @@ class _Feed:
             try:
                 queue.put_nowait(item)
             except asyncio.QueueFull:
-                self.queues.discard(
-                    queue
-                )  # a watcher that can't keep up is dropped; it resumes with its token
-                queue._queue.clear()  # type: ignore[attr-defined]
-                queue.put_nowait(_OVERFLOW)
+                # a watcher that can't keep up is dropped; it resumes with its token
+                self.queues.discard(queue)
+                _end(queue, _OVERFLOW)
 
 
 class RunFeedHub:
@@ -76,19 +92,26 @@ class RunFeedHub:
         self._render = render
         self._feeds: dict[str, _Feed] = {}
         self._lock = asyncio.Lock()
+        self._closed = False
         self.watchers = 0  # a plain int: the metrics endpoint's thread reads it
 
     @property
     def subscriptions(self) -> int:
         return len(self._feeds)
 
+    def open_streams(self) -> dict[str, int]:
+        """Watchers per run: ``{"trainingRuns/<id>": n}``."""
+        return {f"trainingRuns/{run_id}": len(feed.queues) for run_id, feed in self._feeds.items()}
+
     async def watch(self, run_id: str, after_seq: int) -> AsyncIterator[FeedItem | None]:
         """Events of ``run_id`` with stream sequence > ``after_seq``.
 
         First the stored ones, then ``None`` once caught up, then live ones.
 
-        Never ends by itself; the caller stops after the terminal event.
+        Never ends by itself (the caller stops after the terminal event) but at ``close``: Unavailable.
         """
+        if self._closed:
+            raise Unavailable(SHUTTING_DOWN)
         if after_seq:
             # A token past the end of the stream was not handed out by us; waiting for it would never end.
             stream_last = (await self._js.stream_info(self._names.events)).state.last_seq or 0
@@ -107,10 +130,7 @@ class RunFeedHub:
             yield None
             while True:
                 item = await queue.get()
-                if item is _OVERFLOW:
-                    raise Unavailable(
-                        "this watcher fell behind the run's events; resume with the last resume_token"
-                    )
+                _check(item, "this watcher fell behind the run's events; resume with the last resume_token")
                 if item.event.sequence > last:
                     last = item.event.sequence
                     yield item
@@ -119,6 +139,8 @@ class RunFeedHub:
 
     async def _join(self, run_id: str, queue: asyncio.Queue[FeedItem]) -> None:
         async with self._lock:
+            if self._closed:
+                raise Unavailable(SHUTTING_DOWN)
             feed = self._feeds.get(run_id)
             if feed is None:
                 feed = _Feed()
@@ -180,12 +202,15 @@ class RunFeedHub:
                 await subscription.unsubscribe()
 
     async def close(self) -> None:
+        """End every open watch (its stream ends UNAVAILABLE) and refuse new ones."""
         async with self._lock:
-            for feed in self._feeds.values():
+            self._closed = True
+            feeds, self._feeds = self._feeds, {}
+            for feed in feeds.values():
+                for queue in feed.queues:
+                    _end(queue, _CLOSED)
                 with contextlib.suppress(Exception):
                     await feed.subscription.unsubscribe()
-                feed.broadcast(_OVERFLOW)
-            self._feeds.clear()
             self.watchers = 0
 
 
@@ -208,14 +233,21 @@ class RunChangesHub:
         self._queues: set[asyncio.Queue[FeedItem]] = set()
         self._subscription: Any = None
         self._lock = asyncio.Lock()
+        self._closed = False
 
     @property
     def watchers(self) -> int:
         return len(self._queues)
 
+    def open_streams(self) -> dict[str, int]:
+        return {"trainingRuns (changes)": self.watchers} if self._queues else {}
+
     async def watch(self) -> AsyncIterator[FeedItem]:
+        """State and phase changes of every run; never ends by itself but at ``close``: Unavailable."""
         queue: asyncio.Queue[FeedItem] = asyncio.Queue(QUEUE_LIMIT)
         async with self._lock:
+            if self._closed:
+                raise Unavailable(SHUTTING_DOWN)
             if self._subscription is None:
                 self._subscription = await self._nc.subscribe(
                     self._names.events_subject_pattern, cb=self._on_message
@@ -224,8 +256,7 @@ class RunChangesHub:
         try:
             while True:
                 item = await queue.get()
-                if item is _OVERFLOW:
-                    raise Unavailable("this watcher fell behind; reconnect")
+                _check(item, "this watcher fell behind; reconnect")
                 yield item
         finally:
             async with self._lock:
@@ -248,11 +279,18 @@ class RunChangesHub:
                 queue.put_nowait(item)
             except asyncio.QueueFull:
                 self._queues.discard(queue)
-                queue._queue.clear()  # type: ignore[attr-defined]
-                queue.put_nowait(_OVERFLOW)
+                _end(queue, _OVERFLOW)
 
     async def close(self) -> None:
+        """End every open watch (its stream ends UNAVAILABLE) and refuse new ones.
+
+        The watchers' queues must be ended here: a watcher waits on its queue, never on the subscription,
+        so unsubscribing alone left every open ``WatchTrainingRuns`` stream waiting forever.
+        """
         async with self._lock:
+            self._closed = True
+            for queue in self._queues:
+                _end(queue, _CLOSED)
             if self._subscription is not None:
                 with contextlib.suppress(Exception):
                     await self._subscription.unsubscribe()

@@ -8,7 +8,8 @@ outbox in the same transaction.
 Attempts: ``attempt`` is the 1-based number of the current attempt; it grows by one whenever the run goes back
 to PENDING. Lost leases and retryable failures (``lost_attempts``) count toward ``max_attempts``; graceful
 releases (``released_attempts``) do not, since a worker that shuts down cleanly says nothing about the run
-itself.
+itself. ``attempts`` records what each attempt trains with (:mod:`attempts`: an attempt after one that ran
+out of memory gets half the batch).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from services.training_run.domain.attempts import AttemptRecord, final_out_of_memory
 from services.training_run.domain.events import CancelRequested, DomainEvent, JobRequested, StateChanged
 from services.training_run.domain.lifecycle import (
     ALLOWED_TRANSITIONS,
@@ -74,6 +76,7 @@ class TrainingRun:
     start_time: datetime | None = None
     end_time: datetime | None = None
     transitions: list[Transition] = field(default_factory=list)
+    attempts: list[AttemptRecord] = field(default_factory=list)
     version: int = 0
     events: list[DomainEvent] = field(default_factory=list, repr=False)
 
@@ -101,8 +104,16 @@ class TrainingRun:
             update_time=now,
         )
         run._transition(RunState.PENDING, now, "created")
+        first = AttemptRecord.first(spec.hyperparameters)
+        run.attempts = [first] if first is not None else []
         run.events.append(JobRequested(run.id, run.attempt))
         return run
+
+    @property
+    def current_attempt(self) -> AttemptRecord | None:
+        """What the current attempt trains with (None for a run created before attempts were recorded)."""
+        last = self.attempts[-1] if self.attempts else None
+        return last if last is not None and last.attempt == self.attempt else None
 
     # ---- user commands -------------------------------------------------------------------------------------
     def rename(self, now: datetime, display_name: str | None = None, description: str | None = None) -> None:
@@ -296,9 +307,18 @@ class TrainingRun:
     def on_failed(self, attempt: int, failure: Failure, now: datetime) -> bool:
         if not self.is_current(attempt) or self.registering:
             return False
-        if failure.kind.retryable and self.lost_attempts + 1 < self.spec.max_attempts:
-            self.lost_attempts += 1  # a crashed attempt counts toward max_attempts like a lost lease
-            self._requeue(now, f"attempt {attempt} failed ({failure.kind.name}): {failure.message}")
+        current = self.current_attempt
+        following = current.next(failure) if current is not None else None
+        if current is not None and following is None:  # out of memory at batch size 1
+            self._fail(now, final_out_of_memory(failure))
+            return True
+        smaller = current is not None and following is not None and following.batch_size < current.batch_size
+        if (failure.kind.retryable or smaller) and self.lost_attempts + 1 < self.spec.max_attempts:
+            self.lost_attempts += 1  # a failed attempt counts toward max_attempts like a lost lease
+            reason = f"attempt {attempt} failed ({failure.kind.name}): {failure.message}"
+            if smaller and following is not None:
+                reason += f"; retried with batch_size {following.batch_size}"
+            self._requeue(now, reason, following)
             return True
         self._fail(now, failure)
         return True
@@ -336,8 +356,13 @@ class TrainingRun:
         if self.lease_expired(now, grace):
             raise LeaseConflict("the lease expired; stop working on the run, it will be requeued")
 
-    def _requeue(self, now: datetime, reason: str) -> None:
+    def _requeue(self, now: datetime, reason: str, following: AttemptRecord | None = None) -> None:
+        """Back to PENDING as the next attempt, which trains with ``following`` (else the same settings)."""
         self._transition(RunState.PENDING, now, reason)
+        current = self.current_attempt
+        following = following or (current.next() if current is not None else None)
+        if following is not None:
+            self.attempts.append(following)
         self.attempt += 1
         self.worker_id = ""
         self.lease_expire_time = None

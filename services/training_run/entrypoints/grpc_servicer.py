@@ -90,8 +90,8 @@ class TrainingRunServicer(training_run_pb2_grpc.TrainingRunServiceServicer):
         )  # fmt: skip
         return run_to_proto(await self._service.create(principal(), command))
 
-    async def GetTrainingRun(self, request: pb.GetTrainingRunRequest, context: Any) -> pb.TrainingRun:
-        return await self._reads.get(principal(), request.name)
+    async def GetTrainingRun(self, request: pb.GetTrainingRunRequest, context: Any) -> bytes:
+        return await self._reads.get(principal(), request.name)  # a serialized pb.TrainingRun
 
     async def ListTrainingRuns(
         self, request: pb.ListTrainingRunsRequest, context: Any
@@ -101,8 +101,10 @@ class TrainingRunServicer(training_run_pb2_grpc.TrainingRunServiceServicer):
             owner=request.owner, dataset=request.dataset, base_model=request.base_model,
             model_template=request.model_template,
         ))  # fmt: skip
-        return pb.ListTrainingRunsResponse(
-            training_runs=[run_to_proto(r) for r in runs], next_page_token=token, total_size=total
+        return pb.ListTrainingRunsResponse(  # without the resolved configs: GetTrainingRun has them
+            training_runs=[run_to_proto(r, with_config=False) for r in runs],
+            next_page_token=token,
+            total_size=total,
         )
 
     async def UpdateTrainingRun(self, request: pb.UpdateTrainingRunRequest, context: Any) -> pb.TrainingRun:
@@ -133,11 +135,11 @@ class TrainingRunServicer(training_run_pb2_grpc.TrainingRunServiceServicer):
 
     async def WatchTrainingRun(
         self, request: pb.WatchTrainingRunRequest, context: Any
-    ) -> AsyncIterator[pb.WatchTrainingRunResponse]:
+    ) -> AsyncIterator[pb.WatchTrainingRunResponse | bytes]:
         after = _resume_after(request.resume_token)
         snapshot: pb.TrainingRun | None = None
         async for item, run in self._service.watch(principal(), request.name, after, self._feeds.watch):
-            if item.rendered is not None:  # live: built once for every watcher
+            if item.rendered is not None:  # live: built and serialized once for every watcher
                 yield item.rendered
                 continue
             if snapshot is None:  # replayed: the run as read when the call began
@@ -232,11 +234,11 @@ class TrainingRunServicer(training_run_pb2_grpc.TrainingRunServiceServicer):
 
 
 def feed_response(service: TrainingRunService) -> Callable[[Any], Any]:
-    """Renders each live event of a WatchTrainingRun feed once for all of its watchers (who only read it): the
-    event with the stored run, the event's progress laid over it (the event consumer may not have stored it
-    yet)."""
+    """Renders each live event of a WatchTrainingRun feed once for all of its watchers: the event with the
+    stored run, the event's progress laid over it (the event consumer may not have stored it yet), serialized
+    (the same bytes go to every watcher)."""
 
-    async def render(event: Any) -> pb.WatchTrainingRunResponse:
+    async def render(event: Any) -> bytes:
         response = pb.WatchTrainingRunResponse(event=event, resume_token=str(event.sequence))
         run = await service.snapshot(event.run_id)
         if run is not None:
@@ -250,6 +252,6 @@ def feed_response(service: TrainingRunService) -> Callable[[Any], Any]:
                 message.progress.CopyFrom(event.progress.progress)
             elif fresh and kind == "phase_changed":
                 message.progress.phase = event.phase_changed.phase
-        return response
+        return response.SerializeToString()
 
     return render

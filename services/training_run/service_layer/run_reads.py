@@ -1,10 +1,11 @@
-"""GetTrainingRun's read path: the rendered run (the API message) cached per (run id, row version).
+"""GetTrainingRun's read path: the rendered run (the API message, serialized) cached per (run id, version).
 
 Replicas share the database, so a cached rendering is served only after a point read of the row version shows
 it is still current: a Get right after a write on another replica never sees the old run. A write in this
 process needs no invalidation: it bumps the version and the next probe misses. A hit costs the version probe
-(a point read off the event loop) and no session, decoding or mapping; a miss (or a failed probe) takes the
-ordinary unit-of-work read.
+(a point read off the event loop) and no session, decoding, mapping or serializing (the servicer returns the
+bytes; the interceptors' serializer sends bytes as they are); a miss (or a failed probe) takes the ordinary
+unit-of-work read.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from google.protobuf.message import Message
+
 from common.auth import Principal
 from common.errors import NotFound
 from common.logging import get_logger
@@ -21,15 +24,15 @@ from services.training_run.adapters.run_versions import RunVersions
 from services.training_run.domain.model import TrainingRun
 from services.training_run.service_layer.services import TrainingRunService, can_view_owner, parse_name
 
-T = TypeVar("T")
+T = TypeVar("T", bound=Message)
 log = get_logger("training_run.reads")
 
 
 @dataclass(frozen=True)
-class _Entry(Generic[T]):
+class _Entry:
     version: int
     owner: str  # never changes, so the access check needs no read
-    value: T
+    value: bytes  # the rendered message, serialized
 
 
 class RenderedRuns(Generic[T]):
@@ -44,11 +47,12 @@ class RenderedRuns(Generic[T]):
         self._versions = versions
         self._render = render
         self._size = size
-        self._entries: OrderedDict[str, _Entry[T]] = OrderedDict()
+        self._entries: OrderedDict[str, _Entry] = OrderedDict()
         self.hits = 0
         self.misses = 0
 
-    async def get(self, principal: Principal, name: str) -> T:
+    async def get(self, principal: Principal, name: str) -> bytes:
+        """The run ``name``, rendered and serialized."""
         run_id = parse_name(name)
         entry = self._entries.get(run_id)
         if entry is not None:
@@ -67,7 +71,7 @@ class RenderedRuns(Generic[T]):
                 return entry.value
         self.misses += 1
         run = await self._service.get(principal, name)
-        value = self._render(run)
+        value = self._render(run).SerializeToString()
         self._entries[run_id] = _Entry(run.version, run.owner, value)
         self._entries.move_to_end(run_id)
         if len(self._entries) > self._size:

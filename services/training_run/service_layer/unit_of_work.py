@@ -16,6 +16,7 @@ from common.errors import Aborted
 from common.nats_streams import StreamNames
 from common.retry import CONFLICTS, Failures
 from services.training_run.adapters import outbox
+from services.training_run.adapters.dataset_repository import DatasetRepository
 from services.training_run.adapters.repository import ConcurrentUpdate, RunRepository
 from services.training_run.adapters.workers import WorkerRepository
 from services.training_run.domain.model import TrainingRun
@@ -38,11 +39,13 @@ class UnitOfWork:
         self.session: AsyncSession
         self.runs: RunRepository
         self.workers: WorkerRepository
+        self.datasets: DatasetRepository
 
     async def __aenter__(self) -> UnitOfWork:
         self.session = self._factory()
         self.runs = RunRepository(self.session)
         self.workers = WorkerRepository(self.session)
+        self.datasets = DatasetRepository(self.session)
         return self
 
     async def __aexit__(
@@ -55,11 +58,16 @@ class UnitOfWork:
 
     async def commit(self) -> None:
         seen = self.runs.seen
+        versions = self.datasets.seen
         written = await outbox.write_events(self.session, seen, self._names, self._clock())
+        written += await outbox.write_dataset_events(self.session, versions, self._names, self._clock())
         await self.session.commit()
         for run in seen:
             run.events.clear()
+        for version in versions:
+            version.events.clear()
         self.runs.seen = []
+        self.datasets.seen = []
         if written and self._after_commit is not None:
             self._after_commit()
 

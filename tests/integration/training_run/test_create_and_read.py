@@ -141,6 +141,21 @@ async def test_list_pages_are_stable_under_concurrent_inserts(harness: Harness) 
     assert filtered.total_size == 0
 
 
+async def test_list_leaves_out_the_resolved_config_that_get_has(harness: Harness) -> None:
+    h = harness
+    created = await h.create(display_name="with its config")
+    assert created.resolved_config and created.resolved_config_data.fields
+    listed = await h.stub.ListTrainingRuns(
+        pb.ListTrainingRunsRequest(states=[types_pb2.PENDING]), metadata=h.user
+    )
+    (found,) = [r for r in listed.training_runs if r.name == created.name]
+    assert (found.display_name, found.config_sha256) == ("with its config", created.config_sha256)
+    assert found.resolved_config == "" and not found.HasField("resolved_config_data")
+    fetched = await h.stub.GetTrainingRun(pb.GetTrainingRunRequest(name=created.name), metadata=h.user)
+    assert fetched.resolved_config == created.resolved_config
+    assert fetched.resolved_config_data == created.resolved_config_data
+
+
 async def test_auth_and_owner_scoping(sqlite_harness: Harness) -> None:
     h = sqlite_harness
     run = await h.create()

@@ -146,8 +146,8 @@ def test_file_problems_are_reported_together(root: Path, tmp_path: Path) -> None
     assert set(err.kinds) == {Problem.IMAGE_MISSING, Problem.IMAGE_UNREADABLE, Problem.IMAGE_SIZE_MISMATCH}
     assert len(err.details) == 3
     assert err.details[0] == "image id 3: file 'images/0003.jpg' not found in the dataset directory"
-    assert err.details[1].startswith(
-        "image id 4: file 'images/0004.jpg' is not a readable image (cannot identify"
+    assert err.details[1] == (
+        "image id 4: file 'images/0004.jpg' is not a readable image (not a format the decoder recognises)"
     )
     assert (
         err.details[2]

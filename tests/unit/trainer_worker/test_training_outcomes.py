@@ -10,7 +10,12 @@ import pytest
 import torch
 
 from common.checkpoint_safety import UnsafeCheckpoint
-from services.trainer_worker.adapters.evaluation import detection_metrics, find_best_checkpoint, read_history
+from services.trainer_worker.adapters.evaluation import (
+    CARRIED_SCALARS,
+    detection_metrics,
+    find_best_checkpoint,
+    read_history,
+)
 from services.trainer_worker.adapters.training import classify_exception, latest_checkpoint, resolve_device
 from services.trainer_worker.domain.outcome import FailureKind
 
@@ -118,3 +123,23 @@ def test_an_attempt_resumed_after_the_last_epoch_evaluates_the_resume_checkpoint
     (work_dir / "epoch_3.pth").write_bytes(b"x")
     (work_dir / "last_checkpoint").write_text(str(work_dir / "epoch_3.pth"))
     assert find_best_checkpoint(work_dir, resume) == (work_dir / "epoch_3.pth", 0)
+
+
+def test_a_resumed_attempt_starts_its_history_from_what_its_checkpoint_carried(tmp_path: Path) -> None:
+    """The killed attempt's own dir also logged part of epoch 2, which the resumed attempt trained again:
+    only the carried scalars (epochs up to the checkpoint's) and the resumed attempt's count."""
+    killed = [{"loss": 2.0, "lr": 0.01, "epoch": 1, "iter": 5, "step": 5},
+              {"loss": 9.0, "lr": 0.01, "epoch": 2, "iter": 7, "step": 7}]  # fmt: skip
+    carried = [{"loss": 2.0, "lr": 0.01, "epoch": 1, "iter": 5, "step": 5}]
+    resumed = [{"coco/bbox_mAP": 0.1, "coco/bbox_mAP_50": 0.3, "step": 1},  # the checkpoint's epoch validated
+               {"loss": 1.0, "lr": 0.005, "epoch": 2, "iter": 10, "step": 10},
+               {"coco/bbox_mAP": 0.4, "coco/bbox_mAP_50": 0.8, "step": 2}]  # fmt: skip
+    for run, records in (("20260101_000000", killed), ("20260101_010000", resumed)):
+        (tmp_path / run / "vis_data").mkdir(parents=True)
+        (tmp_path / run / "vis_data" / "scalars.json").write_text("\n".join(map(json.dumps, records)))
+    (tmp_path / "20260101_010000" / CARRIED_SCALARS).write_text("\n".join(map(json.dumps, carried)))
+
+    assert read_history(tmp_path) == [
+        {"epoch": 1, "lr": 0.01, "bbox_mAP": 0.1, "bbox_mAP_50": 0.3, "train_loss": 2.0},
+        {"epoch": 2, "lr": 0.005, "bbox_mAP": 0.4, "bbox_mAP_50": 0.8, "train_loss": 1.0},
+    ]

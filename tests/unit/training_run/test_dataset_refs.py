@@ -101,3 +101,25 @@ def test_create_accepts_a_layout_exactly_when_the_worker_does(tmp_path: Path, fi
     assert create_accepts == worker_accepts == expected
     if create_accepts:
         assert read_category_names(url, "d") == ["train" if split else "annotations"]
+
+
+def test_a_json_list_and_duplicate_category_names_are_named_in_the_file(tmp_path: Path) -> None:
+    (tmp_path / "listed").mkdir()
+    (tmp_path / "listed" / "annotations.json").write_text(json.dumps([{"id": 1, "name": "a"}]))
+    (tmp_path / "twice").mkdir()
+    twice = {"categories": [{"id": 1, "name": "bottle"}, {"id": 4, "name": "bottle"}]}
+    (tmp_path / "twice" / "annotations.json").write_text(json.dumps(twice))
+    url = tmp_path.as_uri()
+    with pytest.raises(InvalidArgument) as listed:
+        read_category_names(url, "listed")
+    assert listed.value.message == (
+        "dataset 'listed': annotations.json must be a COCO object "
+        '({"images": [...], "annotations": [...], "categories": [...]}), not a JSON array'
+    )
+    with pytest.raises(InvalidArgument) as dup:
+        read_category_names(url, "twice")
+    assert dup.value.message == (
+        "dataset 'twice': annotations.json: category name 'bottle' is used by ids 1 and 4: "
+        "give each category its own name"
+    )
+    assert "class_names" not in dup.value.message

@@ -16,7 +16,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class TrainingRun(_message.Message):
-    __slots__ = ("name", "display_name", "description", "dataset", "base_model", "model_template", "class_names", "hyperparameters", "state", "progress", "attempt", "failure", "trained_model", "owner", "create_time", "update_time", "start_time", "end_time", "transitions", "resolved_config", "resolved_config_data", "config_sha256", "etag")
+    __slots__ = ("name", "display_name", "description", "dataset", "base_model", "model_template", "class_names", "hyperparameters", "state", "progress", "attempt", "failure", "trained_model", "owner", "create_time", "update_time", "start_time", "end_time", "transitions", "resolved_config", "resolved_config_data", "config_sha256", "etag", "attempts")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
@@ -40,6 +40,7 @@ class TrainingRun(_message.Message):
     RESOLVED_CONFIG_DATA_FIELD_NUMBER: _ClassVar[int]
     CONFIG_SHA256_FIELD_NUMBER: _ClassVar[int]
     ETAG_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
     name: str
     display_name: str
     description: str
@@ -63,7 +64,8 @@ class TrainingRun(_message.Message):
     resolved_config_data: _struct_pb2.Struct
     config_sha256: str
     etag: str
-    def __init__(self, name: _Optional[str] = ..., display_name: _Optional[str] = ..., description: _Optional[str] = ..., dataset: _Optional[str] = ..., base_model: _Optional[str] = ..., model_template: _Optional[str] = ..., class_names: _Optional[_Iterable[str]] = ..., hyperparameters: _Optional[_Union[_types_pb2.Hyperparameters, _Mapping]] = ..., state: _Optional[_Union[_types_pb2.RunState, str]] = ..., progress: _Optional[_Union[_types_pb2.ProgressSnapshot, _Mapping]] = ..., attempt: _Optional[int] = ..., failure: _Optional[_Union[_types_pb2.Failure, _Mapping]] = ..., trained_model: _Optional[str] = ..., owner: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., transitions: _Optional[_Iterable[_Union[StateTransition, _Mapping]]] = ..., resolved_config: _Optional[str] = ..., resolved_config_data: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., config_sha256: _Optional[str] = ..., etag: _Optional[str] = ...) -> None: ...
+    attempts: _containers.RepeatedCompositeFieldContainer[TrainingRunAttempt]
+    def __init__(self, name: _Optional[str] = ..., display_name: _Optional[str] = ..., description: _Optional[str] = ..., dataset: _Optional[str] = ..., base_model: _Optional[str] = ..., model_template: _Optional[str] = ..., class_names: _Optional[_Iterable[str]] = ..., hyperparameters: _Optional[_Union[_types_pb2.Hyperparameters, _Mapping]] = ..., state: _Optional[_Union[_types_pb2.RunState, str]] = ..., progress: _Optional[_Union[_types_pb2.ProgressSnapshot, _Mapping]] = ..., attempt: _Optional[int] = ..., failure: _Optional[_Union[_types_pb2.Failure, _Mapping]] = ..., trained_model: _Optional[str] = ..., owner: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., transitions: _Optional[_Iterable[_Union[StateTransition, _Mapping]]] = ..., resolved_config: _Optional[str] = ..., resolved_config_data: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., config_sha256: _Optional[str] = ..., etag: _Optional[str] = ..., attempts: _Optional[_Iterable[_Union[TrainingRunAttempt, _Mapping]]] = ...) -> None: ...
 
 class StateTransition(_message.Message):
     __slots__ = ("from_state", "to_state", "time", "reason", "attempt")
@@ -78,6 +80,16 @@ class StateTransition(_message.Message):
     reason: str
     attempt: int
     def __init__(self, from_state: _Optional[_Union[_types_pb2.RunState, str]] = ..., to_state: _Optional[_Union[_types_pb2.RunState, str]] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reason: _Optional[str] = ..., attempt: _Optional[int] = ...) -> None: ...
+
+class TrainingRunAttempt(_message.Message):
+    __slots__ = ("attempt", "batch_size", "learning_rate")
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    LEARNING_RATE_FIELD_NUMBER: _ClassVar[int]
+    attempt: int
+    batch_size: int
+    learning_rate: float
+    def __init__(self, attempt: _Optional[int] = ..., batch_size: _Optional[int] = ..., learning_rate: _Optional[float] = ...) -> None: ...
 
 class CreateTrainingRunRequest(_message.Message):
     __slots__ = ("training_run", "request_id", "validate_only")
