@@ -2,7 +2,8 @@
 jobs stream) and the version's event publisher (``raven.datasets.{id}.versions.{n}.events``).
 
 The queue is the training job queue on another consumer; terminal events are published as the run events
-are (``events.publish_durably``: ``Nats-Msg-Id = {dataset_version}:{attempt}:{kind}``, retried until stored).
+are (``events.SubjectPublisher.durably``: ``Nats-Msg-Id = {dataset_version}:{attempt}:{kind}``, retried
+until stored).
 """
 
 from __future__ import annotations
@@ -14,16 +15,8 @@ from collections.abc import Callable
 from google.protobuf.timestamp_pb2 import Timestamp
 from nats.js import JetStreamContext
 
-from common.dead_letters import DeadLetters
 from common.logging import get_logger
-from common.nats_streams import (
-    DATASET_WORKER_CONSUMER,
-    DEFAULT_RETRY,
-    RetryPolicy,
-    StreamNames,
-    ensure_dataset_worker_consumer,
-    ensure_streams,
-)
+from common.nats_streams import DATASET_WORKER_CONSUMER, StreamNames, ensure_dataset_worker_consumer
 from common.proto.raven.v1 import datasets_pb2, types_pb2
 from services.trainer_worker.adapters.events import SubjectPublisher
 from services.trainer_worker.adapters.jobs import JobQueue
@@ -37,23 +30,8 @@ PROGRESS_EVERY_SECONDS = 1.0
 class DatasetJobQueue(JobQueue):
     """Fetches dataset preparation jobs from their own durable consumer (created if missing)."""
 
-    def __init__(
-        self,
-        js: JetStreamContext,
-        names: StreamNames,
-        *,
-        ack_wait: float = 120.0,
-        policy: RetryPolicy | None = None,
-    ) -> None:
-        super().__init__(js, names, ack_wait=ack_wait, policy=policy)
-        self.dead_letters = DeadLetters(js, names, DATASET_WORKER_CONSUMER, policy or DEFAULT_RETRY)
-
-    async def start(self, replicas: int = 1) -> None:
-        await ensure_streams(self._js, self._names, replicas)
-        durable = await ensure_dataset_worker_consumer(
-            self._js, self._names, ack_wait=self._ack_wait, policy=self.dead_letters.policy
-        )
-        self._sub = await self._js.pull_subscribe_bind(durable=durable, stream=self._names.jobs)
+    consumer = DATASET_WORKER_CONSUMER
+    _ensure = staticmethod(ensure_dataset_worker_consumer)
 
 
 def parse_job(data: bytes) -> datasets_pb2.DatasetPreparationJob:

@@ -93,7 +93,13 @@ class JobMessage(JobDelivery):
 
 
 class JobQueue:
-    """Fetches jobs from the shared durable consumer (created if missing)."""
+    """Fetches jobs from the shared durable consumer (created if missing).
+
+    Training jobs by default; a subclass names another consumer of the jobs stream (``consumer``,
+    ``_ensure``).
+    """
+
+    consumer = WORKER_CONSUMER
 
     def __init__(
         self,
@@ -106,7 +112,7 @@ class JobQueue:
         self._js = js
         self._names = names
         self._ack_wait = ack_wait
-        self.dead_letters = DeadLetters(js, names, WORKER_CONSUMER, policy or DEFAULT_RETRY)
+        self.dead_letters = DeadLetters(js, names, self.consumer, policy or DEFAULT_RETRY)
         self._sub: JetStreamContext.PullSubscription | None = None
 
     @property
@@ -115,10 +121,12 @@ class JobQueue:
 
     async def start(self, replicas: int = 1) -> None:
         await ensure_streams(self._js, self._names, replicas)
-        durable = await ensure_worker_consumer(
+        durable = await self._ensure(
             self._js, self._names, ack_wait=self._ack_wait, policy=self.dead_letters.policy
         )
         self._sub = await self._js.pull_subscribe_bind(durable=durable, stream=self._names.jobs)
+
+    _ensure = staticmethod(ensure_worker_consumer)
 
     async def fetch_one(self, wait: float = 1.0) -> JobMessage | None:
         """One job, or None when none arrived within ``wait`` seconds."""

@@ -15,6 +15,7 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 from common.artifacts import ArtifactStore
 from common.logging import get_logger
@@ -88,8 +89,8 @@ async def prepare_job(msg: JobMessage, services: PreparationServices) -> Settlem
     return await _settle(msg, publisher.completed(dataset_proto.completed(prepared, spec)))
 
 
-# Its own thread, not the loop's default executor: a preparation abandoned at shutdown finishes there without
-# holding up ``asyncio.run``'s default-executor shutdown, and never takes the threads the rest of the worker uses.
+# Its own thread, not the loop's default executor: a preparation abandoned at shutdown finishes there
+# without holding up ``asyncio.run``'s default-executor shutdown, nor the threads the rest of the worker uses.
 _PREPARATION_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dataset-preparation")
 
 
@@ -113,10 +114,13 @@ async def _prepare_off_loop(
     work = loop.run_in_executor(_PREPARATION_THREAD, prepare_version, services.store, spec, progress)
     pumping = asyncio.create_task(pump())
     stop = asyncio.create_task(services.stopping.wait())
+    either: set[asyncio.Future[Any]] = {work, stop}
     try:
         while not work.done():
             await asyncio.wait(
-                {work, stop}, timeout=services.ack_wait / 3, return_when=asyncio.FIRST_COMPLETED
+                either,
+                timeout=services.ack_wait / 3,
+                return_when=asyncio.FIRST_COMPLETED,
             )
             if stop.done() and not work.done():
                 raise _Abandoned  # the thread finishes on its own; its outputs are rewritten by the next try
