@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from services.trainer_worker.domain.evaluation_analysis import finite
+
 COCO_KEYS = ("bbox_mAP", "bbox_mAP_50", "bbox_mAP_75", "bbox_mAP_s", "bbox_mAP_m", "bbox_mAP_l")
 METRICS_FILE = "metrics.json"
 CURVES_FILE = "training_curves.png"
@@ -60,7 +62,7 @@ def evaluate_training(cfg: Any, work_dir: Path, *, has_test: bool, device: str) 
         "versions": framework_versions(device),
     }
     metrics_path = work_dir / METRICS_FILE
-    metrics_path.write_text(json.dumps(_finite(metrics), indent=2, ensure_ascii=False))
+    metrics_path.write_text(json.dumps(finite(metrics), indent=2, ensure_ascii=False))
     curves_path = plot_training_curves(history, _iteration_losses(work_dir), work_dir / CURVES_FILE)
     return EvaluationReport(
         best,
@@ -228,14 +230,3 @@ def _epoch_end_iters(iter_losses: list[tuple[int, float]], with_loss: list[dict[
 
 def _ap(value: float | None) -> float:
     return -1.0 if value is None or math.isnan(value) else float(value)
-
-
-def _finite(data: Any) -> Any:
-    """JSON has no NaN/inf: they become -1 like COCO's "no data"."""
-    if isinstance(data, dict):
-        return {k: _finite(v) for k, v in data.items()}
-    if isinstance(data, list):
-        return [_finite(v) for v in data]
-    if isinstance(data, float) and not math.isfinite(data):
-        return -1.0
-    return data

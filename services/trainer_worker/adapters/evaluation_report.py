@@ -1,0 +1,218 @@
+"""One self-contained HTML page per report: for each evaluation its metric tables (overall, per class, per
+size), confusion matrix, PR curves, recommended thresholds and prediction gallery, PNGs embedded as
+``data:`` URIs.
+
+Every piece of text (category names, file names, model names) is data: it goes through ``html.escape``
+and nothing else builds markup. The page also forbids scripts and remote loads by its Content Security
+Policy, so it opens offline and a name that slipped through could not run.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from PIL import Image
+
+from services.trainer_worker.adapters.evaluation import COCO_KEYS
+from services.trainer_worker.adapters.evaluation_plots import (
+    GROUND_TRUTH_COLOUR,
+    PREDICTION_COLOUR,
+    GalleryImage,
+    confusion_matrix_png,
+    gallery,
+    pr_curves_png,
+)
+from services.trainer_worker.domain.evaluation_analysis import (
+    BACKGROUND,
+    NO_THRESHOLD,
+    EvaluationAnalysis,
+    SizeMetrics,
+    threshold_for,
+)
+
+CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+STYLE = """
+body{font:14px/1.4 system-ui,sans-serif;margin:2em auto;max-width:1200px;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:.5em 0 1.5em}
+th,td{border:1px solid #ccc;padding:3px 8px;text-align:right}
+th:first-child,td:first-child{text-align:left}thead th{background:#f2f2f2}img{max-width:100%}
+figure{display:inline-block;margin:0 1em 1em 0;vertical-align:top}figcaption{font-size:12px;color:#555}
+.key span{display:inline-block;width:1em;height:1em;margin:0 .3em 0 1em;vertical-align:middle}
+section{border-top:2px solid #444;margin-top:2em}
+"""
+
+
+@dataclass(frozen=True)
+class ReportSection:
+    """One evaluation on the page; ``context``: what was evaluated on what (model, dataset version, split)."""
+
+    heading: str
+    analysis: EvaluationAnalysis
+    confusion_png: bytes
+    pr_curves_png: bytes
+    gallery: Sequence[GalleryImage] = ()
+    context: Mapping[str, str] = field(default_factory=dict)
+
+
+def build_section(
+    heading: str,
+    analysis: EvaluationAnalysis,
+    ground_truth: Mapping[str, Any],
+    predictions: Sequence[Mapping[str, Any]],
+    load_image: Callable[[Mapping[str, Any]], Image.Image] | None,
+    context: Mapping[str, str] | None = None,
+) -> ReportSection:
+    """Draws the pictures of one evaluation; without ``load_image`` (images not at hand) no gallery."""
+    drawn = gallery(analysis, ground_truth, predictions, load_image) if load_image is not None else ()
+    return ReportSection(
+        heading,
+        analysis,
+        confusion_matrix_png(analysis.confusion),
+        pr_curves_png(analysis.classes),
+        drawn,
+        dict(context or {}),
+    )
+
+
+def render_report(title: str, sections: Sequence[ReportSection], notes: Sequence[str] = ()) -> str:
+    """The whole page as a string (write it UTF-8)."""
+    body = [f"<h1>{_e(title)}</h1>", *(f"<p>{_e(n)}</p>" for n in notes)]
+    body += [_section(s) for s in sections]
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="Content-Security-Policy" content="{_e(CSP)}">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{_e(title)}</title><style>{STYLE}</style></head>\n<body>\n"
+        + "\n".join(body)
+        + "\n</body></html>\n"
+    )
+
+
+def _section(s: ReportSection) -> str:
+    a = s.analysis
+    parts = [f"<section><h2>{_e(s.heading)}</h2>"]
+    if s.context:
+        parts.append(_table(("", ""), [(k, v) for k, v in s.context.items()], head=False))
+    parts.append(f"<p>{a.images} images, {a.predictions} predictions.</p>")
+    parts.append("<h3>COCO bbox metrics</h3>")
+    parts.append(_table(COCO_KEYS, [tuple(_num(a.metrics.get(k)) for k in COCO_KEYS)]))
+    parts.append("<h3>Per class</h3>")
+    parts.append(
+        _table(
+            (
+                "class",
+                "boxes",
+                "predictions",
+                "AP",
+                "AP50",
+                "AP75",
+                "recommended score threshold",
+                "F1",
+                "precision",
+                "recall",
+            ),
+            [
+                (
+                    c.name,
+                    c.ground_truth,
+                    c.detections,
+                    _num(c.ap),
+                    _num(c.ap50),
+                    _num(c.ap75),
+                    _threshold(c.recommended_score_threshold),
+                    _num(c.f1),
+                    _num(c.precision),
+                    _num(c.recall),
+                )
+                for c in a.classes
+            ],
+        )
+    )
+    parts.append("<h3>Per object size</h3>")
+    parts.append(_sizes("COCO size (annotation area)", a.coco_sizes))
+    parts.append(_sizes("box side sqrt(w·h) in px (the dataset profile's bins)", a.pixel_sizes))
+    parts.append(_confusion(s))
+    parts.append("<h3>Precision-recall curves</h3>")
+    parts.append(_img(s.pr_curves_png, "precision-recall curves per class at IoU 0.5"))
+    if s.gallery:
+        parts.append(_gallery(s.gallery))
+    parts.append("</section>")
+    return "\n".join(parts)
+
+
+def _confusion(s: ReportSection) -> str:
+    m = s.analysis.confusion
+    labels = [*m.names, BACKGROUND]
+    thresholds = ", ".join(
+        f"{name} {threshold_for(m.score_threshold, cid):.3f}"
+        for cid, name in zip(m.category_ids, m.names, strict=True)
+    )
+    rows = [(f"ground truth: {labels[g]}", *row) for g, row in enumerate(m.counts)]
+    return "\n".join(
+        [
+            f"<h3>Confusion matrix (IoU &ge; {m.iou_threshold:g})</h3>",
+            f"<p>Score thresholds: {_e(thresholds)}. Rows: ground truth; columns: predictions; "
+            f"{_e(BACKGROUND)}: no box (false positive) or no prediction (missed).</p>",
+            _table(("", *(f"predicted: {label}" for label in labels)), rows),
+            _img(s.confusion_png, "confusion matrix"),
+        ]
+    )
+
+
+def _gallery(items: Sequence[GalleryImage]) -> str:
+    gt, pred = (f"rgb{c}" for c in (GROUND_TRUTH_COLOUR, PREDICTION_COLOUR))
+    parts = [
+        "<h3>Prediction gallery</h3>",
+        f'<p class="key"><span style="background:{gt}"></span>ground truth'
+        f'<span style="background:{pred}"></span>prediction (class, score)</p>',
+    ]
+    for rank in ("worst", "best"):
+        shown = [g for g in items if g.rank == rank]
+        if not shown:
+            continue
+        parts.append(f"<h4>{_e(rank.capitalize())} images</h4>")
+        for g in shown:
+            caption = f"{g.file_name} (image {g.image_id}): {g.errors} errors, {g.true_positives} correct"
+            parts.append(f"<figure>{_img(g.png, caption)}<figcaption>{_e(caption)}</figcaption></figure>")
+    return "\n".join(parts)
+
+
+def _sizes(kind: str, sizes: Sequence[SizeMetrics]) -> str:
+    return _table(
+        (kind, "area range (px²)", "boxes", "AP", "AP50"),
+        [(s.label, _area(s), s.ground_truth, _num(s.ap), _num(s.ap50)) for s in sizes],
+    )
+
+
+def _table(header: Sequence[object], rows: Sequence[Sequence[object]], *, head: bool = True) -> str:
+    thead = "<thead><tr>" + "".join(f"<th>{_e(h)}</th>" for h in header) + "</tr></thead>" if head else ""
+    body = "".join("<tr>" + "".join(f"<td>{_e(v)}</td>" for v in row) + "</tr>" for row in rows)
+    return f"<table>{thead}<tbody>{body}</tbody></table>"
+
+
+def _img(png: bytes, alt: str) -> str:
+    return f'<img alt="{_e(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode("ascii")}">'
+
+
+def _num(value: object) -> str:
+    """COCO's -1 ("no data") shows as a dash."""
+    if not isinstance(value, int | float) or value < 0:
+        return "—"
+    return f"{value:.3f}"
+
+
+def _threshold(value: float) -> str:
+    return "— (no true positive)" if value == NO_THRESHOLD else f"{value:.3f}"
+
+
+def _area(s: SizeMetrics) -> str:
+    upper = "∞" if s.max_area >= 1e10 else f"{s.max_area:.0f}"
+    return f"{s.min_area:.0f} to {upper}"
+
+
+def _e(value: object) -> str:
+    return html.escape(str(value), quote=True)
