@@ -199,20 +199,17 @@ def match_image(ground_truth: Sequence[Box], detections: Sequence[Box], score_th
     )
     ious = iou_matrix(kept, boxes)
     in_crowd = iou_matrix(kept, crowds, crowd=True).max(axis=1, initial=0.0) >= IOU_THRESHOLD
-    taken = [False] * len(boxes)
+    taken = np.zeros(len(boxes), dtype=bool)
+    same = np.array([[d.category_id == b.category_id for b in boxes] for d in kept], dtype=bool)
     matched: list[int | None] = [None] * len(kept)
     for same_class in (True, False):
-        for i, det in enumerate(kept):
-            if matched[i] is not None:
+        for i in range(len(kept)):
+            if matched[i] is not None or not boxes:
                 continue
-            best, best_iou = None, IOU_THRESHOLD
-            for j, box in enumerate(boxes):
-                if taken[j] or (box.category_id == det.category_id) != same_class:
-                    continue
-                if ious[i, j] >= best_iou:
-                    best, best_iou = j, ious[i, j]
-            if best is not None:
-                taken[best], matched[i] = True, best
+            candidates = np.where(taken | (same[i] != same_class), -1.0, ious[i])
+            j = len(boxes) - 1 - int(np.argmax(candidates[::-1]))  # equal IoU: the later box, as COCO
+            if candidates[j] >= IOU_THRESHOLD:
+                taken[j], matched[i] = True, j
     pairs = tuple((boxes[j].category_id, kept[i].category_id) for i, j in enumerate(matched) if j is not None)
     unmatched = tuple(kept[i].category_id for i, j in enumerate(matched) if j is None and not in_crowd[i])
     missed = tuple(box.category_id for j, box in enumerate(boxes) if not taken[j])
