@@ -120,6 +120,9 @@ def _label(node: trained_model_pb2.LineageNode, current: bool = False) -> str:
     published = " [green]published[/]" if node.published else ""
     text = f"{node.trained_model} {node.display_name} v{node.version}  mAP {node.bbox_map:.3f}{published}"
     text += f"  [dim]{node.dataset}[/]" if node.dataset else ""
+    if node.dataset_snapshot_sha256:  # what exactly it was trained on: snapshot, and the version's split
+        split = f" split {node.split_sha256[:12]}" if node.split_sha256 else ""
+        text += f"  [dim]snapshot {node.dataset_snapshot_sha256[:12]}{split}[/]"
     return f"[bold]{text}[/]" if current else text
 
 

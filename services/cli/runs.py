@@ -45,7 +45,13 @@ def split_classes(value: str) -> list[str]:
 def create(
     ctx: typer.Context,
     name: Annotated[str, typer.Option("--name", help="display name of the run")],
-    dataset: Annotated[str, typer.Option(help="dataset reference under the dataset root, e.g. waste/v3")],
+    dataset: Annotated[
+        str,
+        typer.Option(help="dataset reference under the dataset root, e.g. waste/v3 (or --dataset-version)"),
+    ] = "",
+    dataset_version: Annotated[
+        str, typer.Option(help="a READY dataset version, datasets/{id}/versions/{n}: its frozen split")
+    ] = "",
     template: Annotated[
         str, typer.Option(help="model template, e.g. rtmdet_tiny (see ravenctl templates list)")
     ] = "",
@@ -59,7 +65,9 @@ def create(
         int | None, typer.Option(help=f"{LIMITS['frozen_stages']}, -1 = none frozen")
     ] = None,
     image_size: Annotated[int | None, typer.Option(help=f"square input side, {LIMITS['image_size']}")] = None,
-    seed: Annotated[int | None, typer.Option(help=f"split and training seed, {LIMITS['seed']}")] = None,
+    seed: Annotated[
+        int | None, typer.Option(help=f"training seed, {LIMITS['seed']} (never moves the split)")
+    ] = None,
     val_interval: Annotated[
         int | None, typer.Option(help=f"validate every N epochs, {LIMITS['val_interval']}, at most epochs")
     ] = None,
@@ -99,6 +107,7 @@ def create(
         display_name=name,
         description=description,
         dataset=dataset,
+        dataset_version=dataset_version,
         model_template=template,
         base_model=model_name(base_model) if base_model else "",
         class_names=split_classes(classes),

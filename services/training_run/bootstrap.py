@@ -174,7 +174,14 @@ async def build_app(
         settings.trained_model_addr, tls=ClientTLS.from_settings(settings)
     )
     service = TrainingRunService(
-        uow, CreateContext(settings.dataset_root, trained_models, settings.backbone_checkpoint), clock
+        uow,
+        CreateContext(
+            settings.dataset_root,
+            trained_models,
+            settings.backbone_checkpoint,
+            artifacts=ArtifactStore(settings.artifact_root),
+        ),
+        clock,
     )
     leases = LeaseSettings(
         lease=timedelta(seconds=settings.lease_seconds),

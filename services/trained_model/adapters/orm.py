@@ -45,6 +45,8 @@ class TrainedModelRow(Base):
     base_model_id: Mapped[str | None] = mapped_column(String(36), index=True)
     dataset: Mapped[str] = mapped_column(String(500), index=True)
     dataset_snapshot_sha256: Mapped[str] = mapped_column(String(64))
+    # The dataset version's split sha256 (empty for a plain dataset reference or an import).
+    split_sha256: Mapped[str] = mapped_column(String(64), default="", server_default="")
     class_names: Mapped[list[str]] = mapped_column(JSON)
     model_template: Mapped[str] = mapped_column(String(100), index=True)
     config_text: Mapped[str] = mapped_column(Text)

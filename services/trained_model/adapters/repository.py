@@ -51,6 +51,7 @@ def _fill_row(row: TrainedModelRow, m: TrainedModel) -> None:
     row.base_model_id = m.base_model_id
     row.dataset = m.dataset
     row.dataset_snapshot_sha256 = m.dataset_snapshot_sha256
+    row.split_sha256 = m.split_sha256
     row.class_names = list(m.class_names)
     row.model_template = m.model_template
     row.config_text = m.config_text
@@ -98,6 +99,7 @@ def to_model(row: TrainedModelRow) -> TrainedModel:
         base_model_id=row.base_model_id,
         dataset=row.dataset,
         dataset_snapshot_sha256=row.dataset_snapshot_sha256,
+        split_sha256=row.split_sha256,
         class_names=list(row.class_names),
         model_template=row.model_template,
         config_text=row.config_text,

@@ -22,6 +22,7 @@ class LineageNode:
     published: bool
     depth: int  # negative for ancestors, positive for descendants
     redacted: bool = False  # the caller may not see this model: only its name and place are shown
+    split_sha256: str = ""  # the dataset version's split it was trained and validated on
 
     @classmethod
     def of(cls, model: TrainedModel, depth: int, visible: bool = True) -> LineageNode:
@@ -38,6 +39,7 @@ class LineageNode:
             model.bbox_map,
             model.published,
             depth,
+            split_sha256=model.split_sha256,
         )
 
 

@@ -71,6 +71,7 @@ class TrainedModel:
     base_model_id: str | None = None
     dataset: str = ""
     dataset_snapshot_sha256: str = ""
+    split_sha256: str = ""  # the dataset version's split; empty for a plain dataset reference
     class_names: list[str] = field(default_factory=list)
     model_template: str = ""
     config_text: str = ""

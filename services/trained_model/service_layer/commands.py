@@ -20,6 +20,7 @@ class RegisterTrainedModel:
     base_model_id: str = ""
     dataset: str = ""
     dataset_snapshot_sha256: str = ""
+    split_sha256: str = ""
     class_names: list[str] = field(default_factory=list)
     model_template: str = ""
     config_text: str = ""

@@ -111,6 +111,7 @@ class ModelRegistration:
                 base_model_id=cmd.base_model_id or None,
                 dataset=cmd.dataset,
                 dataset_snapshot_sha256=cmd.dataset_snapshot_sha256,
+                split_sha256=cmd.split_sha256,
                 class_names=list(cmd.class_names),
                 model_template=cmd.model_template,
                 config_text=cmd.config_text,

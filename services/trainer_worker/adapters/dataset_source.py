@@ -38,6 +38,7 @@ from services.trainer_worker.domain.split import (
     split_manifest,
     stratified_split,
 )
+from services.trainer_worker.domain.version_split import split_seed
 
 MANIFEST_FILE = "split_manifest.json"
 CHUNK_BYTES = 1 << 20
@@ -62,6 +63,11 @@ def prepare_dataset(
     class_names: Sequence[str] | None = None,
 ) -> PreparedDataset:
     """Validate, hash, split and write dataset ``dataset_ref`` as mmdet-ready COCO files under ``work_dir``.
+
+    A plain dataset reference has no frozen split: it is computed here, seeded by its image files (names and
+    sha256, ``image_files_sha256``), never by the run's ``seed`` (recorded in the manifest as ``run_seed``), so
+    runs of the same images with different seeds get the same split, and so does a fixed annotation or a
+    reordered listing. A dataset version's frozen split is ``adapters/version_dataset.py``.
 
     Raises:
         DatasetInvalid: with every problem found (first items in ``details``).
@@ -92,26 +98,34 @@ def prepare_dataset(
     with clock("images"):
         hashes = _check_images(root, ref, selected, None if local else image_root, problems)
     problems.raise_if_any(subject)
+    with clock("hash"):
+        snapshot = snapshot_sha256(docs, hashes)
+    images_sha256 = image_files_sha256(hashes)
+    split_by = split_seed(images_sha256)
     with clock("split"):
         if given_split:
             splits = selected
         else:
-            assignment = stratified_split(selected[UNSPLIT], fractions, seed).as_dict()
+            assignment = stratified_split(selected[UNSPLIT], fractions, split_by).as_dict()
             splits = {s: selected[UNSPLIT].subset(ids) for s, ids in assignment.items()}
-    with clock("hash"):
-        snapshot = snapshot_sha256(docs, hashes)
     with clock("write"):
-        paths = _write_splits(splits, work_dir)
+        paths = write_splits(splits, work_dir)
         manifest = split_manifest(
             splits,
-            seed=seed,
+            seed=split_by,
             fractions=fractions,
             given=given_split,
             class_names=names,
             snapshot_sha256=snapshot,
         )
-        manifest["dataset_ref"] = ref
-        manifest_path = _write_json(work_dir / MANIFEST_FILE, manifest)
+        manifest.update(
+            dataset_ref=ref, seed_source="image_files_sha256", image_files_sha256=images_sha256, run_seed=seed
+        )
+        train_images = splits["train"].images if "train" in splits else ()
+        manifest["train_sha256"] = sorted(
+            {hashes[i.file_name] for i in train_images if i.file_name in hashes}
+        )
+        manifest_path = write_json(work_dir / MANIFEST_FILE, manifest)
     counts = {s: len(splits[s].images) if s in splits else 0 for s in SPLIT_NAMES}
     counts["images"] = sum(counts.values())
     counts["annotations"] = sum(len(ds.annotations) for ds in splits.values())
@@ -136,6 +150,15 @@ def snapshot_sha256(docs: Mapping[str, object], image_hashes: Mapping[str, str])
         total.update(f"A {name}\0{hashlib.sha256(canonical.encode()).hexdigest()}\n".encode())
     for file_name in sorted(image_hashes):
         total.update(f"I {file_name}\0{image_hashes[file_name]}\n".encode())
+    return total.hexdigest()
+
+
+def image_files_sha256(image_hashes: Mapping[str, str]) -> str:
+    """Identity of a dataset's image files (names and contents, order-free): what seeds a plain reference's
+    split, so neither the run's seed nor an annotation fix moves it."""
+    total = hashlib.sha256(b"raven-image-files-v1\n")
+    for file_name in sorted(image_hashes):
+        total.update(f"{file_name}\0{image_hashes[file_name]}\n".encode())
     return total.hexdigest()
 
 
@@ -218,7 +241,7 @@ def _copy_target(copy_to: Path | None, file_name: str) -> Iterator[IO[bytes] | N
         yield dst
 
 
-def _write_splits(splits: Mapping[str, CocoDataset], work_dir: Path) -> dict[str, Path]:
+def write_splits(splits: Mapping[str, CocoDataset], work_dir: Path) -> dict[str, Path]:
     paths: dict[str, Path] = {}
     for split in SPLIT_NAMES:
         ds = splits.get(split)
@@ -227,7 +250,7 @@ def _write_splits(splits: Mapping[str, CocoDataset], work_dir: Path) -> dict[str
             continue
         coco_dict = ds.to_coco()
         _check_loads_in_pycocotools(coco_dict, split)
-        paths[split] = _write_json(work_dir / f"{split}.json", coco_dict)
+        paths[split] = write_json(work_dir / f"{split}.json", coco_dict)
     return paths
 
 
@@ -244,7 +267,7 @@ def _check_loads_in_pycocotools(coco_dict: dict[str, Any], split: str) -> None:
         raise RuntimeError(f"prepared {split} split does not index consistently in pycocotools")
 
 
-def _write_json(path: Path, payload: object) -> Path:
+def write_json(path: Path, payload: object) -> Path:
     tmp = path.with_name(path.name + ".tmp")
     # json.dumps, unlike json.dump, runs the C encoder (about 10x faster on 100k annotations)
     tmp.write_text(

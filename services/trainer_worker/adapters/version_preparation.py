@@ -130,25 +130,35 @@ def _invalid(problems: ProblemLog, seconds: dict[str, float]) -> PreparedVersion
     return PreparedVersion(tuple(problems.entries()), len(problems), summary, stage_seconds=seconds)
 
 
-def _file_manifest(store: ArtifactStore, spec: VersionSpec) -> dict[str, dict[str, Any]]:
+def read_file_manifest(store: ArtifactStore, key: str, sha256: str) -> dict[str, dict[str, Any]]:
+    """A version's file manifest by path, checked against ``sha256`` ("" = not checked)."""
     try:
-        data = store.read_bytes(spec.file_manifest_key)
+        data = store.read_bytes(key)
     except NotFound:
         raise VersionFilesChanged("the version's file manifest is missing from the artifact store") from None
-    if spec.file_manifest_sha256 and hashlib.sha256(data).hexdigest() != spec.file_manifest_sha256:
+    if sha256 and hashlib.sha256(data).hexdigest() != sha256:
         raise VersionFilesChanged("the version's file manifest does not match its recorded sha256")
     entries = json.loads(data)
     return {e["path"]: e for e in entries}
 
 
-def _blob(store: ArtifactStore, spec: VersionSpec, entry: Mapping[str, Any]) -> bytes:
+def read_blob(store: ArtifactStore, blob_prefix: str, entry: Mapping[str, Any]) -> bytes:
+    """One file of a version, verified against its sha256 in the manifest."""
     try:
-        data = store.read_bytes(f"{spec.blob_prefix}/{entry['sha256']}")
+        data = store.read_bytes(f"{blob_prefix}/{entry['sha256']}")
     except NotFound:
         raise VersionFilesChanged(f"stored file {entry['path']!r} is missing from the store") from None
     if hashlib.sha256(data).hexdigest() != entry["sha256"]:
         raise VersionFilesChanged(f"stored file {entry['path']!r} does not match its sha256 in the manifest")
     return data
+
+
+def _file_manifest(store: ArtifactStore, spec: VersionSpec) -> dict[str, dict[str, Any]]:
+    return read_file_manifest(store, spec.file_manifest_key, spec.file_manifest_sha256)
+
+
+def _blob(store: ArtifactStore, spec: VersionSpec, entry: Mapping[str, Any]) -> bytes:
+    return read_blob(store, spec.blob_prefix, entry)
 
 
 def _load_json(

@@ -26,6 +26,7 @@ from common.mmdet_fill import fill_dataset
 from common.proto.raven.v1 import events_pb2, types_pb2
 from services.trainer_worker.adapters.dataset_source import prepare_dataset
 from services.trainer_worker.adapters.training import TrainingProcess, TrainingSpec
+from services.trainer_worker.adapters.version_dataset import prepare_version_dataset
 from services.trainer_worker.domain.batch import with_attempt_batch
 from services.trainer_worker.domain.dataset import PreparedDataset
 from services.trainer_worker.domain.job import artifact_key
@@ -92,7 +93,13 @@ class JobSteps:
         self.progress_every_seconds = progress_every_seconds
 
     async def prepare(self, job: events_pb2.TrainingJob, data_dir: Path) -> PreparedDataset:
-        """Validates, hashes and splits the job's dataset into mmdet-ready COCO files under ``data_dir``."""
+        """The job's dataset as mmdet-ready COCO files under ``data_dir``: a dataset version's frozen split
+        (never re-split), or a plain reference validated, hashed and split by its content."""
+        if job.HasField("dataset_version"):
+            return await asyncio.to_thread(
+                prepare_version_dataset, self.artifacts, job.dataset_version, data_dir,
+                class_names=list(job.class_names) or None,
+            )  # fmt: skip
         hp = job.hyperparameters
         prepared = await asyncio.to_thread(
             prepare_dataset, self.dataset_root, job.dataset, data_dir,
@@ -240,10 +247,12 @@ def completed_payload(
         average_loss=average_loss(metrics),
         class_names=list(prepared.class_names),
         model_template=job.model_template,
-        dataset=job.dataset,
+        dataset=job.dataset or job.dataset_version.name,
         base_model_id=job.base_model_id,
         owner=job.owner,
         display_name=display_name,
+        dataset_version=job.dataset_version.name,
+        split_sha256=job.dataset_version.split_sha256,
     )
     payload.config.CopyFrom(job.config)
     return payload

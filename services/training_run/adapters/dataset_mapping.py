@@ -15,6 +15,7 @@ from services.training_run.domain.datasets import (
     DatasetVersion,
     PreparationRequested,
     PreparationResult,
+    RunInput,
     VersionStateChanged,
 )
 
@@ -80,6 +81,28 @@ def _merge_result(message: pb.DatasetVersion, result: PreparationResult, full: b
     if full:
         message.problems.extend(completed.problems)
         message.near_duplicate_groups.extend(completed.near_duplicate_groups)
+
+
+def run_input(version: DatasetVersion) -> RunInput:
+    """What a run on the (READY) version records and its jobs carry: snapshot and split identity, the split
+    manifest, the file manifest and blob prefix, the annotation files; its classes from the profile."""
+    completed = pb.DatasetPreparationCompleted()
+    if version.result is not None:
+        completed.ParseFromString(version.result.payload)
+    snapshot, manifest = version.snapshot, completed.split_manifest
+    source = {
+        "snapshot_sha256": snapshot.sha256,
+        "split_sha256": completed.split_sha256,
+        "split_manifest": {"uri": manifest.uri, "size_bytes": manifest.size_bytes, "sha256": manifest.sha256},
+        "file_manifest": {
+            "uri": snapshot.manifest_key, "size_bytes": snapshot.manifest_size,
+            "sha256": snapshot.manifest_sha256,
+        },
+        "blob_prefix": BLOB_PREFIX,
+        "annotation_files": dict(snapshot.annotation_files),
+    }  # fmt: skip
+    classes = tuple(c.class_name for c in completed.profile.classes)
+    return RunInput(version.name, classes, source)
 
 
 def result_from_proto(completed: pb.DatasetPreparationCompleted) -> PreparationResult:

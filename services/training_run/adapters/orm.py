@@ -49,6 +49,8 @@ class TrainingRunRow(Base):
     # "datasets/{id}/versions/{n}" the run trains on (DatasetService refuses to delete it while the run is
     # not final); empty for a run on a plain dataset reference.
     dataset_version: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    # The version's snapshot, split manifest and files as resolved at Create (RunSpec.dataset_source).
+    dataset_source: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     base_model: Mapped[str] = mapped_column(String(200), default="")
     base_model_checkpoint: Mapped[str] = mapped_column(String(1000), default="")
     model_template: Mapped[str] = mapped_column(String(100))

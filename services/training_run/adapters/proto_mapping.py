@@ -8,7 +8,7 @@ from typing import Any, cast
 from google.protobuf import struct_pb2, timestamp_pb2
 
 from common import hyperparameters
-from common.proto.raven.v1 import events_pb2, training_run_pb2, types_pb2
+from common.proto.raven.v1 import datasets_pb2, events_pb2, training_run_pb2, types_pb2
 from services.training_run.domain.model import (
     CancelRequested,
     Failure,
@@ -104,6 +104,9 @@ def run_to_proto(run: TrainingRun, *, with_config: bool = True) -> training_run_
         end_time=timestamp(run.end_time),
         config_sha256=run.spec.config_sha256,
         etag=etag(run),
+        dataset_version=run.spec.dataset_version,
+        dataset_snapshot_sha256=run.spec.dataset_source.get("snapshot_sha256", ""),
+        split_sha256=run.spec.dataset_source.get("split_sha256", ""),
     )
     if run.progress:
         message.progress.ParseFromString(run.progress)
@@ -168,7 +171,25 @@ def training_job(run: TrainingRun, attempt: int) -> events_pb2.TrainingJob:
         config_sha256=run.spec.config_sha256,
         owner=run.owner,
         create_time=timestamp(run.create_time),
+        dataset_version=training_dataset_version(run.spec.dataset_version, run.spec.dataset_source),
     )
+
+
+def training_dataset_version(name: str, source: dict[str, Any]) -> events_pb2.TrainingDatasetVersion | None:
+    """The job's dataset version from the run's ``dataset_source`` (resolved at Create); None without one."""
+    if not name:
+        return None
+    files = source.get("annotation_files", {})
+    return events_pb2.TrainingDatasetVersion(
+        name=name, snapshot_sha256=source["snapshot_sha256"], split_sha256=source["split_sha256"],
+        split_manifest=types_pb2.Artifact(kind=types_pb2.SPLIT_MANIFEST, **source["split_manifest"]),
+        file_manifest=types_pb2.Artifact(kind=types_pb2.DATASET_SNAPSHOT, **source["file_manifest"]),
+        blob_prefix=source["blob_prefix"], annotations_file=files.get("all", ""),
+        own_split=[
+            datasets_pb2.DatasetSplitFile(split=s, annotations_file=f)
+            for s, f in sorted(files.items()) if s != "all"
+        ],
+    )  # fmt: skip
 
 
 def state_changed_event(event: StateChanged) -> events_pb2.RunEvent:

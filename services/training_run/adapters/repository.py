@@ -199,6 +199,7 @@ def _to_row(run: TrainingRun) -> dict[str, Any]:
         "id": run.id, "request_id": run.request_id or None, "owner": run.owner,
         "display_name": run.display_name,
         "description": run.description, "dataset": spec.dataset, "base_model": spec.base_model,
+        "dataset_version": spec.dataset_version, "dataset_source": spec.dataset_source or None,
         "base_model_checkpoint": spec.base_model_checkpoint, "model_template": spec.model_template,
         "class_names": list(spec.class_names), "hyperparameters": spec.hyperparameters,
         "max_attempts": spec.max_attempts, "config_text": spec.config_text, "config_data": spec.config_data,
@@ -233,6 +234,8 @@ def _to_domain(row: Any) -> TrainingRun:
         config_text=row["config_text"] if "config_text" in row else "",
         config_data=row["config_data"] if "config_data" in row else {},
         config_sha256=row["config_sha256"],
+        dataset_version=row["dataset_version"] if "dataset_version" in row else "",
+        dataset_source=(row["dataset_source"] or {}) if "dataset_source" in row else {},
     )  # fmt: skip
     return TrainingRun(
         id=row["id"], owner=row["owner"], display_name=row["display_name"], spec=spec,

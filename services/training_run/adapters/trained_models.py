@@ -11,7 +11,7 @@ import grpc
 from google.protobuf import json_format
 
 from common.errors import NotFound, PermissionDenied, Unavailable
-from common.proto.raven.v1 import trained_model_pb2, trained_model_pb2_grpc
+from common.proto.raven.v1 import trained_model_pb2, trained_model_pb2_grpc, types_pb2
 from common.tls import ClientTLS, aio_channel
 
 
@@ -23,6 +23,8 @@ class BaseModelInfo:
     model_template: str
     checkpoint_key: str
     config_data: dict[str, Any] = field(default_factory=dict)
+    dataset: str = ""  # what it was trained on: a dataset version's name or a plain dataset reference
+    split_manifest_key: str = ""  # its training run's split manifest (SPLIT_MANIFEST artifact), if any
 
 
 class TrainedModelClient(abc.ABC):
@@ -61,6 +63,10 @@ class GrpcTrainedModelClient(TrainedModelClient):
             model_template=model.model_template,
             checkpoint_key=model.checkpoint.uri,
             config_data=json_format.MessageToDict(model.config) if model.HasField("config") else {},
+            dataset=model.dataset,
+            split_manifest_key=next(
+                (a.uri for a in model.artifacts if a.kind == types_pb2.SPLIT_MANIFEST), ""
+            ),
         )
 
     async def close(self) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import IntEnum
+from typing import Any
 
 from common.errors import FailedPrecondition
 from common.failures import Failure
@@ -47,6 +48,20 @@ class InvalidVersionTransition(FailedPrecondition):
 
 class DatasetInUse(FailedPrecondition):
     """A run that is not final uses the version."""
+
+
+class VersionNotReady(FailedPrecondition):
+    """A run asked for a version that is not READY."""
+
+
+@dataclass(frozen=True)
+class RunInput:
+    """What a run takes from a READY version: its classes (category order) and ``source``, everything the
+    worker needs to rebuild the frozen split (``RunSpec.dataset_source``)."""
+
+    name: str
+    class_names: tuple[str, ...]
+    source: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -194,6 +209,22 @@ class DatasetVersion:
         self.failure = failure
         self._move(VersionState.INVALID, now, failure.message)
         return True
+
+    def ensure_ready_for_runs(self) -> None:
+        """Runs train only on a READY version: its split and files are final."""
+        if self.state == VersionState.READY:
+            return
+        if self.state == VersionState.INVALID:
+            count = self.result.problem_count if self.result else 0
+            why = self.failure.message if self.failure else f"{count} problem(s) found"
+            raise VersionNotReady(
+                f"{self.name} is INVALID ({why}); it can't be trained on: fix the dataset and create a new "
+                "version (GetDatasetVersion lists the problems)"
+            )
+        raise VersionNotReady(
+            f"{self.name} is {self.state.name}, not READY yet: wait until its preparation ends "
+            "(WatchDatasetVersion), then create the run again"
+        )
 
     def ensure_deletable(self, runs_using: list[str]) -> None:
         if runs_using:

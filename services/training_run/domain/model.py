@@ -48,6 +48,11 @@ class RunSpec:
     config_text: str = ""
     config_data: dict[str, Any] = field(default_factory=dict)
     config_sha256: str = ""
+    # A run on a dataset version: its name, and what the worker needs to build the frozen split (snapshot and
+    # split sha256, split and file manifests, blob prefix, annotation files), resolved at Create. Empty for a
+    # plain dataset reference.
+    dataset_version: str = ""
+    dataset_source: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(eq=False)

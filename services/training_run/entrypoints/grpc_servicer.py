@@ -87,6 +87,7 @@ class TrainingRunServicer(training_run_pb2_grpc.TrainingRunServiceServicer):
             description=run.description, base_model=run.base_model, class_names=tuple(run.class_names),
             hyperparameters=hyperparameters_from_proto(run.hyperparameters),
             request_id=request.request_id, validate_only=request.validate_only, auth_metadata=metadata,
+            dataset_version=run.dataset_version, allow_split_overlap=request.allow_split_overlap,
         )  # fmt: skip
         return run_to_proto(await self._service.create(principal(), command))
 

@@ -20,6 +20,8 @@ class CreateTrainingRun:
     request_id: str = ""
     validate_only: bool = False
     auth_metadata: tuple[tuple[str, str], ...] = ()  # forwarded to trained_model
+    dataset_version: str = ""  # "datasets/{id}/versions/{n}", instead of dataset
+    allow_split_overlap: bool = False  # accept a base model trained on the version's val/test images
 
 
 @dataclass(frozen=True)

@@ -265,13 +265,7 @@ class DatasetService:
         return DatasetView(dataset, count, newest)
 
     async def _visible(self, uow: UnitOfWork, principal: Principal, dataset_id: str) -> Dataset:
-        dataset = await uow.datasets.get(dataset_id)
-        sees = dataset is not None and (
-            principal.is_superadmin or principal.can_see_owner(dataset.owner, Permission.VIEW_ALL_DATASETS)
-        )
-        if dataset is None or not sees:
-            raise NotFound(f"dataset datasets/{dataset_id} does not exist")
-        return dataset
+        return await visible_dataset(uow, principal, dataset_id)
 
     async def _owned(self, uow: UnitOfWork, principal: Principal, dataset_id: str) -> Dataset:
         dataset = await self._visible(uow, principal, dataset_id)
@@ -282,15 +276,34 @@ class DatasetService:
     async def _visible_version(
         self, uow: UnitOfWork, principal: Principal, dataset_id: str, number: int
     ) -> DatasetVersion:
-        missing = NotFound(f"dataset version datasets/{dataset_id}/versions/{number} does not exist")
-        try:
-            await self._visible(uow, principal, dataset_id)
-        except NotFound:
-            raise missing from None  # the same answer whether the dataset is hidden or absent
-        version = await uow.datasets.get_version(dataset_id, number)
-        if version is None:
-            raise missing
-        return version
+        return await visible_version(uow, principal, dataset_id, number)
+
+
+async def visible_dataset(uow: UnitOfWork, principal: Principal, dataset_id: str) -> Dataset:
+    """The dataset, or NotFound when it is absent or the caller may not see it (the same answer)."""
+    dataset = await uow.datasets.get(dataset_id)
+    sees = dataset is not None and (
+        principal.is_superadmin or principal.can_see_owner(dataset.owner, Permission.VIEW_ALL_DATASETS)
+    )
+    if dataset is None or not sees:
+        raise NotFound(f"dataset datasets/{dataset_id} does not exist")
+    return dataset
+
+
+async def visible_version(
+    uow: UnitOfWork, principal: Principal, dataset_id: str, number: int
+) -> DatasetVersion:
+    """The version, or NotFound when it, or its dataset, is absent or hidden from the caller: the rule of
+    every DatasetService read, and of CreateTrainingRun's dataset_version."""
+    missing = NotFound(f"dataset version datasets/{dataset_id}/versions/{number} does not exist")
+    try:
+        await visible_dataset(uow, principal, dataset_id)
+    except NotFound:
+        raise missing from None  # the same answer whether the dataset is hidden or absent
+    version = await uow.datasets.get_version(dataset_id, number)
+    if version is None:
+        raise missing
+    return version
 
 
 def _page_size(page_size: int) -> int:

@@ -18,10 +18,13 @@ from common import page_tokens, update_masks
 from common.auth import Permission, Principal
 from common.errors import Aborted, FieldViolation, InvalidArgument, NotFound, PermissionDenied, require
 from common.page_tokens import Cursor
+from services.training_run.adapters.dataset_mapping import run_input
 from services.training_run.adapters.proto_mapping import etag as etag_of
 from services.training_run.adapters.repository import ConcurrentUpdate, DuplicateRequest, RunFilter
+from services.training_run.domain.datasets import RunInput
 from services.training_run.domain.model import Phase, RunState, TrainingRun
 from services.training_run.service_layer import commands
+from services.training_run.service_layer.datasets import VERSION_NAME, parse_version_name, visible_version
 from services.training_run.service_layer.unit_of_work import (
     UnitOfWork,
     UnitOfWorkFactory,
@@ -133,7 +136,10 @@ class TrainingRunService:
                 existing = await uow.runs.get_by_request_id(principal.subject, cmd.request_id)
             if existing is not None:
                 return existing
-        spec = await validate_create(cmd, self._create_context, operator=principal.is_superadmin)
+        version = await self._dataset_version(principal, cmd)
+        spec = await validate_create(
+            cmd, self._create_context, operator=principal.is_superadmin, version=version
+        )
         run = TrainingRun.create(
             id=uuid.uuid4().hex,
             owner=principal.subject,
@@ -160,6 +166,20 @@ class TrainingRunService:
                 ) from None
             return found
         return run
+
+    async def _dataset_version(
+        self, principal: Principal, cmd: commands.CreateTrainingRun
+    ) -> RunInput | None:
+        """The run's dataset version when the request names one well-formed: visible to the caller (else
+        NotFound, as DatasetService reads) and READY (else FailedPrecondition saying its state)."""
+        if not cmd.dataset_version or cmd.dataset or not VERSION_NAME.match(cmd.dataset_version):
+            return None  # absent, or a field violation validate_create reports with the others
+        principal.require(Permission.VIEW_DATASETS)
+        dataset_id, number = parse_version_name(cmd.dataset_version, "training_run.dataset_version")
+        async with self._uow() as uow:
+            version = await visible_version(uow, principal, dataset_id, number)
+        version.ensure_ready_for_runs()
+        return run_input(version)
 
     async def get(self, principal: Principal, name: str) -> TrainingRun:
         async with self._uow() as uow:

@@ -14,15 +14,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from common import config_gate, dataset_refs, hyperparameters
+from common.artifacts import ArtifactStore
 from common.errors import AppError, FailedPrecondition, FieldViolation, NotFound, require
 from common.hyperparameters import HyperParams
 from common.mmdet_config import TEMPLATES, ConfigInvalid, ResolvedConfig, build_config
 from services.training_run.adapters.trained_models import BaseModelInfo, TrainedModelClient
+from services.training_run.domain.datasets import RunInput
 from services.training_run.domain.model import RunSpec
 from services.training_run.service_layer.commands import CreateTrainingRun
+from services.training_run.service_layer.split_guard import check_split_overlap
 
 F = "training_run."
 MODEL_NAME = re.compile(r"^trainedModels/[A-Za-z0-9_-]{1,64}$")
+VERSION_FORMAT = "must look like 'datasets/{id}/versions/{n}' (n from 1)"
 ConfigBuilder = Callable[..., ResolvedConfig]
 
 
@@ -58,6 +62,7 @@ class CreateContext:
     trained_models: TrainedModelClient
     backbone_checkpoint: str = ""
     config_builder: ConfigBuilder = field(default_factory=CachedConfigBuilder)
+    artifacts: ArtifactStore | None = None  # split manifests, for the fine-tune guard (None = no guard)
 
 
 def printable_text(value: str, field: str, max_chars: int, *, required: bool) -> list[FieldViolation]:
@@ -70,15 +75,28 @@ def printable_text(value: str, field: str, max_chars: int, *, required: bool) ->
     return []
 
 
-async def validate_create(cmd: CreateTrainingRun, ctx: CreateContext, *, operator: bool = False) -> RunSpec:
+async def validate_create(
+    cmd: CreateTrainingRun, ctx: CreateContext, *, operator: bool = False, version: RunInput | None = None
+) -> RunSpec:
     """The run's spec with its resolved config, or InvalidArgument listing every bad field.
 
     ``operator`` (a superadmin caller) is told server-side details an ordinary user is not: the dataset root.
+    ``version`` is ``cmd.dataset_version`` resolved (visible and READY) by the caller; None when the request
+    names none or a malformed one (reported here).
     """
     violations = printable_text(cmd.display_name, F + "display_name", 200, required=True)
     violations += printable_text(cmd.description, F + "description", 10_000, required=False)
     violations += printable_text(cmd.request_id, "request_id", 200, required=False)
-    dataset, categories = await _dataset(cmd.dataset, ctx.dataset_root, violations, operator=operator)
+    if cmd.dataset_version:
+        dataset, categories = "", list(version.class_names) if version else []
+        if cmd.dataset:
+            violations.append(
+                FieldViolation(F + "dataset_version", "set either dataset or dataset_version, not both")
+            )
+        elif version is None:
+            violations.append(FieldViolation(F + "dataset_version", VERSION_FORMAT))
+    else:
+        dataset, categories = await _dataset(cmd.dataset, ctx.dataset_root, violations, operator=operator)
     base = await _base_model(cmd, ctx.trained_models, violations)
     template = cmd.model_template or (base.model_template if base else "")
     if base and cmd.model_template and base.model_template and cmd.model_template != base.model_template:
@@ -105,6 +123,8 @@ async def validate_create(cmd: CreateTrainingRun, ctx: CreateContext, *, operato
     violations += asked.violations
     class_names = _class_names(cmd.class_names, categories, base, violations)
     require(_as_errors(violations))
+    if base and version and ctx.artifacts is not None and not cmd.allow_split_overlap:
+        await asyncio.to_thread(check_split_overlap, ctx.artifacts, base, version)
     try:
         resolved = await asyncio.to_thread(
             ctx.config_builder,
@@ -124,6 +144,8 @@ async def validate_create(cmd: CreateTrainingRun, ctx: CreateContext, *, operato
         max_attempts=int(asked.run["max_attempts"]),
         base_model=base.name if base else "", base_model_checkpoint=base.checkpoint_key if base else "",
         config_text=resolved.text, config_data=resolved.data, config_sha256=resolved.sha256,
+        dataset_version=version.name if version else "",
+        dataset_source=dict(version.source) if version else {},
     )  # fmt: skip
 
 
@@ -154,7 +176,10 @@ def missing_dataset_hint(ref: str, root: str, operator: bool) -> str:
     relative = ref.strip("/")
     where = f"{root.rstrip('/')}/{relative}/" if operator else f"'{relative}/' under the dataset root"
     who = "copy" if operator else "ask an operator to copy"
-    return f"{who} it to {where} ({dataset_refs.LAYOUT_HINT}); datasets can't be uploaded through the API yet"
+    return (
+        f"{who} it to {where} ({dataset_refs.LAYOUT_HINT}), or upload it as a dataset version "
+        "(DatasetService.UploadDatasetVersion) and train on that with dataset_version"
+    )
 
 
 async def _base_model(

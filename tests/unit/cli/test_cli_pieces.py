@@ -60,6 +60,19 @@ def test_lineage_tree_nests_ancestors_model_and_descendants() -> None:
     assert indent["a"] < indent["b"] < indent["c"] == indent["d"] < indent["e"]
 
 
+def test_lineage_labels_show_the_dataset_version_snapshot_and_split() -> None:
+    trained = node("v", depth=0)
+    trained.dataset, trained.dataset_snapshot_sha256, trained.split_sha256 = (
+        "datasets/d/versions/3",
+        "a" * 64,
+        "b" * 64,
+    )
+    console = Console(width=200, record=True)
+    console.print(lineage_tree(trained_model_pb2.ModelLineage(model=trained)))
+    text = console.export_text()
+    assert "datasets/d/versions/3" in text and "snapshot aaaaaaaaaaaa split bbbbbbbbbbbb" in text
+
+
 def model(name: str, bbox_map: float, per_class: dict[str, float]) -> trained_model_pb2.TrainedModel:
     val = types_pb2.DetectionMetrics(
         bbox_map=bbox_map, per_class_ap=[types_pb2.ClassAP(class_name=k, ap=v) for k, v in per_class.items()]

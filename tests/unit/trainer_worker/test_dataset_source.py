@@ -15,6 +15,7 @@ from pycocotools.coco import COCO
 from services.trainer_worker.adapters.dataset_source import prepare_dataset, resolve_dataset_ref
 from services.trainer_worker.domain.problems import DatasetInvalid, Problem
 from services.trainer_worker.domain.split import SplitFractions
+from services.trainer_worker.domain.version_split import split_seed
 from tests.fixtures.synthetic_coco import make_dataset
 
 
@@ -59,9 +60,20 @@ def test_prepares_loadable_split_files_with_polygon_envelopes(root: Path, tmp_pa
     train = COCO(str(prepared.train_ann))
     assert {a["category_id"] for a in train.loadAnns(train.getAnnIds())} == {1, 2, 3}
     manifest = json.loads(prepared.manifest_path.read_text())
-    assert manifest["seed"] == 5 and manifest["snapshot_sha256"] == prepared.snapshot_sha256
+    assert manifest["run_seed"] == 5 and manifest["snapshot_sha256"] == prepared.snapshot_sha256
+    assert manifest["seed"] == split_seed(manifest["image_files_sha256"])
+    assert manifest["seed_source"] == "image_files_sha256"
     assert sorted(manifest["train"]) == sorted(train.getImgIds())
     assert set(prepared.stage_seconds) >= {"validate", "images", "split", "write"}
+
+
+def test_a_plain_reference_is_split_by_its_content_not_by_the_run_seed(root: Path, tmp_path: Path) -> None:
+    one = prepare_dataset(url(root), "waste", tmp_path / "s1", seed=1)
+    other = prepare_dataset(url(root), "waste", tmp_path / "s2", seed=2)
+    for split in ("train", "val", "test"):
+        first, second = (json.loads(p.manifest_path.read_text())["file_names"][split] for p in (one, other))
+        assert first == second, split
+    assert json.loads(one.manifest_path.read_text())["file_names"]["val"]  # a split that can differ
 
 
 def test_same_seed_same_output_and_hash_follows_content_only(root: Path, tmp_path: Path) -> None:

@@ -25,39 +25,42 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from common.proto.raven.v1 import types_pb2 as raven_dot_v1_dot_types__pb2
+from common.proto.raven.v1 import datasets_pb2 as raven_dot_v1_dot_datasets__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15raven/v1/events.proto\x12\x08raven.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x14raven/v1/types.proto\"\xd6\x02\n\x0bTrainingJob\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x0f\n\x07\x64\x61taset\x18\x03 \x01(\t\x12\x16\n\x0emodel_template\x18\x04 \x01(\t\x12\x15\n\rbase_model_id\x18\x05 \x01(\t\x12\x1d\n\x15\x62\x61se_model_checkpoint\x18\x06 \x01(\t\x12\x13\n\x0b\x63lass_names\x18\x07 \x03(\t\x12\x32\n\x0fhyperparameters\x18\x08 \x01(\x0b\x32\x19.raven.v1.Hyperparameters\x12\'\n\x06\x63onfig\x18\t \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x15\n\rconfig_sha256\x18\n \x01(\t\x12\r\n\x05owner\x18\x0b \x01(\t\x12/\n\x0b\x63reate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"M\n\nRunControl\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x0e\n\x06\x63\x61ncel\x18\x03 \x01(\x08\x12\x0e\n\x06reason\x18\x04 \x01(\t\"V\n\nRunStarted\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x02 \x01(\t\x12\x0f\n\x07resumed\x18\x03 \x01(\x08\x12\x14\n\x0cresumed_from\x18\x04 \x01(\t\"1\n\x0cPhaseChanged\x12!\n\x05phase\x18\x01 \x01(\x0e\x32\x12.raven.v1.RunPhase\"@\n\x10ProgressReported\x12,\n\x08progress\x18\x01 \x01(\x0b\x32\x1a.raven.v1.ProgressSnapshot\"\x19\n\x08LogLines\x12\r\n\x05lines\x18\x01 \x03(\t\"\x83\x04\n\x0cRunCompleted\x12%\n\tartifacts\x18\x01 \x03(\x0b\x32\x12.raven.v1.Artifact\x12/\n\nevaluation\x18\x02 \x01(\x0b\x32\x1b.raven.v1.EvaluationResults\x12\x1f\n\x17\x64\x61taset_snapshot_sha256\x18\x03 \x01(\t\x12\x15\n\rconfig_sha256\x18\x04 \x01(\t\x12\x13\n\x0b\x63onfig_text\x18\x05 \x01(\t\x12\'\n\x06\x63onfig\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct\x12-\n\x08versions\x18\x07 \x01(\x0b\x32\x1b.raven.v1.FrameworkVersions\x12\x0c\n\x04seed\x18\x08 \x01(\x03\x12\x18\n\x10training_seconds\x18\t \x01(\x01\x12\x17\n\x0fparameter_count\x18\n \x01(\x03\x12\x0e\n\x06\x65pochs\x18\x0b \x01(\x05\x12\x15\n\rlearning_rate\x18\x0c \x01(\x01\x12\x14\n\x0c\x61verage_loss\x18\r \x01(\x01\x12\x13\n\x0b\x63lass_names\x18\x0e \x03(\t\x12\x16\n\x0emodel_template\x18\x0f \x01(\t\x12\x0f\n\x07\x64\x61taset\x18\x10 \x01(\t\x12\x15\n\rbase_model_id\x18\x11 \x01(\t\x12\r\n\x05owner\x18\x12 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x13 \x01(\t\"/\n\tRunFailed\x12\"\n\x07\x66\x61ilure\x18\x01 \x01(\x0b\x32\x11.raven.v1.Failure\"7\n\x0cRunCancelled\x12\x0e\n\x06reason\x18\x01 \x01(\t\x12\x17\n\x0flast_checkpoint\x18\x02 \x01(\t\"+\n\x0fModelRegistered\x12\x18\n\x10trained_model_id\x18\x01 \x01(\t\"=\n\x17ModelRegistrationFailed\x12\"\n\x07\x66\x61ilure\x18\x01 \x01(\x0b\x32\x11.raven.v1.Failure\"\xca\x04\n\x08RunEvent\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12(\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08sequence\x18\x04 \x01(\x04\x12\'\n\x07started\x18\n \x01(\x0b\x32\x14.raven.v1.RunStartedH\x00\x12/\n\rphase_changed\x18\x0b \x01(\x0b\x32\x16.raven.v1.PhaseChangedH\x00\x12.\n\x08progress\x18\x0c \x01(\x0b\x32\x1a.raven.v1.ProgressReportedH\x00\x12+\n\tcompleted\x18\r \x01(\x0b\x32\x16.raven.v1.RunCompletedH\x00\x12%\n\x06\x66\x61iled\x18\x0e \x01(\x0b\x32\x13.raven.v1.RunFailedH\x00\x12+\n\tcancelled\x18\x0f \x01(\x0b\x32\x16.raven.v1.RunCancelledH\x00\x12\x35\n\x10model_registered\x18\x10 \x01(\x0b\x32\x19.raven.v1.ModelRegisteredH\x00\x12@\n\x13registration_failed\x18\x11 \x01(\x0b\x32!.raven.v1.ModelRegistrationFailedH\x00\x12!\n\x03log\x18\x12 \x01(\x0b\x32\x12.raven.v1.LogLinesH\x00\x12/\n\rstate_changed\x18\x13 \x01(\x0b\x32\x16.raven.v1.StateChangedH\x00\x42\t\n\x07payload\"l\n\x0cStateChanged\x12&\n\nfrom_state\x18\x01 \x01(\x0e\x32\x12.raven.v1.RunState\x12$\n\x08to_state\x18\x02 \x01(\x0e\x32\x12.raven.v1.RunState\x12\x0e\n\x06reason\x18\x03 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15raven/v1/events.proto\x12\x08raven.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x14raven/v1/types.proto\x1a\x17raven/v1/datasets.proto\"\x91\x03\n\x0bTrainingJob\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x0f\n\x07\x64\x61taset\x18\x03 \x01(\t\x12\x16\n\x0emodel_template\x18\x04 \x01(\t\x12\x15\n\rbase_model_id\x18\x05 \x01(\t\x12\x1d\n\x15\x62\x61se_model_checkpoint\x18\x06 \x01(\t\x12\x13\n\x0b\x63lass_names\x18\x07 \x03(\t\x12\x32\n\x0fhyperparameters\x18\x08 \x01(\x0b\x32\x19.raven.v1.Hyperparameters\x12\'\n\x06\x63onfig\x18\t \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x15\n\rconfig_sha256\x18\n \x01(\t\x12\r\n\x05owner\x18\x0b \x01(\t\x12/\n\x0b\x63reate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x39\n\x0f\x64\x61taset_version\x18\r \x01(\x0b\x32 .raven.v1.TrainingDatasetVersion\"\x8a\x02\n\x16TrainingDatasetVersion\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x17\n\x0fsnapshot_sha256\x18\x02 \x01(\t\x12*\n\x0esplit_manifest\x18\x03 \x01(\x0b\x32\x12.raven.v1.Artifact\x12\x14\n\x0csplit_sha256\x18\x04 \x01(\t\x12)\n\rfile_manifest\x18\x05 \x01(\x0b\x32\x12.raven.v1.Artifact\x12\x13\n\x0b\x62lob_prefix\x18\x06 \x01(\t\x12\x18\n\x10\x61nnotations_file\x18\x07 \x01(\t\x12-\n\town_split\x18\x08 \x03(\x0b\x32\x1a.raven.v1.DatasetSplitFile\"M\n\nRunControl\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x0e\n\x06\x63\x61ncel\x18\x03 \x01(\x08\x12\x0e\n\x06reason\x18\x04 \x01(\t\"V\n\nRunStarted\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x02 \x01(\t\x12\x0f\n\x07resumed\x18\x03 \x01(\x08\x12\x14\n\x0cresumed_from\x18\x04 \x01(\t\"1\n\x0cPhaseChanged\x12!\n\x05phase\x18\x01 \x01(\x0e\x32\x12.raven.v1.RunPhase\"@\n\x10ProgressReported\x12,\n\x08progress\x18\x01 \x01(\x0b\x32\x1a.raven.v1.ProgressSnapshot\"\x19\n\x08LogLines\x12\r\n\x05lines\x18\x01 \x03(\t\"\xb2\x04\n\x0cRunCompleted\x12%\n\tartifacts\x18\x01 \x03(\x0b\x32\x12.raven.v1.Artifact\x12/\n\nevaluation\x18\x02 \x01(\x0b\x32\x1b.raven.v1.EvaluationResults\x12\x1f\n\x17\x64\x61taset_snapshot_sha256\x18\x03 \x01(\t\x12\x15\n\rconfig_sha256\x18\x04 \x01(\t\x12\x13\n\x0b\x63onfig_text\x18\x05 \x01(\t\x12\'\n\x06\x63onfig\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct\x12-\n\x08versions\x18\x07 \x01(\x0b\x32\x1b.raven.v1.FrameworkVersions\x12\x0c\n\x04seed\x18\x08 \x01(\x03\x12\x18\n\x10training_seconds\x18\t \x01(\x01\x12\x17\n\x0fparameter_count\x18\n \x01(\x03\x12\x0e\n\x06\x65pochs\x18\x0b \x01(\x05\x12\x15\n\rlearning_rate\x18\x0c \x01(\x01\x12\x14\n\x0c\x61verage_loss\x18\r \x01(\x01\x12\x13\n\x0b\x63lass_names\x18\x0e \x03(\t\x12\x16\n\x0emodel_template\x18\x0f \x01(\t\x12\x0f\n\x07\x64\x61taset\x18\x10 \x01(\t\x12\x15\n\rbase_model_id\x18\x11 \x01(\t\x12\r\n\x05owner\x18\x12 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x13 \x01(\t\x12\x17\n\x0f\x64\x61taset_version\x18\x14 \x01(\t\x12\x14\n\x0csplit_sha256\x18\x15 \x01(\t\"/\n\tRunFailed\x12\"\n\x07\x66\x61ilure\x18\x01 \x01(\x0b\x32\x11.raven.v1.Failure\"7\n\x0cRunCancelled\x12\x0e\n\x06reason\x18\x01 \x01(\t\x12\x17\n\x0flast_checkpoint\x18\x02 \x01(\t\"+\n\x0fModelRegistered\x12\x18\n\x10trained_model_id\x18\x01 \x01(\t\"=\n\x17ModelRegistrationFailed\x12\"\n\x07\x66\x61ilure\x18\x01 \x01(\x0b\x32\x11.raven.v1.Failure\"\xca\x04\n\x08RunEvent\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12(\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08sequence\x18\x04 \x01(\x04\x12\'\n\x07started\x18\n \x01(\x0b\x32\x14.raven.v1.RunStartedH\x00\x12/\n\rphase_changed\x18\x0b \x01(\x0b\x32\x16.raven.v1.PhaseChangedH\x00\x12.\n\x08progress\x18\x0c \x01(\x0b\x32\x1a.raven.v1.ProgressReportedH\x00\x12+\n\tcompleted\x18\r \x01(\x0b\x32\x16.raven.v1.RunCompletedH\x00\x12%\n\x06\x66\x61iled\x18\x0e \x01(\x0b\x32\x13.raven.v1.RunFailedH\x00\x12+\n\tcancelled\x18\x0f \x01(\x0b\x32\x16.raven.v1.RunCancelledH\x00\x12\x35\n\x10model_registered\x18\x10 \x01(\x0b\x32\x19.raven.v1.ModelRegisteredH\x00\x12@\n\x13registration_failed\x18\x11 \x01(\x0b\x32!.raven.v1.ModelRegistrationFailedH\x00\x12!\n\x03log\x18\x12 \x01(\x0b\x32\x12.raven.v1.LogLinesH\x00\x12/\n\rstate_changed\x18\x13 \x01(\x0b\x32\x16.raven.v1.StateChangedH\x00\x42\t\n\x07payload\"l\n\x0cStateChanged\x12&\n\nfrom_state\x18\x01 \x01(\x0e\x32\x12.raven.v1.RunState\x12$\n\x08to_state\x18\x02 \x01(\x0e\x32\x12.raven.v1.RunState\x12\x0e\n\x06reason\x18\x03 \x01(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'raven.v1.events_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_TRAININGJOB']._serialized_start=121
-  _globals['_TRAININGJOB']._serialized_end=463
-  _globals['_RUNCONTROL']._serialized_start=465
-  _globals['_RUNCONTROL']._serialized_end=542
-  _globals['_RUNSTARTED']._serialized_start=544
-  _globals['_RUNSTARTED']._serialized_end=630
-  _globals['_PHASECHANGED']._serialized_start=632
-  _globals['_PHASECHANGED']._serialized_end=681
-  _globals['_PROGRESSREPORTED']._serialized_start=683
-  _globals['_PROGRESSREPORTED']._serialized_end=747
-  _globals['_LOGLINES']._serialized_start=749
-  _globals['_LOGLINES']._serialized_end=774
-  _globals['_RUNCOMPLETED']._serialized_start=777
-  _globals['_RUNCOMPLETED']._serialized_end=1292
-  _globals['_RUNFAILED']._serialized_start=1294
-  _globals['_RUNFAILED']._serialized_end=1341
-  _globals['_RUNCANCELLED']._serialized_start=1343
-  _globals['_RUNCANCELLED']._serialized_end=1398
-  _globals['_MODELREGISTERED']._serialized_start=1400
-  _globals['_MODELREGISTERED']._serialized_end=1443
-  _globals['_MODELREGISTRATIONFAILED']._serialized_start=1445
-  _globals['_MODELREGISTRATIONFAILED']._serialized_end=1506
-  _globals['_RUNEVENT']._serialized_start=1509
-  _globals['_RUNEVENT']._serialized_end=2095
-  _globals['_STATECHANGED']._serialized_start=2097
-  _globals['_STATECHANGED']._serialized_end=2205
+  _globals['_TRAININGJOB']._serialized_start=146
+  _globals['_TRAININGJOB']._serialized_end=547
+  _globals['_TRAININGDATASETVERSION']._serialized_start=550
+  _globals['_TRAININGDATASETVERSION']._serialized_end=816
+  _globals['_RUNCONTROL']._serialized_start=818
+  _globals['_RUNCONTROL']._serialized_end=895
+  _globals['_RUNSTARTED']._serialized_start=897
+  _globals['_RUNSTARTED']._serialized_end=983
+  _globals['_PHASECHANGED']._serialized_start=985
+  _globals['_PHASECHANGED']._serialized_end=1034
+  _globals['_PROGRESSREPORTED']._serialized_start=1036
+  _globals['_PROGRESSREPORTED']._serialized_end=1100
+  _globals['_LOGLINES']._serialized_start=1102
+  _globals['_LOGLINES']._serialized_end=1127
+  _globals['_RUNCOMPLETED']._serialized_start=1130
+  _globals['_RUNCOMPLETED']._serialized_end=1692
+  _globals['_RUNFAILED']._serialized_start=1694
+  _globals['_RUNFAILED']._serialized_end=1741
+  _globals['_RUNCANCELLED']._serialized_start=1743
+  _globals['_RUNCANCELLED']._serialized_end=1798
+  _globals['_MODELREGISTERED']._serialized_start=1800
+  _globals['_MODELREGISTERED']._serialized_end=1843
+  _globals['_MODELREGISTRATIONFAILED']._serialized_start=1845
+  _globals['_MODELREGISTRATIONFAILED']._serialized_end=1906
+  _globals['_RUNEVENT']._serialized_start=1909
+  _globals['_RUNEVENT']._serialized_end=2495
+  _globals['_STATECHANGED']._serialized_start=2497
+  _globals['_STATECHANGED']._serialized_end=2605
 # @@protoc_insertion_point(module_scope)

@@ -3,6 +3,7 @@ import datetime
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf import struct_pb2 as _struct_pb2
 from common.proto.raven.v1 import types_pb2 as _types_pb2
+from common.proto.raven.v1 import datasets_pb2 as _datasets_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -12,7 +13,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class TrainingJob(_message.Message):
-    __slots__ = ("run_id", "attempt", "dataset", "model_template", "base_model_id", "base_model_checkpoint", "class_names", "hyperparameters", "config", "config_sha256", "owner", "create_time")
+    __slots__ = ("run_id", "attempt", "dataset", "model_template", "base_model_id", "base_model_checkpoint", "class_names", "hyperparameters", "config", "config_sha256", "owner", "create_time", "dataset_version")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     DATASET_FIELD_NUMBER: _ClassVar[int]
@@ -25,6 +26,7 @@ class TrainingJob(_message.Message):
     CONFIG_SHA256_FIELD_NUMBER: _ClassVar[int]
     OWNER_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    DATASET_VERSION_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     attempt: int
     dataset: str
@@ -37,7 +39,28 @@ class TrainingJob(_message.Message):
     config_sha256: str
     owner: str
     create_time: _timestamp_pb2.Timestamp
-    def __init__(self, run_id: _Optional[str] = ..., attempt: _Optional[int] = ..., dataset: _Optional[str] = ..., model_template: _Optional[str] = ..., base_model_id: _Optional[str] = ..., base_model_checkpoint: _Optional[str] = ..., class_names: _Optional[_Iterable[str]] = ..., hyperparameters: _Optional[_Union[_types_pb2.Hyperparameters, _Mapping]] = ..., config: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., config_sha256: _Optional[str] = ..., owner: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    dataset_version: TrainingDatasetVersion
+    def __init__(self, run_id: _Optional[str] = ..., attempt: _Optional[int] = ..., dataset: _Optional[str] = ..., model_template: _Optional[str] = ..., base_model_id: _Optional[str] = ..., base_model_checkpoint: _Optional[str] = ..., class_names: _Optional[_Iterable[str]] = ..., hyperparameters: _Optional[_Union[_types_pb2.Hyperparameters, _Mapping]] = ..., config: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., config_sha256: _Optional[str] = ..., owner: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., dataset_version: _Optional[_Union[TrainingDatasetVersion, _Mapping]] = ...) -> None: ...
+
+class TrainingDatasetVersion(_message.Message):
+    __slots__ = ("name", "snapshot_sha256", "split_manifest", "split_sha256", "file_manifest", "blob_prefix", "annotations_file", "own_split")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SNAPSHOT_SHA256_FIELD_NUMBER: _ClassVar[int]
+    SPLIT_MANIFEST_FIELD_NUMBER: _ClassVar[int]
+    SPLIT_SHA256_FIELD_NUMBER: _ClassVar[int]
+    FILE_MANIFEST_FIELD_NUMBER: _ClassVar[int]
+    BLOB_PREFIX_FIELD_NUMBER: _ClassVar[int]
+    ANNOTATIONS_FILE_FIELD_NUMBER: _ClassVar[int]
+    OWN_SPLIT_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    snapshot_sha256: str
+    split_manifest: _types_pb2.Artifact
+    split_sha256: str
+    file_manifest: _types_pb2.Artifact
+    blob_prefix: str
+    annotations_file: str
+    own_split: _containers.RepeatedCompositeFieldContainer[_datasets_pb2.DatasetSplitFile]
+    def __init__(self, name: _Optional[str] = ..., snapshot_sha256: _Optional[str] = ..., split_manifest: _Optional[_Union[_types_pb2.Artifact, _Mapping]] = ..., split_sha256: _Optional[str] = ..., file_manifest: _Optional[_Union[_types_pb2.Artifact, _Mapping]] = ..., blob_prefix: _Optional[str] = ..., annotations_file: _Optional[str] = ..., own_split: _Optional[_Iterable[_Union[_datasets_pb2.DatasetSplitFile, _Mapping]]] = ...) -> None: ...
 
 class RunControl(_message.Message):
     __slots__ = ("run_id", "attempt", "cancel", "reason")
@@ -82,7 +105,7 @@ class LogLines(_message.Message):
     def __init__(self, lines: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class RunCompleted(_message.Message):
-    __slots__ = ("artifacts", "evaluation", "dataset_snapshot_sha256", "config_sha256", "config_text", "config", "versions", "seed", "training_seconds", "parameter_count", "epochs", "learning_rate", "average_loss", "class_names", "model_template", "dataset", "base_model_id", "owner", "display_name")
+    __slots__ = ("artifacts", "evaluation", "dataset_snapshot_sha256", "config_sha256", "config_text", "config", "versions", "seed", "training_seconds", "parameter_count", "epochs", "learning_rate", "average_loss", "class_names", "model_template", "dataset", "base_model_id", "owner", "display_name", "dataset_version", "split_sha256")
     ARTIFACTS_FIELD_NUMBER: _ClassVar[int]
     EVALUATION_FIELD_NUMBER: _ClassVar[int]
     DATASET_SNAPSHOT_SHA256_FIELD_NUMBER: _ClassVar[int]
@@ -102,6 +125,8 @@ class RunCompleted(_message.Message):
     BASE_MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     OWNER_FIELD_NUMBER: _ClassVar[int]
     DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
+    DATASET_VERSION_FIELD_NUMBER: _ClassVar[int]
+    SPLIT_SHA256_FIELD_NUMBER: _ClassVar[int]
     artifacts: _containers.RepeatedCompositeFieldContainer[_types_pb2.Artifact]
     evaluation: _types_pb2.EvaluationResults
     dataset_snapshot_sha256: str
@@ -121,7 +146,9 @@ class RunCompleted(_message.Message):
     base_model_id: str
     owner: str
     display_name: str
-    def __init__(self, artifacts: _Optional[_Iterable[_Union[_types_pb2.Artifact, _Mapping]]] = ..., evaluation: _Optional[_Union[_types_pb2.EvaluationResults, _Mapping]] = ..., dataset_snapshot_sha256: _Optional[str] = ..., config_sha256: _Optional[str] = ..., config_text: _Optional[str] = ..., config: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., versions: _Optional[_Union[_types_pb2.FrameworkVersions, _Mapping]] = ..., seed: _Optional[int] = ..., training_seconds: _Optional[float] = ..., parameter_count: _Optional[int] = ..., epochs: _Optional[int] = ..., learning_rate: _Optional[float] = ..., average_loss: _Optional[float] = ..., class_names: _Optional[_Iterable[str]] = ..., model_template: _Optional[str] = ..., dataset: _Optional[str] = ..., base_model_id: _Optional[str] = ..., owner: _Optional[str] = ..., display_name: _Optional[str] = ...) -> None: ...
+    dataset_version: str
+    split_sha256: str
+    def __init__(self, artifacts: _Optional[_Iterable[_Union[_types_pb2.Artifact, _Mapping]]] = ..., evaluation: _Optional[_Union[_types_pb2.EvaluationResults, _Mapping]] = ..., dataset_snapshot_sha256: _Optional[str] = ..., config_sha256: _Optional[str] = ..., config_text: _Optional[str] = ..., config: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., versions: _Optional[_Union[_types_pb2.FrameworkVersions, _Mapping]] = ..., seed: _Optional[int] = ..., training_seconds: _Optional[float] = ..., parameter_count: _Optional[int] = ..., epochs: _Optional[int] = ..., learning_rate: _Optional[float] = ..., average_loss: _Optional[float] = ..., class_names: _Optional[_Iterable[str]] = ..., model_template: _Optional[str] = ..., dataset: _Optional[str] = ..., base_model_id: _Optional[str] = ..., owner: _Optional[str] = ..., display_name: _Optional[str] = ..., dataset_version: _Optional[str] = ..., split_sha256: _Optional[str] = ...) -> None: ...
 
 class RunFailed(_message.Message):
     __slots__ = ("failure",)

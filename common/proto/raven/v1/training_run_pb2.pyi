@@ -16,7 +16,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class TrainingRun(_message.Message):
-    __slots__ = ("name", "display_name", "description", "dataset", "base_model", "model_template", "class_names", "hyperparameters", "state", "progress", "attempt", "failure", "trained_model", "owner", "create_time", "update_time", "start_time", "end_time", "transitions", "resolved_config", "resolved_config_data", "config_sha256", "etag", "attempts")
+    __slots__ = ("name", "display_name", "description", "dataset", "base_model", "model_template", "class_names", "hyperparameters", "state", "progress", "attempt", "failure", "trained_model", "owner", "create_time", "update_time", "start_time", "end_time", "transitions", "resolved_config", "resolved_config_data", "config_sha256", "etag", "attempts", "dataset_version", "dataset_snapshot_sha256", "split_sha256")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
@@ -41,6 +41,9 @@ class TrainingRun(_message.Message):
     CONFIG_SHA256_FIELD_NUMBER: _ClassVar[int]
     ETAG_FIELD_NUMBER: _ClassVar[int]
     ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    DATASET_VERSION_FIELD_NUMBER: _ClassVar[int]
+    DATASET_SNAPSHOT_SHA256_FIELD_NUMBER: _ClassVar[int]
+    SPLIT_SHA256_FIELD_NUMBER: _ClassVar[int]
     name: str
     display_name: str
     description: str
@@ -65,7 +68,10 @@ class TrainingRun(_message.Message):
     config_sha256: str
     etag: str
     attempts: _containers.RepeatedCompositeFieldContainer[TrainingRunAttempt]
-    def __init__(self, name: _Optional[str] = ..., display_name: _Optional[str] = ..., description: _Optional[str] = ..., dataset: _Optional[str] = ..., base_model: _Optional[str] = ..., model_template: _Optional[str] = ..., class_names: _Optional[_Iterable[str]] = ..., hyperparameters: _Optional[_Union[_types_pb2.Hyperparameters, _Mapping]] = ..., state: _Optional[_Union[_types_pb2.RunState, str]] = ..., progress: _Optional[_Union[_types_pb2.ProgressSnapshot, _Mapping]] = ..., attempt: _Optional[int] = ..., failure: _Optional[_Union[_types_pb2.Failure, _Mapping]] = ..., trained_model: _Optional[str] = ..., owner: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., transitions: _Optional[_Iterable[_Union[StateTransition, _Mapping]]] = ..., resolved_config: _Optional[str] = ..., resolved_config_data: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., config_sha256: _Optional[str] = ..., etag: _Optional[str] = ..., attempts: _Optional[_Iterable[_Union[TrainingRunAttempt, _Mapping]]] = ...) -> None: ...
+    dataset_version: str
+    dataset_snapshot_sha256: str
+    split_sha256: str
+    def __init__(self, name: _Optional[str] = ..., display_name: _Optional[str] = ..., description: _Optional[str] = ..., dataset: _Optional[str] = ..., base_model: _Optional[str] = ..., model_template: _Optional[str] = ..., class_names: _Optional[_Iterable[str]] = ..., hyperparameters: _Optional[_Union[_types_pb2.Hyperparameters, _Mapping]] = ..., state: _Optional[_Union[_types_pb2.RunState, str]] = ..., progress: _Optional[_Union[_types_pb2.ProgressSnapshot, _Mapping]] = ..., attempt: _Optional[int] = ..., failure: _Optional[_Union[_types_pb2.Failure, _Mapping]] = ..., trained_model: _Optional[str] = ..., owner: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., transitions: _Optional[_Iterable[_Union[StateTransition, _Mapping]]] = ..., resolved_config: _Optional[str] = ..., resolved_config_data: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., config_sha256: _Optional[str] = ..., etag: _Optional[str] = ..., attempts: _Optional[_Iterable[_Union[TrainingRunAttempt, _Mapping]]] = ..., dataset_version: _Optional[str] = ..., dataset_snapshot_sha256: _Optional[str] = ..., split_sha256: _Optional[str] = ...) -> None: ...
 
 class StateTransition(_message.Message):
     __slots__ = ("from_state", "to_state", "time", "reason", "attempt")
@@ -92,14 +98,16 @@ class TrainingRunAttempt(_message.Message):
     def __init__(self, attempt: _Optional[int] = ..., batch_size: _Optional[int] = ..., learning_rate: _Optional[float] = ...) -> None: ...
 
 class CreateTrainingRunRequest(_message.Message):
-    __slots__ = ("training_run", "request_id", "validate_only")
+    __slots__ = ("training_run", "request_id", "validate_only", "allow_split_overlap")
     TRAINING_RUN_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     VALIDATE_ONLY_FIELD_NUMBER: _ClassVar[int]
+    ALLOW_SPLIT_OVERLAP_FIELD_NUMBER: _ClassVar[int]
     training_run: TrainingRun
     request_id: str
     validate_only: bool
-    def __init__(self, training_run: _Optional[_Union[TrainingRun, _Mapping]] = ..., request_id: _Optional[str] = ..., validate_only: bool = ...) -> None: ...
+    allow_split_overlap: bool
+    def __init__(self, training_run: _Optional[_Union[TrainingRun, _Mapping]] = ..., request_id: _Optional[str] = ..., validate_only: bool = ..., allow_split_overlap: bool = ...) -> None: ...
 
 class GetTrainingRunRequest(_message.Message):
     __slots__ = ("name",)

@@ -158,7 +158,11 @@ class TrainingRunServiceServicer(object):
         without usable categories), training_run.base_model (malformed, not visible to the caller, not
         published, no checkpoint), training_run.model_template (unknown, or not the base model's),
         training_run.class_names, training_run.hyperparameters.<field> (out of the template's range, see
-        ListModelTemplates); FAILED_PRECONDITION: the base model's stored config fails the config gate;
+        ListModelTemplates), training_run.dataset_version (malformed, or given together with dataset);
+        NOT_FOUND: training_run.dataset_version does not exist or the caller may not view its dataset (the
+        DatasetService rule); FAILED_PRECONDITION: the dataset version is not READY (the message says its
+        state), the base model trained on images of the version's val or test split (see allow_split_overlap),
+        or the base model's stored config fails the config gate;
         ABORTED: a concurrent Create with the same request_id is still in progress, retry; UNAVAILABLE:
         trained_model did not answer.
         """
