@@ -1,5 +1,5 @@
 # ruff: noqa: ASYNC109 - ``timeout`` is the gRPC deadline handed to each call, not an asyncio timeout.
-"""``RavenClient``: typed async access to TrainingRunService and TrainedModelService.
+"""``RavenClient``: typed async access to TrainingRunService, TrainedModelService and DatasetService.
 
 Every unary call carries a deadline and bearer-token metadata; calls that are safe to repeat (reads, and
 Create/Import because they carry a ``request_id``) are retried with exponential backoff and jitter. Streams
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Sequence
+from contextlib import aclosing
 from datetime import timedelta
 from typing import Any
 
@@ -17,15 +18,16 @@ import grpc
 from google.protobuf import field_mask_pb2
 
 from common.client.core import TokenSource
+from common.client.datasets import DatasetMethods
 from common.client.errors import RavenError
 from common.client.models import TrainedModelMethods
 from common.client.retry import Failures
+from common.client.streams import STREAM_RETRY_CODES, resumable_watch
 from common.proto.raven.v1 import training_run_pb2, types_pb2
 from common.settings import Settings
 from common.tls import ClientTLS
 
 TERMINAL_STATES = frozenset({types_pb2.SUCCEEDED, types_pb2.FAILED, types_pb2.CANCELLED})
-STREAM_RETRY_CODES = frozenset({grpc.StatusCode.UNAVAILABLE})
 
 
 def is_terminal_event(response: training_run_pb2.WatchTrainingRunResponse) -> bool:
@@ -34,7 +36,7 @@ def is_terminal_event(response: training_run_pb2.WatchTrainingRunResponse) -> bo
     return event.HasField("state_changed") and event.state_changed.to_state in TERMINAL_STATES
 
 
-class RavenClient(TrainedModelMethods):
+class RavenClient(TrainedModelMethods, DatasetMethods):
     """Async client of both services; use as ``async with RavenClient(...) as client``.
 
     Args:
@@ -205,36 +207,22 @@ class RavenClient(TrainedModelMethods):
         Events at or below the last seen sequence are skipped, so a server that replays inclusively yields no
         duplicates. ``timeout`` bounds each connection (None: a watch lasts as long as the run).
         """
-        token = resume_token
-        last_sequence = 0
-        failures = Failures(self.retry)
-        while True:
+
+        def open_call(token: str) -> Any:
             request = training_run_pb2.WatchTrainingRunRequest(name=run_name, resume_token=token)
-            call = self._runs.WatchTrainingRun(request, timeout=timeout, metadata=self.metadata())
-            problem = "the stream ended before the terminal event"
-            try:
-                async for response in call:
-                    failures.reset()
-                    sequence = response.event.sequence
-                    if sequence and sequence <= last_sequence:
-                        continue
-                    last_sequence = max(last_sequence, sequence)
-                    token = response.resume_token or token
-                    yield response
-                    if is_terminal_event(response):
-                        return
-            except grpc.aio.AioRpcError as exc:
-                if exc.code() not in STREAM_RETRY_CODES:
-                    raise RavenError.from_rpc_error(exc) from exc
-                problem = f"{exc.code().name}: {exc.details()}"
-            finally:
-                call.cancel()
-            if not await failures.failed():
-                raise RavenError(
-                    grpc.StatusCode.UNAVAILABLE,
-                    f"watch of {run_name} lost after {failures.count} tries ({problem}); "
-                    f"resume token {token!r}",
-                )
+            return self._runs.WatchTrainingRun(request, timeout=timeout, metadata=self.metadata())
+
+        stream = resumable_watch(
+            open_call,
+            resume_token=resume_token,
+            retry=self.retry,
+            is_terminal=is_terminal_event,
+            sequence_of=lambda r: r.event.sequence,
+            label=f"watch of {run_name}",
+        )
+        async with aclosing(stream):  # the caller's aclose() reaches the open call at once
+            async for response in stream:
+                yield response
 
     async def watch_all(
         self,

@@ -11,7 +11,7 @@ import grpc
 
 from common.client.errors import RavenError
 from common.client.retry import NO_RETRY, READ_RETRY_CODES, WRITE_RETRY_CODES, Failures, RetryPolicy
-from common.proto.raven.v1 import trained_model_pb2_grpc, training_run_pb2_grpc
+from common.proto.raven.v1 import datasets_pb2_grpc, trained_model_pb2_grpc, training_run_pb2_grpc
 from common.tls import ClientTLS, aio_channel
 
 TokenSource = str | Callable[[], str] | None
@@ -67,6 +67,11 @@ class ClientCore:
     @property
     def _runs(self) -> training_run_pb2_grpc.TrainingRunServiceStub:
         return training_run_pb2_grpc.TrainingRunServiceStub(self._channel(self._addrs[0]))
+
+    @property
+    def _datasets(self) -> datasets_pb2_grpc.DatasetServiceStub:
+        # DatasetService is served by the training_run server.
+        return datasets_pb2_grpc.DatasetServiceStub(self._channel(self._addrs[0]))
 
     @property
     def _models(self) -> trained_model_pb2_grpc.TrainedModelServiceStub:

@@ -1,4 +1,4 @@
-"""``ravenctl``: typer app wiring the global options, ``runs``, ``models`` and ``token``."""
+"""``ravenctl``: typer app wiring the global options, ``runs``, ``models``, ``datasets`` and ``token``."""
 
 from __future__ import annotations
 
@@ -11,19 +11,20 @@ import typer
 
 from common.auth import USER_PERMISSIONS, WORKER_TOKEN_TTL_SECONDS, Permission, issue_worker_token, mint_token
 from common.settings import Settings
-from services.cli import discovery, models, runs
+from services.cli import datasets, discovery, models, runs
 from services.cli.context import CliConfig, OutputFormat, config_of, dev_subject, fail
 from services.cli.render import print_json
 from services.cli.tls_options import CaFile, ClientCert, ClientKey, ServerName, client_tls
 
 app = typer.Typer(
     name="ravenctl",
-    help="Drive the Raven training services: training runs and trained models.",
+    help="Drive the Raven training services: training runs, trained models and datasets.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,  # locals would print the bearer token
 )
 app.add_typer(runs.app, name="runs")
 app.add_typer(models.app, name="models")
+app.add_typer(datasets.app, name="datasets")
 app.add_typer(discovery.templates_app, name="templates")
 app.add_typer(discovery.workers_app, name="workers")
 

@@ -1,4 +1,4 @@
-"""Training-curve PNGs (matplotlib, headless)."""
+"""Training-curve and dataset-profile PNGs (matplotlib, headless)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
-from common.proto.raven.v1 import types_pb2
+from common.proto.raven.v1 import datasets_pb2, types_pb2
 
 
 def _pyplot():  # type: ignore[no-untyped-def]
@@ -72,6 +72,28 @@ def plot_epoch_history(history: Sequence[types_pb2.EpochMetrics], path: Path, ti
     fig.suptitle(title)
     _save(fig, path)
     return len(history)
+
+
+def plot_dataset_profile(profile: datasets_pb2.DatasetProfile, path: Path, title: str) -> int:
+    """Bar charts of the box-size bins (sqrt(w*h) px), the COCO area classes and boxes per image; returns the
+    bars drawn."""
+    panels = [
+        ("box size, sqrt(w*h) px", profile.box_sizes, "boxes"),
+        ("COCO area class", profile.coco_box_sizes, "boxes"),
+        ("boxes per image", profile.boxes_per_image_histogram, "images"),
+    ]
+    panels = [panel for panel in panels if panel[1]]
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, max(len(panels), 1), figsize=(5 * max(len(panels), 1), 4), squeeze=False)
+    for axis, (name, bins, unit) in zip(axes[0], panels, strict=False):
+        labels = [b.label for b in bins]
+        bars = axis.bar(labels, [b.count for b in bins], color="tab:blue")
+        axis.bar_label(bars, fontsize="small")
+        axis.set(title=name, ylabel=unit)
+        axis.tick_params(axis="x", labelrotation=30)
+    fig.suptitle(title)
+    _save(fig, path)
+    return sum(len(bins) for _, bins, _ in panels)
 
 
 def _save(fig, path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -27,7 +27,7 @@ class Col:
 
     @property
     def narrowest(self) -> int:
-        return max(self.min_width, *(Text.from_markup(word).cell_len for word in self.header.split()))
+        return max([self.min_width, *(Text.from_markup(word).cell_len for word in self.header.split())])
 
 
 def cell_width(value: str) -> int:

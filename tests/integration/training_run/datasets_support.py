@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,9 +15,14 @@ import nats.errors
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from common.artifacts import ArtifactStore
 from common.auth import USER_PERMISSIONS, Permission
+from common.nats_streams import DEFAULT_RETRY
 from common.proto.raven.v1 import datasets_pb2 as pb
 from common.proto.raven.v1 import datasets_pb2_grpc
+from services.trainer_worker.adapters.dataset_jobs import DatasetEventPublisher, DatasetJobQueue
+from services.trainer_worker.entrypoints.dataset_worker import DatasetWorker
+from services.trainer_worker.service_layer.dataset_preparation import PreparationServices, prepare_job
 from tests.helpers import bearer, token
 from tests.integration.training_run.conftest import Harness
 
@@ -84,6 +91,34 @@ class Datasets:
             if asyncio.get_running_loop().time() > deadline:
                 raise AssertionError(f"state {state} not reached: {version}")
             await asyncio.sleep(0.05)
+
+
+@asynccontextmanager
+async def preparing_worker(h: Harness, worker_id: str = "w-e2e") -> AsyncIterator[ArtifactStore]:
+    """The trainer worker's real preparation intake on this loop: versions queued meanwhile get prepared."""
+    js = h.nc.jetstream()
+    store = ArtifactStore(h.app.settings.artifact_root)
+    queue = DatasetJobQueue(js, h.names, ack_wait=30.0)
+    await queue.start()
+    stopping = asyncio.Event()
+    services = PreparationServices(
+        store=store,
+        publisher_for=lambda v, a: DatasetEventPublisher(js, h.names, v, a, progress_every_seconds=0.0),
+        worker_id=worker_id,
+        ack_wait=30.0,
+        retry=DEFAULT_RETRY,
+        stopping=stopping,
+    )
+    worker = DatasetWorker(
+        queue=queue, handle=lambda msg: prepare_job(msg, services), stopping=stopping, fetch_timeout=0.2
+    )
+    running = asyncio.create_task(worker.run())
+    try:
+        yield store
+    finally:
+        await worker.shutdown()
+        await running
+        await queue.close()
 
 
 async def pull_preparation_jobs(

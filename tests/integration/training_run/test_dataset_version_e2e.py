@@ -3,18 +3,18 @@ intake on real JetStream, READY with its profile and a grouped split, followed w
 
 from __future__ import annotations
 
-import asyncio
 import json
 
-from common.artifacts import ArtifactStore
-from common.nats_streams import DEFAULT_RETRY
 from common.proto.raven.v1 import datasets_pb2 as pb
-from services.trainer_worker.adapters.dataset_jobs import DatasetEventPublisher, DatasetJobQueue
-from services.trainer_worker.entrypoints.dataset_worker import DatasetWorker
-from services.trainer_worker.service_layer.dataset_preparation import PreparationServices, prepare_job
 from tests.fixtures.dataset_versions import write_flights
 from tests.integration.training_run.conftest import Harness
-from tests.integration.training_run.datasets_support import ALICE, Datasets, dataset_root, uri
+from tests.integration.training_run.datasets_support import (
+    ALICE,
+    Datasets,
+    dataset_root,
+    preparing_worker,
+    uri,
+)
 
 
 async def test_a_coco_directory_becomes_ready_with_a_profile_and_flights_in_one_split(
@@ -24,30 +24,9 @@ async def test_a_coco_directory_becomes_ready_with_a_profile_and_flights_in_one_
     write_flights(dataset_root(h) / "survey", n_flights=6, frames=2)
     version = await ds.version((await ds.create()).name, uri(h, "survey"))
 
-    js = h.nc.jetstream()
-    store = ArtifactStore(h.app.settings.artifact_root)
-    queue = DatasetJobQueue(js, h.names, ack_wait=30.0)
-    await queue.start()
-    stopping = asyncio.Event()
-    services = PreparationServices(
-        store=store,
-        publisher_for=lambda v, a: DatasetEventPublisher(js, h.names, v, a, progress_every_seconds=0.0),
-        worker_id="w-e2e",
-        ack_wait=30.0,
-        retry=DEFAULT_RETRY,
-        stopping=stopping,
-    )
-    worker = DatasetWorker(
-        queue=queue, handle=lambda msg: prepare_job(msg, services), stopping=stopping, fetch_timeout=0.2
-    )
-    running = asyncio.create_task(worker.run())
-    try:
+    async with preparing_worker(h) as store:
         request = pb.WatchDatasetVersionRequest(name=version.name)
         responses = [r async for r in ds.stub.WatchDatasetVersion(request, metadata=ALICE, timeout=120)]
-    finally:
-        await worker.shutdown()
-        await running
-        await queue.close()
 
     last = responses[-1]
     assert last.event.state_changed.to_state == pb.DATASET_VERSION_STATE_READY, last
