@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from common.failures import FailureKind
 from common.logging import get_logger
 from common.proto.raven.v1 import events_pb2, types_pb2
+from common.tasks import cancel_and_wait
 from services.trainer_worker.adapters import metrics
 from services.trainer_worker.domain.job import Settlement, StopReason, settlement_after
 from services.trainer_worker.service_layer import lease
@@ -41,6 +42,7 @@ T = TypeVar("T")
 Outcome = events_pb2.RunCompleted | types_pb2.Failure | None  # None: stopped before an outcome
 
 CHECKPOINT_POLL_SECONDS = 2.0
+BACKGROUND_STOP_SECONDS = 10.0
 
 
 class Stopped(Exception):
@@ -161,9 +163,8 @@ async def _run_claimed(delivery: JobDelivery, ctx: AttemptContext, services: Att
             await lease.hand_over_checkpoint(ctx, services.run_service)
         published = await _report(ctx, outcome)
     finally:
-        for task in background:
-            task.cancel()
-        await asyncio.gather(*background, return_exceptions=True)
+        # Re-asked until they end (a cancel meeting a NATS ack can be lost in Python 3.11's wait_for).
+        await asyncio.gather(*(cancel_and_wait(task, BACKGROUND_STOP_SECONDS) for task in background))
         with contextlib.suppress(Exception):
             await unsubscribe()
     if ctx.stop.reason is StopReason.SHUTDOWN and not published:

@@ -11,7 +11,6 @@ delivery, reported as a failure, so no version waits forever.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from common.artifacts import ArtifactStore
 from common.logging import get_logger
 from common.nats_streams import RetryPolicy
 from common.proto.raven.v1 import types_pb2
+from common.tasks import cancel_and_wait
 from services.trainer_worker.adapters import dataset_proto
 from services.trainer_worker.adapters.dataset_jobs import DatasetEventPublisher, parse_job
 from services.trainer_worker.adapters.jobs import JobMessage
@@ -91,6 +91,7 @@ async def prepare_job(msg: JobMessage, services: PreparationServices) -> Settlem
 
 # Its own thread, not the loop's default executor: a preparation abandoned at shutdown finishes there
 # without holding up ``asyncio.run``'s default-executor shutdown, nor the threads the rest of the worker uses.
+PUMP_STOP_SECONDS = 10.0
 _PREPARATION_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dataset-preparation")
 
 
@@ -127,10 +128,10 @@ async def _prepare_off_loop(
             await msg.in_progress()
         return work.result()
     finally:
+        # Re-asked: a cancel that meets a progress publish's ack is lost in Python 3.11's ``wait_for``, and a
+        # plain ``await pumping`` then waited forever (the job never settled).
         for task in (pumping, stop):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task, PUMP_STOP_SECONDS)
 
 
 async def _settle(msg: JobMessage, publish: Awaitable[None]) -> Settlement:
