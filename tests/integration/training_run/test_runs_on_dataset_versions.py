@@ -6,11 +6,8 @@ preparation intake."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,50 +18,26 @@ from google.protobuf import struct_pb2
 from common.artifacts import ArtifactStore
 from common.hyperparameters import HyperParams
 from common.mmdet_config import build_config
-from common.nats_streams import DEFAULT_RETRY
 from common.proto.raven.v1 import datasets_pb2 as pb
 from common.proto.raven.v1 import trained_model_pb2, training_run_pb2, types_pb2
-from services.trainer_worker.adapters.dataset_jobs import DatasetEventPublisher, DatasetJobQueue
-from services.trainer_worker.entrypoints.dataset_worker import DatasetWorker
-from services.trainer_worker.service_layer.dataset_preparation import PreparationServices, prepare_job
 from services.trainer_worker.service_layer.steps import JobSteps
 from tests.fixtures.dataset_versions import write_flights
 from tests.integration.training_run.conftest import Harness, pull_jobs
-from tests.integration.training_run.datasets_support import BOB, Datasets, dataset_root, uri
-
-
-@asynccontextmanager
-async def preparation_intake(h: Harness) -> AsyncIterator[ArtifactStore]:
-    """The trainer worker's preparation intake on this loop: versions queued meanwhile get prepared."""
-    js = h.nc.jetstream()
-    store = ArtifactStore(h.app.settings.artifact_root)
-    queue = DatasetJobQueue(js, h.names, ack_wait=30.0)
-    await queue.start()
-    stopping = asyncio.Event()
-    services = PreparationServices(
-        store=store,
-        publisher_for=lambda v, a: DatasetEventPublisher(js, h.names, v, a, progress_every_seconds=0.0),
-        worker_id="w-versions",
-        ack_wait=30.0,
-        retry=DEFAULT_RETRY,
-        stopping=stopping,
-    )
-    worker = DatasetWorker(
-        queue=queue, handle=lambda msg: prepare_job(msg, services), stopping=stopping, fetch_timeout=0.2
-    )
-    running = asyncio.create_task(worker.run())
-    try:
-        yield store
-    finally:
-        await worker.shutdown()
-        await running
-        await queue.close()
+from tests.integration.training_run.datasets_support import (
+    BOB,
+    Datasets,
+    dataset_root,
+    preparing_worker,
+    uri,
+)
 
 
 async def ready_version(h: Harness, ds: Datasets, directory: str = "survey") -> pb.DatasetVersion:
     write_flights(dataset_root(h) / directory, n_flights=8, frames=3)
     version = await ds.version((await ds.create()).name, uri(h, directory))
-    async with preparation_intake(h):  # started once the job is queued, as test_dataset_version_e2e does
+    async with preparing_worker(
+        h, "w-versions"
+    ):  # started once the job is queued, as test_dataset_version_e2e does
         return await ds.wait_state(version.name, pb.DATASET_VERSION_STATE_READY, timeout=60)
 
 
