@@ -64,10 +64,10 @@ def prepare_dataset(
 ) -> PreparedDataset:
     """Validate, hash, split and write dataset ``dataset_ref`` as mmdet-ready COCO files under ``work_dir``.
 
-    A plain dataset reference has no frozen split: it is computed here, seeded by its image files (names and
-    sha256, ``image_files_sha256``), never by the run's ``seed`` (recorded in the manifest as ``run_seed``), so
-    runs of the same images with different seeds get the same split, and so does a fixed annotation or a
-    reordered listing. A dataset version's frozen split is ``adapters/version_dataset.py``.
+    A plain dataset reference has no frozen split: it is computed here, seeded by its image files (names
+    and sha256, ``image_files_sha256``), never by the run's ``seed`` (recorded in the manifest as
+    ``run_seed``), so runs of the same images with different seeds get the same split, and so does a fixed
+    annotation or a reordered listing. A dataset version's frozen split is ``adapters/version_dataset.py``.
 
     Raises:
         DatasetInvalid: with every problem found (first items in ``details``).
