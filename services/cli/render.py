@@ -264,6 +264,9 @@ def model_detail(model: trained_model_pb2.TrainedModel) -> list[Table]:
         ("created", when(model.create_time)),
     ]
     rows.extend((f"val {name}", metric(getattr(val, name))) for name in OVERALL_METRICS)
+    test = model.evaluation.test
+    if model.evaluation.HasField("test"):
+        rows.extend((f"test {name}", metric(getattr(test, name))) for name in OVERALL_METRICS)
     tables = [key_values(f"trained model {model.name}", rows)]
     if val.per_class_ap:
         per_class = Table(title="per-class AP (val)", title_justify="left")
@@ -272,7 +275,23 @@ def model_detail(model: trained_model_pb2.TrainedModel) -> list[Table]:
         for item in val.per_class_ap:
             per_class.add_row(item.class_name, metric(item.ap))
         tables.append(per_class)
+    if test.per_class_ap:
+        tables.append(class_thresholds_table(test))
     return tables
+
+
+def class_thresholds_table(test: types_pb2.DetectionMetrics) -> Table:
+    """Per-class test AP and the recommended score threshold (F1-optimal on test; n/a without one)."""
+    table = Table(title="per class (test)", title_justify="left")
+    table.add_column("CLASS")
+    table.add_column("AP", justify="right")
+    table.add_column("SCORE THRESHOLD", justify="right")
+    for item in test.per_class_ap:
+        known = item.HasField("recommended_score_threshold")
+        table.add_row(
+            item.class_name, metric(item.ap), metric(item.recommended_score_threshold) if known else ""
+        )
+    return table
 
 
 def show(*renderables: Any) -> None:

@@ -20,9 +20,12 @@ import platform
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from services.trainer_worker.domain.evaluation_analysis import finite
+
+if TYPE_CHECKING:
+    from services.trainer_worker.adapters.split_analysis import SplitAnalysis
 
 COCO_KEYS = ("bbox_mAP", "bbox_mAP_50", "bbox_mAP_75", "bbox_mAP_s", "bbox_mAP_m", "bbox_mAP_l")
 METRICS_FILE = "metrics.json"
@@ -40,6 +43,7 @@ class EvaluationReport:
     curves_path: Path
     parameter_count: int
     versions: dict[str, str]
+    analysis_files: tuple[Path, ...] = ()  # the test split's predictions, analysis JSON and plots
 
 
 def evaluate_training(cfg: Any, work_dir: Path, *, has_test: bool, device: str) -> EvaluationReport:
@@ -49,12 +53,14 @@ def evaluate_training(cfg: Any, work_dir: Path, *, has_test: bool, device: str) 
     classes = tuple(cfg.val_dataloader.dataset.metainfo.classes)
     val, parameter_count = evaluate_checkpoint(cfg, best, "val", work_dir)
     test = evaluate_checkpoint(cfg, best, "test", work_dir)[0] if has_test else None
+    analysis = _analyze_test(cfg, work_dir) if has_test else None
     history = read_history(work_dir)
     if best_epoch <= 0 and history:
         best_epoch = max(history, key=lambda h: h.get("bbox_mAP", -1.0))["epoch"]
     metrics: dict[str, Any] = {
         "val": detection_metrics(val, classes),
-        "test": detection_metrics(test, classes) if test is not None else None,
+        # the test split's analysis (pycocotools over the stored predictions, unrounded) when there is one
+        "test": analysis.metrics if analysis else None if test is None else detection_metrics(test, classes),
         "best_epoch": best_epoch,
         "best_checkpoint": best.name,
         "history": history,
@@ -72,7 +78,16 @@ def evaluate_training(cfg: Any, work_dir: Path, *, has_test: bool, device: str) 
         curves_path,
         parameter_count,
         metrics["versions"],
+        analysis.files if analysis else (),
     )
+
+
+def _analyze_test(cfg: Any, work_dir: Path) -> SplitAnalysis:
+    """The test split's analysis of the predictions ``evaluate_checkpoint`` kept (files in ``work_dir``)."""
+    from services.trainer_worker.adapters.split_analysis import analyze_test_split
+
+    ann_file = Path(cfg.test_evaluator.get("ann_file") or cfg.test_dataloader.dataset.ann_file)
+    return analyze_test_split(ann_file, work_dir / "eval_test", work_dir)
 
 
 def find_best_checkpoint(work_dir: Path, resumed_from: Path | None = None) -> tuple[Path, int]:
@@ -103,6 +118,10 @@ def evaluate_checkpoint(
     test_cfg = copy.deepcopy(cfg)
     evaluator = dict(test_cfg[f"{split}_evaluator"])
     evaluator["classwise"] = True
+    if split == "test":  # keep the raw predictions (COCO results JSON) for the test split's analysis
+        from services.trainer_worker.adapters.split_analysis import predictions_prefix
+
+        evaluator["outfile_prefix"] = predictions_prefix(work_dir / f"eval_{split}")
     test_cfg.test_dataloader = test_cfg[f"{split}_dataloader"]
     test_cfg.test_evaluator = evaluator
     test_cfg.test_cfg = {"type": "TestLoop"}

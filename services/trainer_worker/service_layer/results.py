@@ -78,8 +78,12 @@ def detection_metrics(values: Mapping[str, Any] | None) -> types_pb2.DetectionMe
     out = types_pb2.DetectionMetrics()
     for key, name in COCO_FIELDS.items():
         setattr(out, name, _number(values.get(key)))
+    thresholds = values.get("recommended_score_threshold") or {}  # the test split's analysis only
     for name, ap in (values.get("per_class_ap") or {}).items():
-        out.per_class_ap.append(types_pb2.ClassAP(class_name=str(name), ap=_number(ap)))
+        item = types_pb2.ClassAP(class_name=str(name), ap=_number(ap))
+        if name in thresholds:
+            item.recommended_score_threshold = _number(thresholds[name], -1.0)
+        out.per_class_ap.append(item)
     return out
 
 

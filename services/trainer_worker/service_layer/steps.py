@@ -24,6 +24,7 @@ from common.logging import get_logger
 from common.mmdet_config import META_KEY
 from common.mmdet_fill import fill_dataset
 from common.proto.raven.v1 import events_pb2, types_pb2
+from services.trainer_worker.adapters import split_analysis
 from services.trainer_worker.adapters.dataset_source import prepare_dataset
 from services.trainer_worker.adapters.training import TrainingProcess, TrainingSpec
 from services.trainer_worker.adapters.version_dataset import prepare_version_dataset
@@ -49,6 +50,13 @@ LOG_POLL_SECONDS = 1.0
 WEIGHTS_DIR = "weights"
 RUN_CONFIG_FILE = "config.json"
 IMAGES_LABEL = "images"
+# Written beside the metrics by the child's test split analysis (split_analysis.py).
+ANALYSIS_FILES: tuple[tuple[int, str], ...] = (
+    (types_pb2.PREDICTIONS, split_analysis.PREDICTIONS_FILE),
+    (types_pb2.EVALUATION_ANALYSIS, split_analysis.ANALYSIS_FILE),
+    (types_pb2.CONFUSION_MATRIX, split_analysis.CONFUSION_FILE),
+    (types_pb2.PR_CURVES, split_analysis.PR_CURVES_FILE),
+)
 
 
 @dataclass
@@ -72,6 +80,7 @@ class Evaluated:
     results: types_pb2.EvaluationResults
     metrics_path: Path  # metrics JSON (COCO keys, per-class AP, per-epoch history)
     curves_path: Path | None  # training curves PNG
+    analysis: list[tuple[int, Path]] = field(default_factory=list)  # the test split's analysis files
 
 
 class JobSteps:
@@ -191,7 +200,9 @@ class JobSteps:
         if trained.metrics_path is None:
             raise RuntimeError("training finished without an evaluation (metrics file missing)")
         metrics = trained.metrics or json.loads(trained.metrics_path.read_text())
-        return Evaluated(evaluation_results(metrics), trained.metrics_path, trained.curves_path)
+        beside = trained.metrics_path.parent
+        analysis = [(kind, beside / name) for kind, name in ANALYSIS_FILES if (beside / name).is_file()]
+        return Evaluated(evaluation_results(metrics), trained.metrics_path, trained.curves_path, analysis)
 
     async def upload(
         self, run_id: str, attempt: int, prepared: PreparedDataset, trained: Trained, evaluated: Evaluated
@@ -205,6 +216,7 @@ class JobSteps:
             (types_pb2.SPLIT_MANIFEST, prepared.manifest_path),
             (types_pb2.LOG, trained.log_path),
             (types_pb2.CURVES, evaluated.curves_path),
+            *evaluated.analysis,
         ]
         present = [(kind, path) for kind, path in files if path is not None and path.is_file()]
         required: set[int] = {types_pb2.CHECKPOINT, types_pb2.CONFIG, types_pb2.METRICS}

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 from google.protobuf import json_format
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
 
 from common.artifacts import ArtifactStore
 from common.config_data import config_sha256
@@ -17,6 +19,7 @@ from common.mmdet_config import HyperParams, build_config
 from common.nats_streams import StreamNames
 from common.proto.raven.v1 import events_pb2, types_pb2
 from common.settings import Settings
+from services.trainer_worker.adapters.dataset_source import prepare_dataset
 from services.trainer_worker.domain.job import Settlement
 from services.trainer_worker.service_layer.steps import JobSteps
 from tests.fixtures.synthetic_coco import make_dataset
@@ -124,6 +127,49 @@ async def test_real_training_through_the_worker(env: dict[str, object]) -> None:
     assert config_artifact.uri.endswith("/config.json") and json.loads(completed.config_text) == stored
     assert absolute_strings(stored) == [], absolute_strings(stored)
     assert stored["work_dir"] == "train" and stored["train_dataloader"]["dataset"]["data_root"] == "images"
+    check_test_split_analysis(completed, store, h.settings.dataset_root, Path(h.settings.data_dir) / "again")
+
+
+def check_test_split_analysis(
+    completed: events_pb2.RunCompleted, store: ArtifactStore, dataset_root: str, scratch: Path
+) -> None:
+    """The test split's analysis is stored (sha256-checked) and its recorded bbox mAP equals an independent
+    COCOeval over the stored predictions JSON and the split's annotation file, to 1e-6."""
+    by_kind = {a.kind: a for a in completed.artifacts}
+    for kind in (types_pb2.PREDICTIONS, types_pb2.EVALUATION_ANALYSIS, types_pb2.CONFUSION_MATRIX,
+                 types_pb2.PR_CURVES):  # fmt: skip
+        assert kind in by_kind, types_pb2.ArtifactKind.Name(kind)
+        assert store.sha256(by_kind[kind].uri) == by_kind[kind].sha256
+    for kind in (types_pb2.CONFUSION_MATRIX, types_pb2.PR_CURVES):
+        assert store.read_bytes(by_kind[kind].uri).startswith(b"\x89PNG")
+    predictions = json.loads(store.read_bytes(by_kind[types_pb2.PREDICTIONS].uri))
+    assert predictions, "the best checkpoint predicted nothing on test: nothing to compare"
+    # The split's annotation file, as the worker prepares it (same dataset, same split).
+    prepared = prepare_dataset(dataset_root, "waste", scratch, seed=0)
+    assert prepared.test_ann is not None
+    manifest = json.loads(store.read_bytes(by_kind[types_pb2.SPLIT_MANIFEST].uri))
+    ground_truth = json.loads(prepared.test_ann.read_text())
+    assert sorted(i["id"] for i in ground_truth["images"]) == sorted(manifest["test"])
+    coco_gt = COCO()
+    coco_gt.dataset = {"info": {}, "licenses": [], **ground_truth}
+    coco_gt.createIndex()
+    evaluator = COCOeval(coco_gt, coco_gt.loadRes(predictions), "bbox")
+    evaluator.evaluate()
+    evaluator.accumulate()
+    evaluator.summarize()
+    independent = float(evaluator.stats[0])
+    assert abs(completed.evaluation.test.bbox_map - independent) <= 1e-6, (
+        completed.evaluation.test.bbox_map, independent)  # fmt: skip
+    metrics = json.loads(store.read_bytes(by_kind[types_pb2.METRICS].uri))
+    assert abs(metrics["test"]["bbox_mAP"] - independent) <= 1e-6
+    analysis = json.loads(store.read_bytes(by_kind[types_pb2.EVALUATION_ANALYSIS].uri))
+    recommended = {c["name"]: c["recommended_score_threshold"] for c in analysis["classes"]}
+    carried = {c.class_name: c for c in completed.evaluation.test.per_class_ap}
+    assert set(carried) == set(recommended) == {"bottle", "tire", "bag"}
+    for name, item in carried.items():
+        assert item.HasField("recommended_score_threshold")
+        assert item.recommended_score_threshold == pytest.approx(recommended[name], abs=1e-12)
+    assert not any(c.HasField("recommended_score_threshold") for c in completed.evaluation.val.per_class_ap)
 
 
 def absolute_strings(node: object) -> list[str]:

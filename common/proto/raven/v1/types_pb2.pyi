@@ -51,6 +51,10 @@ class ArtifactKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CURVES: _ClassVar[ArtifactKind]
     SPLIT_MANIFEST: _ClassVar[ArtifactKind]
     DATASET_SNAPSHOT: _ClassVar[ArtifactKind]
+    PREDICTIONS: _ClassVar[ArtifactKind]
+    EVALUATION_ANALYSIS: _ClassVar[ArtifactKind]
+    CONFUSION_MATRIX: _ClassVar[ArtifactKind]
+    PR_CURVES: _ClassVar[ArtifactKind]
 RUN_STATE_UNSPECIFIED: RunState
 PENDING: RunState
 RUNNING: RunState
@@ -80,6 +84,10 @@ LOG: ArtifactKind
 CURVES: ArtifactKind
 SPLIT_MANIFEST: ArtifactKind
 DATASET_SNAPSHOT: ArtifactKind
+PREDICTIONS: ArtifactKind
+EVALUATION_ANALYSIS: ArtifactKind
+CONFUSION_MATRIX: ArtifactKind
+PR_CURVES: ArtifactKind
 
 class Hyperparameters(_message.Message):
     __slots__ = ("epochs", "batch_size", "learning_rate", "frozen_stages", "image_size", "seed", "val_interval", "max_attempts", "train_fraction", "val_fraction")
@@ -168,12 +176,14 @@ class Artifact(_message.Message):
     def __init__(self, kind: _Optional[_Union[ArtifactKind, str]] = ..., uri: _Optional[str] = ..., size_bytes: _Optional[int] = ..., sha256: _Optional[str] = ...) -> None: ...
 
 class ClassAP(_message.Message):
-    __slots__ = ("class_name", "ap")
+    __slots__ = ("class_name", "ap", "recommended_score_threshold")
     CLASS_NAME_FIELD_NUMBER: _ClassVar[int]
     AP_FIELD_NUMBER: _ClassVar[int]
+    RECOMMENDED_SCORE_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     class_name: str
     ap: float
-    def __init__(self, class_name: _Optional[str] = ..., ap: _Optional[float] = ...) -> None: ...
+    recommended_score_threshold: float
+    def __init__(self, class_name: _Optional[str] = ..., ap: _Optional[float] = ..., recommended_score_threshold: _Optional[float] = ...) -> None: ...
 
 class EpochMetrics(_message.Message):
     __slots__ = ("epoch", "bbox_map", "bbox_map_50", "train_loss")

@@ -1,0 +1,55 @@
+"""The test split's analysis after training (runs in the training child, after ``evaluate_training`` scored
+the best checkpoint on test): the raw predictions mmdet's ``CocoMetric`` wrote, scored again with
+``coco_evaluation.analyze_predictions`` (pycocotools, unrounded), and the files a run stores from it.
+
+The recorded test metrics are this analysis's numbers, so they equal an independent ``COCOeval`` over the
+stored predictions JSON and the split's annotation file. pycocotools prints its progress; the analysis
+redirects stdout while it runs, which is harmless here (the child process, not a worker thread).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+PREDICTIONS_FILE = "test_predictions.json"  # COCO results JSON
+ANALYSIS_FILE = "test_analysis.json"  # EvaluationAnalysis.to_dict()
+CONFUSION_FILE = "test_confusion_matrix.png"
+PR_CURVES_FILE = "test_pr_curves.png"
+PREDICTIONS_PREFIX = "test_predictions"  # CocoMetric's outfile_prefix: it writes <prefix>.bbox.json
+
+
+@dataclass(frozen=True)
+class SplitAnalysis:
+    metrics: dict[str, Any]  # evaluation.detection_metrics' shape plus recommended_score_threshold per class
+    files: tuple[Path, ...]
+
+
+def predictions_prefix(eval_dir: Path) -> str:
+    """The ``outfile_prefix`` the test split's ``CocoMetric`` gets, so its COCO results JSON stays."""
+    return str(eval_dir / PREDICTIONS_PREFIX)
+
+
+def analyze_test_split(ann_file: Path, eval_dir: Path, work_dir: Path) -> SplitAnalysis:
+    """Scores the predictions ``CocoMetric`` dumped under ``eval_dir`` on ``ann_file`` and writes the
+    predictions, analysis JSON, confusion matrix and PR curves into ``work_dir``."""
+    from services.trainer_worker.adapters.coco_evaluation import analyze_predictions
+    from services.trainer_worker.adapters.evaluation_plots import confusion_matrix_png, pr_curves_png
+
+    dumped = Path(f"{predictions_prefix(eval_dir)}.bbox.json")
+    raw = dumped.read_bytes() if dumped.is_file() else b"[]"
+    predictions = json.loads(raw)
+    analysis = analyze_predictions(json.loads(ann_file.read_text()), predictions)
+    predictions_path = work_dir / PREDICTIONS_FILE
+    predictions_path.write_bytes(raw)  # the bytes scored, as mmdet wrote them
+    analysis_path = work_dir / ANALYSIS_FILE
+    analysis_path.write_text(json.dumps(analysis.to_dict(), indent=2, ensure_ascii=False))
+    confusion_path = work_dir / CONFUSION_FILE
+    confusion_path.write_bytes(confusion_matrix_png(analysis.confusion))
+    curves_path = work_dir / PR_CURVES_FILE
+    curves_path.write_bytes(pr_curves_png(analysis.classes))
+    metrics = dict(analysis.metrics)
+    metrics["recommended_score_threshold"] = {c.name: c.recommended_score_threshold for c in analysis.classes}
+    return SplitAnalysis(metrics, (predictions_path, analysis_path, confusion_path, curves_path))
