@@ -26,6 +26,7 @@ class ModelTemplate(Protocol):
 
     def defaults_for(self, pretrained: bool) -> HyperParams: ...
 
+
 MAX_SEED = 2**31 - 1
 IMAGE_SIZE_MULTIPLE = 32
 PREFIX = "training_run.hyperparameters"
@@ -42,6 +43,9 @@ class HyperParams:
     image_size: int | None = None
     seed: int | None = None
     val_interval: int | None = None
+    # Early stopping on val bbox mAP: off while both are None (templates leave it off)
+    early_stopping_patience: int | None = None
+    early_stopping_min_delta: float | None = None
 
     def resolved_with(self, defaults: HyperParams) -> HyperParams:
         """Every ``None`` replaced by the value in ``defaults``; a default val_interval is kept <= epochs."""
@@ -79,6 +83,10 @@ class HyperParams:
             problem = limit.problem(getattr(hp, limit.field, None))
             if problem and not (limit.field == "frozen_stages" and template and freezes_random):
                 bad(limit.field, problem)
+        for limit in EARLY_STOPPING_LIMITS:
+            problem = limit.problem(getattr(hp, f"early_stopping_{limit.field}"))
+            if problem:
+                bad(f"early_stopping.{limit.field}", problem)
         explicit = self.val_interval is not None  # a default interval is clamped to the epochs instead
         if (
             explicit
@@ -146,11 +154,30 @@ RUN_LIMITS: tuple[Limit, ...] = (
           note="train_fraction + val_fraction <= 1"),
 )  # fmt: skip
 RUN_DEFAULTS: dict[str, int | float] = {"max_attempts": 3, "train_fraction": 0.7, "val_fraction": 0.2}
+# ``early_stopping { patience, min_delta }``: off unless the request sets it; its unset fields take these
+# defaults, suited to small datasets (noisy val mAP: 3 validations without a 0.001 gain stop the run).
+EARLY_STOPPING_LIMITS: tuple[Limit, ...] = (
+    Limit("patience", 1, 100, note="validations without improvement"),
+    Limit("min_delta", 0, 1, integer=False, note="val bbox mAP gain that counts as an improvement"),
+)
+EARLY_STOPPING_DEFAULTS: dict[str, int | float] = {"patience": 3, "min_delta": 0.001}
 
-TRAINING_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(HyperParams))
+TRAINING_FIELDS: tuple[str, ...] = tuple(
+    f.name for f in dataclasses.fields(HyperParams) if not f.name.startswith("early_stopping_")
+)
 RUN_FIELDS: tuple[str, ...] = tuple(limit.field for limit in RUN_LIMITS)
-# The one field list: ``raven.v1.Hyperparameters`` has exactly these fields (a unit test holds them equal).
-FIELDS: tuple[str, ...] = TRAINING_FIELDS + RUN_FIELDS
+# The one field list: ``raven.v1.Hyperparameters`` has exactly these fields (a unit test holds them equal);
+# ``early_stopping`` is a message there, the ``early_stopping_*`` pair here and in the stored run.
+FIELDS: tuple[str, ...] = TRAINING_FIELDS + RUN_FIELDS + ("early_stopping",)
+
+
+def early_stopping_fields(asked: object) -> dict[str, int | float]:
+    """``early_stopping`` as the request set it (a mapping of its set fields; ``None`` = off) → the flat
+    ``early_stopping_*`` pair with the defaults filled in; ``{}`` when off."""
+    if asked is None:
+        return {}
+    given = asked if isinstance(asked, Mapping) else {}
+    return {f"early_stopping_{k}": given.get(k, v) for k, v in EARLY_STOPPING_DEFAULTS.items()}
 
 
 def limits_for(template: ModelTemplate | None, *, pretrained: bool = True) -> tuple[Limit, ...]:
@@ -188,7 +215,9 @@ def validate_request(
         template: the run's template (its defaults and frozen-stage bound); ``None`` when unknown.
         pretrained: the backbone starts from trained weights (a base model or a backbone checkpoint).
     """
-    training = HyperParams(**{k: values[k] for k in TRAINING_FIELDS if k in values})
+    given = {k: values[k] for k in TRAINING_FIELDS if k in values}
+    stopping: dict[str, Any] = early_stopping_fields(values.get("early_stopping"))
+    training = HyperParams(**given, **stopping)
     violations = training.validate(template, prefix=prefix, pretrained=pretrained)
     run: dict[str, int | float] = {}
     for limit in RUN_LIMITS:

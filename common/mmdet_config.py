@@ -321,6 +321,15 @@ def _set_runtime(cfg: dict[str, Any], hp: HyperParams) -> None:
         max_keep_ckpts=2, save_last=True,
     )  # fmt: skip
     hooks["logger"] = {"type": "LoggerHook", "interval": 10}
+    # early stopping is the run's choice alone: a base model's stored hook never carries over
+    custom = [h for h in cfg.get("custom_hooks") or [] if h.get("type") != "EarlyStoppingHook"]
+    if hp.early_stopping_patience is not None:
+        custom.append(
+            dict(type="EarlyStoppingHook", monitor="coco/bbox_mAP", rule="greater",
+                 patience=int(hp.early_stopping_patience),
+                 min_delta=float(hp.early_stopping_min_delta or 0.0))
+        )  # fmt: skip
+    cfg["custom_hooks"] = custom
     cfg["log_processor"] = {"type": "LogProcessor", "window_size": 10, "by_epoch": True}
     cfg["log_level"] = "INFO"
     visualizer = cfg.get("visualizer")

@@ -73,14 +73,27 @@ def failure_from_proto(failure: types_pb2.Failure) -> Failure:
 
 
 def hyperparameters_to_proto(values: dict[str, Any]) -> types_pb2.Hyperparameters:
-    return types_pb2.Hyperparameters(
+    """The stored (flat) hyperparameters; the ``early_stopping_*`` pair becomes ``early_stopping``."""
+    message = types_pb2.Hyperparameters(
         **{k: v for k, v in values.items() if k in hyperparameters.FIELDS and v is not None}
     )
+    stopping = {k: values.get(f"early_stopping_{k}") for k in hyperparameters.EARLY_STOPPING_DEFAULTS}
+    if any(v is not None for v in stopping.values()):
+        message.early_stopping.CopyFrom(
+            types_pb2.EarlyStopping(**{k: v for k, v in stopping.items() if v is not None})
+        )
+    return message
 
 
 def hyperparameters_from_proto(message: types_pb2.Hyperparameters) -> dict[str, Any]:
-    """The fields the request set (zero included): every field is proto3 ``optional``."""
-    return {descriptor.name: value for descriptor, value in message.ListFields()}
+    """The fields the request set (zero included): every field is proto3 ``optional``; ``early_stopping``
+    (set, even empty) as the mapping of its set fields."""
+    return {
+        descriptor.name: {d.name: v for d, v in value.ListFields()}
+        if descriptor.name == "early_stopping"
+        else value
+        for descriptor, value in message.ListFields()
+    }
 
 
 def run_to_proto(run: TrainingRun, *, with_config: bool = True) -> training_run_pb2.TrainingRun:

@@ -105,7 +105,7 @@ class LogLines(_message.Message):
     def __init__(self, lines: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class RunCompleted(_message.Message):
-    __slots__ = ("artifacts", "evaluation", "dataset_snapshot_sha256", "config_sha256", "config_text", "config", "versions", "seed", "training_seconds", "parameter_count", "epochs", "learning_rate", "average_loss", "class_names", "model_template", "dataset", "base_model_id", "owner", "display_name", "dataset_version", "split_sha256")
+    __slots__ = ("artifacts", "evaluation", "dataset_snapshot_sha256", "config_sha256", "config_text", "config", "versions", "seed", "training_seconds", "parameter_count", "epochs", "learning_rate", "average_loss", "class_names", "model_template", "dataset", "base_model_id", "owner", "display_name", "dataset_version", "split_sha256", "stopped_early", "stopped_epoch")
     ARTIFACTS_FIELD_NUMBER: _ClassVar[int]
     EVALUATION_FIELD_NUMBER: _ClassVar[int]
     DATASET_SNAPSHOT_SHA256_FIELD_NUMBER: _ClassVar[int]
@@ -127,6 +127,8 @@ class RunCompleted(_message.Message):
     DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
     DATASET_VERSION_FIELD_NUMBER: _ClassVar[int]
     SPLIT_SHA256_FIELD_NUMBER: _ClassVar[int]
+    STOPPED_EARLY_FIELD_NUMBER: _ClassVar[int]
+    STOPPED_EPOCH_FIELD_NUMBER: _ClassVar[int]
     artifacts: _containers.RepeatedCompositeFieldContainer[_types_pb2.Artifact]
     evaluation: _types_pb2.EvaluationResults
     dataset_snapshot_sha256: str
@@ -148,7 +150,9 @@ class RunCompleted(_message.Message):
     display_name: str
     dataset_version: str
     split_sha256: str
-    def __init__(self, artifacts: _Optional[_Iterable[_Union[_types_pb2.Artifact, _Mapping]]] = ..., evaluation: _Optional[_Union[_types_pb2.EvaluationResults, _Mapping]] = ..., dataset_snapshot_sha256: _Optional[str] = ..., config_sha256: _Optional[str] = ..., config_text: _Optional[str] = ..., config: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., versions: _Optional[_Union[_types_pb2.FrameworkVersions, _Mapping]] = ..., seed: _Optional[int] = ..., training_seconds: _Optional[float] = ..., parameter_count: _Optional[int] = ..., epochs: _Optional[int] = ..., learning_rate: _Optional[float] = ..., average_loss: _Optional[float] = ..., class_names: _Optional[_Iterable[str]] = ..., model_template: _Optional[str] = ..., dataset: _Optional[str] = ..., base_model_id: _Optional[str] = ..., owner: _Optional[str] = ..., display_name: _Optional[str] = ..., dataset_version: _Optional[str] = ..., split_sha256: _Optional[str] = ...) -> None: ...
+    stopped_early: bool
+    stopped_epoch: int
+    def __init__(self, artifacts: _Optional[_Iterable[_Union[_types_pb2.Artifact, _Mapping]]] = ..., evaluation: _Optional[_Union[_types_pb2.EvaluationResults, _Mapping]] = ..., dataset_snapshot_sha256: _Optional[str] = ..., config_sha256: _Optional[str] = ..., config_text: _Optional[str] = ..., config: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., versions: _Optional[_Union[_types_pb2.FrameworkVersions, _Mapping]] = ..., seed: _Optional[int] = ..., training_seconds: _Optional[float] = ..., parameter_count: _Optional[int] = ..., epochs: _Optional[int] = ..., learning_rate: _Optional[float] = ..., average_loss: _Optional[float] = ..., class_names: _Optional[_Iterable[str]] = ..., model_template: _Optional[str] = ..., dataset: _Optional[str] = ..., base_model_id: _Optional[str] = ..., owner: _Optional[str] = ..., display_name: _Optional[str] = ..., dataset_version: _Optional[str] = ..., split_sha256: _Optional[str] = ..., stopped_early: bool = ..., stopped_epoch: _Optional[int] = ...) -> None: ...
 
 class RunFailed(_message.Message):
     __slots__ = ("failure",)

@@ -90,7 +90,7 @@ CONFUSION_MATRIX: ArtifactKind
 PR_CURVES: ArtifactKind
 
 class Hyperparameters(_message.Message):
-    __slots__ = ("epochs", "batch_size", "learning_rate", "frozen_stages", "image_size", "seed", "val_interval", "max_attempts", "train_fraction", "val_fraction")
+    __slots__ = ("epochs", "batch_size", "learning_rate", "frozen_stages", "image_size", "seed", "val_interval", "max_attempts", "train_fraction", "val_fraction", "early_stopping")
     EPOCHS_FIELD_NUMBER: _ClassVar[int]
     BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
     LEARNING_RATE_FIELD_NUMBER: _ClassVar[int]
@@ -101,6 +101,7 @@ class Hyperparameters(_message.Message):
     MAX_ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
     TRAIN_FRACTION_FIELD_NUMBER: _ClassVar[int]
     VAL_FRACTION_FIELD_NUMBER: _ClassVar[int]
+    EARLY_STOPPING_FIELD_NUMBER: _ClassVar[int]
     epochs: int
     batch_size: int
     learning_rate: float
@@ -111,7 +112,16 @@ class Hyperparameters(_message.Message):
     max_attempts: int
     train_fraction: float
     val_fraction: float
-    def __init__(self, epochs: _Optional[int] = ..., batch_size: _Optional[int] = ..., learning_rate: _Optional[float] = ..., frozen_stages: _Optional[int] = ..., image_size: _Optional[int] = ..., seed: _Optional[int] = ..., val_interval: _Optional[int] = ..., max_attempts: _Optional[int] = ..., train_fraction: _Optional[float] = ..., val_fraction: _Optional[float] = ...) -> None: ...
+    early_stopping: EarlyStopping
+    def __init__(self, epochs: _Optional[int] = ..., batch_size: _Optional[int] = ..., learning_rate: _Optional[float] = ..., frozen_stages: _Optional[int] = ..., image_size: _Optional[int] = ..., seed: _Optional[int] = ..., val_interval: _Optional[int] = ..., max_attempts: _Optional[int] = ..., train_fraction: _Optional[float] = ..., val_fraction: _Optional[float] = ..., early_stopping: _Optional[_Union[EarlyStopping, _Mapping]] = ...) -> None: ...
+
+class EarlyStopping(_message.Message):
+    __slots__ = ("patience", "min_delta")
+    PATIENCE_FIELD_NUMBER: _ClassVar[int]
+    MIN_DELTA_FIELD_NUMBER: _ClassVar[int]
+    patience: int
+    min_delta: float
+    def __init__(self, patience: _Optional[int] = ..., min_delta: _Optional[float] = ...) -> None: ...
 
 class Failure(_message.Message):
     __slots__ = ("kind", "message", "details")
