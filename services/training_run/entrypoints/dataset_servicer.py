@@ -18,6 +18,7 @@ from common.proto.raven.v1 import datasets_pb2_grpc
 from services.training_run.adapters.dataset_feeds import DatasetVersionFeeds
 from services.training_run.adapters.dataset_mapping import ARCHIVE_FORMATS, dataset_to_proto, version_to_proto
 from services.training_run.adapters.dataset_snapshot import DatasetSnapshots
+from services.training_run.entrypoints.grpc_servicer import resume_after
 from services.training_run.service_layer import dataset_uploads
 from services.training_run.service_layer.datasets import DatasetService, DatasetView, NewVersion
 
@@ -39,17 +40,6 @@ REQUIRED_PERMISSIONS = {
 
 def _dataset(view: DatasetView) -> pb.Dataset:
     return dataset_to_proto(view.dataset, view.version_count, view.newest)
-
-
-def _resume_after(token: str) -> int:
-    if not token:
-        return 0
-    if not token.isdigit() or len(token) > 20:
-        raise InvalidArgument(
-            "resume_token must come from a previous WatchDatasetVersion response",
-            [FieldViolation("resume_token", "is not a resume token")],
-        )
-    return int(token)
 
 
 def _split_options(options: pb.SplitOptions) -> dict[str, Any]:
@@ -125,7 +115,7 @@ class DatasetServicer(datasets_pb2_grpc.DatasetServiceServicer):
     async def WatchDatasetVersion(
         self, request: pb.WatchDatasetVersionRequest, context: Any
     ) -> AsyncIterator[pb.WatchDatasetVersionResponse]:
-        after = _resume_after(request.resume_token)
+        after = resume_after(request.resume_token, "WatchDatasetVersion")
         async for event, version in self._service.watch(principal(), request.name, after, self._feeds.watch):
             yield pb.WatchDatasetVersionResponse(
                 event=event, resume_token=str(event.sequence), dataset_version=version_to_proto(version)

@@ -51,12 +51,13 @@ REQUIRED_PERMISSIONS = {
 }
 
 
-def _resume_after(token: str) -> int:
+def resume_after(token: str, rpc: str = "WatchTrainingRun") -> int:
+    """The stream sequence a watch resumes after (0: from the start); both watch RPCs use stream sequences."""
     if not token:
         return 0
     if not token.isdigit() or len(token) > 20:
         raise InvalidArgument(
-            "resume_token must come from a previous WatchTrainingRun response",
+            f"resume_token must come from a previous {rpc} response",
             [FieldViolation("resume_token", "is not a resume token")],
         )
     return int(token)
@@ -137,7 +138,7 @@ class TrainingRunServicer(training_run_pb2_grpc.TrainingRunServiceServicer):
     async def WatchTrainingRun(
         self, request: pb.WatchTrainingRunRequest, context: Any
     ) -> AsyncIterator[pb.WatchTrainingRunResponse | bytes]:
-        after = _resume_after(request.resume_token)
+        after = resume_after(request.resume_token)
         snapshot: pb.TrainingRun | None = None
         async for item, run in self._service.watch(principal(), request.name, after, self._feeds.watch):
             if item.rendered is not None:  # live: built and serialized once for every watcher
