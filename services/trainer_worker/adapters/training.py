@@ -307,6 +307,8 @@ def _train_and_evaluate(spec: TrainingSpec, out: Any, stop: Any) -> Outcome:
             iter=runner.iter, max_iters=runner.max_iters, time=time.time(),
         )
     )  # fmt: skip
+    # the test-only runners of the evaluation have no train loop for EarlyStoppingHook.before_run to check
+    cfg.custom_hooks = [h for h in cfg.get("custom_hooks") or [] if h.get("type") != "EarlyStoppingHook"]
     report = evaluate_training(cfg, Path(spec.work_dir), has_test=spec.has_test, device=spec.device)
     return TrainingResult(
         best_checkpoint=str(report.best_checkpoint),
@@ -321,7 +323,13 @@ def _train_and_evaluate(spec: TrainingSpec, out: Any, stop: Any) -> Outcome:
         epochs=runner.epoch,
         iterations_run=hook.iterations_run,
         resumed_from=str(cfg.load_from) if cfg.get("resume") else None,
+        stopped_early=_stopped_early(runner),
     )
+
+
+def _stopped_early(runner: Any) -> bool:
+    """train() returned before max_epochs: only EarlyStoppingHook ends it so (a stop request raises)."""
+    return bool(getattr(runner.train_loop, "stop_training", False)) and runner.epoch < runner.max_epochs
 
 
 def _result_without_evaluation(
@@ -332,4 +340,5 @@ def _result_without_evaluation(
         metrics_path="", curves_path="", log_path=str(Path(spec.work_dir) / LOG_FILE), metrics={},
         parameter_count=sum(p.numel() for p in runner.model.parameters()), versions={},
         training_seconds=round(seconds, 2), epochs=runner.epoch, iterations_run=hook.iterations_run,
+        stopped_early=_stopped_early(runner),
     )  # fmt: skip

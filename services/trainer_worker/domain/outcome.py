@@ -47,6 +47,7 @@ class TrainingResult:
     epochs: int
     iterations_run: int  # iterations trained by this attempt (fewer than max_iters when resumed)
     resumed_from: str | None = None
+    stopped_early: bool = False  # early stopping ended training before max_epochs (``epochs`` = last trained)
 
 
 Outcome = TrainingResult | Failure | Cancelled

@@ -73,6 +73,7 @@ class Trained:
     curves_path: Path | None = None
     parameter_count: int = 0
     versions: dict[str, str] = field(default_factory=dict)
+    stopped_early: bool = False  # early stopping ended training at ``epochs``, before the configured count
 
 
 @dataclass
@@ -155,6 +156,7 @@ class JobSteps:
             metrics=dict(outcome.metrics), metrics_path=Path(outcome.metrics_path),
             curves_path=Path(outcome.curves_path) if outcome.curves_path else None,
             parameter_count=outcome.parameter_count, versions=dict(outcome.versions),
+            stopped_early=outcome.stopped_early,
         )  # fmt: skip
 
     async def _filled_config(self, ctx: AttemptContext, prepared: PreparedDataset) -> Any:
@@ -265,6 +267,8 @@ def completed_payload(
         display_name=display_name,
         dataset_version=job.dataset_version.name,
         split_sha256=job.dataset_version.split_sha256,
+        stopped_early=trained.stopped_early,
+        stopped_epoch=trained.epochs if trained.stopped_early else 0,
     )
     payload.config.CopyFrom(job.config)
     return payload
