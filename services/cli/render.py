@@ -171,6 +171,7 @@ def run_detail(run: training_run_pb2.TrainingRun) -> list[Table]:
         ("iteration", f"{progress.iter}/{progress.max_iters}" if progress.max_iters else ""),
         ("losses", losses),
         ("trained model", run.trained_model),
+        ("early stopping", f"stopped early at epoch {run.stopped_epoch}" if run.stopped_early else ""),
         ("owner", run.owner),
         ("created", when(run.create_time)),
         ("started", when(run.start_time)),

@@ -9,7 +9,12 @@ from typing import Annotated, Any
 import typer
 
 from common.client import RavenClient
-from common.hyperparameters import HYPERPARAMETER_LIMITS, RUN_LIMITS
+from common.hyperparameters import (
+    EARLY_STOPPING_DEFAULTS,
+    EARLY_STOPPING_LIMITS,
+    HYPERPARAMETER_LIMITS,
+    RUN_LIMITS,
+)
 from common.proto.raven.v1 import training_run_pb2, types_pb2
 from services.cli import plots
 from services.cli.context import CliError, call, config_of, emit, fail, model_name, run_name
@@ -24,6 +29,11 @@ Name = Annotated[str, typer.Argument(help="trainingRuns/{id} or just the id")]
 LIMITS = {
     limit.field: limit.describe() + (f", multiple of {limit.multiple_of}" if limit.multiple_of else "")
     for limit in (*HYPERPARAMETER_LIMITS, *RUN_LIMITS)
+}
+EARLY = {
+    limit.field: f"early stopping on val bbox mAP (setting either option turns it on): {limit.describe()}, "
+    f"default {EARLY_STOPPING_DEFAULTS[limit.field]}"
+    for limit in EARLY_STOPPING_LIMITS
 }
 
 
@@ -80,6 +90,8 @@ def create(
     val_fraction: Annotated[
         float | None, typer.Option(help="split fraction when the dataset has none")
     ] = None,
+    early_stopping_patience: Annotated[int | None, typer.Option(help=EARLY["patience"])] = None,
+    early_stopping_min_delta: Annotated[float | None, typer.Option(help=EARLY["min_delta"])] = None,
     request_id: Annotated[str, typer.Option(help="idempotency key (default: a new one per invocation)")] = "",
     validate_only: Annotated[
         bool, typer.Option(help="validate and resolve the config, create nothing")
@@ -113,6 +125,12 @@ def create(
         class_names=split_classes(classes),
         hyperparameters=types_pb2.Hyperparameters(**{k: v for k, v in given.items() if v is not None}),
     )
+    if early_stopping_patience is not None or early_stopping_min_delta is not None:
+        run.hyperparameters.early_stopping.SetInParent()  # on, even with one field set (the other defaults)
+        if early_stopping_patience is not None:
+            run.hyperparameters.early_stopping.patience = early_stopping_patience
+        if early_stopping_min_delta is not None:
+            run.hyperparameters.early_stopping.min_delta = early_stopping_min_delta
     follow_it = watch and not validate_only
 
     async def work(client: RavenClient) -> WatchOutcome | None:

@@ -72,6 +72,8 @@ class TrainingRunRow(Base):
     resume_checkpoint: Mapped[str] = mapped_column(String(1000), default="")
     registering: Mapped[bool] = mapped_column(Boolean, default=False)
     trained_model: Mapped[str] = mapped_column(String(200), default="")
+    # The last epoch trained when early stopping ended training (RunCompleted.stopped_epoch); NULL otherwise.
+    stopped_epoch: Mapped[int | None] = mapped_column(Integer)
     failure: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     transitions: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     attempts: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)  # AttemptRecord per attempt

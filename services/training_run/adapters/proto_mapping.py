@@ -120,6 +120,8 @@ def run_to_proto(run: TrainingRun, *, with_config: bool = True) -> training_run_
         dataset_version=run.spec.dataset_version,
         dataset_snapshot_sha256=run.spec.dataset_source.get("snapshot_sha256", ""),
         split_sha256=run.spec.dataset_source.get("split_sha256", ""),
+        stopped_early=run.stopped_epoch is not None,
+        stopped_epoch=run.stopped_epoch or 0,
     )
     if run.progress:
         message.progress.ParseFromString(run.progress)

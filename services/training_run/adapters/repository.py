@@ -208,7 +208,7 @@ def _to_row(run: TrainingRun) -> dict[str, Any]:
         "lost_attempts": run.lost_attempts, "released_attempts": run.released_attempts,
         "worker_id": run.worker_id, "lease_expire_time": run.lease_expire_time,
         "resume_checkpoint": run.resume_checkpoint, "registering": run.registering,
-        "trained_model": run.trained_model,
+        "trained_model": run.trained_model, "stopped_epoch": run.stopped_epoch,
         "failure": None if failure is None else {
             "kind": int(failure.kind), "message": failure.message, "details": list(failure.details)},
         "transitions": [
@@ -245,6 +245,7 @@ def _to_domain(row: Any) -> TrainingRun:
         released_attempts=row["released_attempts"], worker_id=row["worker_id"],
         lease_expire_time=row["lease_expire_time"], resume_checkpoint=row["resume_checkpoint"],
         registering=bool(row["registering"]), trained_model=row["trained_model"],
+        stopped_epoch=row["stopped_epoch"],
         failure=None if failure is None else Failure(
             FailureKind(failure["kind"]), failure["message"], tuple(failure.get("details", ()))),
         update_time=row["update_time"], start_time=row["start_time"], end_time=row["end_time"],

@@ -76,6 +76,7 @@ class TrainingRun:
     resume_checkpoint: str = ""
     registering: bool = False
     trained_model: str = ""
+    stopped_epoch: int | None = None  # the last epoch trained when early stopping ended training, else None
     failure: Failure | None = None
     update_time: datetime | None = None
     start_time: datetime | None = None
@@ -278,10 +279,12 @@ class TrainingRun:
         self.update_time = now
         return True
 
-    def on_completed(self, attempt: int, now: datetime, registration_deadline: datetime) -> bool:
-        """The attempt's worker finished training. Completed after cancel: the cancel stands, the run ends
-        CANCELLED and no model is attached (trained_model drops the one it may have registered when it sees
-        CANCELLED); a cancel that comes after this is refused instead (``request_cancel``)."""
+    def on_completed(
+        self, attempt: int, now: datetime, registration_deadline: datetime, stopped_epoch: int | None = None
+    ) -> bool:
+        """The attempt's worker finished training (early stopping after ``stopped_epoch``, if set). Completed
+        after cancel: the cancel stands, the run ends CANCELLED and no model is attached (trained_model drops
+        one it may have registered on CANCELLED); a later cancel is refused instead (``request_cancel``)."""
         if attempt == self.attempt and self.state == RunState.CANCELLING:
             self._transition(
                 RunState.CANCELLED, now, "the worker finished training after the cancel; no model is kept"
@@ -290,6 +293,7 @@ class TrainingRun:
         if not (attempt == self.attempt and self.state == RunState.RUNNING) or self.registering:
             return False
         self.registering = True
+        self.stopped_epoch = stopped_epoch
         self.phase = Phase.UPLOADING
         self.lease_expire_time = registration_deadline
         self.update_time = now

@@ -45,6 +45,8 @@ def reported_event(event: events_pb2.RunEvent, seq: int) -> ReportedEvent | None
         return ReportedEvent(**base, reason=event.cancelled.reason)
     if kind == "log":
         return ReportedEvent(**base, lines=tuple(event.log.lines))
+    if kind == "completed" and event.completed.stopped_early:
+        return ReportedEvent(**base, stopped_epoch=max(event.completed.stopped_epoch, 0))
     return ReportedEvent(**base)
 
 

@@ -67,3 +67,4 @@ class ReportedEvent:
     trained_model_id: str = ""
     lines: tuple[str, ...] = ()
     reason: str = ""
+    stopped_epoch: int | None = None  # completed: early stopping ended training after this epoch

@@ -109,7 +109,7 @@ class RunTracking:
                 case "phase_changed" | "progress":
                     return run.on_progress(event.attempt, event.seq, now, event.phase, event.progress)
                 case "completed":
-                    return run.on_completed(event.attempt, now, deadline)
+                    return run.on_completed(event.attempt, now, deadline, event.stopped_epoch)
                 case "failed":
                     assert event.failure is not None
                     return run.on_failed(event.attempt, event.failure, now)

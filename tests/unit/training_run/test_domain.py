@@ -277,3 +277,14 @@ def test_a_dead_letter_about_another_attempt_or_a_finished_run_changes_nothing()
     for state in (S.SUCCEEDED, S.FAILED, S.CANCELLED):
         finished = in_state(state)
         assert not finished.on_dead_lettered(1, "too late", at(9)) and finished.state == state
+
+
+def test_completed_records_an_early_stop_only_when_it_moves_to_registration() -> None:
+    run = running()
+    assert run.on_completed(1, at(1), at(100), stopped_epoch=2)
+    assert run.stopped_epoch == 2
+    assert not run.on_completed(1, at(2), at(100), stopped_epoch=5)  # a redelivery changes nothing
+    assert run.stopped_epoch == 2
+    plain = running()
+    plain.on_completed(1, at(1), at(100))
+    assert plain.stopped_epoch is None

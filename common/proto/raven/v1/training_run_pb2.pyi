@@ -16,7 +16,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class TrainingRun(_message.Message):
-    __slots__ = ("name", "display_name", "description", "dataset", "base_model", "model_template", "class_names", "hyperparameters", "state", "progress", "attempt", "failure", "trained_model", "owner", "create_time", "update_time", "start_time", "end_time", "transitions", "resolved_config", "resolved_config_data", "config_sha256", "etag", "attempts", "dataset_version", "dataset_snapshot_sha256", "split_sha256")
+    __slots__ = ("name", "display_name", "description", "dataset", "base_model", "model_template", "class_names", "hyperparameters", "state", "progress", "attempt", "failure", "trained_model", "owner", "create_time", "update_time", "start_time", "end_time", "transitions", "resolved_config", "resolved_config_data", "config_sha256", "etag", "attempts", "dataset_version", "dataset_snapshot_sha256", "split_sha256", "stopped_early", "stopped_epoch")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
@@ -44,6 +44,8 @@ class TrainingRun(_message.Message):
     DATASET_VERSION_FIELD_NUMBER: _ClassVar[int]
     DATASET_SNAPSHOT_SHA256_FIELD_NUMBER: _ClassVar[int]
     SPLIT_SHA256_FIELD_NUMBER: _ClassVar[int]
+    STOPPED_EARLY_FIELD_NUMBER: _ClassVar[int]
+    STOPPED_EPOCH_FIELD_NUMBER: _ClassVar[int]
     name: str
     display_name: str
     description: str
@@ -71,7 +73,9 @@ class TrainingRun(_message.Message):
     dataset_version: str
     dataset_snapshot_sha256: str
     split_sha256: str
-    def __init__(self, name: _Optional[str] = ..., display_name: _Optional[str] = ..., description: _Optional[str] = ..., dataset: _Optional[str] = ..., base_model: _Optional[str] = ..., model_template: _Optional[str] = ..., class_names: _Optional[_Iterable[str]] = ..., hyperparameters: _Optional[_Union[_types_pb2.Hyperparameters, _Mapping]] = ..., state: _Optional[_Union[_types_pb2.RunState, str]] = ..., progress: _Optional[_Union[_types_pb2.ProgressSnapshot, _Mapping]] = ..., attempt: _Optional[int] = ..., failure: _Optional[_Union[_types_pb2.Failure, _Mapping]] = ..., trained_model: _Optional[str] = ..., owner: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., transitions: _Optional[_Iterable[_Union[StateTransition, _Mapping]]] = ..., resolved_config: _Optional[str] = ..., resolved_config_data: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., config_sha256: _Optional[str] = ..., etag: _Optional[str] = ..., attempts: _Optional[_Iterable[_Union[TrainingRunAttempt, _Mapping]]] = ..., dataset_version: _Optional[str] = ..., dataset_snapshot_sha256: _Optional[str] = ..., split_sha256: _Optional[str] = ...) -> None: ...
+    stopped_early: bool
+    stopped_epoch: int
+    def __init__(self, name: _Optional[str] = ..., display_name: _Optional[str] = ..., description: _Optional[str] = ..., dataset: _Optional[str] = ..., base_model: _Optional[str] = ..., model_template: _Optional[str] = ..., class_names: _Optional[_Iterable[str]] = ..., hyperparameters: _Optional[_Union[_types_pb2.Hyperparameters, _Mapping]] = ..., state: _Optional[_Union[_types_pb2.RunState, str]] = ..., progress: _Optional[_Union[_types_pb2.ProgressSnapshot, _Mapping]] = ..., attempt: _Optional[int] = ..., failure: _Optional[_Union[_types_pb2.Failure, _Mapping]] = ..., trained_model: _Optional[str] = ..., owner: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., transitions: _Optional[_Iterable[_Union[StateTransition, _Mapping]]] = ..., resolved_config: _Optional[str] = ..., resolved_config_data: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., config_sha256: _Optional[str] = ..., etag: _Optional[str] = ..., attempts: _Optional[_Iterable[_Union[TrainingRunAttempt, _Mapping]]] = ..., dataset_version: _Optional[str] = ..., dataset_snapshot_sha256: _Optional[str] = ..., split_sha256: _Optional[str] = ..., stopped_early: bool = ..., stopped_epoch: _Optional[int] = ...) -> None: ...
 
 class StateTransition(_message.Message):
     __slots__ = ("from_state", "to_state", "time", "reason", "attempt")
