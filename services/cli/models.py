@@ -1,4 +1,5 @@
-"""``ravenctl models ...``: list, get, publish, unpublish, lineage, download, stats, compare, import, plot."""
+"""``ravenctl models ...``: list, get, publish, unpublish, lineage, download, stats, compare, import, plot,
+report."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from rich.tree import Tree
 
 from common.client import RavenClient
 from common.proto.raven.v1 import trained_model_pb2, types_pb2
-from services.cli import plots
+from services.cli import model_report, plots
 from services.cli.context import CliError, call, emit, fail, model_name
 from services.cli.render import (
     NOT_MEASURED,
@@ -28,6 +29,7 @@ from services.cli.render import (
 from services.cli.tables import Col, fits, fitted_table
 
 app = typer.Typer(help="Trained models: registry, publication, lineage, artifacts.", no_args_is_help=True)
+app.command("report")(model_report.report)
 
 Name = Annotated[str, typer.Argument(help="trainedModels/{id} or just the id")]
 ORDER_BY = {"newest": trained_model_pb2.CREATE_TIME_DESC, "map": trained_model_pb2.BBOX_MAP_DESC}

@@ -31,6 +31,7 @@ from services.trainer_worker.domain.evaluation_analysis import (
     NO_THRESHOLD,
     EvaluationAnalysis,
     SizeMetrics,
+    analysis_from_dict,
     threshold_for,
 )
 
@@ -75,6 +76,24 @@ def build_section(
         pr_curves_png(analysis.classes),
         drawn,
         dict(context or {}),
+    )
+
+
+def stored_section(
+    heading: str,
+    analysis: Mapping[str, Any],
+    confusion_png: bytes,
+    pr_curves_png: bytes,
+    context: Mapping[str, str] | None = None,
+) -> ReportSection:
+    """One evaluation from what a run stored: its EVALUATION_ANALYSIS document (``to_dict``) and the
+    CONFUSION_MATRIX and PR_CURVES PNGs drawn then; no gallery (the split's images are not at hand).
+
+    Raises:
+        EvaluationInputError: ``analysis`` is not an analysis document.
+    """
+    return ReportSection(
+        heading, analysis_from_dict(analysis), confusion_png, pr_curves_png, (), dict(context or {})
     )
 
 

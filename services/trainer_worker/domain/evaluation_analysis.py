@@ -308,3 +308,76 @@ def threshold_for(threshold: Threshold, category_id: int) -> float:
     if isinstance(threshold, Mapping):
         return float(threshold.get(category_id, 0.0))
     return float(threshold)
+
+
+def analysis_from_dict(data: Mapping[str, Any]) -> EvaluationAnalysis:
+    """The inverse of ``EvaluationAnalysis.to_dict``: a stored EVALUATION_ANALYSIS document read back.
+
+    Raises:
+        EvaluationInputError: ``data`` is not such a document (a field missing or of the wrong type).
+    """
+    try:
+        confusion = data["confusion"]
+        threshold = confusion["score_threshold"]
+        return EvaluationAnalysis(
+            metrics=dict(data["metrics"]),
+            classes=tuple(_class_metrics(c) for c in data["classes"]),
+            coco_sizes=tuple(_size_metrics(s) for s in data["coco_sizes"]),
+            pixel_sizes=tuple(_size_metrics(s) for s in data["pixel_sizes"]),
+            confusion=ConfusionMatrix(
+                category_ids=tuple(int(i) for i in confusion["category_ids"]),
+                names=tuple(str(n) for n in confusion["labels"][:-1]),  # the last label is background
+                counts=tuple(tuple(int(v) for v in row) for row in confusion["counts"]),
+                score_threshold={int(k): float(v) for k, v in threshold.items()}  # JSON keys are strings
+                if isinstance(threshold, Mapping)
+                else float(threshold),
+                iou_threshold=float(confusion["iou_threshold"]),
+            ),
+            image_errors=tuple(
+                ImageErrors(
+                    int(e["image_id"]),
+                    int(e["true_positives"]),
+                    int(e["false_positives"]),
+                    int(e["false_negatives"]),
+                    int(e["confusions"]),
+                )
+                for e in data["image_errors"]
+            ),
+            worst_images=tuple(int(i) for i in data["worst_images"]),
+            best_images=tuple(int(i) for i in data["best_images"]),
+            images=int(data["images"]),
+            predictions=int(data["predictions"]),
+        )
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+        raise EvaluationInputError(
+            "not an evaluation analysis document: a field is missing or has the wrong type"
+        ) from exc
+
+
+def _class_metrics(c: Mapping[str, Any]) -> ClassMetrics:
+    curve = c["pr_curve"]
+    return ClassMetrics(
+        category_id=int(c["category_id"]),
+        name=str(c["name"]),
+        ground_truth=int(c["ground_truth"]),
+        detections=int(c["detections"]),
+        ap=float(c["ap"]),
+        ap50=float(c["ap50"]),
+        ap75=float(c["ap75"]),
+        recommended_score_threshold=float(c["recommended_score_threshold"]),
+        f1=float(c["f1"]),
+        precision=float(c["precision"]),
+        recall=float(c["recall"]),
+        pr_curve=PrCurve(*(tuple(float(v) for v in curve[k]) for k in ("recall", "precision", "scores"))),
+    )
+
+
+def _size_metrics(s: Mapping[str, Any]) -> SizeMetrics:
+    return SizeMetrics(
+        str(s["label"]),
+        float(s["min_area"]),
+        float(s["max_area"]),
+        int(s["ground_truth"]),
+        float(s["ap"]),
+        float(s["ap50"]),
+    )

@@ -1,0 +1,118 @@
+"""`ravenctl models report` against the real trained_model server (SQLite and PostgreSQL): a model registered
+through the registrar over real NATS with a real test split analysis (analyze_predictions on a synthetic
+split) and its real PNGs in the artifact store becomes one self-contained HTML page; a model without them
+gets FAILED_PRECONDITION."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import html
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from common.proto.raven.v1 import types_pb2
+from services.cli.main import app
+from services.trainer_worker.adapters.coco_evaluation import analyze_predictions
+from services.trainer_worker.adapters.evaluation_plots import confusion_matrix_png, pr_curves_png
+from tests.fixtures.coco_predictions import HOSTILE_NAME, synthetic_split
+from tests.helpers import token
+from tests.integration.trained_model.conftest import Env
+from tests.integration.trained_model.test_registrar import replies
+from tests.integration.training_run.test_discovery_cli import logs_to_stderr  # noqa: F401
+
+pytestmark = pytest.mark.usefixtures("logs_to_stderr")
+
+
+async def ravenctl(env: Env, *args: str) -> Result:
+    """ravenctl in a thread whose coroutines run on this test's loop, beside the server."""
+    loop = asyncio.get_running_loop()
+
+    def on_test_loop(coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, loop).result(60)
+
+    base = [
+        "--training-run-addr", "127.0.0.1:1", "--trained-model-addr", f"127.0.0.1:{env.app.server.port}",
+        "--token", token("alice"),
+    ]  # fmt: skip
+    return await asyncio.to_thread(
+        CliRunner().invoke, app, [*base, *args], obj=on_test_loop, env={"RAVEN_TOKEN": None}
+    )
+
+
+async def register_with_analysis(env: Env, js: Any) -> tuple[str, dict[str, Any], dict[int, bytes]]:
+    """(model name, the stored analysis document, the stored PNGs by kind)."""
+    ground_truth, predictions = synthetic_split()
+    analysis = analyze_predictions(ground_truth, predictions)
+    document = json.loads(json.dumps(analysis.to_dict()))
+    pngs: dict[int, bytes] = {
+        types_pb2.CONFUSION_MATRIX: confusion_matrix_png(analysis.confusion),
+        types_pb2.PR_CURVES: pr_curves_png(analysis.classes),
+    }
+    contents = {
+        types_pb2.PREDICTIONS: json.dumps(predictions).encode(),
+        types_pb2.EVALUATION_ANALYSIS: json.dumps(document).encode(),
+        **pngs,
+    }
+    run_id = uuid.uuid4().hex[:12]
+    event = env.completed_event(run_id, display_name=f"report-{run_id}")
+    for kind, data in contents.items():
+        stored = env.store.put_bytes(f"runs/{run_id}/{types_pb2.ArtifactKind.Name(kind)}", data)
+        event.completed.artifacts.add(
+            kind=kind, uri=stored.key, size_bytes=stored.size_bytes, sha256=stored.sha256
+        )
+    await js.publish(env.names.run_events_subject(run_id), event.SerializeToString())
+    events = await replies(js, env, run_id, "model_registered")
+    registered = next(e for e in events if e.WhichOneof("payload") == "model_registered")
+    return f"trainedModels/{registered.model_registered.trained_model_id}", document, pngs
+
+
+async def test_report_of_a_model_with_a_test_split_analysis(env: Env, js: Any, tmp_path: Path) -> None:
+    name, document, pngs = await register_with_analysis(env, js)
+    out = tmp_path / "report.html"
+    result = await ravenctl(env, "-o", "json", "models", "report", name, "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"path": str(out), "trained_model": name}
+    page = out.read_text(encoding="utf-8")
+
+    measured = [c for c in document["classes"] if c["ap"] >= 0]
+    assert len(measured) == 3  # tyre, bag and the hostile name have ground truth
+    for c in document["classes"]:
+        ap = f"{c['ap']:.3f}" if c["ap"] >= 0 else "—"
+        row = f"<tr><td>{html.escape(c['name'])}</td><td>{c['ground_truth']}</td><td>{c['detections']}</td>"
+        assert f"{row}<td>{ap}</td>" in page, c["name"]
+        if c["recommended_score_threshold"] >= 0:
+            assert f"<td>{c['recommended_score_threshold']:.3f}</td>" in page
+    assert f"<td>{document['metrics']['bbox_mAP']:.3f}</td>" in page
+    for label in ("small", "medium", "large", "&lt;8", "8-16", "&gt;128"):
+        assert f"<tr><td>{label}</td>" in page
+    for png in pngs.values():
+        assert png.startswith(b"\x89PNG")
+        assert f'src="data:image/png;base64,{base64.b64encode(png).decode()}"' in page
+    assert HOSTILE_NAME not in page and "<script" not in page
+    assert html.escape(HOSTILE_NAME) in page
+    assert "Content-Security-Policy" in page and "http://" not in page and "https://" not in page
+    assert name in page
+
+    again = await ravenctl(env, "models", "report", name, "--out", str(tmp_path / "again.html"))
+    assert again.exit_code == 0, again.output
+    assert f"wrote {tmp_path / 'again.html'}" in again.output.replace("\n", "")
+
+
+async def test_a_model_without_analysis_artifacts_gets_failed_precondition(env: Env, tmp_path: Path) -> None:
+    seeded = await env.seed()  # checkpoint and log only: trained before test split analyses existed
+    out = tmp_path / "report.html"
+    name = f"trainedModels/{seeded.id}"
+    result = await ravenctl(env, "models", "report", name, "--out", str(out))
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith(f"error: FAILED_PRECONDITION: {name} has no test split analysis")
+    assert "EVALUATION_ANALYSIS, CONFUSION_MATRIX, PR_CURVES missing" in result.output
+    assert "Traceback" not in result.output and not out.exists()
+
+    missing = await ravenctl(env, "models", "report", "trainedModels/nope", "--out", str(out))
+    assert missing.exit_code == 2 and missing.output.startswith("error: NOT_FOUND:"), missing.output
