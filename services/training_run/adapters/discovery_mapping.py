@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from common.hyperparameters import RUN_DEFAULTS, RUN_LIMITS, Limit, limits_for
+import dataclasses
+
+from common.hyperparameters import EARLY_STOPPING_LIMITS, RUN_DEFAULTS, RUN_LIMITS, Limit, limits_for
 from common.mmdet_templates import ModelTemplate
 from common.proto.raven.v1 import training_run_pb2, types_pb2
 from services.training_run.adapters.proto_mapping import run_name, timestamp
@@ -34,6 +36,10 @@ def template_to_proto(template: ModelTemplate, pretrained: bool) -> training_run
         default_hyperparameters=types_pb2.Hyperparameters(**defaults, **RUN_DEFAULTS),  # type: ignore[arg-type]
         ranges=[
             limit_to_proto(limit) for limit in (*limits_for(template, pretrained=pretrained), *RUN_LIMITS)
+        ]
+        + [  # the fields of the ``early_stopping`` message, by their path
+            limit_to_proto(dataclasses.replace(limit, field=f"early_stopping.{limit.field}"))
+            for limit in EARLY_STOPPING_LIMITS
         ],
         gpu_recommended=template.gpu_recommended,
         options=training_run_pb2.TemplateOptions(

@@ -3,6 +3,8 @@ claims and heartbeats, the queue per capability, and the "dataset does not exist
 
 from __future__ import annotations
 
+from typing import Any
+
 import grpc
 import pytest
 from google.protobuf import duration_pb2
@@ -35,6 +37,17 @@ async def _all_templates(harness: Harness) -> list[pb.ModelTemplate]:
             return found
 
 
+def _message(hp: types_pb2.Hyperparameters, parents: list[str]) -> Any:
+    for name in parents:
+        hp = getattr(hp, name)
+    return hp
+
+
+def _get(hp: types_pb2.Hyperparameters, field: str) -> Any:
+    *parents, leaf = field.split(".")
+    return getattr(_message(hp, parents), leaf)
+
+
 def _within(value: float, r: pb.HyperparameterRange) -> bool:
     low_ok = value > r.min if r.min_exclusive else value >= r.min
     high_ok = value < r.max if r.max_exclusive else value <= r.max
@@ -52,10 +65,12 @@ async def test_a_client_creates_a_run_from_what_the_listing_told_it(harness: Har
     assert got == chosen and got.mmdet_config.endswith(".py") and got.architecture
     assert not (got.options.mixed_precision or got.options.tiling or got.options.multi_gpu)
     ranges = {r.field: r for r in got.ranges}
-    assert set(ranges) == {f.name for f in types_pb2.Hyperparameters.DESCRIPTOR.fields}
+    scalars = {f.name for f in types_pb2.Hyperparameters.DESCRIPTOR.fields if f.message_type is None}
+    nested = {f"early_stopping.{f.name}" for f in types_pb2.EarlyStopping.DESCRIPTOR.fields}
+    assert set(ranges) == scalars | nested
     hp = types_pb2.Hyperparameters()
     hp.CopyFrom(got.default_hyperparameters)
-    assert all(_within(getattr(hp, f), r) for f, r in ranges.items() if getattr(hp, f))
+    assert all(_within(_get(hp, f), r) for f, r in ranges.items() if _get(hp, f))
     hp.epochs = int(ranges["epochs"].min)
     hp.val_interval = 1
     hp.image_size = int(ranges["image_size"].min) + ranges["image_size"].multiple_of
@@ -68,7 +83,8 @@ async def test_a_client_creates_a_run_from_what_the_listing_told_it(harness: Har
         if field in ("seed", "val_interval") or not r.integer or int(r.max) + 1 == 0:
             continue  # 0 would mean "the default", not a value past the bound
         bad = types_pb2.Hyperparameters()
-        setattr(bad, field, int(r.max) + 1)
+        *parents, leaf = field.split(".")
+        setattr(_message(bad, parents), leaf, int(r.max) + 1)
         with pytest.raises(grpc.aio.AioRpcError) as refused:
             await harness.create(model_template=got.template_id, hyperparameters=bad)
         assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT

@@ -6,7 +6,15 @@ from datetime import UTC, datetime
 
 import pytest
 
-from common.hyperparameters import FIELDS, RUN_LIMITS, HyperParams, Limit, limits_for, validate_request
+from common.hyperparameters import (
+    EARLY_STOPPING_LIMITS,
+    FIELDS,
+    RUN_LIMITS,
+    HyperParams,
+    Limit,
+    limits_for,
+    validate_request,
+)
 from common.mmdet_templates import TEMPLATES
 from services.training_run.adapters.discovery_mapping import template_to_proto
 from services.training_run.adapters.proto_mapping import hyperparameters_from_proto
@@ -22,7 +30,9 @@ def test_listed_ranges_are_the_ones_create_checks(key: str, pretrained: bool) ->
     listed = template_to_proto(template, pretrained)
     limits = limits_for(template, pretrained=pretrained)
     ranges = {r.field: r for r in listed.ranges}
-    assert [r.field for r in listed.ranges] == [lim.field for lim in (*limits, *RUN_LIMITS)]
+    nested = [f"early_stopping.{lim.field}" for lim in EARLY_STOPPING_LIMITS]
+    assert [r.field for r in listed.ranges] == [lim.field for lim in (*limits, *RUN_LIMITS)] + nested
+    assert ranges["early_stopping.patience"].min == 1 and not ranges["early_stopping.min_delta"].integer
     assert ranges["frozen_stages"].max == (template.max_frozen_stages if pretrained else -1)
     # Every listed default passes validation when sent back as it is.
     defaults = listed.default_hyperparameters
