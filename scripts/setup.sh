@@ -34,6 +34,13 @@ if ! command -v kubectl >/dev/null 2>&1; then
   $SUDO apt-get install -y -q kubernetes-client >/dev/null 2>&1 \
     || { $SUDO apt-get update -q >/dev/null && $SUDO apt-get install -y -q kubernetes-client >/dev/null; }
 fi
+# Headless Chromium and its WebDriver open the HTML evaluation report in a test (Debian packages).
+if [[ ! -x /usr/bin/chromium || ! -x /usr/bin/chromedriver ]]; then
+  echo "setup: installing chromium and chromium-driver (Debian packages)"
+  SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+  $SUDO apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 \
+    || { $SUDO apt-get update -q >/dev/null && $SUDO apt-get install -y -q chromium chromium-driver >/dev/null; }
+fi
 
 PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
 "${PIP[@]}" install -q --upgrade "pip>=24" "setuptools==80.9.0" wheel ninja

@@ -151,8 +151,10 @@ class TrainedModelMethods(ClientCore):
         *,
         resume: bool = True,
         chunk_size: int = 0,
+        filename: str = "",
     ) -> DownloadResult:
-        """Download an artifact to ``dest`` (a file, or a directory to use the server's filename).
+        """Download an artifact to ``dest`` (a file, or a directory to use the server's filename);
+        ``filename`` picks one of several artifacts of a kind (PREDICTION_GALLERY).
 
         Bytes go to a ``.part`` file first; an interrupted download (this call's stream dropping, or an
         earlier process) continues from its size. The whole file is checked against the announced sha256 and
@@ -161,7 +163,7 @@ class TrainedModelMethods(ClientCore):
 
         def open_stream(offset: int) -> Any:
             request = trained_model_pb2.DownloadModelArtifactRequest(
-                name=model, kind=kind, offset=offset, chunk_size=chunk_size
+                name=model, kind=kind, offset=offset, chunk_size=chunk_size, filename=filename
             )
             return self._models.DownloadModelArtifact(
                 request, timeout=self.download_timeout, metadata=self.metadata()

@@ -1,7 +1,7 @@
 """``ravenctl models report``: one self-contained HTML page of a model's test split evaluation, from the
-analysis artifacts its run stored (EVALUATION_ANALYSIS JSON, CONFUSION_MATRIX and PR_CURVES PNGs), each
-downloaded sha256-checked like ``models download``. The page is drawn by the evaluation report renderer, the
-one the trainer worker uses."""
+analysis artifacts its run stored (EVALUATION_ANALYSIS JSON, CONFUSION_MATRIX and PR_CURVES PNGs, and the
+PREDICTION_GALLERY PNGs when it has them), each downloaded sha256-checked like ``models download``. The
+page is drawn by the one evaluation report renderer (``common/evaluation_report.py``)."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ import grpc
 import typer
 
 from common.client import RavenClient, RavenError
+from common.evaluation_analysis import EvaluationInputError
+from common.evaluation_report import render_report, stored_section
 from common.proto.raven.v1 import trained_model_pb2, types_pb2
 from services.cli.context import CliError, call, emit, model_name
-from services.trainer_worker.adapters.evaluation_report import render_report, stored_section
-from services.trainer_worker.domain.evaluation_analysis import EvaluationInputError
 
 REPORT_KINDS = (types_pb2.EVALUATION_ANALYSIS, types_pb2.CONFUSION_MATRIX, types_pb2.PR_CURVES)
 
@@ -27,7 +27,7 @@ def report(
     name: Annotated[str, typer.Argument(help="trainedModels/{id} or just the id")],
     out: Annotated[Path | None, typer.Option(help="HTML path (default: {id}-report.html)")] = None,
 ) -> None:
-    """HTML evaluation report of a model's test split: metric tables, confusion matrix, PR curves."""
+    """HTML evaluation report of a model's test split: metric tables, confusion matrix, PR curves, gallery."""
     full = model_name(name)
     path = out or Path(f"{full.rsplit('/', 1)[-1]}-report.html")
 
@@ -47,6 +47,15 @@ def report(
                 dest = Path(tmp) / types_pb2.ArtifactKind.Name(kind)
                 result = await client.download(full, kind, dest, resume=False)  # sha256 checked
                 files[kind] = result.path.read_bytes()
+            gallery = {}
+            for a in model.artifacts:
+                if a.kind == types_pb2.PREDICTION_GALLERY:
+                    name = a.uri.rsplit("/", 1)[-1]
+                    dest = Path(tmp) / "gallery" / name
+                    result = await client.download(
+                        full, types_pb2.PREDICTION_GALLERY, dest, resume=False, filename=name
+                    )
+                    gallery[name] = result.path.read_bytes()
         try:
             section = stored_section(
                 "Test split",
@@ -54,6 +63,7 @@ def report(
                 files[types_pb2.CONFUSION_MATRIX],
                 files[types_pb2.PR_CURVES],
                 context(model),
+                gallery,
             )
         except (ValueError, EvaluationInputError) as exc:  # json.JSONDecodeError is a ValueError
             raise CliError(f"{full}: its EVALUATION_ANALYSIS artifact cannot be read: {exc}") from None

@@ -39,6 +39,7 @@ class ArtifactKind(StrEnum):
     EVALUATION_ANALYSIS = "EVALUATION_ANALYSIS"
     CONFUSION_MATRIX = "CONFUSION_MATRIX"
     PR_CURVES = "PR_CURVES"
+    PREDICTION_GALLERY = "PREDICTION_GALLERY"
 
 
 class PublicationRefused(FailedPrecondition):
@@ -105,10 +106,13 @@ class TrainedModel:
     def etag(self) -> str:
         return f'"{self.revision}"'
 
-    def artifact(self, kind: ArtifactKind) -> Artifact | None:
+    def artifact(self, kind: ArtifactKind, filename: str = "") -> Artifact | None:
+        """The artifact of ``kind`` (the first one, or the one named ``filename``: a gallery has several)."""
         if kind is ArtifactKind.CHECKPOINT:
-            return self.checkpoint
-        return next((a for a in self.artifacts if a.kind is kind), None)
+            return self.checkpoint if not filename or filename == self.checkpoint.filename else None
+        return next(
+            (a for a in self.artifacts if a.kind is kind and (not filename or a.filename == filename)), None
+        )
 
     def artifact_keys(self) -> list[str]:
         return sorted({self.checkpoint.uri, *(a.uri for a in self.artifacts)})

@@ -129,8 +129,9 @@ class TrainedModelServicer(trained_model_pb2_grpc.TrainedModelServiceServicer):
         self, request: pb.DownloadModelArtifactRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.DownloadModelArtifactResponse]:
         download = await self._registry.download(
-            principal(), request.name, convert.artifact_kind(request.kind), request.offset, request.chunk_size
-        )
+            principal(), request.name, convert.artifact_kind(request.kind), request.offset,
+            request.chunk_size, request.filename,
+        )  # fmt: skip
         first: pb.DownloadModelArtifactResponse | None = pb.DownloadModelArtifactResponse(
             offset=request.offset,
             total_size=download.total_size,

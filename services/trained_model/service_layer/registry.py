@@ -156,7 +156,7 @@ class ModelRegistry:
         return Lineage(LineageNode.of(model, 0), ancestors, descendants)
 
     async def download(
-        self, who: Principal, name: str, kind: ArtifactKind, offset: int, chunk_size: int
+        self, who: Principal, name: str, kind: ArtifactKind, offset: int, chunk_size: int, filename: str = ""
     ) -> Download:
         who.require(Permission.VIEW_MODELS)
         violations = []
@@ -167,9 +167,10 @@ class ModelRegistry:
         require(violations)
         async with self.uow() as uow:
             model = await self._visible(uow, who, name)
-        artifact = model.artifact(kind)
+        artifact = model.artifact(kind, filename)
         if artifact is None:
-            raise NotFound(f"{model.name} has no {kind.value} artifact")
+            named = f" named {filename[:200]!r}" if filename else ""
+            raise NotFound(f"{model.name} has no {kind.value} artifact{named}")
         try:
             size = await asyncio.to_thread(self.store.size, artifact.uri)
         except NotFound as exc:

@@ -22,16 +22,19 @@ import numpy as np
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from services.trainer_worker.adapters.evaluation import COCO_KEYS, detection_metrics
-from services.trainer_worker.domain.evaluation_analysis import (
+from common.evaluation_analysis import (
+    COCO_KEYS,
     NO_THRESHOLD,
-    Box,
     ClassMetrics,
     EvaluationAnalysis,
     EvaluationInputError,
     PrCurve,
     SizeMetrics,
     Threshold,
+)
+from services.trainer_worker.adapters.evaluation import detection_metrics
+from services.trainer_worker.domain.evaluation_analysis import (
+    Box,
     ThresholdChoice,
     confusion_and_errors,
     f1_optimal_threshold,

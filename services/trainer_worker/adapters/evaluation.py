@@ -22,12 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from services.trainer_worker.domain.evaluation_analysis import finite
+from common.evaluation_analysis import COCO_KEYS, finite
 
 if TYPE_CHECKING:
     from services.trainer_worker.adapters.split_analysis import SplitAnalysis
 
-COCO_KEYS = ("bbox_mAP", "bbox_mAP_50", "bbox_mAP_75", "bbox_mAP_s", "bbox_mAP_m", "bbox_mAP_l")
 METRICS_FILE = "metrics.json"
 CURVES_FILE = "training_curves.png"
 CARRIED_SCALARS = "carried_scalars.json"  # in a resumed attempt's log dir: the scalars logged before it
@@ -86,8 +85,11 @@ def _analyze_test(cfg: Any, work_dir: Path) -> SplitAnalysis:
     """The test split's analysis of the predictions ``evaluate_checkpoint`` kept (files in ``work_dir``)."""
     from services.trainer_worker.adapters.split_analysis import analyze_test_split
 
-    ann_file = Path(cfg.test_evaluator.get("ann_file") or cfg.test_dataloader.dataset.ann_file)
-    return analyze_test_split(ann_file, work_dir / "eval_test", work_dir)
+    dataset = cfg.test_dataloader.dataset
+    ann_file = Path(cfg.test_evaluator.get("ann_file") or dataset.ann_file)
+    prefix = (dataset.get("data_prefix") or {}).get("img", "")
+    image_root = Path(dataset.get("data_root") or ann_file.parent) / prefix
+    return analyze_test_split(ann_file, work_dir / "eval_test", work_dir, image_root)
 
 
 def find_best_checkpoint(work_dir: Path, resumed_from: Path | None = None) -> tuple[Path, int]:

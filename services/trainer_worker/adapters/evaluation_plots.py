@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,30 +17,25 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from common.dataset_layout import confined_relative_path
-from services.trainer_worker.domain.evaluation_analysis import (
+from common.evaluation_analysis import (
     BACKGROUND,
-    Box,
     ClassMetrics,
     ConfusionMatrix,
     EvaluationAnalysis,
     Threshold,
     threshold_for,
 )
+from common.evaluation_report import (
+    GROUND_TRUTH_COLOUR,
+    PREDICTION_COLOUR,
+    GalleryImage,
+    ReportSection,
+    gallery_filename,
+)
+from services.trainer_worker.domain.evaluation_analysis import Box
 
-GROUND_TRUTH_COLOUR = (0, 200, 83)  # green
-PREDICTION_COLOUR = (255, 61, 0)  # red-orange
 GALLERY_MAX_SIDE = 800  # px; larger images are scaled down before drawing
 MAX_LABEL_CHARS = 40
-
-
-@dataclass(frozen=True)
-class GalleryImage:
-    image_id: int
-    file_name: str
-    rank: str  # "worst" or "best"
-    errors: int
-    true_positives: int
-    png: bytes
 
 
 def confusion_matrix_png(matrix: ConfusionMatrix) -> bytes:
@@ -171,6 +165,36 @@ def gallery(
                 )
             )
     return tuple(out)
+
+
+def gallery_files(items: Sequence[GalleryImage]) -> dict[str, bytes]:
+    """The gallery as stored (PREDICTION_GALLERY artifacts): ``gallery_filename`` → PNG bytes."""
+    places: dict[str, int] = {}
+    out = {}
+    for g in items:
+        places[g.rank] = places.get(g.rank, 0) + 1
+        out[gallery_filename(g.rank, places[g.rank], g.image_id)] = g.png
+    return out
+
+
+def build_section(
+    heading: str,
+    analysis: EvaluationAnalysis,
+    ground_truth: Mapping[str, Any],
+    predictions: Sequence[Mapping[str, Any]],
+    load_image: Callable[[Mapping[str, Any]], Image.Image] | None,
+    context: Mapping[str, str] | None = None,
+) -> ReportSection:
+    """Draws the pictures of one evaluation; without ``load_image`` (images not at hand) no gallery."""
+    drawn = gallery(analysis, ground_truth, predictions, load_image) if load_image is not None else ()
+    return ReportSection(
+        heading,
+        analysis,
+        confusion_matrix_png(analysis.confusion),
+        pr_curves_png(analysis.classes),
+        drawn,
+        dict(context or {}),
+    )
 
 
 def open_split_image(root: Path) -> Callable[[Mapping[str, Any]], Image.Image]:

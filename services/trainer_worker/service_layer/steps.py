@@ -204,6 +204,8 @@ class JobSteps:
         metrics = trained.metrics or json.loads(trained.metrics_path.read_text())
         beside = trained.metrics_path.parent
         analysis = [(kind, beside / name) for kind, name in ANALYSIS_FILES if (beside / name).is_file()]
+        gallery = sorted(beside.glob(split_analysis.GALLERY_GLOB))
+        analysis += [(types_pb2.PREDICTION_GALLERY, p) for p in gallery]
         return Evaluated(evaluation_results(metrics), trained.metrics_path, trained.curves_path, analysis)
 
     async def upload(

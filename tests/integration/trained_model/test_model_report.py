@@ -7,21 +7,31 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import html
+import io
 import json
 import uuid
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
+from PIL import Image
 from typer.testing import CliRunner, Result
 
-from common.proto.raven.v1 import types_pb2
+from common.proto.raven.v1 import trained_model_pb2, types_pb2
 from services.cli.main import app
 from services.trainer_worker.adapters.coco_evaluation import analyze_predictions
-from services.trainer_worker.adapters.evaluation_plots import confusion_matrix_png, pr_curves_png
+from services.trainer_worker.adapters.evaluation_plots import (
+    confusion_matrix_png,
+    gallery,
+    gallery_files,
+    pr_curves_png,
+)
 from tests.fixtures.coco_predictions import HOSTILE_NAME, synthetic_split
 from tests.helpers import token
+from tests.integration.trained_model.api_helpers import ALICE, rpc_error
 from tests.integration.trained_model.conftest import Env
 from tests.integration.trained_model.test_registrar import replies
 from tests.integration.training_run.test_discovery_cli import logs_to_stderr  # noqa: F401
@@ -45,10 +55,24 @@ async def ravenctl(env: Env, *args: str) -> Result:
     )
 
 
-async def register_with_analysis(env: Env, js: Any) -> tuple[str, dict[str, Any], dict[int, bytes]]:
-    """(model name, the stored analysis document, the stored PNGs by kind)."""
+def image_of(record: dict[str, Any]) -> Image.Image:
+    """A split image: a gradient, different per image id."""
+    shade = int(record["id"]) * 7 % 256
+    return (
+        Image.linear_gradient("L")
+        .resize((record["width"], record["height"]))
+        .convert("RGB")
+        .point(lambda v: (v + shade) % 256)
+    )
+
+
+async def register_with_analysis(
+    env: Env, js: Any
+) -> tuple[str, dict[str, Any], dict[int, bytes], dict[str, bytes]]:
+    """(model name, the stored analysis document, the stored PNGs by kind, the gallery PNGs by filename)."""
     ground_truth, predictions = synthetic_split()
-    analysis = analyze_predictions(ground_truth, predictions)
+    analysis = analyze_predictions(ground_truth, predictions, gallery_size=3)
+    drawn = gallery_files(gallery(analysis, ground_truth, predictions, image_of, max_side=256))
     document = json.loads(json.dumps(analysis.to_dict()))
     pngs: dict[int, bytes] = {
         types_pb2.CONFUSION_MATRIX: confusion_matrix_png(analysis.confusion),
@@ -66,14 +90,22 @@ async def register_with_analysis(env: Env, js: Any) -> tuple[str, dict[str, Any]
         event.completed.artifacts.add(
             kind=kind, uri=stored.key, size_bytes=stored.size_bytes, sha256=stored.sha256
         )
+    for filename, data in drawn.items():
+        stored = env.store.put_bytes(f"runs/{run_id}/{filename}", data)
+        event.completed.artifacts.add(
+            kind=types_pb2.PREDICTION_GALLERY,
+            uri=stored.key,
+            size_bytes=stored.size_bytes,
+            sha256=stored.sha256,
+        )
     await js.publish(env.names.run_events_subject(run_id), event.SerializeToString())
     events = await replies(js, env, run_id, "model_registered")
     registered = next(e for e in events if e.WhichOneof("payload") == "model_registered")
-    return f"trainedModels/{registered.model_registered.trained_model_id}", document, pngs
+    return f"trainedModels/{registered.model_registered.trained_model_id}", document, pngs, drawn
 
 
 async def test_report_of_a_model_with_a_test_split_analysis(env: Env, js: Any, tmp_path: Path) -> None:
-    name, document, pngs = await register_with_analysis(env, js)
+    name, document, pngs, drawn = await register_with_analysis(env, js)
     out = tmp_path / "report.html"
     result = await ravenctl(env, "-o", "json", "models", "report", name, "--out", str(out))
     assert result.exit_code == 0, result.output
@@ -91,7 +123,9 @@ async def test_report_of_a_model_with_a_test_split_analysis(env: Env, js: Any, t
     assert f"<td>{document['metrics']['bbox_mAP']:.3f}</td>" in page
     for label in ("small", "medium", "large", "&lt;8", "8-16", "&gt;128"):
         assert f"<tr><td>{label}</td>" in page
-    for png in pngs.values():
+    assert len(drawn) == 6 and page.count("<figure>") == 6  # 3 worst, 3 best
+    assert page.index("Worst images") < page.index("Best images")
+    for png in [*pngs.values(), *drawn.values()]:
         assert png.startswith(b"\x89PNG")
         assert f'src="data:image/png;base64,{base64.b64encode(png).decode()}"' in page
     assert HOSTILE_NAME not in page and "<script" not in page
@@ -102,6 +136,32 @@ async def test_report_of_a_model_with_a_test_split_analysis(env: Env, js: Any, t
     again = await ravenctl(env, "models", "report", name, "--out", str(tmp_path / "again.html"))
     assert again.exit_code == 0, again.output
     assert f"wrote {tmp_path / 'again.html'}" in again.output.replace("\n", "")
+
+
+async def test_the_gallery_is_stored_with_the_model_as_valid_pngs(env: Env, js: Any, tmp_path: Path) -> None:
+    name, _, _, drawn = await register_with_analysis(env, js)
+    model = await env.stub.GetTrainedModel(
+        trained_model_pb2.GetTrainedModelRequest(name=name), metadata=ALICE
+    )
+    stored = [a for a in model.artifacts if a.kind == types_pb2.PREDICTION_GALLERY]
+    assert sorted(a.uri.rsplit("/", 1)[-1] for a in stored) == sorted(drawn)
+    for filename, data in drawn.items():
+        request = trained_model_pb2.DownloadModelArtifactRequest(
+            name=name, kind=types_pb2.PREDICTION_GALLERY, filename=filename
+        )
+        chunks = [c async for c in env.stub.DownloadModelArtifact(request, metadata=ALICE)]
+        body = b"".join(c.data for c in chunks)
+        assert chunks[0].filename == filename and body == data
+        assert hashlib.sha256(body).hexdigest() == chunks[0].sha256
+        with Image.open(io.BytesIO(body)) as image:
+            assert image.format == "PNG"
+            image.load()  # every pixel decodes
+            assert 0 < max(image.size) <= 256
+    missing = trained_model_pb2.DownloadModelArtifactRequest(
+        name=name, kind=types_pb2.PREDICTION_GALLERY, filename="test_gallery_worst_99_image_1.png"
+    )
+    error = await rpc_error(env.stub.DownloadModelArtifact(missing, metadata=ALICE))
+    assert error.code() == grpc.StatusCode.NOT_FOUND
 
 
 async def test_a_model_without_analysis_artifacts_gets_failed_precondition(env: Env, tmp_path: Path) -> None:

@@ -14,16 +14,14 @@ import pytest
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
+from common.evaluation_analysis import COCO_KEYS, NO_THRESHOLD, EvaluationInputError
 from services.trainer_worker.adapters.coco_evaluation import (
     DEFAULT_SCORE_THRESHOLD,
     analyze_predictions,
     operating_thresholds,
 )
-from services.trainer_worker.adapters.evaluation import COCO_KEYS
 from services.trainer_worker.domain.evaluation_analysis import (
-    NO_THRESHOLD,
     Box,
-    EvaluationInputError,
     confusion_and_errors,
     f1_optimal_threshold,
     worst_and_best,

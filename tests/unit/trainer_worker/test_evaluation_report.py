@@ -12,17 +12,16 @@ from typing import Any
 import pytest
 from PIL import Image
 
+from common.evaluation_report import GROUND_TRUTH_COLOUR, PREDICTION_COLOUR, render_report
 from services.trainer_worker.adapters.coco_evaluation import analyze_predictions
 from services.trainer_worker.adapters.evaluation_plots import (
-    GROUND_TRUTH_COLOUR,
-    PREDICTION_COLOUR,
+    build_section,
     confusion_matrix_png,
     gallery,
     gallery_png,
     open_split_image,
     pr_curves_png,
 )
-from services.trainer_worker.adapters.evaluation_report import build_section, render_report
 from services.trainer_worker.domain.evaluation_analysis import Box
 from tests.fixtures.coco_predictions import HOSTILE_NAME, synthetic_split
 

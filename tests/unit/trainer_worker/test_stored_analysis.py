@@ -7,9 +7,9 @@ import json
 
 import pytest
 
+from common.evaluation_analysis import EvaluationInputError, analysis_from_dict
+from common.evaluation_report import ReportSection, render_report, stored_section
 from services.trainer_worker.adapters.coco_evaluation import analyze_predictions
-from services.trainer_worker.adapters.evaluation_report import ReportSection, render_report, stored_section
-from services.trainer_worker.domain.evaluation_analysis import EvaluationInputError, analysis_from_dict
 from tests.fixtures.coco_predictions import synthetic_split
 
 

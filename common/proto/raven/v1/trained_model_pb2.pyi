@@ -224,16 +224,18 @@ class ImportTrainedModelRequest(_message.Message):
     def __init__(self, display_name: _Optional[str] = ..., description: _Optional[str] = ..., config_uri: _Optional[str] = ..., checkpoint_uri: _Optional[str] = ..., class_names: _Optional[_Iterable[str]] = ..., model_template: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class DownloadModelArtifactRequest(_message.Message):
-    __slots__ = ("name", "kind", "offset", "chunk_size")
+    __slots__ = ("name", "kind", "offset", "chunk_size", "filename")
     NAME_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     OFFSET_FIELD_NUMBER: _ClassVar[int]
     CHUNK_SIZE_FIELD_NUMBER: _ClassVar[int]
+    FILENAME_FIELD_NUMBER: _ClassVar[int]
     name: str
     kind: _types_pb2.ArtifactKind
     offset: int
     chunk_size: int
-    def __init__(self, name: _Optional[str] = ..., kind: _Optional[_Union[_types_pb2.ArtifactKind, str]] = ..., offset: _Optional[int] = ..., chunk_size: _Optional[int] = ...) -> None: ...
+    filename: str
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[_Union[_types_pb2.ArtifactKind, str]] = ..., offset: _Optional[int] = ..., chunk_size: _Optional[int] = ..., filename: _Optional[str] = ...) -> None: ...
 
 class DownloadModelArtifactResponse(_message.Message):
     __slots__ = ("data", "offset", "total_size", "sha256", "filename")

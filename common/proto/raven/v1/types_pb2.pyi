@@ -55,6 +55,7 @@ class ArtifactKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     EVALUATION_ANALYSIS: _ClassVar[ArtifactKind]
     CONFUSION_MATRIX: _ClassVar[ArtifactKind]
     PR_CURVES: _ClassVar[ArtifactKind]
+    PREDICTION_GALLERY: _ClassVar[ArtifactKind]
 RUN_STATE_UNSPECIFIED: RunState
 PENDING: RunState
 RUNNING: RunState
@@ -88,6 +89,7 @@ PREDICTIONS: ArtifactKind
 EVALUATION_ANALYSIS: ArtifactKind
 CONFUSION_MATRIX: ArtifactKind
 PR_CURVES: ArtifactKind
+PREDICTION_GALLERY: ArtifactKind
 
 class Hyperparameters(_message.Message):
     __slots__ = ("epochs", "batch_size", "learning_rate", "frozen_stages", "image_size", "seed", "val_interval", "max_attempts", "train_fraction", "val_fraction", "early_stopping")

@@ -11,29 +11,25 @@ from __future__ import annotations
 
 import base64
 import html
-from collections.abc import Callable, Mapping, Sequence
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from PIL import Image
-
-from services.trainer_worker.adapters.evaluation import COCO_KEYS
-from services.trainer_worker.adapters.evaluation_plots import (
-    GROUND_TRUTH_COLOUR,
-    PREDICTION_COLOUR,
-    GalleryImage,
-    confusion_matrix_png,
-    gallery,
-    pr_curves_png,
-)
-from services.trainer_worker.domain.evaluation_analysis import (
+from common.evaluation_analysis import (
     BACKGROUND,
+    COCO_KEYS,
     NO_THRESHOLD,
     EvaluationAnalysis,
     SizeMetrics,
     analysis_from_dict,
     threshold_for,
 )
+
+GROUND_TRUTH_COLOUR = (0, 200, 83)  # green
+PREDICTION_COLOUR = (255, 61, 0)  # red-orange
+GALLERY_RANKS = ("worst", "best")
+_GALLERY_FILE = re.compile(r"^test_gallery_(worst|best)_(\d{2})_image_(\d{1,18})\.png$")
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 STYLE = """
@@ -48,6 +44,16 @@ section{border-top:2px solid #444;margin-top:2em}
 
 
 @dataclass(frozen=True)
+class GalleryImage:
+    image_id: int
+    file_name: str  # the image's file in the split; empty when not known (a stored gallery)
+    rank: str  # "worst" or "best"
+    errors: int
+    true_positives: int
+    png: bytes
+
+
+@dataclass(frozen=True)
 class ReportSection:
     """One evaluation on the page; ``context``: what was evaluated on what (model, dataset version, split)."""
 
@@ -59,42 +65,43 @@ class ReportSection:
     context: Mapping[str, str] = field(default_factory=dict)
 
 
-def build_section(
-    heading: str,
-    analysis: EvaluationAnalysis,
-    ground_truth: Mapping[str, Any],
-    predictions: Sequence[Mapping[str, Any]],
-    load_image: Callable[[Mapping[str, Any]], Image.Image] | None,
-    context: Mapping[str, str] | None = None,
-) -> ReportSection:
-    """Draws the pictures of one evaluation; without ``load_image`` (images not at hand) no gallery."""
-    drawn = gallery(analysis, ground_truth, predictions, load_image) if load_image is not None else ()
-    return ReportSection(
-        heading,
-        analysis,
-        confusion_matrix_png(analysis.confusion),
-        pr_curves_png(analysis.classes),
-        drawn,
-        dict(context or {}),
-    )
-
-
 def stored_section(
     heading: str,
     analysis: Mapping[str, Any],
     confusion_png: bytes,
     pr_curves_png: bytes,
     context: Mapping[str, str] | None = None,
+    gallery_files: Mapping[str, bytes] | None = None,
 ) -> ReportSection:
-    """One evaluation from what a run stored: its EVALUATION_ANALYSIS document (``to_dict``) and the
-    CONFUSION_MATRIX and PR_CURVES PNGs drawn then; no gallery (the split's images are not at hand).
+    """One evaluation from what a run stored: its EVALUATION_ANALYSIS document (``to_dict``), the
+    CONFUSION_MATRIX and PR_CURVES PNGs and the PREDICTION_GALLERY PNGs (filename → bytes) drawn then.
 
     Raises:
         EvaluationInputError: ``analysis`` is not an analysis document.
     """
-    return ReportSection(
-        heading, analysis_from_dict(analysis), confusion_png, pr_curves_png, (), dict(context or {})
-    )
+    parsed = analysis_from_dict(analysis)
+    drawn = stored_gallery(parsed, gallery_files or {})
+    return ReportSection(heading, parsed, confusion_png, pr_curves_png, drawn, dict(context or {}))
+
+
+def gallery_filename(rank: str, position: int, image_id: int) -> str:
+    """The stored name of a gallery PNG: its rank, place within the rank (1-based) and image id."""
+    return f"test_gallery_{rank}_{position:02d}_image_{image_id}.png"
+
+
+def stored_gallery(analysis: EvaluationAnalysis, files: Mapping[str, bytes]) -> tuple[GalleryImage, ...]:
+    """Stored gallery PNGs in gallery order (worst first, then best; by place); a file not named by
+    ``gallery_filename`` or of an image the analysis does not rank is left out."""
+    errors = {e.image_id: e for e in analysis.image_errors}
+    found = []
+    for name, png in files.items():
+        match = _GALLERY_FILE.match(name)
+        if match is None or int(match[3]) not in errors:
+            continue
+        e = errors[int(match[3])]
+        item = GalleryImage(e.image_id, "", match[1], e.errors, e.true_positives, png)
+        found.append((GALLERY_RANKS.index(match[1]), int(match[2]), item))
+    return tuple(item for _, _, item in sorted(found, key=lambda f: (f[0], f[1])))
 
 
 def render_report(title: str, sections: Sequence[ReportSection], notes: Sequence[str] = ()) -> str:
@@ -189,13 +196,14 @@ def _gallery(items: Sequence[GalleryImage]) -> str:
         f'<p class="key"><span style="background:{gt}"></span>ground truth'
         f'<span style="background:{pred}"></span>prediction (class, score)</p>',
     ]
-    for rank in ("worst", "best"):
+    for rank in GALLERY_RANKS:
         shown = [g for g in items if g.rank == rank]
         if not shown:
             continue
         parts.append(f"<h4>{_e(rank.capitalize())} images</h4>")
         for g in shown:
-            caption = f"{g.file_name} (image {g.image_id}): {g.errors} errors, {g.true_positives} correct"
+            shown_name = f"{g.file_name} (image {g.image_id})" if g.file_name else f"image {g.image_id}"
+            caption = f"{shown_name}: {g.errors} errors, {g.true_positives} correct"
             parts.append(f"<figure>{_img(g.png, caption)}<figcaption>{_e(caption)}</figcaption></figure>")
     return "\n".join(parts)
 
