@@ -46,6 +46,10 @@ class HyperParams:
     # Early stopping on val bbox mAP: off while both are None (templates leave it off)
     early_stopping_patience: int | None = None
     early_stopping_min_delta: float | None = None
+    # Tiling (``common.tiling``): off while tile_size is None; set together, defaults filled in
+    tiling_tile_size: int | None = None
+    tiling_overlap: int | None = None
+    tiling_min_box_visibility: float | None = None
 
     def resolved_with(self, defaults: HyperParams) -> HyperParams:
         """Every ``None`` replaced by the value in ``defaults``; a default val_interval is kept <= epochs."""
@@ -162,13 +166,15 @@ EARLY_STOPPING_LIMITS: tuple[Limit, ...] = (
 )
 EARLY_STOPPING_DEFAULTS: dict[str, int | float] = {"patience": 3, "min_delta": 0.001}
 
+_NESTED = ("early_stopping_", "tiling_")  # fields of a message in the proto, flat here
 TRAINING_FIELDS: tuple[str, ...] = tuple(
-    f.name for f in dataclasses.fields(HyperParams) if not f.name.startswith("early_stopping_")
+    f.name for f in dataclasses.fields(HyperParams) if not f.name.startswith(_NESTED)
 )
 RUN_FIELDS: tuple[str, ...] = tuple(limit.field for limit in RUN_LIMITS)
 # The one field list: ``raven.v1.Hyperparameters`` has exactly these fields (a unit test holds them equal);
-# ``early_stopping`` is a message there, the ``early_stopping_*`` pair here and in the stored run.
-FIELDS: tuple[str, ...] = TRAINING_FIELDS + RUN_FIELDS + ("early_stopping",)
+# ``early_stopping`` and ``tiling`` are messages there, the ``early_stopping_*``/``tiling_*`` fields here and
+# in the stored run.
+FIELDS: tuple[str, ...] = TRAINING_FIELDS + RUN_FIELDS + ("early_stopping", "tiling")
 
 
 def early_stopping_fields(asked: object) -> dict[str, int | float]:
@@ -206,7 +212,12 @@ class Requested:
 
 
 def validate_request(
-    values: Mapping[str, Any], template: ModelTemplate | None, *, pretrained: bool, prefix: str = PREFIX
+    values: Mapping[str, Any],
+    template: ModelTemplate | None,
+    *,
+    pretrained: bool,
+    prefix: str = PREFIX,
+    largest_image_side: int = 0,
 ) -> Requested:
     """Reads and checks the fields a request set (absent keys take the defaults); unknown keys are ignored.
 
@@ -214,11 +225,17 @@ def validate_request(
         values: the set fields only (a proto message's ``ListFields()``), zero values included.
         template: the run's template (its defaults and frozen-stage bound); ``None`` when unknown.
         pretrained: the backbone starts from trained weights (a base model or a backbone checkpoint).
+        largest_image_side: the dataset's largest image side when known (bounds ``tiling.tile_size``).
     """
+    from common.tiling import validate_tiling  # it builds on Limit, defined here
+
     given = {k: values[k] for k in TRAINING_FIELDS if k in values}
     stopping: dict[str, Any] = early_stopping_fields(values.get("early_stopping"))
-    training = HyperParams(**given, **stopping)
-    violations = training.validate(template, prefix=prefix, pretrained=pretrained)
+    tiling, tiling_violations = validate_tiling(
+        values.get("tiling"), prefix=prefix, largest_image_side=largest_image_side
+    )
+    training = HyperParams(**given, **stopping, **tiling)
+    violations = training.validate(template, prefix=prefix, pretrained=pretrained) + tiling_violations
     run: dict[str, int | float] = {}
     for limit in RUN_LIMITS:
         value = values.get(limit.field, RUN_DEFAULTS[limit.field])

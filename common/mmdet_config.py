@@ -39,6 +39,9 @@ from common.config_gate import ConfigRefused, check_config
 from common.errors import FieldViolation
 from common.hyperparameters import HyperParams
 from common.mmdet_templates import TEMPLATES, ModelTemplate, validate_class_names
+from common.tiling import META_KEY as SLICED_INFERENCE
+from common.tiling import from_flat as tiling_from_flat
+from common.tiling import keep_empty_tiles
 
 __all__ = [
     "TEMPLATES",
@@ -136,6 +139,10 @@ def build_config(
         "backbone_checkpoint": backbone_checkpoint if not fine_tune else None,
         "fine_tune": fine_tune,
     }
+    tiling = tiling_from_flat(resolved.as_dict())
+    if tiling is not None:  # how to predict like the run's evaluation: on tiles of the full image, merged
+        cfg[META_KEY][SLICED_INFERENCE] = tiling.inference()
+        keep_empty_tiles(cfg)
     try:
         data = canonical(cfg)
     except NotPlainData as exc:  # a base model config holding Python objects (lazy-import style configs)

@@ -19,6 +19,8 @@ from common.proto.raven.v1 import training_run_pb2, types_pb2
 from services.cli import plots
 from services.cli.context import CliError, call, config_of, emit, fail, model_name, run_name
 from services.cli.render import print_json, print_json_line, run_detail, runs_table, show
+from services.cli.tiling_options import HELP as TILING_HELP
+from services.cli.tiling_options import TilingFlags, apply_tiling
 from services.cli.watching import WatchOutcome, finish, follow
 
 app = typer.Typer(help="Training runs: create, inspect, follow and cancel them.", no_args_is_help=True)
@@ -92,6 +94,12 @@ def create(
     ] = None,
     early_stopping_patience: Annotated[int | None, typer.Option(help=EARLY["patience"])] = None,
     early_stopping_min_delta: Annotated[float | None, typer.Option(help=EARLY["min_delta"])] = None,
+    tiling: Annotated[str, typer.Option(help=TILING_HELP["tiling"])] = "",
+    tile_size: Annotated[int | None, typer.Option(help=TILING_HELP["tile_size"])] = None,
+    tile_overlap: Annotated[int | None, typer.Option(help=TILING_HELP["tile_overlap"])] = None,
+    min_box_visibility: Annotated[
+        float | None, typer.Option(help=TILING_HELP["min_box_visibility"])
+    ] = None,
     request_id: Annotated[str, typer.Option(help="idempotency key (default: a new one per invocation)")] = "",
     validate_only: Annotated[
         bool, typer.Option(help="validate and resolve the config, create nothing")
@@ -132,8 +140,11 @@ def create(
         if early_stopping_min_delta is not None:
             run.hyperparameters.early_stopping.min_delta = early_stopping_min_delta
     follow_it = watch and not validate_only
+    tiling_flags = TilingFlags(tiling, tile_size, tile_overlap, min_box_visibility)
+    tiling_flags.check(dataset_version)
 
     async def work(client: RavenClient) -> WatchOutcome | None:
+        await apply_tiling(client, run.hyperparameters, tiling_flags, dataset_version)
         created = await client.create_run(run, request_id=request_id, validate_only=validate_only)
         if config.json:
             (print_json_line if follow_it else print_json)(created)

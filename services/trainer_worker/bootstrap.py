@@ -36,6 +36,7 @@ from services.trainer_worker.entrypoints.dataset_worker import DatasetWorker
 from services.trainer_worker.entrypoints.worker import Worker
 from services.trainer_worker.service_layer.attempt import AttemptConfig, Attempts, AttemptServices
 from services.trainer_worker.service_layer.dataset_preparation import PreparationServices, prepare_job
+from services.trainer_worker.adapters.tile_cache import TILE_CACHE_DIR
 from services.trainer_worker.service_layer.steps import JobSteps
 
 log = get_logger("trainer_worker")
@@ -150,6 +151,7 @@ async def build_worker(
         cancel_grace_seconds=settings.cancel_grace_seconds,
         progress_every_iters=settings.progress_every_iters,
         progress_every_seconds=settings.progress_every_seconds,
+        tile_cache=Path(settings.work_dir) / TILE_CACHE_DIR,
     )
 
     def publisher(run_id: str, attempt: int) -> RunEventPublisher:

@@ -9,6 +9,7 @@ from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
 from common.errors import FieldViolation, InvalidArgument
 from common.proto.raven.v1 import events_pb2, trained_model_pb2, types_pb2
+from common.tiling import inference_of_config
 from services.trained_model.domain.lineage import Lineage, LineageNode
 from services.trained_model.domain.model import Artifact, ArtifactKind, TrainedModel, model_name, run_name
 from services.trained_model.service_layer.commands import RegisterTrainedModel
@@ -94,6 +95,7 @@ def model_to_proto(m: TrainedModel) -> trained_model_pb2.TrainedModel:
         create_time=timestamp(m.create_time),
         update_time=timestamp(m.update_time),
         etag=m.etag,
+        sliced_inference=types_pb2.SlicedInference(**inference_of_config(m.config)),
     )
 
 

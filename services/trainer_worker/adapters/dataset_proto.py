@@ -110,6 +110,7 @@ def _profile(p: profiles.DatasetProfile, version: VersionSplit, rotated: int) ->
         exif_rotated_images=rotated,
         recommendation=p.recommendation,
         reference_input_size=p.reference_input_size,
+        recommended_tile_size=p.recommended_tile_size,
     )
     groups = version.groups
     out.splits.extend(_count(c, groups.get(c.split, 0)) for c in p.splits)

@@ -65,6 +65,7 @@ def evaluate_training(cfg: Any, work_dir: Path, *, has_test: bool, device: str) 
         "history": history,
         "parameter_count": parameter_count,
         "versions": framework_versions(device),
+        "inference": sliced_inference_record(cfg),  # sliced into tiles and merged, or on full images
     }
     metrics_path = work_dir / METRICS_FILE
     metrics_path.write_text(json.dumps(finite(metrics), indent=2, ensure_ascii=False))
@@ -79,6 +80,12 @@ def evaluate_training(cfg: Any, work_dir: Path, *, has_test: bool, device: str) 
         metrics["versions"],
         analysis.files if analysis else (),
     )
+
+
+def sliced_inference_record(cfg: Any) -> dict[str, Any]:
+    from services.trainer_worker.adapters import sliced_inference
+
+    return sliced_inference.inference_record(sliced_inference.sliced_settings(cfg))
 
 
 def _analyze_test(cfg: Any, work_dir: Path) -> SplitAnalysis:
@@ -114,8 +121,18 @@ def find_best_checkpoint(work_dir: Path, resumed_from: Path | None = None) -> tu
 def evaluate_checkpoint(
     cfg: Any, checkpoint: Path, split: str, work_dir: Path
 ) -> tuple[dict[str, float], int]:
-    """COCO bbox metrics of ``checkpoint`` on a split via a test-only Runner; (metrics, parameter count)."""
+    """COCO bbox metrics of ``checkpoint`` on a split via a test-only Runner; (metrics, parameter count).
+    A model trained on tiles is evaluated by sliced inference on the split's full images instead."""
     from mmengine.runner import Runner
+
+    from services.trainer_worker.adapters import sliced_inference
+
+    tiling = sliced_inference.sliced_settings(cfg)
+    if tiling is not None:
+        from services.trainer_worker.adapters.split_analysis import predictions_prefix
+
+        prefix = predictions_prefix(work_dir / f"eval_{split}") if split == "test" else None
+        return sliced_inference.evaluate_sliced(cfg, checkpoint, split, tiling, outfile_prefix=prefix)
 
     test_cfg = copy.deepcopy(cfg)
     evaluator = dict(test_cfg[f"{split}_evaluator"])

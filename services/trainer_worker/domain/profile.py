@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 from common.dataset_layout import SPLIT_NAMES
+from common.tiling import MIN_TILE
 from services.trainer_worker.domain.coco import CocoDataset
 
 SIZE_BIN_EDGES = (8, 16, 32, 64, 128)  # px; a side of exactly 8 is in "8-16"
@@ -91,6 +92,9 @@ class DatasetProfile:
     share_below_min: float  # of boxes, below MIN_DETECTABLE_PX once resized to reference_input_size
     recommendation: str  # "" when the input size suits the boxes
     reference_input_size: int
+    # A run's tiling.tile_size when the boxes are too small for the input size: tiles of the input size at
+    # full resolution keep the boxes at their own size (ravenctl runs create --tiling auto); 0 = no advice
+    recommended_tile_size: int = 0
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -113,7 +117,8 @@ def profile_dataset(
         side / max(by_id[a.image_id].width, by_id[a.image_id].height)
         for side, a in zip(sides, annotations, strict=True)
     )
-    share, advice = _advice(reference_input_size, ratios)
+    largest_side = max((max(i.width, i.height) for i in images), default=0)
+    share, advice, tile = _advice(reference_input_size, ratios, largest_side)
     dims = Counter((i.width, i.height) for i in images)
     counts = [per_image[i.id] for i in images]
     return DatasetProfile(
@@ -138,6 +143,7 @@ def profile_dataset(
         share_below_min=share,
         recommendation=advice,
         reference_input_size=reference_input_size,
+        recommended_tile_size=tile,
     )
 
 
@@ -180,22 +186,38 @@ def _distribution(values: Sequence[float]) -> Distribution:
     )
 
 
-def _advice(input_size: int, ratios: list[float]) -> tuple[float, str]:
-    """``ratios``: sorted box sides relative to their image's longer side (keep-ratio resize to a square)."""
+def _advice(input_size: int, ratios: list[float], largest_side: int) -> tuple[float, str, int]:
+    """``ratios``: sorted box sides relative to their image's longer side (keep-ratio resize to a square).
+    Returns the share below ``MIN_DETECTABLE_PX``, the advice, and the tile size to train on (0: none)."""
     if not ratios or input_size <= 0:
-        return 0.0, ""
+        return 0.0, "", 0
     below = bisect.bisect_left(ratios, MIN_DETECTABLE_PX / input_size) / len(ratios)
     if below <= MOST:
-        return below, ""
+        return below, "", 0
+    tile = recommended_tile_size(input_size, largest_side)
+    tiles = f"tiling.tile_size {tile}, ravenctl runs create --tiling auto" if tile else ""
     median = statistics.median(ratios)
     needed = _round_up(MIN_DETECTABLE_PX / median) if median > 0 else MAX_INPUT_SIZE + 1
     shrink = f"{below:.0%} of the boxes would be below {MIN_DETECTABLE_PX} px at input size {input_size}"
     if needed <= MAX_INPUT_SIZE:
-        return below, f"{shrink}: set image_size to at least {needed}"
-    return below, (
-        f"{shrink}, and even image_size {MAX_INPUT_SIZE} keeps half of them below it: train on tiles "
-        f"(cut the images into crops of about {input_size} px at full resolution)"
+        or_tiles = f", or train on tiles of {tile} px at full resolution ({tiles})" if tile else ""
+        return below, f"{shrink}: set image_size to at least {needed}{or_tiles}", tile
+    how = f"crops of about {input_size} px at full resolution" + (f"; {tiles}" if tiles else "")
+    return (
+        below,
+        (
+            f"{shrink}, and even image_size {MAX_INPUT_SIZE} keeps half of them below it: train on tiles "
+            f"(cut the images into {how})"
+        ),
+        tile,
     )
+
+
+def recommended_tile_size(input_size: int, largest_side: int) -> int:
+    """Tiles of the input size: the detector then sees the boxes at their own size. None (0) when the
+    images are no larger than a tile (tiling would cut nothing)."""
+    tile = max(input_size, MIN_TILE)
+    return tile if largest_side > tile else 0
 
 
 def _round_up(side: float) -> int:

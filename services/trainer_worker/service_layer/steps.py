@@ -26,6 +26,7 @@ from common.mmdet_fill import fill_dataset
 from common.proto.raven.v1 import events_pb2, types_pb2
 from services.trainer_worker.adapters import split_analysis
 from services.trainer_worker.adapters.dataset_source import prepare_dataset
+from services.trainer_worker.adapters.tile_cache import TILE_CACHE_DIR, tiled_train, tiling_of
 from services.trainer_worker.adapters.training import TrainingProcess, TrainingSpec
 from services.trainer_worker.adapters.version_dataset import prepare_version_dataset
 from services.trainer_worker.domain.batch import with_attempt_batch
@@ -95,27 +96,37 @@ class JobSteps:
         cancel_grace_seconds: float = 30.0,
         progress_every_iters: int = 10,
         progress_every_seconds: float = 2.0,
+        tile_cache: Path | None = None,
     ) -> None:
         self.artifacts = artifacts
         self.dataset_root = dataset_root
         self.cancel_grace_seconds = cancel_grace_seconds
         self.progress_every_iters = progress_every_iters
         self.progress_every_seconds = progress_every_seconds
+        self.tile_cache = tile_cache  # tiled train splits kept across runs; None: the attempt's scratch
 
     async def prepare(self, job: events_pb2.TrainingJob, data_dir: Path) -> PreparedDataset:
         """The job's dataset as mmdet-ready COCO files under ``data_dir``: a dataset version's frozen split
         (never re-split), or a plain reference validated, hashed and split by its content."""
+        hp = job.hyperparameters
         if job.HasField("dataset_version"):
-            return await asyncio.to_thread(
+            prepared = await asyncio.to_thread(
                 prepare_version_dataset, self.artifacts, job.dataset_version, data_dir,
                 class_names=list(job.class_names) or None,
             )  # fmt: skip
-        hp = job.hyperparameters
-        prepared = await asyncio.to_thread(
-            prepare_dataset, self.dataset_root, job.dataset, data_dir,
-            seed=int(hp.seed), fractions=split_fractions(hp), class_names=list(job.class_names) or None,
-        )  # fmt: skip
-        return prepared
+        else:
+            prepared = await asyncio.to_thread(
+                prepare_dataset, self.dataset_root, job.dataset, data_dir,
+                seed=int(hp.seed), fractions=split_fractions(hp), class_names=list(job.class_names) or None,
+            )  # fmt: skip
+        tiling = tiling_of(hp)
+        if tiling is None:
+            return prepared
+        cache = self.tile_cache or data_dir / TILE_CACHE_DIR
+        tiled = await asyncio.to_thread(tiled_train, prepared, tiling, int(hp.seed), cache)
+        log.info("train split tiled", run_id=job.run_id, tiles=tiled.tiles, empty=tiled.empty_tiles,
+                 cached=tiled.cached)  # fmt: skip
+        return tiled.prepared
 
     async def train(self, ctx: AttemptContext, prepared: PreparedDataset) -> Trained | None:
         """Trains and evaluates in a child process; None when a stop request ended it (checkpoint kept).

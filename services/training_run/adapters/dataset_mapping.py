@@ -102,7 +102,9 @@ def run_input(version: DatasetVersion) -> RunInput:
         "annotation_files": dict(snapshot.annotation_files),
     }  # fmt: skip
     classes = tuple(c.class_name for c in completed.profile.classes)
-    return RunInput(version.name, classes, source)
+    profile = completed.profile
+    largest = int(max(profile.image_widths.max, profile.image_heights.max))
+    return RunInput(version.name, classes, source, largest_image_side=largest)
 
 
 def result_from_proto(completed: pb.DatasetPreparationCompleted) -> PreparationResult:

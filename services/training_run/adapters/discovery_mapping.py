@@ -7,6 +7,7 @@ import dataclasses
 from common.hyperparameters import EARLY_STOPPING_LIMITS, RUN_DEFAULTS, RUN_LIMITS, Limit, limits_for
 from common.mmdet_templates import ModelTemplate
 from common.proto.raven.v1 import training_run_pb2, types_pb2
+from common.tiling import TILING_LIMITS
 from services.training_run.adapters.proto_mapping import run_name, timestamp
 from services.training_run.domain.workers import QueueDepth, SeenWorker, WorkerInfo
 
@@ -40,6 +41,10 @@ def template_to_proto(template: ModelTemplate, pretrained: bool) -> training_run
         + [  # the fields of the ``early_stopping`` message, by their path
             limit_to_proto(dataclasses.replace(limit, field=f"early_stopping.{limit.field}"))
             for limit in EARLY_STOPPING_LIMITS
+        ]
+        + [  # and of the ``tiling`` message
+            limit_to_proto(dataclasses.replace(limit, field=f"tiling.{limit.field}"))
+            for limit in TILING_LIMITS
         ],
         gpu_recommended=template.gpu_recommended,
         options=training_run_pb2.TemplateOptions(

@@ -9,6 +9,8 @@ from google.protobuf import struct_pb2, timestamp_pb2
 
 from common import hyperparameters
 from common.proto.raven.v1 import datasets_pb2, events_pb2, training_run_pb2, types_pb2
+from common.tiling import FLAT_PREFIX as TILING_PREFIX
+from common.tiling import KEYS as TILING_KEYS
 from services.training_run.domain.model import (
     CancelRequested,
     Failure,
@@ -82,15 +84,18 @@ def hyperparameters_to_proto(values: dict[str, Any]) -> types_pb2.Hyperparameter
         message.early_stopping.CopyFrom(
             types_pb2.EarlyStopping(**{k: v for k, v in stopping.items() if v is not None})
         )
+    tiling = {k: values.get(f"{TILING_PREFIX}{k}") for k in TILING_KEYS}
+    if tiling["tile_size"]:
+        message.tiling.CopyFrom(types_pb2.Tiling(**{k: v for k, v in tiling.items() if v is not None}))
     return message
 
 
 def hyperparameters_from_proto(message: types_pb2.Hyperparameters) -> dict[str, Any]:
     """The fields the request set (zero included): every field is proto3 ``optional``; ``early_stopping``
-    (set, even empty) as the mapping of its set fields."""
+    (set, even empty) and ``tiling`` as the mappings of their set fields."""
     return {
         descriptor.name: {d.name: v for d, v in value.ListFields()}
-        if descriptor.name == "early_stopping"
+        if descriptor.name in ("early_stopping", "tiling")
         else value
         for descriptor, value in message.ListFields()
     }

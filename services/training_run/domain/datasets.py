@@ -62,6 +62,7 @@ class RunInput:
     name: str
     class_names: tuple[str, ...]
     source: dict[str, Any]
+    largest_image_side: int = 0  # px, from the profile (bounds a run's tiling.tile_size); 0 = unknown
 
 
 @dataclass(frozen=True)

@@ -118,8 +118,9 @@ async def validate_create(
         )
     pretrained = bool(cmd.base_model) or bool(ctx.backbone_checkpoint)
     asked = hyperparameters.validate_request(
-        cmd.hyperparameters, TEMPLATES.get(template), pretrained=pretrained
-    )
+        cmd.hyperparameters, TEMPLATES.get(template), pretrained=pretrained,
+        largest_image_side=version.largest_image_side if version else 0,
+    )  # fmt: skip
     violations += asked.violations
     class_names = _class_names(cmd.class_names, categories, base, violations)
     require(_as_errors(violations))

@@ -16,6 +16,7 @@ from common.hyperparameters import (
     validate_request,
 )
 from common.mmdet_templates import TEMPLATES
+from common.tiling import TILING_LIMITS
 from services.training_run.adapters.discovery_mapping import template_to_proto
 from services.training_run.adapters.proto_mapping import hyperparameters_from_proto
 from services.training_run.domain.workers import SeenWorker, WorkerInfo, queue_depths
@@ -31,6 +32,7 @@ def test_listed_ranges_are_the_ones_create_checks(key: str, pretrained: bool) ->
     limits = limits_for(template, pretrained=pretrained)
     ranges = {r.field: r for r in listed.ranges}
     nested = [f"early_stopping.{lim.field}" for lim in EARLY_STOPPING_LIMITS]
+    nested += [f"tiling.{lim.field}" for lim in TILING_LIMITS]
     assert [r.field for r in listed.ranges] == [lim.field for lim in (*limits, *RUN_LIMITS)] + nested
     assert ranges["early_stopping.patience"].min == 1 and not ranges["early_stopping.min_delta"].integer
     assert ranges["frozen_stages"].max == (template.max_frozen_stages if pretrained else -1)
@@ -38,8 +40,8 @@ def test_listed_ranges_are_the_ones_create_checks(key: str, pretrained: bool) ->
     defaults = listed.default_hyperparameters
     asked = validate_request(hyperparameters_from_proto(defaults), template, pretrained=pretrained)
     assert asked.violations == []
-    # every default is listed as set; early stopping is off by default, so it is not
-    assert set(hyperparameters_from_proto(defaults)) == set(FIELDS) - {"early_stopping"}
+    # every default is listed as set; early stopping and tiling are off by default, so they are not
+    assert set(hyperparameters_from_proto(defaults)) == set(FIELDS) - {"early_stopping", "tiling"}
     # One past each bound is refused, by the field the range names.
     for limit in limits:
         if limit.integer and limit.field != "val_interval":

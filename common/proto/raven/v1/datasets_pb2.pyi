@@ -199,7 +199,7 @@ class DistributionSummary(_message.Message):
     def __init__(self, min: _Optional[float] = ..., max: _Optional[float] = ..., mean: _Optional[float] = ..., median: _Optional[float] = ...) -> None: ...
 
 class DatasetProfile(_message.Message):
-    __slots__ = ("images", "annotations", "splits", "classes", "image_sizes", "image_widths", "image_heights", "box_sizes", "coco_box_sizes", "boxes_per_image", "boxes_per_image_histogram", "empty_images", "near_duplicates_found", "leaks_found", "exif_rotated_images", "recommendation", "reference_input_size")
+    __slots__ = ("images", "annotations", "splits", "classes", "image_sizes", "image_widths", "image_heights", "box_sizes", "coco_box_sizes", "boxes_per_image", "boxes_per_image_histogram", "empty_images", "near_duplicates_found", "leaks_found", "exif_rotated_images", "recommendation", "reference_input_size", "recommended_tile_size")
     IMAGES_FIELD_NUMBER: _ClassVar[int]
     ANNOTATIONS_FIELD_NUMBER: _ClassVar[int]
     SPLITS_FIELD_NUMBER: _ClassVar[int]
@@ -217,6 +217,7 @@ class DatasetProfile(_message.Message):
     EXIF_ROTATED_IMAGES_FIELD_NUMBER: _ClassVar[int]
     RECOMMENDATION_FIELD_NUMBER: _ClassVar[int]
     REFERENCE_INPUT_SIZE_FIELD_NUMBER: _ClassVar[int]
+    RECOMMENDED_TILE_SIZE_FIELD_NUMBER: _ClassVar[int]
     images: int
     annotations: int
     splits: _containers.RepeatedCompositeFieldContainer[SplitCount]
@@ -234,7 +235,8 @@ class DatasetProfile(_message.Message):
     exif_rotated_images: int
     recommendation: str
     reference_input_size: int
-    def __init__(self, images: _Optional[int] = ..., annotations: _Optional[int] = ..., splits: _Optional[_Iterable[_Union[SplitCount, _Mapping]]] = ..., classes: _Optional[_Iterable[_Union[ClassProfile, _Mapping]]] = ..., image_sizes: _Optional[_Iterable[_Union[ImageSizeCount, _Mapping]]] = ..., image_widths: _Optional[_Union[DistributionSummary, _Mapping]] = ..., image_heights: _Optional[_Union[DistributionSummary, _Mapping]] = ..., box_sizes: _Optional[_Iterable[_Union[HistogramBin, _Mapping]]] = ..., coco_box_sizes: _Optional[_Iterable[_Union[HistogramBin, _Mapping]]] = ..., boxes_per_image: _Optional[_Union[DistributionSummary, _Mapping]] = ..., boxes_per_image_histogram: _Optional[_Iterable[_Union[HistogramBin, _Mapping]]] = ..., empty_images: _Optional[int] = ..., near_duplicates_found: _Optional[int] = ..., leaks_found: _Optional[int] = ..., exif_rotated_images: _Optional[int] = ..., recommendation: _Optional[str] = ..., reference_input_size: _Optional[int] = ...) -> None: ...
+    recommended_tile_size: int
+    def __init__(self, images: _Optional[int] = ..., annotations: _Optional[int] = ..., splits: _Optional[_Iterable[_Union[SplitCount, _Mapping]]] = ..., classes: _Optional[_Iterable[_Union[ClassProfile, _Mapping]]] = ..., image_sizes: _Optional[_Iterable[_Union[ImageSizeCount, _Mapping]]] = ..., image_widths: _Optional[_Union[DistributionSummary, _Mapping]] = ..., image_heights: _Optional[_Union[DistributionSummary, _Mapping]] = ..., box_sizes: _Optional[_Iterable[_Union[HistogramBin, _Mapping]]] = ..., coco_box_sizes: _Optional[_Iterable[_Union[HistogramBin, _Mapping]]] = ..., boxes_per_image: _Optional[_Union[DistributionSummary, _Mapping]] = ..., boxes_per_image_histogram: _Optional[_Iterable[_Union[HistogramBin, _Mapping]]] = ..., empty_images: _Optional[int] = ..., near_duplicates_found: _Optional[int] = ..., leaks_found: _Optional[int] = ..., exif_rotated_images: _Optional[int] = ..., recommendation: _Optional[str] = ..., reference_input_size: _Optional[int] = ..., recommended_tile_size: _Optional[int] = ...) -> None: ...
 
 class DatasetVersionProgress(_message.Message):
     __slots__ = ("step", "done", "total", "update_time")

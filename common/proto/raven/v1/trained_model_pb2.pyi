@@ -24,7 +24,7 @@ CREATE_TIME_DESC: ModelOrderBy
 BBOX_MAP_DESC: ModelOrderBy
 
 class TrainedModel(_message.Message):
-    __slots__ = ("name", "display_name", "version", "description", "training_run", "base_model", "dataset", "dataset_snapshot_sha256", "class_names", "model_template", "config_text", "config", "config_sha256", "checkpoint", "artifacts", "evaluation", "training_seconds", "parameter_count", "versions", "seed", "hyperparameters", "owner", "published", "published_by", "publish_time", "create_time", "update_time", "etag", "split_sha256")
+    __slots__ = ("name", "display_name", "version", "description", "training_run", "base_model", "dataset", "dataset_snapshot_sha256", "class_names", "model_template", "config_text", "config", "config_sha256", "checkpoint", "artifacts", "evaluation", "training_seconds", "parameter_count", "versions", "seed", "hyperparameters", "owner", "published", "published_by", "publish_time", "create_time", "update_time", "etag", "split_sha256", "sliced_inference")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -54,6 +54,7 @@ class TrainedModel(_message.Message):
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
     ETAG_FIELD_NUMBER: _ClassVar[int]
     SPLIT_SHA256_FIELD_NUMBER: _ClassVar[int]
+    SLICED_INFERENCE_FIELD_NUMBER: _ClassVar[int]
     name: str
     display_name: str
     version: int
@@ -83,7 +84,8 @@ class TrainedModel(_message.Message):
     update_time: _timestamp_pb2.Timestamp
     etag: str
     split_sha256: str
-    def __init__(self, name: _Optional[str] = ..., display_name: _Optional[str] = ..., version: _Optional[int] = ..., description: _Optional[str] = ..., training_run: _Optional[str] = ..., base_model: _Optional[str] = ..., dataset: _Optional[str] = ..., dataset_snapshot_sha256: _Optional[str] = ..., class_names: _Optional[_Iterable[str]] = ..., model_template: _Optional[str] = ..., config_text: _Optional[str] = ..., config: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., config_sha256: _Optional[str] = ..., checkpoint: _Optional[_Union[_types_pb2.Artifact, _Mapping]] = ..., artifacts: _Optional[_Iterable[_Union[_types_pb2.Artifact, _Mapping]]] = ..., evaluation: _Optional[_Union[_types_pb2.EvaluationResults, _Mapping]] = ..., training_seconds: _Optional[float] = ..., parameter_count: _Optional[int] = ..., versions: _Optional[_Union[_types_pb2.FrameworkVersions, _Mapping]] = ..., seed: _Optional[int] = ..., hyperparameters: _Optional[_Union[_types_pb2.Hyperparameters, _Mapping]] = ..., owner: _Optional[str] = ..., published: bool = ..., published_by: _Optional[str] = ..., publish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., etag: _Optional[str] = ..., split_sha256: _Optional[str] = ...) -> None: ...
+    sliced_inference: _types_pb2.SlicedInference
+    def __init__(self, name: _Optional[str] = ..., display_name: _Optional[str] = ..., version: _Optional[int] = ..., description: _Optional[str] = ..., training_run: _Optional[str] = ..., base_model: _Optional[str] = ..., dataset: _Optional[str] = ..., dataset_snapshot_sha256: _Optional[str] = ..., class_names: _Optional[_Iterable[str]] = ..., model_template: _Optional[str] = ..., config_text: _Optional[str] = ..., config: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., config_sha256: _Optional[str] = ..., checkpoint: _Optional[_Union[_types_pb2.Artifact, _Mapping]] = ..., artifacts: _Optional[_Iterable[_Union[_types_pb2.Artifact, _Mapping]]] = ..., evaluation: _Optional[_Union[_types_pb2.EvaluationResults, _Mapping]] = ..., training_seconds: _Optional[float] = ..., parameter_count: _Optional[int] = ..., versions: _Optional[_Union[_types_pb2.FrameworkVersions, _Mapping]] = ..., seed: _Optional[int] = ..., hyperparameters: _Optional[_Union[_types_pb2.Hyperparameters, _Mapping]] = ..., owner: _Optional[str] = ..., published: bool = ..., published_by: _Optional[str] = ..., publish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., etag: _Optional[str] = ..., split_sha256: _Optional[str] = ..., sliced_inference: _Optional[_Union[_types_pb2.SlicedInference, _Mapping]] = ...) -> None: ...
 
 class GetTrainedModelRequest(_message.Message):
     __slots__ = ("name",)

@@ -92,7 +92,7 @@ PR_CURVES: ArtifactKind
 PREDICTION_GALLERY: ArtifactKind
 
 class Hyperparameters(_message.Message):
-    __slots__ = ("epochs", "batch_size", "learning_rate", "frozen_stages", "image_size", "seed", "val_interval", "max_attempts", "train_fraction", "val_fraction", "early_stopping")
+    __slots__ = ("epochs", "batch_size", "learning_rate", "frozen_stages", "image_size", "seed", "val_interval", "max_attempts", "train_fraction", "val_fraction", "early_stopping", "tiling")
     EPOCHS_FIELD_NUMBER: _ClassVar[int]
     BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
     LEARNING_RATE_FIELD_NUMBER: _ClassVar[int]
@@ -104,6 +104,7 @@ class Hyperparameters(_message.Message):
     TRAIN_FRACTION_FIELD_NUMBER: _ClassVar[int]
     VAL_FRACTION_FIELD_NUMBER: _ClassVar[int]
     EARLY_STOPPING_FIELD_NUMBER: _ClassVar[int]
+    TILING_FIELD_NUMBER: _ClassVar[int]
     epochs: int
     batch_size: int
     learning_rate: float
@@ -115,7 +116,8 @@ class Hyperparameters(_message.Message):
     train_fraction: float
     val_fraction: float
     early_stopping: EarlyStopping
-    def __init__(self, epochs: _Optional[int] = ..., batch_size: _Optional[int] = ..., learning_rate: _Optional[float] = ..., frozen_stages: _Optional[int] = ..., image_size: _Optional[int] = ..., seed: _Optional[int] = ..., val_interval: _Optional[int] = ..., max_attempts: _Optional[int] = ..., train_fraction: _Optional[float] = ..., val_fraction: _Optional[float] = ..., early_stopping: _Optional[_Union[EarlyStopping, _Mapping]] = ...) -> None: ...
+    tiling: Tiling
+    def __init__(self, epochs: _Optional[int] = ..., batch_size: _Optional[int] = ..., learning_rate: _Optional[float] = ..., frozen_stages: _Optional[int] = ..., image_size: _Optional[int] = ..., seed: _Optional[int] = ..., val_interval: _Optional[int] = ..., max_attempts: _Optional[int] = ..., train_fraction: _Optional[float] = ..., val_fraction: _Optional[float] = ..., early_stopping: _Optional[_Union[EarlyStopping, _Mapping]] = ..., tiling: _Optional[_Union[Tiling, _Mapping]] = ...) -> None: ...
 
 class EarlyStopping(_message.Message):
     __slots__ = ("patience", "min_delta")
@@ -124,6 +126,26 @@ class EarlyStopping(_message.Message):
     patience: int
     min_delta: float
     def __init__(self, patience: _Optional[int] = ..., min_delta: _Optional[float] = ...) -> None: ...
+
+class Tiling(_message.Message):
+    __slots__ = ("tile_size", "overlap", "min_box_visibility")
+    TILE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    OVERLAP_FIELD_NUMBER: _ClassVar[int]
+    MIN_BOX_VISIBILITY_FIELD_NUMBER: _ClassVar[int]
+    tile_size: int
+    overlap: int
+    min_box_visibility: float
+    def __init__(self, tile_size: _Optional[int] = ..., overlap: _Optional[int] = ..., min_box_visibility: _Optional[float] = ...) -> None: ...
+
+class SlicedInference(_message.Message):
+    __slots__ = ("sliced", "tile_size", "overlap")
+    SLICED_FIELD_NUMBER: _ClassVar[int]
+    TILE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    OVERLAP_FIELD_NUMBER: _ClassVar[int]
+    sliced: bool
+    tile_size: int
+    overlap: int
+    def __init__(self, sliced: bool = ..., tile_size: _Optional[int] = ..., overlap: _Optional[int] = ...) -> None: ...
 
 class Failure(_message.Message):
     __slots__ = ("kind", "message", "details")
