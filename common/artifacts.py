@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import posixpath
 import re
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,7 +85,7 @@ class ArtifactStore:
         self.fs.makedirs(posixpath.dirname(path), exist_ok=True)
         digest = hashlib.sha256()
         size = 0
-        tmp = f"{path}.partial"
+        tmp = f"{path}.{uuid.uuid4().hex}.partial"  # own name: concurrent writers of a key
         with open(local, "rb") as src, self.fs.open(tmp, "wb") as dst:
             while chunk := src.read(CHUNK):
                 digest.update(chunk)
@@ -96,7 +97,7 @@ class ArtifactStore:
     def put_bytes(self, key: str, data: bytes) -> StoredArtifact:
         path = self._path(key)
         self.fs.makedirs(posixpath.dirname(path), exist_ok=True)
-        tmp = f"{path}.partial"
+        tmp = f"{path}.{uuid.uuid4().hex}.partial"  # own name: concurrent writers of a key
         with self.fs.open(tmp, "wb") as dst:
             dst.write(data)
         self.fs.mv(tmp, path)

@@ -162,6 +162,7 @@ def run_detail(run: training_run_pb2.TrainingRun) -> list[Table]:
         ("phase", phase_name(progress.phase) if progress.phase else ""),
         ("attempt", run.attempt),
         ("dataset", run.dataset or run.dataset_version),
+        ("dataset version", dataset_version_text(run) if run.dataset else ""),
         ("split sha256", run.split_sha256),
         ("template", run.model_template),
         ("base model", run.base_model),
@@ -199,6 +200,12 @@ def run_detail(run: training_run_pb2.TrainingRun) -> list[Table]:
             attempts.add_row(str(a.attempt), str(a.batch_size), f"{a.learning_rate:.6g}")
         tables.append(attempts)
     return tables
+
+
+def dataset_version_text(run: training_run_pb2.TrainingRun) -> str:
+    """The implicit version a run on a plain dataset reference trains on, and whether it is still prepared."""
+    waiting = run.dataset_version and not run.split_sha256 and run.state == types_pb2.PENDING
+    return f"{run.dataset_version} (being prepared; queued once READY)" if waiting else run.dataset_version
 
 
 def metric(value: float, digits: int = 3) -> str:

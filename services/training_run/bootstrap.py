@@ -46,6 +46,7 @@ from services.training_run.entrypoints.reaper import Reaper
 from services.training_run.service_layer.dataset_tracking import DatasetTracking
 from services.training_run.service_layer.datasets import DatasetService
 from services.training_run.service_layer.discovery import Discovery
+from services.training_run.service_layer.implicit_versions import ImplicitVersions
 from services.training_run.service_layer.run_reads import RenderedRuns
 from services.training_run.service_layer.run_tracking import LeaseSettings, RunTracking
 from services.training_run.service_layer.services import TrainingRunService
@@ -173,6 +174,9 @@ async def build_app(
     trained_models = trained_models or GrpcTrainedModelClient(
         settings.trained_model_addr, tls=ClientTLS.from_settings(settings)
     )
+    snapshots = DatasetSnapshots(
+        ArtifactStore(settings.artifact_root), settings.dataset_root, snapshot_limits or SnapshotLimits()
+    )
     service = TrainingRunService(
         uow,
         CreateContext(
@@ -182,6 +186,7 @@ async def build_app(
             artifacts=ArtifactStore(settings.artifact_root),
         ),
         clock,
+        ImplicitVersions(uow, snapshots.from_reference, clock),
     )
     leases = LeaseSettings(
         lease=timedelta(seconds=settings.lease_seconds),
@@ -234,9 +239,6 @@ async def build_app(
         servicer=TrainingRunServicer(service, tracking, feeds, changes, reads, discovery),
         service_name=SERVICE_NAME,
         required_permissions=REQUIRED_PERMISSIONS,
-    )
-    snapshots = DatasetSnapshots(
-        ArtifactStore(settings.artifact_root), settings.dataset_root, snapshot_limits or SnapshotLimits()
     )
     dataset_registration = ServiceRegistration(
         add_to_server=datasets_pb2_grpc.add_DatasetServiceServicer_to_server,

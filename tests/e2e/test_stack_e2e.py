@@ -122,6 +122,10 @@ def test_train_publish_finetune_and_lineage(stack: Stack) -> None:
     assert {"bbox_map", "bbox_map_50", "bbox_map_75"} <= set(val)
     assert model["checkpoint"]["sha256"] and model["dataset_snapshot_sha256"]
     assert model["training_run"] == run["name"]
+    # A plain dataset reference trains on its implicit dataset version, which the model's lineage names.
+    assert finished["dataset"] == "waste" and finished["dataset_version"].startswith("datasets/")
+    assert model["dataset"] == finished["dataset_version"]
+    assert model["split_sha256"] == finished["split_sha256"] != ""
 
     published = ok(stack, "models", "publish", model_name)
     assert published["published"] is True
@@ -145,6 +149,8 @@ def test_train_publish_finetune_and_lineage(stack: Stack) -> None:
     child_model = ok(stack, "runs", "get", child["name"])["trained_model"]
     lineage = ok(stack, "models", "lineage", child_model)
     assert [a["trained_model"] for a in lineage["ancestors"]] == [model_name]
+    assert ok(stack, "runs", "get", child["name"])["dataset_version"] == finished["dataset_version"]  # reused
+    assert lineage["ancestors"][0]["dataset"] == finished["dataset_version"]
     assert ok(stack, "models", "get", child_model)["base_model"] == model_name
 
 

@@ -274,7 +274,7 @@ def completed_payload(
         average_loss=average_loss(metrics),
         class_names=list(prepared.class_names),
         model_template=job.model_template,
-        dataset=job.dataset or job.dataset_version.name,
+        dataset=job.dataset_version.name or job.dataset,  # the version, also a plain reference's implicit one
         base_model_id=job.base_model_id,
         owner=job.owner,
         display_name=display_name,

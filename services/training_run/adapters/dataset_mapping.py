@@ -151,3 +151,25 @@ def outbox_message(
     subject = names.dataset_version_events_subject(version.dataset_id, version.number)
     payload = state_changed_event(event, version.attempt).SerializeToString()
     return "event", subject, f"{version.id}:state:{int(event.to_state)}", payload
+
+
+def invalid_reason(version: DatasetVersion, limit: int = 5) -> str:
+    """Why runs can't train on the INVALID ``version``: its failure, or its first problems (file, field,
+    description) and how many more, for the failure of a run that waited for it."""
+    if version.failure is not None:
+        why = version.failure.message
+    else:
+        completed = pb.DatasetPreparationCompleted()
+        if version.result is not None:
+            completed.ParseFromString(version.result.payload)
+        count = version.result.problem_count if version.result else 0
+        shown = []
+        for problem in completed.problems[:limit]:
+            where = ", ".join(p for p in (problem.file, problem.field) if p)
+            shown.append(f"{where}: {problem.description}" if where else problem.description)
+        more = f"; and {count - len(shown)} more" if count > len(shown) else ""
+        why = f"{count} problem(s): " + "; ".join(shown) + more if shown else f"{count} problem(s) found"
+    return (
+        f"dataset version {version.name} is INVALID: {why}. Fix the dataset and create the run again "
+        f"(GetDatasetVersion {version.name} lists every problem)"
+    )

@@ -71,6 +71,16 @@ class DatasetRepository:
             raise ConcurrentUpdate(dataset.id)
         dataset.version += 1
 
+    async def lock(self, dataset_id: str) -> bool:
+        """Take the dataset's row for this transaction before reading its versions (a no-op write): PostgreSQL
+        serializes concurrent writers of the dataset on its row lock, SQLite on its write lock taken before
+        any read (a read-then-write transaction fails with "database is locked" when another writer commits
+        in between). False when the dataset is gone."""
+        result = await self.session.execute(
+            update(DATASETS).where(DATASETS.c.id == dataset_id).values(version=DATASETS.c.version)
+        )
+        return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
     async def list(self, owner: str | None, after: Keyset, limit: int) -> builtins.list[Dataset]:
         clauses = ([DATASETS.c.owner == owner] if owner is not None else []) + _after(DATASETS, after)
         statement = (

@@ -64,6 +64,10 @@ class DatasetSnapshots:
         files = list(self._walk(self.root.fs, directory, field))
         return self._pin(self.root.fs, files, field)
 
+    def from_reference(self, reference: str, field: str = "training_run.dataset") -> Snapshot:
+        """Pin the directory of a plain dataset reference (relative to the dataset root, already checked)."""
+        return self.from_uri(f"{self.root_url}/{reference.strip('/')}", field)
+
     def from_directory(self, directory: Path, field: str) -> Snapshot:
         """Pin a local scratch directory (an extracted upload)."""
         fs = LocalFileSystem()

@@ -148,6 +148,14 @@ class RunRepository:
         oldest: datetime | None = (await self.session.execute(statement)).scalar_one()
         return oldest
 
+    async def awaiting_version(self, version_name: str) -> builtins.list[TrainingRun]:
+        """The PENDING runs on ``version_name`` that wait for it to be prepared (no split recorded yet)."""
+        statement = select(RUNS).where(
+            RUNS.c.dataset_version == version_name, RUNS.c.state == int(RunState.PENDING)
+        )
+        found = [_to_domain(row) for row in (await self.session.execute(statement)).mappings()]
+        return [run for run in found if run.awaiting_version]
+
     async def expired_lease_ids(self, now: datetime, limit: int = 100) -> builtins.list[str]:
         statement = (
             select(RUNS.c.id)

@@ -32,6 +32,7 @@ from services.training_run.domain.lifecycle import (
     StartupGrace,
     Transition,
 )
+from services.training_run.domain.version_wait import WaitsForDatasetVersion
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ class RunSpec:
 
 
 @dataclass(eq=False)
-class TrainingRun:
+class TrainingRun(WaitsForDatasetVersion):
     id: str
     owner: str
     display_name: str

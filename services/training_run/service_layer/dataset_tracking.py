@@ -1,5 +1,6 @@
 """What the workers report about a version's preparation (started, progress, result, failure), applied to
-the stored version: each event once, in one transaction with the state change it causes."""
+the stored version: each event once, in one transaction with the state change it causes, including the
+change of the runs that waited for the version (``implicit_versions``)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ from datetime import datetime
 from common.errors import Aborted
 from common.failures import Failure
 from common.retry import CONFLICTS, Failures
+from services.training_run.adapters.dataset_mapping import invalid_reason, run_input
 from services.training_run.adapters.repository import ConcurrentUpdate
-from services.training_run.domain.datasets import DatasetVersion, PreparationResult
+from services.training_run.domain.datasets import DatasetVersion, PreparationResult, VersionState
 from services.training_run.service_layer.datasets import parse_version_name
-from services.training_run.service_layer.unit_of_work import UnitOfWorkFactory
+from services.training_run.service_layer.unit_of_work import UnitOfWork, UnitOfWorkFactory
 
 
 @dataclass(frozen=True)
@@ -46,12 +48,26 @@ class DatasetTracking:
                     return False
                 try:
                     await uow.datasets.save_version(version)
+                    if version.state.final:
+                        await self._move_waiting_runs(uow, version)
                 except ConcurrentUpdate:
                     if await conflicts.failed():
                         continue
                     raise Aborted(f"{report.dataset_version} is changing too often") from None
                 await uow.commit()
                 return True
+
+    async def _move_waiting_runs(self, uow: UnitOfWork, version: DatasetVersion) -> None:
+        """Runs created on a plain dataset reference wait for their (implicit) version: READY queues each
+        one's first job, INVALID fails it with the version's problems; in the transaction of the result."""
+        now = self._clock()
+        ready = version.state == VersionState.READY
+        source = run_input(version).source if ready else {}
+        reason = "" if ready else invalid_reason(version)
+        for run in await uow.runs.awaiting_version(version.name):
+            changed = run.on_version_ready(source, now) if ready else run.on_version_invalid(reason, now)
+            if changed:
+                await uow.runs.save(run)
 
     def _change(self, version: DatasetVersion, report: ReportedPreparation) -> bool:
         now = self._clock()

@@ -58,6 +58,7 @@ class RunTracking:
 
         def change(run: TrainingRun) -> Claimed:
             checkpoint = run.resume_checkpoint
+            run.ensure_claimable()  # a run waiting for its dataset version has no job yet
             run.claim(worker_id, job_attempt, self._clock(), self._leases.lease)
             return Claimed(run, checkpoint)
 

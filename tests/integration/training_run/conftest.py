@@ -6,6 +6,7 @@ The trained_model service is stood in for by a tiny real gRPC server implementin
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -14,7 +15,9 @@ from typing import Any
 
 import grpc
 import nats
+import numpy as np
 import pytest
+from PIL import Image
 
 from common.nats_streams import StreamNames
 from common.proto.raven.v1 import (
@@ -57,14 +60,33 @@ async def trained_models() -> AsyncIterator[tuple[TinyTrainedModels, str]]:
     await server.stop(0)
 
 
-def write_dataset(root: Path, name: str = "waste/v1", classes: list[str] = CLASSES) -> str:
+def write_dataset(
+    root: Path, name: str = "waste/v1", classes: list[str] = CLASSES, per_class: int = 3
+) -> str:
+    """A tiny valid COCO dataset: ``per_class`` 32x32 JPEGs of distinct noise per class, one box each, every
+    image its own group (``sequence``), so that its version's preparation splits it and ends READY."""
     directory = root / name
-    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "img").mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(len(classes))
+    images: list[dict[str, Any]] = []
+    annotations: list[dict[str, Any]] = []
+    for i in range(len(classes) * per_class):
+        out = io.BytesIO()
+        Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(out, "JPEG", quality=90)
+        (directory / "img" / f"{i}.jpg").write_bytes(out.getvalue())
+        images.append({"id": i + 1, "file_name": f"img/{i}.jpg", "width": 32, "height": 32, "sequence": i})
+        box = [2 + i % 5, 3, 10 + i % 7, 12]
+        annotations.append({"id": i + 1, "image_id": i + 1, "category_id": 1 + i % len(classes), "bbox": box})
     categories = [{"id": i + 1, "name": n} for i, n in enumerate(classes)]
     (directory / "annotations.json").write_text(
-        json.dumps({"images": [], "annotations": [], "categories": categories})
+        json.dumps({"images": images, "annotations": annotations, "categories": categories})
     )
     return name
+
+
+def awaiting_version(run: training_run_pb2.TrainingRun) -> bool:
+    """Created on a plain dataset reference whose implicit version is still being prepared (no job yet)."""
+    return run.state == types_pb2.PENDING and bool(run.dataset_version) and not run.split_sha256
 
 
 @dataclass
@@ -78,6 +100,7 @@ class Harness:
     trained_models: TinyTrainedModels
     user: tuple[tuple[str, str]] = field(default_factory=lambda: bearer(token("alice")))
     worker: tuple[tuple[str, str]] = field(default_factory=lambda: bearer(worker_token()))
+    prepares: bool = True  # its relay and consumers run: a version it queues gets prepared and applied
 
     async def create(self, request_id: str = "", **overrides: Any) -> training_run_pb2.TrainingRun:
         run = training_run_pb2.TrainingRun(
@@ -94,10 +117,21 @@ class Harness:
                 getattr(run, key).extend(value)
             else:
                 setattr(run, key, value)
-        return await self.stub.CreateTrainingRun(
+        created = await self.stub.CreateTrainingRun(
             training_run_pb2.CreateTrainingRunRequest(training_run=run, request_id=request_id),
             metadata=metadata,
         )
+        if self.prepares and awaiting_version(created):
+            return await self.prepare_version(created)
+        return created
+
+    async def prepare_version(self, run: training_run_pb2.TrainingRun) -> training_run_pb2.TrainingRun:
+        """The run once the worker's real preparation intake prepared the version it waits for (a plain
+        dataset reference's implicit version), as read then: queued, or FAILED with the version INVALID."""
+        from tests.integration.training_run.datasets_support import preparing_worker  # imports this module
+
+        async with preparing_worker(self, "w-harness"):
+            return await self.wait_for(run.name, lambda r: not awaiting_version(r), timeout=60)
 
     async def claim(self, name: str, worker_id: str = "w1", attempt: int = 1) -> Any:
         return await self.stub.ClaimTrainingRun(
@@ -174,6 +208,7 @@ async def make_harness(
         harness = Harness(
             app, channel, training_run_pb2_grpc.TrainingRunServiceStub(channel), names, nc, dataset, servicer
         )
+        harness.prepares = options.get("start_relay", True) and options.get("start_consumer", True)
         made.append(harness)
         return harness
 

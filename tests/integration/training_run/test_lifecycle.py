@@ -15,6 +15,7 @@ from common.proto.raven.v1 import training_run_pb2 as pb
 from services.training_run.adapters.orm import OutboxRow
 from tests.helpers import bearer, token
 from tests.integration.training_run.conftest import AppFactory, Harness, pull_jobs
+from tests.integration.training_run.datasets_support import preparing_worker
 
 SHORT_LEASES = {"lease_seconds": 0.6, "heartbeat_seconds": 0.2, "reaper_interval_seconds": 0.1}
 
@@ -29,7 +30,8 @@ async def test_outbox_relay_after_crash_between_commit_and_publish(make_harness:
     assert await pull_jobs(crashed.nc, crashed.names, expect=0, timeout=0.5) == []
     await crashed.app.close()  # the process dies with the outbox row committed and unsent
     restarted = await make_harness()
-    jobs = await pull_jobs(restarted.nc, restarted.names, expect=1)
+    async with preparing_worker(restarted, "w-restarted"):  # the run waits for its dataset version
+        jobs = await pull_jobs(restarted.nc, restarted.names, expect=1, timeout=30)
     assert [(j.run_id, j.attempt) for j in jobs] == [(run_id(run.name), 1)]
     # A relay that published but died before marking the row sent publishes again: the stream drops
     # the duplicate.
