@@ -147,8 +147,15 @@ def run_to_proto(run: TrainingRun, *, with_config: bool = True) -> training_run_
             attempt=record.attempt, batch_size=record.batch_size, learning_rate=record.learning_rate
         )
     if with_config:
-        message.resolved_config = run.spec.config_text
-        message.resolved_config_data.CopyFrom(_config_struct(run.spec.config_sha256, run.spec.config_data))
+        message.MergeFrom(config_to_proto(run))
+    return message
+
+
+def config_to_proto(run: TrainingRun) -> training_run_pb2.TrainingRun:
+    """The run's resolved config fields alone: merged into (or, serialized, appended to) the run without its
+    config, it is the whole run."""
+    message = training_run_pb2.TrainingRun(resolved_config=run.spec.config_text)
+    message.resolved_config_data.CopyFrom(_config_struct(run.spec.config_sha256, run.spec.config_data))
     return message
 
 
