@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from common.errors import FieldViolation
+from common.precision import precision_problem
 
 
 class ModelTemplate(Protocol):
@@ -43,6 +44,8 @@ class HyperParams:
     image_size: int | None = None
     seed: int | None = None
     val_interval: int | None = None
+    precision: int | None = None  # raven.v1.Precision number; None/0 = FP32 (common.precision)
+    auto_scale_lr: bool | None = None  # None = on (common.precision)
     # Early stopping on val bbox mAP: off while both are None (templates leave it off)
     early_stopping_patience: int | None = None
     early_stopping_min_delta: float | None = None
@@ -87,6 +90,9 @@ class HyperParams:
             problem = limit.problem(getattr(hp, limit.field, None))
             if problem and not (limit.field == "frozen_stages" and template and freezes_random):
                 bad(limit.field, problem)
+        precision = precision_problem(self.precision)
+        if precision:
+            bad("precision", precision)
         for limit in EARLY_STOPPING_LIMITS:
             problem = limit.problem(getattr(hp, f"early_stopping_{limit.field}"))
             if problem:

@@ -39,6 +39,7 @@ from common.config_gate import ConfigRefused, check_config
 from common.errors import FieldViolation
 from common.hyperparameters import HyperParams
 from common.mmdet_templates import TEMPLATES, ModelTemplate, validate_class_names
+from common.precision import apply_lr_scaling, apply_precision
 from common.tiling import META_KEY as SLICED_INFERENCE
 from common.tiling import from_flat as tiling_from_flat
 from common.tiling import keep_empty_tiles
@@ -245,7 +246,9 @@ def _set_schedule(cfg: dict[str, Any], tpl: ModelTemplate, hp: HyperParams) -> N
     epochs, lr = hp.epochs, float(hp.learning_rate)
     cfg["train_cfg"] = {"type": "EpochBasedTrainLoop", "max_epochs": epochs, "val_interval": hp.val_interval}
     cfg["optim_wrapper"]["optimizer"]["lr"] = lr
-    cfg["auto_scale_lr"] = {"enable": False, "base_batch_size": hp.batch_size}
+    # the rate given is the template's base batch size's; MMEngine scales it to the run's (common.precision)
+    apply_lr_scaling(cfg, hp.auto_scale_lr is not False, tpl.defaults.batch_size or hp.batch_size or 1)
+    apply_precision(cfg, hp.precision)
     schedulers: list[dict[str, Any]] = []
     if tpl.warmup_epochs and epochs >= 4 * tpl.warmup_epochs:  # whole epochs: a fraction can round to 0 iters
         schedulers.append(

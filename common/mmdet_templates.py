@@ -13,6 +13,7 @@ from typing import Literal
 
 from common.errors import FieldViolation
 from common.hyperparameters import HyperParams
+from common.precision import FP32
 
 MAX_CLASSES = 1000
 MAX_CLASS_NAME_CHARS = 200
@@ -45,7 +46,7 @@ def validate_class_names(
 class TemplateOptions:
     """Features a template supports; each turns true when the suite implements it for that template."""
 
-    mixed_precision: bool = False
+    mixed_precision: bool = True  # AMP_FP16/AMP_BF16 on CUDA: MMEngine's AmpOptimWrapper (common.precision)
     tiling: bool = False
     multi_gpu: bool = False
 
@@ -85,10 +86,16 @@ class ModelTemplate:
     options: TemplateOptions = TemplateOptions()
 
     def defaults_for(self, pretrained: bool) -> HyperParams:
-        """The defaults a run gets: from random backbone weights nothing is frozen."""
+        """The defaults a run gets: from random backbone weights nothing is frozen; every template trains in
+        FP32 with auto_scale_lr on unless the run asks otherwise (common.precision)."""
+        defaults = dataclasses.replace(
+            self.defaults,
+            precision=FP32 if self.defaults.precision is None else self.defaults.precision,
+            auto_scale_lr=True if self.defaults.auto_scale_lr is None else self.defaults.auto_scale_lr,
+        )
         if pretrained:
-            return self.defaults
-        return dataclasses.replace(self.defaults, frozen_stages=-1)
+            return defaults
+        return dataclasses.replace(defaults, frozen_stages=-1)
 
 
 TEMPLATES: dict[str, ModelTemplate] = {

@@ -81,6 +81,13 @@ class Settings(BaseSettings):
     work_dir: str = Field(default="", description="scratch directory; default {data_dir}/work")
     backbone_checkpoint: str = Field(default="", description="artifact key of backbone weights for templates")
     cancel_grace_seconds: float = Field(default=30.0, ge=0)
+    preemption_grace_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="on SIGTERM (node drain, spot reclaim) the training child has this long to checkpoint "
+        "before it is killed; then upload, release and exit take up to 30 s more: keep the sum below the "
+        "pod's terminationGracePeriodSeconds (and a spot notice's 120 s)",
+    )
     progress_every_iters: int = Field(default=10, ge=1)
     progress_every_seconds: float = Field(default=2.0, ge=0)
 

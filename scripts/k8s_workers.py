@@ -18,12 +18,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from scripts.k8s_objects import Objects, containers, find, kn, pod_spec
+from scripts.k8s_settings import settings_default
 
 Env = Mapping[str, str | None]
 SIGNING_KEY = re.compile(r"jwt.*(secret|private)", re.IGNORECASE)  # RAVEN_JWT_SECRET, jwt-private-key, ...
 WORKER_COMMAND = "services.trainer_worker"
 WORKER_TOKEN_SECRET = "raven-worker-token"
 CERTIFICATE_KEYS = ("tls.crt", "tls.key", "ca.crt")  # what cert-manager writes into a Certificate's Secret
+# A worker's SIGTERM path after the training child's grace: 3 shutdown steps (common.tasks) + margin.
+WORKER_SETTLE_STEPS_SECONDS = 30.0 + 10.0
 
 
 def is_worker_pod(obj: dict[str, Any]) -> bool:
@@ -54,8 +57,16 @@ def check_worker(dep: dict[str, Any], objs: Objects, gpu: bool, env: Env) -> lis
         p.append(f"{where}: RAVEN_WORK_DIR must be a mounted volume")
     if "/tmp" not in mounts:
         p.append(f"{where}: /tmp must be a writable volume")
-    if spec.get("terminationGracePeriodSeconds", 30) < 120:
+    termination = spec.get("terminationGracePeriodSeconds", 30)
+    if termination < 120:
         p.append(f"{where}: terminationGracePeriodSeconds too short to checkpoint and release the lease")
+    grace = float(env.get("RAVEN_PREEMPTION_GRACE_SECONDS") or settings_default("preemption_grace_seconds"))
+    if termination <= grace + WORKER_SETTLE_STEPS_SECONDS:
+        p.append(
+            f"{where}: terminationGracePeriodSeconds {termination}s must exceed "
+            f"RAVEN_PREEMPTION_GRACE_SECONDS {grace:g}s + {WORKER_SETTLE_STEPS_SECONDS:g}s "
+            "(upload the checkpoint, release the lease, exit)"
+        )
     if not find(objs, "PodDisruptionBudget", dep["metadata"]["name"]):
         p.append(f"{where}: no PodDisruptionBudget")
     return p

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from common.proto.raven.v1 import trained_model_pb2, training_run_pb2, types_pb2
+from services.cli.durations import duration_text
 from services.cli.tables import COLUMN_OVERHEAD, TABLE_OVERHEAD, Col, cell_width, fitted_table
 
 NOT_MEASURED = -1.0
@@ -168,11 +169,16 @@ def run_detail(run: training_run_pb2.TrainingRun) -> list[Table]:
         ("base model", run.base_model),
         ("classes", ", ".join(run.class_names)),
         ("hyperparameters", hyperparameter_text(run.hyperparameters)),
+        (
+            "effective learning rate",
+            f"{run.effective_learning_rate:.6g}" if run.effective_learning_rate else "",
+        ),
         ("epoch", f"{progress.epoch}/{progress.max_epochs}" if progress.max_epochs else ""),
         ("iteration", f"{progress.iter}/{progress.max_iters}" if progress.max_iters else ""),
         ("losses", losses),
         ("trained model", run.trained_model),
         ("early stopping", f"stopped early at epoch {run.stopped_epoch}" if run.stopped_early else ""),
+        ("time budget", budget_text(run)),
         ("owner", run.owner),
         ("created", when(run.create_time)),
         ("started", when(run.start_time)),
@@ -194,12 +200,24 @@ def run_detail(run: training_run_pb2.TrainingRun) -> list[Table]:
         tables.append(history)
     if run.attempts:
         attempts = Table(title="attempts", title_justify="left")
-        for column in ("ATTEMPT", "BATCH SIZE", "LEARNING RATE"):
-            attempts.add_column(column)
+        for column in ("ATTEMPT", "BATCH SIZE", "LEARNING RATE", "ENDED"):
+            attempts.add_column(column, overflow="fold")
         for a in run.attempts:
-            attempts.add_row(str(a.attempt), str(a.batch_size), f"{a.learning_rate:.6g}")
+            ended = ("PREEMPTED: " if a.preempted else "") + a.end_reason.removeprefix("preempted: ")
+            attempts.add_row(str(a.attempt), str(a.batch_size), f"{a.learning_rate:.6g}", ended)
         tables.append(attempts)
     return tables
+
+
+def budget_text(run: training_run_pb2.TrainingRun) -> str:
+    """``stopped by time budget (max_runtime 5m, used 5m2s)``, or the budgets set; empty when none."""
+    parts = [
+        f"{f} {duration_text(getattr(run, f))}" for f in ("max_runtime", "max_pending") if run.HasField(f)
+    ]
+    if run.HasField("max_runtime"):
+        parts.append(f"used {duration_text(run.runtime_used)}")
+    text = ", ".join(parts)
+    return f"stopped by time budget ({text})" if run.stopped_by_time_budget else text
 
 
 def dataset_version_text(run: training_run_pb2.TrainingRun) -> str:

@@ -18,6 +18,7 @@ from common.hyperparameters import (
 from common.proto.raven.v1 import training_run_pb2, types_pb2
 from services.cli import plots
 from services.cli.context import CliError, call, config_of, emit, fail, model_name, run_name
+from services.cli.durations import duration_message, parse_duration
 from services.cli.render import print_json, print_json_line, run_detail, runs_table, show
 from services.cli.tiling_options import HELP as TILING_HELP
 from services.cli.tiling_options import TilingFlags, apply_tiling
@@ -94,6 +95,23 @@ def create(
     ] = None,
     early_stopping_patience: Annotated[int | None, typer.Option(help=EARLY["patience"])] = None,
     early_stopping_min_delta: Annotated[float | None, typer.Option(help=EARLY["min_delta"])] = None,
+    precision: Annotated[
+        str, typer.Option(help="fp32 (default), amp_fp16 or amp_bf16 (mixed precision: CUDA workers only)")
+    ] = "",
+    auto_scale_lr: Annotated[
+        bool | None,
+        typer.Option(
+            "--auto-scale-lr/--no-auto-scale-lr",
+            help="scale the learning rate by gpus x batch size / the template's base batch (default on)",
+        ),
+    ] = None,
+    max_runtime: Annotated[
+        str, typer.Option(help="training time budget, e.g. 30m or 2h (1s..30d): then checkpoint, evaluate, "
+                          "register; queue time excluded")
+    ] = "",
+    max_pending: Annotated[
+        str, typer.Option(help="queue time budget, e.g. 1h (1s..30d): a run no worker took by then FAILS")
+    ] = "",
     tiling: Annotated[str, typer.Option(help=TILING_HELP["tiling"])] = "",
     tile_size: Annotated[int | None, typer.Option(help=TILING_HELP["tile_size"])] = None,
     tile_overlap: Annotated[int | None, typer.Option(help=TILING_HELP["tile_overlap"])] = None,
@@ -139,6 +157,19 @@ def create(
             run.hyperparameters.early_stopping.patience = early_stopping_patience
         if early_stopping_min_delta is not None:
             run.hyperparameters.early_stopping.min_delta = early_stopping_min_delta
+    if precision:
+        names = [n.lower() for n in types_pb2.Precision.keys() if n != "PRECISION_UNSPECIFIED"]
+        if precision.lower() not in names:
+            raise fail(f"--precision: unknown {precision!r}; choose from {', '.join(names)}")
+        run.hyperparameters.precision = types_pb2.Precision.Value(precision.upper())
+    if auto_scale_lr is not None:
+        run.hyperparameters.auto_scale_lr = auto_scale_lr
+    for field, text in (("max_runtime", max_runtime), ("max_pending", max_pending)):
+        if text:
+            try:
+                getattr(run, field).CopyFrom(duration_message(parse_duration(text)))
+            except ValueError as exc:
+                raise fail(f"--{field.replace('_', '-')}: {exc}") from None
     follow_it = watch and not validate_only
     tiling_flags = TilingFlags(tiling, tile_size, tile_overlap, min_box_visibility)
     tiling_flags.check(dataset_version)

@@ -13,7 +13,9 @@ PREFIX = "training_run.hyperparameters."
 
 def test_the_proto_message_has_exactly_the_one_field_list_and_every_field_has_presence() -> None:
     fields = types_pb2.Hyperparameters.DESCRIPTOR.fields
-    assert tuple(f.name for f in fields) == hyperparameters.FIELDS
+    # the same names, each once (declaration order in the .proto follows field numbers, not this list)
+    assert sorted(f.name for f in fields) == sorted(hyperparameters.FIELDS)
+    assert len(set(hyperparameters.FIELDS)) == len(hyperparameters.FIELDS)
     assert all(f.has_presence for f in fields)
 
 

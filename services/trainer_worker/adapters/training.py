@@ -60,6 +60,7 @@ class TrainingSpec:
     evaluate: bool = True
     progress_every_iters: int = 10
     progress_every_seconds: float = 2.0
+    time_budget_seconds: float | None = None  # the run's max_runtime left (adapters/time_budget.py)
 
 
 def resolve_device(setting: str) -> str:
@@ -276,6 +277,7 @@ def _train_and_evaluate(spec: TrainingSpec, out: Any, stop: Any) -> Outcome:
     from services.trainer_worker.adapters.evaluation import evaluate_training
     from services.trainer_worker.adapters.progress_hook import ProgressHook, TrainingStopped
     from services.trainer_worker.adapters.resume_state import ResumeStateHook
+    from services.trainer_worker.adapters.time_budget import TimeBudgetHook, TimeBudgetReached
 
     install_safe_globals()  # resume and load_from go through torch.load(weights_only=True)
     cfg = Config(spec.config)
@@ -292,11 +294,16 @@ def _train_and_evaluate(spec: TrainingSpec, out: Any, stop: Any) -> Outcome:
     hook = ProgressHook(out, stop, spec.progress_every_iters, spec.progress_every_seconds)
     runner.register_hook(hook)
     runner.register_hook(ResumeStateHook(resuming=bool(cfg.get("resume"))))  # exact resume: RNG, history
+    if spec.time_budget_seconds is not None:
+        runner.register_hook(TimeBudgetHook(spec.time_budget_seconds))
     started = time.monotonic()
+    out_of_time = False
     try:
         runner.train()
     except TrainingStopped as stopped:
         return Cancelled("training was stopped on request", stopped.checkpoint)
+    except TimeBudgetReached:
+        out_of_time = True  # checkpointed: evaluate the best checkpoint as after a finished training
     training_seconds = time.monotonic() - started
     last = latest_checkpoint(Path(spec.work_dir))
     if not spec.evaluate:
@@ -323,7 +330,8 @@ def _train_and_evaluate(spec: TrainingSpec, out: Any, stop: Any) -> Outcome:
         epochs=runner.epoch,
         iterations_run=hook.iterations_run,
         resumed_from=str(cfg.load_from) if cfg.get("resume") else None,
-        stopped_early=_stopped_early(runner),
+        stopped_early=_stopped_early(runner) and not out_of_time,
+        stopped_by_time_budget=out_of_time,
     )
 
 

@@ -18,8 +18,12 @@ def with_attempt_batch(config: dict[str, Any], batch_size: int | None) -> dict[s
     current = loader.get("batch_size")
     if not batch_size or not current or int(current) == batch_size:
         return config
+    scaling = config.get("auto_scale_lr") or {}
+    # already scaling (auto_scale_lr, the default since issue 17) from the template's base: keep that base,
+    # the rate follows the batch all the same; else scale from the run's own batch
+    base = scaling.get("base_batch_size") if scaling.get("enable") else None
     return {
         **config,
         "train_dataloader": {**loader, "batch_size": batch_size},
-        "auto_scale_lr": {"enable": True, "base_batch_size": int(current)},
+        "auto_scale_lr": {"enable": True, "base_batch_size": int(base or current)},
     }

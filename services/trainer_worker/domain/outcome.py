@@ -48,6 +48,7 @@ class TrainingResult:
     iterations_run: int  # iterations trained by this attempt (fewer than max_iters when resumed)
     resumed_from: str | None = None
     stopped_early: bool = False  # early stopping ended training before max_epochs (``epochs`` = last trained)
+    stopped_by_time_budget: bool = False  # the run's max_runtime ended training (checkpointed, evaluated)
 
 
 Outcome = TrainingResult | Failure | Cancelled

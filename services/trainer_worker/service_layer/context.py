@@ -4,6 +4,7 @@ the stop request that may end it early. The attempt (``attempt.py``) owns it; th
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +30,7 @@ class AttemptContext:
     checkpoint_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     resume_from: Path | None = None
     phase: int = types_pb2.RUN_PHASE_UNSPECIFIED
+    claimed_at: float = field(default_factory=time.monotonic)  # created right after the claim
 
     @property
     def run_id(self) -> str:

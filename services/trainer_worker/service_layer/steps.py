@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,7 @@ from common.config_data import canonical, relative_paths
 from common.logging import get_logger
 from common.mmdet_config import META_KEY
 from common.mmdet_fill import fill_dataset
+from common.precision import device_problem
 from common.proto.raven.v1 import events_pb2, types_pb2
 from services.trainer_worker.adapters import split_analysis
 from services.trainer_worker.adapters.dataset_source import prepare_dataset
@@ -30,8 +32,9 @@ from services.trainer_worker.adapters.tile_cache import TILE_CACHE_DIR, tiled_tr
 from services.trainer_worker.adapters.training import TrainingProcess, TrainingSpec
 from services.trainer_worker.adapters.version_dataset import prepare_version_dataset
 from services.trainer_worker.domain.batch import with_attempt_batch
+from services.trainer_worker.domain.budget import budget_of
 from services.trainer_worker.domain.dataset import PreparedDataset
-from services.trainer_worker.domain.job import artifact_key
+from services.trainer_worker.domain.job import StopReason, artifact_key
 from services.trainer_worker.domain.outcome import Cancelled, Failure, Progress
 from services.trainer_worker.service_layer.context import AttemptContext
 from services.trainer_worker.service_layer.results import (
@@ -75,6 +78,7 @@ class Trained:
     parameter_count: int = 0
     versions: dict[str, str] = field(default_factory=dict)
     stopped_early: bool = False  # early stopping ended training at ``epochs``, before the configured count
+    stopped_by_time_budget: bool = False  # the run's max_runtime ended training
 
 
 @dataclass
@@ -94,6 +98,7 @@ class JobSteps:
         artifacts: ArtifactStore,
         dataset_root: str,
         cancel_grace_seconds: float = 30.0,
+        preemption_grace_seconds: float = 60.0,
         progress_every_iters: int = 10,
         progress_every_seconds: float = 2.0,
         tile_cache: Path | None = None,
@@ -101,6 +106,7 @@ class JobSteps:
         self.artifacts = artifacts
         self.dataset_root = dataset_root
         self.cancel_grace_seconds = cancel_grace_seconds
+        self.preemption_grace_seconds = preemption_grace_seconds
         self.progress_every_iters = progress_every_iters
         self.progress_every_seconds = progress_every_seconds
         self.tile_cache = tile_cache  # tiled train splits kept across runs; None: the attempt's scratch
@@ -133,12 +139,17 @@ class JobSteps:
 
         ``ctx`` is the live attempt: progress and log lines go to its reporter, its stop request stops the
         child, each epoch's checkpoint is offered for resume at once."""
+        hp = ctx.job.hyperparameters
+        unsupported = device_problem(hp.precision if hp.HasField("precision") else None, ctx.device)
+        if unsupported:  # e.g. AMP on a CPU worker: refused before anything trains
+            raise StepFailed(types_pb2.Failure(kind=types_pb2.INVALID_CONFIG, message=unsupported))
         cfg = await self._filled_config(ctx, prepared)
         process = TrainingProcess(
             TrainingSpec(
                 config=cfg.to_dict(), work_dir=ctx.train_dir, device=ctx.device,
                 has_test=prepared.test_ann is not None, progress_every_iters=self.progress_every_iters,
                 progress_every_seconds=self.progress_every_seconds,
+                time_budget_seconds=budget_of(ctx.lease.training_run, time.monotonic() - ctx.claimed_at),
             )
         )  # fmt: skip
         process.start()
@@ -167,7 +178,7 @@ class JobSteps:
             metrics=dict(outcome.metrics), metrics_path=Path(outcome.metrics_path),
             curves_path=Path(outcome.curves_path) if outcome.curves_path else None,
             parameter_count=outcome.parameter_count, versions=dict(outcome.versions),
-            stopped_early=outcome.stopped_early,
+            stopped_early=outcome.stopped_early, stopped_by_time_budget=outcome.stopped_by_time_budget,
         )  # fmt: skip
 
     async def _filled_config(self, ctx: AttemptContext, prepared: PreparedDataset) -> Any:
@@ -196,9 +207,11 @@ class JobSteps:
         await ctx.stop_event.wait()
         log.info("stopping training", run_id=ctx.run_id, reason=ctx.stop.reason)
         process.request_stop()
-        if await process.kill_after(self.cancel_grace_seconds):
+        preempted = ctx.stop.reason is StopReason.SHUTDOWN  # SIGTERM: the preemption grace bounds it
+        grace = self.preemption_grace_seconds if preempted else self.cancel_grace_seconds
+        if await process.kill_after(grace):
             log.warning("training child killed after the grace period", run_id=ctx.run_id,
-                        grace_seconds=self.cancel_grace_seconds)  # fmt: skip
+                        grace_seconds=grace)  # fmt: skip
 
     async def _forward(self, ctx: AttemptContext, progress: Progress) -> None:
         if progress.kind == "phase":
@@ -282,6 +295,7 @@ def completed_payload(
         split_sha256=job.dataset_version.split_sha256,
         stopped_early=trained.stopped_early,
         stopped_epoch=trained.epochs if trained.stopped_early else 0,
+        stopped_by_time_budget=trained.stopped_by_time_budget,
     )
     payload.config.CopyFrom(job.config)
     return payload

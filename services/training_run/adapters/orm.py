@@ -9,6 +9,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Float,
     Index,
     Integer,
     LargeBinary,
@@ -17,6 +18,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql import false
 
 from common.db import UTCDateTime, naming_metadata
 
@@ -38,6 +40,7 @@ class TrainingRunRow(Base):
         Index("ix_training_runs_owner_create_time", "owner", "create_time"),
         Index("ix_training_runs_owner_state_create_time", "owner", "state", "create_time", "id"),
         Index("ix_training_runs_state_lease", "state", "lease_expire_time"),
+        Index("ix_training_runs_state_pending_deadline", "state", "pending_deadline"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -74,6 +77,13 @@ class TrainingRunRow(Base):
     trained_model: Mapped[str] = mapped_column(String(200), default="")
     # The last epoch trained when early stopping ended training (RunCompleted.stopped_epoch); NULL otherwise.
     stopped_epoch: Mapped[int | None] = mapped_column(Integer)
+    # Time budgets (seconds, NULL = none); the run's max_runtime ended training; while PENDING with a
+    # max_pending, when it has waited too long (the reaper's query).
+    max_runtime_seconds: Mapped[float | None] = mapped_column(Float)
+    max_pending_seconds: Mapped[float | None] = mapped_column(Float)
+    effective_learning_rate: Mapped[float | None] = mapped_column(Float)  # NULL: stored before it was
+    stopped_by_time_budget: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    pending_deadline: Mapped[datetime | None] = mapped_column(UTCDateTime())
     failure: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     transitions: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     attempts: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)  # AttemptRecord per attempt

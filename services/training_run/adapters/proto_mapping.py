@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from google.protobuf import struct_pb2, timestamp_pb2
+from google.protobuf import duration_pb2, struct_pb2, timestamp_pb2
 
 from common import hyperparameters
 from common.proto.raven.v1 import datasets_pb2, events_pb2, training_run_pb2, types_pb2
 from common.tiling import FLAT_PREFIX as TILING_PREFIX
 from common.tiling import KEYS as TILING_KEYS
+from services.training_run.domain.budgets import runtime_used
 from services.training_run.domain.model import (
     CancelRequested,
     Failure,
@@ -127,7 +128,17 @@ def run_to_proto(run: TrainingRun, *, with_config: bool = True) -> training_run_
         split_sha256=run.spec.dataset_source.get("split_sha256", ""),
         stopped_early=run.stopped_epoch is not None,
         stopped_epoch=run.stopped_epoch or 0,
+        stopped_by_time_budget=run.stopped_by_time_budget,
+        effective_learning_rate=run.spec.effective_learning_rate or 0.0,
+        # as of the run's last change (a claim: the moment it started RUNNING again)
+        runtime_used=duration(
+            runtime_used(run.transitions, run.update_time or run.create_time).total_seconds()
+        ),
     )
+    if run.spec.max_runtime_seconds is not None:
+        message.max_runtime.CopyFrom(duration(run.spec.max_runtime_seconds))
+    if run.spec.max_pending_seconds is not None:
+        message.max_pending.CopyFrom(duration(run.spec.max_pending_seconds))
     if run.progress:
         message.progress.ParseFromString(run.progress)
     if run.phase or run.progress:
@@ -144,19 +155,24 @@ def run_to_proto(run: TrainingRun, *, with_config: bool = True) -> training_run_
         )
     for record in run.attempts:
         message.attempts.add(
-            attempt=record.attempt, batch_size=record.batch_size, learning_rate=record.learning_rate
-        )
+            attempt=record.attempt, batch_size=record.batch_size, learning_rate=record.learning_rate,
+            preempted=record.preempted, end_reason=record.end_reason,
+        )  # fmt: skip
     if with_config:
-        message.MergeFrom(config_to_proto(run))
+        message.resolved_config = run.spec.config_text
+        message.resolved_config_data.CopyFrom(_config_struct(run.spec.config_sha256, run.spec.config_data))
     return message
 
 
-def config_to_proto(run: TrainingRun) -> training_run_pb2.TrainingRun:
-    """The run's resolved config fields alone: merged into (or, serialized, appended to) the run without its
-    config, it is the whole run."""
-    message = training_run_pb2.TrainingRun(resolved_config=run.spec.config_text)
-    message.resolved_config_data.CopyFrom(_config_struct(run.spec.config_sha256, run.spec.config_data))
+def duration(seconds: float) -> duration_pb2.Duration:
+    message = duration_pb2.Duration()
+    message.FromTimedelta(timedelta(seconds=seconds))
     return message
+
+
+def duration_seconds(message: duration_pb2.Duration) -> float:
+    """A Duration field as seconds (nanosecond precision kept)."""
+    return message.seconds + message.nanos / 1e9
 
 
 def _config_struct(sha256: str, data: dict[str, Any]) -> struct_pb2.Struct:

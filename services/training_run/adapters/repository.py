@@ -72,16 +72,6 @@ class RunFilter:
 _LISTED = [c for c in RUNS.c if c.name not in ("config_text", "config_data")]
 
 
-@dataclass(frozen=True)
-class ListedRun:
-    """A run's place on a ListTrainingRuns page: enough to serve it from a rendering of its row version."""
-
-    id: str
-    version: int
-    owner: str
-    create_time: datetime
-
-
 @dataclass
 class RunRepository:
     session: AsyncSession
@@ -124,39 +114,23 @@ class RunRepository:
             raise ConcurrentUpdate(run.id)
         await self.session.execute(delete(LOGS).where(LOGS.c.run_id == run.id))
 
-    async def list_keys(
+    async def list(
         self, where: RunFilter, after: tuple[datetime, str] | None, limit: int
-    ) -> tuple[builtins.list[ListedRun], int]:
-        """One page of keys, newest first (``after``: the (create_time, id) keyset of the previous page's last
-        row), and the number of runs ``where`` matches on every page, in one statement: the count is an
-        uncorrelated scalar subquery, evaluated once."""
+    ) -> list[TrainingRun]:
+        """Newest first; ``after`` is the (create_time, id) keyset of the last row of the previous page.
+
+        The runs come without their resolved config (empty ``config_text`` and ``config_data``): List does not
+        show it, and decoding it was most of a page's time.
+        """
         clauses = where.clauses()
-        total = select(func.count()).select_from(RUNS).where(*clauses).scalar_subquery()
         if after is not None:
             time, run_id = after
             clauses.append(
                 or_(RUNS.c.create_time < time, and_(RUNS.c.create_time == time, RUNS.c.id < run_id))
             )
-        statement = (
-            select(RUNS.c.id, RUNS.c.version, RUNS.c.owner, RUNS.c.create_time, total.label("total"))
-            .where(*clauses)
-            .order_by(RUNS.c.create_time.desc(), RUNS.c.id.desc())
-            .limit(limit)
-        )
-        rows = (await self.session.execute(statement)).all()
-        if rows:
-            found = int(rows[0].total)
-        else:  # no row carries the count: past the last page, or nothing matches
-            found = 0 if after is None else await self.count(where)
-        return [ListedRun(r.id, r.version, r.owner, r.create_time) for r in rows], found
-
-    async def get_listed(self, run_ids: Sequence[str]) -> dict[str, TrainingRun]:
-        """The runs ``run_ids`` that exist, without their resolved config (empty ``config_text`` and
-        ``config_data``): List does not show it, and decoding it was most of a page's time."""
-        if not run_ids:
-            return {}
-        statement = select(*_LISTED).where(RUNS.c.id.in_(run_ids))
-        return {run.id: run for run in map(_to_domain, (await self.session.execute(statement)).mappings())}
+        newest_first = (RUNS.c.create_time.desc(), RUNS.c.id.desc())
+        statement = select(*_LISTED).where(*clauses).order_by(*newest_first).limit(limit)
+        return [_to_domain(row) for row in (await self.session.execute(statement)).mappings()]
 
     async def count(self, where: RunFilter) -> int:
         statement = select(func.count()).select_from(RUNS).where(*where.clauses())
@@ -190,6 +164,16 @@ class RunRepository:
                 RUNS.c.lease_expire_time <= now,
             )
             .order_by(RUNS.c.lease_expire_time)
+            .limit(limit)
+        )
+        return list((await self.session.execute(statement)).scalars())
+
+    async def overdue_pending_ids(self, now: datetime, limit: int = 100) -> builtins.list[str]:
+        """PENDING runs whose max_pending ran out (one indexed range query per reaper round)."""
+        statement = (
+            select(RUNS.c.id)
+            .where(RUNS.c.state == int(RunState.PENDING), RUNS.c.pending_deadline <= now)
+            .order_by(RUNS.c.pending_deadline)
             .limit(limit)
         )
         return list((await self.session.execute(statement)).scalars())
@@ -243,6 +227,9 @@ def _to_row(run: TrainingRun) -> dict[str, Any]:
         "worker_id": run.worker_id, "lease_expire_time": run.lease_expire_time,
         "resume_checkpoint": run.resume_checkpoint, "registering": run.registering,
         "trained_model": run.trained_model, "stopped_epoch": run.stopped_epoch,
+        "max_runtime_seconds": spec.max_runtime_seconds, "max_pending_seconds": spec.max_pending_seconds,
+        "effective_learning_rate": spec.effective_learning_rate,
+        "stopped_by_time_budget": run.stopped_by_time_budget, "pending_deadline": run.pending_deadline,
         "failure": None if failure is None else {
             "kind": int(failure.kind), "message": failure.message, "details": list(failure.details)},
         "transitions": [
@@ -251,7 +238,9 @@ def _to_row(run: TrainingRun) -> dict[str, Any]:
             for t in run.transitions
         ],
         "attempts": [
-            {"attempt": a.attempt, "batch_size": a.batch_size, "learning_rate": a.learning_rate}
+            {"attempt": a.attempt, "batch_size": a.batch_size, "learning_rate": a.learning_rate,
+             **({"preempted": True} if a.preempted else {}),
+             **({"end": a.end_reason} if a.end_reason else {})}
             for a in run.attempts
         ],
         "create_time": run.create_time, "update_time": run.update_time or run.create_time,
@@ -270,6 +259,8 @@ def _to_domain(row: Any) -> TrainingRun:
         config_sha256=row["config_sha256"],
         dataset_version=row["dataset_version"] if "dataset_version" in row else "",
         dataset_source=(row["dataset_source"] or {}) if "dataset_source" in row else {},
+        max_runtime_seconds=row["max_runtime_seconds"], max_pending_seconds=row["max_pending_seconds"],
+        effective_learning_rate=row["effective_learning_rate"],
     )  # fmt: skip
     return TrainingRun(
         id=row["id"], owner=row["owner"], display_name=row["display_name"], spec=spec,
@@ -279,7 +270,8 @@ def _to_domain(row: Any) -> TrainingRun:
         released_attempts=row["released_attempts"], worker_id=row["worker_id"],
         lease_expire_time=row["lease_expire_time"], resume_checkpoint=row["resume_checkpoint"],
         registering=bool(row["registering"]), trained_model=row["trained_model"],
-        stopped_epoch=row["stopped_epoch"],
+        stopped_epoch=row["stopped_epoch"], stopped_by_time_budget=bool(row["stopped_by_time_budget"]),
+        pending_deadline=row["pending_deadline"],
         failure=None if failure is None else Failure(
             FailureKind(failure["kind"]), failure["message"], tuple(failure.get("details", ()))),
         update_time=row["update_time"], start_time=row["start_time"], end_time=row["end_time"],
@@ -289,7 +281,9 @@ def _to_domain(row: Any) -> TrainingRun:
             for t in row["transitions"]
         ],
         attempts=[
-            AttemptRecord(a["attempt"], a["batch_size"], a["learning_rate"]) for a in row["attempts"] or ()
+            AttemptRecord(a["attempt"], a["batch_size"], a["learning_rate"], bool(a.get("preempted")),
+                          a.get("end", ""))
+            for a in row["attempts"] or ()
         ],
         version=row["version"],
     )  # fmt: skip

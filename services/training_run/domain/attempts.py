@@ -8,6 +8,7 @@ at batch size 1 can't go smaller: that failure is final, and says so. Plain Pyth
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,11 +21,18 @@ CANT_GO_SMALLER = (
 
 @dataclass(frozen=True)
 class AttemptRecord:
-    """The batch size and learning rate an attempt trains with (recorded when it is queued)."""
+    """The batch size and learning rate an attempt trains with (recorded when it is queued), and, once it
+    ended other than with the run, why (``end_reason``; ``preempted`` when its worker was preempted and
+    released it with a checkpoint: not a failed attempt)."""
 
     attempt: int
     batch_size: int
     learning_rate: float
+    preempted: bool = False
+    end_reason: str = ""
+
+    def ended(self, reason: str, *, preempted: bool = False) -> AttemptRecord:
+        return dataclasses.replace(self, end_reason=reason, preempted=preempted)
 
     @classmethod
     def first(cls, hyperparameters: dict[str, Any]) -> AttemptRecord | None:

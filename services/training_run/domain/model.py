@@ -1,23 +1,21 @@
 """The TrainingRun aggregate: an AIP-216 state machine changed only through its transition methods.
 
-Pure Python (no grpc, sqlalchemy, nats). Its states, phases and failure kinds are in :mod:`lifecycle`, the
-events it records in :mod:`events`. Every transition appends a :class:`Transition` and records domain events
-(:class:`StateChanged`, :class:`JobRequested`, :class:`CancelRequested`) that the unit of work writes to the
-outbox in the same transaction.
+Pure Python. States, phases and failure kinds: :mod:`lifecycle`; events: :mod:`events`; time budgets:
+:mod:`budgets`. Every transition appends a :class:`Transition` and records domain events that the unit of
+work writes to the outbox in the same transaction.
 
-Attempts: ``attempt`` is the 1-based number of the current attempt; it grows by one whenever the run goes back
-to PENDING. Lost leases and retryable failures (``lost_attempts``) count toward ``max_attempts``; graceful
-releases (``released_attempts``) do not, since a worker that shuts down cleanly says nothing about the run
-itself. ``attempts`` records what each attempt trains with (:mod:`attempts`: an attempt after one that ran
-out of memory gets half the batch).
+Attempts: ``attempt`` (1-based) grows by one whenever the run goes back to PENDING. Lost leases and retryable
+failures (``lost_attempts``) count toward ``max_attempts``; releases by a preempted worker
+(``released_attempts``) do not: a worker that shuts down cleanly says nothing about the run itself.
+``attempts`` records what each attempt trains with and how it ended (:mod:`attempts`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
+from services.training_run.domain import budgets
 from services.training_run.domain.attempts import AttemptRecord, final_out_of_memory
 from services.training_run.domain.events import CancelRequested, DomainEvent, JobRequested, StateChanged
 from services.training_run.domain.lifecycle import (
@@ -32,28 +30,8 @@ from services.training_run.domain.lifecycle import (
     StartupGrace,
     Transition,
 )
+from services.training_run.domain.spec import RunSpec as RunSpec  # its home is spec.py
 from services.training_run.domain.version_wait import WaitsForDatasetVersion
-
-
-@dataclass(frozen=True)
-class RunSpec:
-    """What the user asked for, validated and resolved at Create; immutable afterwards."""
-
-    dataset: str
-    model_template: str
-    class_names: tuple[str, ...]
-    hyperparameters: dict[str, Any]
-    max_attempts: int
-    base_model: str = ""
-    base_model_checkpoint: str = ""
-    config_text: str = ""
-    config_data: dict[str, Any] = field(default_factory=dict)
-    config_sha256: str = ""
-    # A run on a dataset version: its name, and what the worker needs to build the frozen split (snapshot and
-    # split sha256, split and file manifests, blob prefix, annotation files), resolved at Create. Empty for a
-    # plain dataset reference.
-    dataset_version: str = ""
-    dataset_source: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(eq=False)
@@ -78,6 +56,8 @@ class TrainingRun(WaitsForDatasetVersion):
     registering: bool = False
     trained_model: str = ""
     stopped_epoch: int | None = None  # the last epoch trained when early stopping ended training, else None
+    stopped_by_time_budget: bool = False  # max_runtime ended training (the model is still registered)
+    pending_deadline: datetime | None = None  # while PENDING with a max_pending: when it has waited too long
     failure: Failure | None = None
     update_time: datetime | None = None
     start_time: datetime | None = None
@@ -111,6 +91,7 @@ class TrainingRun(WaitsForDatasetVersion):
             update_time=now,
         )
         run._transition(RunState.PENDING, now, "created")
+        run.pending_deadline = budgets.pending_deadline(spec.max_pending_seconds, now)
         first = AttemptRecord.first(spec.hyperparameters)
         run.attempts = [first] if first is not None else []
         run.events.append(JobRequested(run.id, run.attempt))
@@ -166,6 +147,7 @@ class TrainingRun(WaitsForDatasetVersion):
         self._transition(RunState.RUNNING, now, f"claimed by {worker_id}")
         self.worker_id = worker_id
         self.lease_expire_time = now + lease
+        self.pending_deadline = None
         self.phase = Phase.UNSPECIFIED
         self.progress = b""
         if self.start_time is None:
@@ -205,12 +187,20 @@ class TrainingRun(WaitsForDatasetVersion):
             )
             return
         self.released_attempts += 1
-        self._requeue(now, f"released by {worker_id}: {reason}".rstrip(": "))
+        self._requeue(now, f"preempted: released by {worker_id}: {reason}".rstrip(": "), preempted=True)
 
     def lease_expired(self, now: datetime, grace: StartupGrace | None = None) -> bool:
         if grace is not None and grace.covers(now):
             return False
         return self.lease_expire_time is not None and self.lease_expire_time <= now
+
+    def expire_pending(self, now: datetime) -> bool:
+        """The reaper's step for a run past its ``max_pending``: FAILED, TIMED_OUT; False when not due."""
+        due = self.pending_deadline is not None and self.pending_deadline <= now
+        if self.state != RunState.PENDING or not due or self.spec.max_pending_seconds is None:
+            return False
+        self._fail(now, budgets.pending_timeout(self.spec.max_pending_seconds))
+        return True
 
     def expire_lease(self, now: datetime, grace: StartupGrace | None = None) -> bool:
         """The reaper's step for a run whose lease ran out; returns False when there was nothing to do.
@@ -281,9 +271,15 @@ class TrainingRun(WaitsForDatasetVersion):
         return True
 
     def on_completed(
-        self, attempt: int, now: datetime, registration_deadline: datetime, stopped_epoch: int | None = None
+        self,
+        attempt: int,
+        now: datetime,
+        registration_deadline: datetime,
+        stopped_epoch: int | None = None,
+        stopped_by_time_budget: bool = False,
     ) -> bool:
-        """The attempt's worker finished training (early stopping after ``stopped_epoch``, if set). Completed
+        """The attempt's worker finished training (early stopping after ``stopped_epoch``, if set; or at its
+        ``max_runtime``: ``stopped_by_time_budget``). Completed
         after cancel: the cancel stands, the run ends CANCELLED and no model is attached (trained_model drops
         one it may have registered on CANCELLED); a later cancel is refused instead (``request_cancel``)."""
         if attempt == self.attempt and self.state == RunState.CANCELLING:
@@ -295,6 +291,7 @@ class TrainingRun(WaitsForDatasetVersion):
             return False
         self.registering = True
         self.stopped_epoch = stopped_epoch
+        self.stopped_by_time_budget = stopped_by_time_budget
         self.phase = Phase.UPLOADING
         self.lease_expire_time = registration_deadline
         self.update_time = now
@@ -366,11 +363,17 @@ class TrainingRun(WaitsForDatasetVersion):
         if self.lease_expired(now, grace):
             raise LeaseConflict("the lease expired; stop working on the run, it will be requeued")
 
-    def _requeue(self, now: datetime, reason: str, following: AttemptRecord | None = None) -> None:
-        """Back to PENDING as the next attempt, which trains with ``following`` (else the same settings)."""
+    def _requeue(
+        self, now: datetime, reason: str, following: AttemptRecord | None = None, *, preempted: bool = False
+    ) -> None:
+        """Back to PENDING as the next attempt, which trains with ``following`` (else the same settings); the
+        ending attempt's record keeps why it ended."""
         self._transition(RunState.PENDING, now, reason)
+        self.pending_deadline = budgets.pending_deadline(self.spec.max_pending_seconds, now)
         current = self.current_attempt
         following = following or (current.next() if current is not None else None)
+        if current is not None:
+            self.attempts[-1] = current.ended(reason, preempted=preempted)
         if following is not None:
             self.attempts.append(following)
         self.attempt += 1

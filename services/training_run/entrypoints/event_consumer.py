@@ -45,8 +45,11 @@ def reported_event(event: events_pb2.RunEvent, seq: int) -> ReportedEvent | None
         return ReportedEvent(**base, reason=event.cancelled.reason)
     if kind == "log":
         return ReportedEvent(**base, lines=tuple(event.log.lines))
-    if kind == "completed" and event.completed.stopped_early:
-        return ReportedEvent(**base, stopped_epoch=max(event.completed.stopped_epoch, 0))
+    if kind == "completed":
+        done = event.completed
+        stopped = max(done.stopped_epoch, 0) if done.stopped_early else None
+        budget = done.stopped_by_time_budget
+        return ReportedEvent(**base, stopped_epoch=stopped, stopped_by_time_budget=budget)
     return ReportedEvent(**base)
 
 

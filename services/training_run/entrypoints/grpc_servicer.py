@@ -21,7 +21,12 @@ from services.training_run.adapters.discovery_mapping import (
     worker_info_from_proto,
     worker_to_proto,
 )
-from services.training_run.adapters.proto_mapping import hyperparameters_from_proto, run_to_proto, timestamp
+from services.training_run.adapters.proto_mapping import (
+    duration_seconds,
+    hyperparameters_from_proto,
+    run_to_proto,
+    timestamp,
+)
 from services.training_run.adapters.run_feeds import RunChangesHub, RunFeedHub
 from services.training_run.service_layer import commands
 from services.training_run.service_layer.discovery import LIST_WORKERS_PERMISSION, Discovery
@@ -70,7 +75,7 @@ class TrainingRunServicer(training_run_pb2_grpc.TrainingRunServiceServicer):
         tracking: RunTracking,
         feeds: RunFeedHub,
         changes: RunChangesHub,
-        reads: RenderedRuns,
+        reads: RenderedRuns[pb.TrainingRun],
         discovery: Discovery,
     ) -> None:
         self._service = service
@@ -89,6 +94,8 @@ class TrainingRunServicer(training_run_pb2_grpc.TrainingRunServiceServicer):
             hyperparameters=hyperparameters_from_proto(run.hyperparameters),
             request_id=request.request_id, validate_only=request.validate_only, auth_metadata=metadata,
             dataset_version=run.dataset_version, allow_split_overlap=request.allow_split_overlap,
+            max_runtime_seconds=duration_seconds(run.max_runtime) if run.HasField("max_runtime") else None,
+            max_pending_seconds=duration_seconds(run.max_pending) if run.HasField("max_pending") else None,
         )  # fmt: skip
         return run_to_proto(await self._service.create(principal(), command))
 
@@ -98,15 +105,16 @@ class TrainingRunServicer(training_run_pb2_grpc.TrainingRunServiceServicer):
     async def ListTrainingRuns(
         self, request: pb.ListTrainingRunsRequest, context: Any
     ) -> pb.ListTrainingRunsResponse:
-        runs, token, total = await self._reads.list(principal(), commands.ListTrainingRuns(
+        runs, token, total = await self._service.list(principal(), commands.ListTrainingRuns(
             page_size=request.page_size, page_token=request.page_token, states=tuple(request.states),
             owner=request.owner, dataset=request.dataset, base_model=request.base_model,
             model_template=request.model_template,
         ))  # fmt: skip
-        response = pb.ListTrainingRunsResponse(next_page_token=token, total_size=total)
-        for run in runs:  # serialized, without the resolved configs: GetTrainingRun has them
-            response.training_runs.add().MergeFromString(run)
-        return response
+        return pb.ListTrainingRunsResponse(  # without the resolved configs: GetTrainingRun has them
+            training_runs=[run_to_proto(r, with_config=False) for r in runs],
+            next_page_token=token,
+            total_size=total,
+        )
 
     async def UpdateTrainingRun(self, request: pb.UpdateTrainingRunRequest, context: Any) -> pb.TrainingRun:
         run = request.training_run

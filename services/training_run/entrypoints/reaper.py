@@ -1,6 +1,7 @@
 """Periodic lease reaper.
 
-Expired leases become PENDING (attempt + 1, job re-published) or FAILED (WORKER_LOST).
+Expired leases become PENDING (attempt + 1, job re-published) or FAILED (WORKER_LOST); PENDING runs past
+their max_pending become FAILED (TIMED_OUT).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ class Reaper:
             try:
                 changed = await self._reap()
                 if changed:
-                    log.info("expired leases handled", runs=changed)
+                    log.info("expired leases and overdue pending runs handled", runs=changed)
             except asyncio.CancelledError:
                 raise
             except Exception:

@@ -22,6 +22,8 @@ class CreateTrainingRun:
     auth_metadata: tuple[tuple[str, str], ...] = ()  # forwarded to trained_model
     dataset_version: str = ""  # "datasets/{id}/versions/{n}", instead of dataset
     allow_split_overlap: bool = False  # accept a base model trained on the version's val/test images
+    max_runtime_seconds: float | None = None  # time budgets (domain/budgets.py); None = unset
+    max_pending_seconds: float | None = None
 
 
 @dataclass(frozen=True)
@@ -68,3 +70,4 @@ class ReportedEvent:
     lines: tuple[str, ...] = ()
     reason: str = ""
     stopped_epoch: int | None = None  # completed: early stopping ended training after this epoch
+    stopped_by_time_budget: bool = False  # completed: the run's max_runtime ended training

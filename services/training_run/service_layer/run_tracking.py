@@ -110,7 +110,9 @@ class RunTracking:
                 case "phase_changed" | "progress":
                     return run.on_progress(event.attempt, event.seq, now, event.phase, event.progress)
                 case "completed":
-                    return run.on_completed(event.attempt, now, deadline, event.stopped_epoch)
+                    return run.on_completed(
+                        event.attempt, now, deadline, event.stopped_epoch, event.stopped_by_time_budget
+                    )
                 case "failed":
                     assert event.failure is not None
                     return run.on_failed(event.attempt, event.failure, now)
@@ -149,6 +151,25 @@ class RunTracking:
             try:
                 if await self._retrying(
                     run_id, lambda run: run.expire_lease(self._clock(), self._grace), save_only_if=bool
+                ):
+                    changed += 1
+            except NotFound:
+                continue
+        return changed
+
+    async def reap(self) -> int:
+        """One reaper round: expired leases, then PENDING runs past their max_pending."""
+        return await self.reap_expired_leases() + await self.fail_overdue_pending()
+
+    async def fail_overdue_pending(self) -> int:
+        """Ends FAILED the PENDING runs past their max_pending; returns how many (one query per round)."""
+        async with self._uow() as uow:
+            ids = await uow.runs.overdue_pending_ids(self._clock())
+        changed = 0
+        for run_id in ids:
+            try:
+                if await self._retrying(
+                    run_id, lambda run: run.expire_pending(self._clock()), save_only_if=bool
                 ):
                     changed += 1
             except NotFound:

@@ -18,7 +18,9 @@ from common.artifacts import ArtifactStore
 from common.errors import AppError, FailedPrecondition, FieldViolation, NotFound, require
 from common.hyperparameters import HyperParams
 from common.mmdet_config import TEMPLATES, ConfigInvalid, ResolvedConfig, build_config
+from common.precision import effective_learning_rate
 from services.training_run.adapters.trained_models import BaseModelInfo, TrainedModelClient
+from services.training_run.domain.budgets import budget_problem
 from services.training_run.domain.datasets import RunInput
 from services.training_run.domain.model import RunSpec
 from services.training_run.service_layer.commands import CreateTrainingRun
@@ -123,6 +125,10 @@ async def validate_create(
     )  # fmt: skip
     violations += asked.violations
     class_names = _class_names(cmd.class_names, categories, base, violations)
+    for name in ("max_runtime", "max_pending"):
+        problem = budget_problem(getattr(cmd, f"{name}_seconds"))
+        if problem:
+            violations.append(FieldViolation(F + name, problem))
     require(_as_errors(violations))
     if base and version and ctx.artifacts is not None and not cmd.allow_split_overlap:
         await asyncio.to_thread(check_split_overlap, ctx.artifacts, base, version)
@@ -147,6 +153,18 @@ async def validate_create(
         config_text=resolved.text, config_data=resolved.data, config_sha256=resolved.sha256,
         dataset_version=version.name if version else "",
         dataset_source=dict(version.source) if version else {},
+        max_runtime_seconds=cmd.max_runtime_seconds, max_pending_seconds=cmd.max_pending_seconds,
+        effective_learning_rate=_effective_learning_rate(template, resolved.hyperparams, asked.run),
+    )  # fmt: skip
+
+
+def _effective_learning_rate(template: str, hp: HyperParams, run: dict[str, Any]) -> float:
+    """The rate MMEngine's auto_scale_lr makes of the run's (common.precision): gpus x batch_size over the
+    template's base batch size."""
+    base = TEMPLATES[template].defaults.batch_size or hp.batch_size or 1
+    return effective_learning_rate(
+        float(hp.learning_rate or 0.0), int(hp.batch_size or 1), int(run.get("gpus", 1)), int(base),
+        hp.auto_scale_lr is not False,
     )  # fmt: skip
 
 

@@ -24,3 +24,12 @@ def test_a_smaller_attempt_batch_replaces_the_configs_and_scales_the_learning_ra
 def test_the_runs_own_batch_or_none_leaves_the_config_as_it_is() -> None:
     assert with_attempt_batch(CONFIG, 8) is CONFIG
     assert with_attempt_batch(CONFIG, None) is CONFIG
+
+
+def test_a_config_already_scaling_keeps_the_templates_base_batch() -> None:
+    """auto_scale_lr on (from the template's base 16): lr * 4 / 16 = (lr * 8 / 16) * 4 / 8, the halving
+    training_run recorded for the attempt."""
+    scaled = {**CONFIG, "auto_scale_lr": {"enable": True, "base_batch_size": 16}}
+    filled = with_attempt_batch(scaled, 4)
+    assert filled["auto_scale_lr"] == {"enable": True, "base_batch_size": 16}
+    assert filled["train_dataloader"]["batch_size"] == 4

@@ -16,7 +16,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class TrainingRun(_message.Message):
-    __slots__ = ("name", "display_name", "description", "dataset", "base_model", "model_template", "class_names", "hyperparameters", "state", "progress", "attempt", "failure", "trained_model", "owner", "create_time", "update_time", "start_time", "end_time", "transitions", "resolved_config", "resolved_config_data", "config_sha256", "etag", "attempts", "dataset_version", "dataset_snapshot_sha256", "split_sha256", "stopped_early", "stopped_epoch")
+    __slots__ = ("name", "display_name", "description", "dataset", "base_model", "model_template", "class_names", "hyperparameters", "state", "progress", "attempt", "failure", "trained_model", "owner", "create_time", "update_time", "start_time", "end_time", "transitions", "resolved_config", "resolved_config_data", "config_sha256", "etag", "attempts", "dataset_version", "dataset_snapshot_sha256", "split_sha256", "stopped_early", "stopped_epoch", "max_runtime", "max_pending", "stopped_by_time_budget", "runtime_used", "effective_learning_rate")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
@@ -46,6 +46,11 @@ class TrainingRun(_message.Message):
     SPLIT_SHA256_FIELD_NUMBER: _ClassVar[int]
     STOPPED_EARLY_FIELD_NUMBER: _ClassVar[int]
     STOPPED_EPOCH_FIELD_NUMBER: _ClassVar[int]
+    MAX_RUNTIME_FIELD_NUMBER: _ClassVar[int]
+    MAX_PENDING_FIELD_NUMBER: _ClassVar[int]
+    STOPPED_BY_TIME_BUDGET_FIELD_NUMBER: _ClassVar[int]
+    RUNTIME_USED_FIELD_NUMBER: _ClassVar[int]
+    EFFECTIVE_LEARNING_RATE_FIELD_NUMBER: _ClassVar[int]
     name: str
     display_name: str
     description: str
@@ -75,7 +80,12 @@ class TrainingRun(_message.Message):
     split_sha256: str
     stopped_early: bool
     stopped_epoch: int
-    def __init__(self, name: _Optional[str] = ..., display_name: _Optional[str] = ..., description: _Optional[str] = ..., dataset: _Optional[str] = ..., base_model: _Optional[str] = ..., model_template: _Optional[str] = ..., class_names: _Optional[_Iterable[str]] = ..., hyperparameters: _Optional[_Union[_types_pb2.Hyperparameters, _Mapping]] = ..., state: _Optional[_Union[_types_pb2.RunState, str]] = ..., progress: _Optional[_Union[_types_pb2.ProgressSnapshot, _Mapping]] = ..., attempt: _Optional[int] = ..., failure: _Optional[_Union[_types_pb2.Failure, _Mapping]] = ..., trained_model: _Optional[str] = ..., owner: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., transitions: _Optional[_Iterable[_Union[StateTransition, _Mapping]]] = ..., resolved_config: _Optional[str] = ..., resolved_config_data: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., config_sha256: _Optional[str] = ..., etag: _Optional[str] = ..., attempts: _Optional[_Iterable[_Union[TrainingRunAttempt, _Mapping]]] = ..., dataset_version: _Optional[str] = ..., dataset_snapshot_sha256: _Optional[str] = ..., split_sha256: _Optional[str] = ..., stopped_early: bool = ..., stopped_epoch: _Optional[int] = ...) -> None: ...
+    max_runtime: _duration_pb2.Duration
+    max_pending: _duration_pb2.Duration
+    stopped_by_time_budget: bool
+    runtime_used: _duration_pb2.Duration
+    effective_learning_rate: float
+    def __init__(self, name: _Optional[str] = ..., display_name: _Optional[str] = ..., description: _Optional[str] = ..., dataset: _Optional[str] = ..., base_model: _Optional[str] = ..., model_template: _Optional[str] = ..., class_names: _Optional[_Iterable[str]] = ..., hyperparameters: _Optional[_Union[_types_pb2.Hyperparameters, _Mapping]] = ..., state: _Optional[_Union[_types_pb2.RunState, str]] = ..., progress: _Optional[_Union[_types_pb2.ProgressSnapshot, _Mapping]] = ..., attempt: _Optional[int] = ..., failure: _Optional[_Union[_types_pb2.Failure, _Mapping]] = ..., trained_model: _Optional[str] = ..., owner: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., transitions: _Optional[_Iterable[_Union[StateTransition, _Mapping]]] = ..., resolved_config: _Optional[str] = ..., resolved_config_data: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., config_sha256: _Optional[str] = ..., etag: _Optional[str] = ..., attempts: _Optional[_Iterable[_Union[TrainingRunAttempt, _Mapping]]] = ..., dataset_version: _Optional[str] = ..., dataset_snapshot_sha256: _Optional[str] = ..., split_sha256: _Optional[str] = ..., stopped_early: bool = ..., stopped_epoch: _Optional[int] = ..., max_runtime: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., max_pending: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., stopped_by_time_budget: bool = ..., runtime_used: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., effective_learning_rate: _Optional[float] = ...) -> None: ...
 
 class StateTransition(_message.Message):
     __slots__ = ("from_state", "to_state", "time", "reason", "attempt")
@@ -92,14 +102,18 @@ class StateTransition(_message.Message):
     def __init__(self, from_state: _Optional[_Union[_types_pb2.RunState, str]] = ..., to_state: _Optional[_Union[_types_pb2.RunState, str]] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reason: _Optional[str] = ..., attempt: _Optional[int] = ...) -> None: ...
 
 class TrainingRunAttempt(_message.Message):
-    __slots__ = ("attempt", "batch_size", "learning_rate")
+    __slots__ = ("attempt", "batch_size", "learning_rate", "preempted", "end_reason")
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
     LEARNING_RATE_FIELD_NUMBER: _ClassVar[int]
+    PREEMPTED_FIELD_NUMBER: _ClassVar[int]
+    END_REASON_FIELD_NUMBER: _ClassVar[int]
     attempt: int
     batch_size: int
     learning_rate: float
-    def __init__(self, attempt: _Optional[int] = ..., batch_size: _Optional[int] = ..., learning_rate: _Optional[float] = ...) -> None: ...
+    preempted: bool
+    end_reason: str
+    def __init__(self, attempt: _Optional[int] = ..., batch_size: _Optional[int] = ..., learning_rate: _Optional[float] = ..., preempted: bool = ..., end_reason: _Optional[str] = ...) -> None: ...
 
 class CreateTrainingRunRequest(_message.Message):
     __slots__ = ("training_run", "request_id", "validate_only", "allow_split_overlap")

@@ -158,10 +158,12 @@ class TrainingRunServiceServicer(object):
         without usable categories), training_run.base_model (malformed, not visible to the caller, not
         published, no checkpoint), training_run.model_template (unknown, or not the base model's),
         training_run.class_names, training_run.hyperparameters.<field> (out of the template's range, see
-        ListModelTemplates), training_run.dataset_version (malformed, or given together with dataset);
+        ListModelTemplates), training_run.dataset_version (malformed, or given together with dataset),
+        training_run.max_runtime and training_run.max_pending (outside 1 s .. 30 days);
         NOT_FOUND: training_run.dataset_version does not exist or the caller may not view its dataset (the
         DatasetService rule); FAILED_PRECONDITION: the dataset version is not READY (the message says its
-        state), the base model trained on images of the version's val or test split (see allow_split_overlap),
+        state; a plain `dataset` reference waits for its implicit version instead, see TrainingRun.dataset), the
+        base model trained on images of the version's val or test split (see allow_split_overlap),
         or the base model's stored config fails the config gate;
         ABORTED: a concurrent Create with the same request_id is still in progress, retry; UNAVAILABLE:
         trained_model did not answer.

@@ -11,6 +11,13 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class Precision(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PRECISION_UNSPECIFIED: _ClassVar[Precision]
+    FP32: _ClassVar[Precision]
+    AMP_FP16: _ClassVar[Precision]
+    AMP_BF16: _ClassVar[Precision]
+
 class RunState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     RUN_STATE_UNSPECIFIED: _ClassVar[RunState]
@@ -56,6 +63,10 @@ class ArtifactKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CONFUSION_MATRIX: _ClassVar[ArtifactKind]
     PR_CURVES: _ClassVar[ArtifactKind]
     PREDICTION_GALLERY: _ClassVar[ArtifactKind]
+PRECISION_UNSPECIFIED: Precision
+FP32: Precision
+AMP_FP16: Precision
+AMP_BF16: Precision
 RUN_STATE_UNSPECIFIED: RunState
 PENDING: RunState
 RUNNING: RunState
@@ -92,7 +103,7 @@ PR_CURVES: ArtifactKind
 PREDICTION_GALLERY: ArtifactKind
 
 class Hyperparameters(_message.Message):
-    __slots__ = ("epochs", "batch_size", "learning_rate", "frozen_stages", "image_size", "seed", "val_interval", "max_attempts", "train_fraction", "val_fraction", "early_stopping", "tiling")
+    __slots__ = ("epochs", "batch_size", "learning_rate", "frozen_stages", "image_size", "seed", "val_interval", "max_attempts", "train_fraction", "val_fraction", "early_stopping", "tiling", "precision", "auto_scale_lr")
     EPOCHS_FIELD_NUMBER: _ClassVar[int]
     BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
     LEARNING_RATE_FIELD_NUMBER: _ClassVar[int]
@@ -105,6 +116,8 @@ class Hyperparameters(_message.Message):
     VAL_FRACTION_FIELD_NUMBER: _ClassVar[int]
     EARLY_STOPPING_FIELD_NUMBER: _ClassVar[int]
     TILING_FIELD_NUMBER: _ClassVar[int]
+    PRECISION_FIELD_NUMBER: _ClassVar[int]
+    AUTO_SCALE_LR_FIELD_NUMBER: _ClassVar[int]
     epochs: int
     batch_size: int
     learning_rate: float
@@ -117,7 +130,9 @@ class Hyperparameters(_message.Message):
     val_fraction: float
     early_stopping: EarlyStopping
     tiling: Tiling
-    def __init__(self, epochs: _Optional[int] = ..., batch_size: _Optional[int] = ..., learning_rate: _Optional[float] = ..., frozen_stages: _Optional[int] = ..., image_size: _Optional[int] = ..., seed: _Optional[int] = ..., val_interval: _Optional[int] = ..., max_attempts: _Optional[int] = ..., train_fraction: _Optional[float] = ..., val_fraction: _Optional[float] = ..., early_stopping: _Optional[_Union[EarlyStopping, _Mapping]] = ..., tiling: _Optional[_Union[Tiling, _Mapping]] = ...) -> None: ...
+    precision: Precision
+    auto_scale_lr: bool
+    def __init__(self, epochs: _Optional[int] = ..., batch_size: _Optional[int] = ..., learning_rate: _Optional[float] = ..., frozen_stages: _Optional[int] = ..., image_size: _Optional[int] = ..., seed: _Optional[int] = ..., val_interval: _Optional[int] = ..., max_attempts: _Optional[int] = ..., train_fraction: _Optional[float] = ..., val_fraction: _Optional[float] = ..., early_stopping: _Optional[_Union[EarlyStopping, _Mapping]] = ..., tiling: _Optional[_Union[Tiling, _Mapping]] = ..., precision: _Optional[_Union[Precision, str]] = ..., auto_scale_lr: bool = ...) -> None: ...
 
 class EarlyStopping(_message.Message):
     __slots__ = ("patience", "min_delta")
