@@ -51,7 +51,7 @@ def _exit(out: Any, result: Any) -> None:
 @dataclass
 class UnaryLoad:
     address: str
-    method: str  # "get" or "list"
+    method: str  # "get", "list" or "pages" (one caller reads every page of the list once)
     request: bytes  # the serialized request
     secret: str
     start_at: float  # wall clock: every client process starts together
@@ -72,6 +72,9 @@ def unary_load(load: UnaryLoad, out: Any) -> None:
         else:
             call, request = stub.ListTrainingRuns, pb.ListTrainingRunsRequest.FromString(load.request)
         metadata = (("authorization", user_token(load.secret, load.subject)),)
+        if load.method == "pages":  # every page once, each a page not read before
+            await channel.channel_ready()
+            return await _all_pages(stub, request, metadata, load.start_at)
         await call(request, metadata=metadata)  # connect, and check that the call works
         await asyncio.sleep(max(0.0, load.start_at - time.time()))
         latencies: list[float] = []
@@ -92,6 +95,22 @@ def unary_load(load: UnaryLoad, out: Any) -> None:
         return len(latencies) / (time.perf_counter() - begin), latencies, errors
 
     _exit(out, asyncio.run(run()))
+
+
+async def _all_pages(
+    stub: training_run_pb2_grpc.TrainingRunServiceStub, request: Any, metadata: Any, start_at: float
+) -> tuple[float, list[float], int]:
+    await asyncio.sleep(max(0.0, start_at - time.time()))
+    latencies: list[float] = []
+    begin = time.perf_counter()
+    while True:
+        started = time.perf_counter()
+        page = await stub.ListTrainingRuns(request, metadata=metadata)
+        latencies.append(time.perf_counter() - started)
+        if not page.next_page_token:
+            break
+        request.page_token = page.next_page_token
+    return len(latencies) / (time.perf_counter() - begin), latencies, 0
 
 
 # ---- watchers ------------------------------------------------------------------------------------------

@@ -123,7 +123,8 @@ class Harness:
         got = await stub.GetTrainingRun(pb.GetTrainingRunRequest(name=template), metadata=self.user)
         owner = (("authorization", clients.user_token(SECRET, "bench-owner-3")),)
         listed = await stub.ListTrainingRuns(
-            pb.ListTrainingRunsRequest(page_size=50, states=[types_pb2.SUCCEEDED]), metadata=owner
+            pb.ListTrainingRunsRequest(page_size=50, states=[types_pb2.SUCCEEDED], owner="bench-owner-3"),
+            metadata=owner,
         )
         unary = {"GetTrainingRun": got.SerializeToString(), "ListTrainingRuns": listed.SerializeToString()}
         self.sizes = {k: len(v) for k, v in unary.items()}
@@ -267,7 +268,10 @@ class Harness:
             yield
             return
         directory.mkdir(parents=True, exist_ok=True)
-        command = ["py-spy", "record", "-p", str(self.servers[0].pid), "-r", "100", "-f", "raw"]
+        # --gil: only the thread holding the GIL (idle threads waiting on their queues are not cost);
+        # --nonblocking: the server is not paused for each sample
+        command = ["py-spy", "record", "-p", str(self.servers[0].pid), "-r", "200", "-f", "raw", "--gil",
+                   "--nonblocking"]  # fmt: skip
         spy = subprocess.Popen([*command, "-o", str(directory / f"{part}.txt")], stdout=subprocess.DEVNULL)
         try:
             yield

@@ -39,6 +39,9 @@ class Permission(StrEnum):
     VIEW_ALL_DATASETS = "datasets.view_all"
     CREATE_DATASETS = "datasets.create"
     DELETE_DATASETS = "datasets.delete"
+    VIEW_EVALUATIONS = "evaluations.view"
+    CREATE_EVALUATIONS = "evaluations.create"
+    CANCEL_EVALUATIONS = "evaluations.cancel"
     SUPERADMIN = "superadmin"
     WORKER = "worker"
 

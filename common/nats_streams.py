@@ -31,6 +31,7 @@ log = get_logger("nats")
 
 WORKER_CONSUMER = "trainer-workers"
 DATASET_WORKER_CONSUMER = "dataset-preparers"
+EVALUATION_WORKER_CONSUMER = "evaluators"
 MAX_DELIVERIES_ADVISORY = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES"
 DEAD_LETTER_MAX_AGE_SECONDS = 30 * 24 * 3600.0
 FETCH_WAIT_SECONDS = 1.0
@@ -130,6 +131,19 @@ class StreamNames:
     def run_control_subject(self, run_id: str) -> str:
         return f"{self.prefix}.control.{run_id}"
 
+    @property
+    def evaluation_jobs_subject(self) -> str:
+        """Evaluation jobs (EvaluationJob), on the jobs stream."""
+        return f"{self.prefix}.jobs.evaluation"
+
+    @property
+    def evaluation_events_subject_pattern(self) -> str:
+        return f"{self.prefix}.evaluations.*.events"
+
+    def evaluation_events_subject(self, evaluation_id: str) -> str:
+        """Subject of one evaluation's EvaluationEvents ("evaluations/{id}")."""
+        return f"{self.prefix}.evaluations.{evaluation_id}.events"
+
 
 DEFAULT_STREAM_NAMES = StreamNames()
 
@@ -199,7 +213,11 @@ async def ensure_streams(
         js,
         StreamConfig(
             name=names.events,
-            subjects=[names.events_subject_pattern, names.dataset_events_subject_pattern],
+            subjects=[
+                names.events_subject_pattern,
+                names.dataset_events_subject_pattern,
+                names.evaluation_events_subject_pattern,
+            ],
             retention=RetentionPolicy.LIMITS,
             storage=StorageType.FILE,
             discard=DiscardPolicy.OLD,
@@ -232,6 +250,30 @@ async def ensure_dataset_worker_consumer(
         js, names.jobs, DATASET_WORKER_CONSUMER, names.dataset_jobs_subject, ack_wait, policy, 1000
     )
     return DATASET_WORKER_CONSUMER
+
+
+async def ensure_evaluation_worker_consumer(
+    js: JetStreamContext,
+    names: StreamNames = DEFAULT_STREAM_NAMES,
+    ack_wait: float = 120.0,
+    policy: RetryPolicy = DEFAULT_RETRY,
+) -> str:
+    """Durable pull consumer of evaluation jobs, shared by all workers."""
+    subject = names.evaluation_jobs_subject
+    await _ensure_consumer(js, names.jobs, EVALUATION_WORKER_CONSUMER, subject, ack_wait, policy, 1000)
+    return EVALUATION_WORKER_CONSUMER
+
+
+async def ensure_evaluation_events_consumer(
+    js: JetStreamContext,
+    durable: str,
+    names: StreamNames = DEFAULT_STREAM_NAMES,
+    policy: RetryPolicy = DEFAULT_RETRY,
+) -> str:
+    """Durable pull consumer over every evaluation's events (trained_model's evaluation tracker)."""
+    pattern = names.evaluation_events_subject_pattern
+    await _ensure_consumer(js, names.events, durable, pattern, 30.0, policy, 10_000)
+    return durable
 
 
 async def ensure_dataset_events_consumer(

@@ -20,6 +20,7 @@ from google.protobuf import field_mask_pb2
 from common.client.core import TokenSource
 from common.client.datasets import DatasetMethods
 from common.client.errors import RavenError
+from common.client.evaluations import EvaluationMethods
 from common.client.models import TrainedModelMethods
 from common.client.retry import Failures
 from common.client.streams import STREAM_RETRY_CODES, resumable_watch
@@ -36,7 +37,7 @@ def is_terminal_event(response: training_run_pb2.WatchTrainingRunResponse) -> bo
     return event.HasField("state_changed") and event.state_changed.to_state in TERMINAL_STATES
 
 
-class RavenClient(TrainedModelMethods, DatasetMethods):
+class RavenClient(TrainedModelMethods, DatasetMethods, EvaluationMethods):
     """Async client of both services; use as ``async with RavenClient(...) as client``.
 
     Args:

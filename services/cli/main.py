@@ -11,7 +11,7 @@ import typer
 
 from common.auth import USER_PERMISSIONS, WORKER_TOKEN_TTL_SECONDS, Permission, issue_worker_token, mint_token
 from common.settings import Settings
-from services.cli import datasets, discovery, models, runs
+from services.cli import datasets, discovery, evaluations, models, runs
 from services.cli.context import CliConfig, OutputFormat, config_of, dev_subject, fail
 from services.cli.render import print_json
 from services.cli.tls_options import CaFile, ClientCert, ClientKey, ServerName, client_tls
@@ -25,6 +25,7 @@ app = typer.Typer(
 app.add_typer(runs.app, name="runs")
 app.add_typer(models.app, name="models")
 app.add_typer(datasets.app, name="datasets")
+app.add_typer(evaluations.app, name="evaluations")
 app.add_typer(discovery.templates_app, name="templates")
 app.add_typer(discovery.workers_app, name="workers")
 

@@ -3,33 +3,28 @@ report."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 from rich.tree import Tree
 
 from common.client import RavenClient
 from common.proto.raven.v1 import trained_model_pb2, types_pb2
-from services.cli import model_report, plots
+from services.cli import model_compare, model_report, plots
 from services.cli.context import CliError, call, emit, fail, model_name
 from services.cli.render import (
-    NOT_MEASURED,
-    NOT_MEASURED_TEXT,
     OVERALL_METRICS,
-    console,
     fmt,
     key_values,
     metric,
     model_detail,
     models_table,
 )
-from services.cli.tables import Col, fits, fitted_table
 
 app = typer.Typer(help="Trained models: registry, publication, lineage, artifacts.", no_args_is_help=True)
 app.command("report")(model_report.report)
+app.command("compare")(model_compare.compare)
 
 Name = Annotated[str, typer.Argument(help="trainedModels/{id} or just the id")]
 ORDER_BY = {"newest": trained_model_pb2.CREATE_TIME_DESC, "map": trained_model_pb2.BBOX_MAP_DESC}
@@ -197,91 +192,6 @@ def stats(ctx: typer.Context, name: Name) -> None:
         *((f"val {m}", metric(getattr(val, m))) for m in OVERALL_METRICS),
     ]
     emit(ctx, result, key_values(f"statistics of {result.trained_model}", rows))
-
-
-def comparison(models: list[trained_model_pb2.TrainedModel]) -> dict[str, Any]:
-    """Metrics COCO could not measure (-1) are left out, as if the model had no such number."""
-    classes: list[str] = []
-    for model in models:
-        classes.extend(c.class_name for c in model.evaluation.val.per_class_ap if c.class_name not in classes)
-    return {
-        "classes": classes,
-        "models": [
-            {
-                "name": m.name,
-                "display_name": m.display_name,
-                "version": m.version,
-                "dataset": m.dataset,
-                "published": m.published,
-                "val": {
-                    name: getattr(m.evaluation.val, name)
-                    for name in OVERALL_METRICS
-                    if getattr(m.evaluation.val, name) != NOT_MEASURED
-                },
-                "per_class_ap": {
-                    c.class_name: c.ap for c in m.evaluation.val.per_class_ap if c.ap != NOT_MEASURED
-                },
-            }
-            for m in models
-        ],
-    }
-
-
-def comparison_tables(data: dict[str, Any], width: int | None = None) -> list[Table]:
-    """Models side by side. When their names don't fit the terminal as headers, columns are #1, #2, ... and a
-    legend names them."""
-    width = width or console().width
-    models = data["models"]
-    full = [f"{m['name']}\n{m['display_name']} v{m['version']}" for m in models]
-    short = [f"#{i}" for i in range(1, len(models) + 1)]
-    label_width = max(len(name) for name in (*OVERALL_METRICS, *data["classes"], "METRIC"))
-    headers = full if fits([Col("METRIC", min_width=label_width), *(Col(h) for h in full)], width) else short
-    model_columns = [Col(h, justify="right", min_width=5) for h in headers]
-    overall_rows = [
-        [name, *_highlight_best([m["val"].get(name) for m in models])] for name in OVERALL_METRICS
-    ]
-    class_rows = [
-        [name, *_highlight_best([m["per_class_ap"].get(name) for m in models])] for name in data["classes"]
-    ]
-    tables = [
-        fitted_table("overall (val)", [Col("METRIC"), *model_columns], overall_rows, width),
-        fitted_table("per-class AP (val)", [Col("CLASS"), *model_columns], class_rows, width),
-    ]
-    if headers is short:
-        legend = [
-            [h, m["name"], f"{m['display_name']} v{m['version']}"] for h, m in zip(short, models, strict=True)
-        ]
-        name_width = max(len(m["name"]) for m in models)
-        legend_columns = [Col("#"), Col("NAME", min_width=name_width), Col("DISPLAY NAME")]
-        tables.insert(0, fitted_table("models", legend_columns, legend, width))
-    return tables
-
-
-def _highlight_best(values: list[float | None]) -> list[str]:
-    """``n/a`` for a metric COCO could not measure (absent or -1); the best measured value in bold green."""
-    present = [v for v in values if v is not None and v >= 0]
-    best = max(present) if present else None
-    return [
-        NOT_MEASURED_TEXT
-        if v is None or v < 0
-        else (f"[bold green]{metric(v)}[/]" if v == best and len(present) > 1 else metric(v))
-        for v in values
-    ]
-
-
-@app.command()
-def compare(
-    ctx: typer.Context, names: Annotated[list[str], typer.Argument(help="two or more models")]
-) -> None:
-    """Two or more models side by side: overall mAP metrics and per-class AP."""
-    if len(names) < 2:
-        raise fail("compare needs at least two models")
-
-    async def work(client: RavenClient) -> list[trained_model_pb2.TrainedModel]:
-        return list(await asyncio.gather(*(client.get_model(model_name(n)) for n in names)))
-
-    data = comparison(call(ctx, work))
-    emit(ctx, data, *comparison_tables(data))
 
 
 @app.command("import")

@@ -21,7 +21,9 @@ from common.proto.raven.v1 import trained_model_pb2, trained_model_pb2_grpc
 from common.settings import Settings
 from common.tasks import STEP_TIMEOUT_SECONDS, Step, shut_down
 from common.tls import ClientTLS, ServerTLS
+from services.trained_model.adapters.dataset_versions import DatasetVersions
 from services.trained_model.adapters.training_runs import GrpcTrainingRunQueries, TrainingRunQueries
+from services.trained_model.entrypoints.evaluation_wiring import EvaluationParts, build_evaluations
 from services.trained_model.entrypoints.grpc_servicer import REQUIRED_PERMISSIONS, TrainedModelServicer
 from services.trained_model.entrypoints.metrics import CONFIGS_FAILING_GATE, metrics_refresher
 from services.trained_model.entrypoints.registrar import DURABLE, Registrar
@@ -51,6 +53,7 @@ class App:
     registrar: Registrar | None
     training_runs: TrainingRunQueries
     metrics: GaugeRefresher
+    evaluation: EvaluationParts | None = None
 
     async def close(self, grace: float = 0, step_timeout: float = STEP_TIMEOUT_SECONDS) -> None:
         """Stop serving, then the registrar, then close connections; each step bounded (``common.tasks``)."""
@@ -61,8 +64,10 @@ class App:
             ),
             Step("metrics", self.metrics.stop),
             *([Step("registrar", registrar.stop)] if registrar is not None else []),
+            *([Step("evaluations", self.evaluation.stop)] if self.evaluation is not None else []),
             Step("nats", self._close_nats),
             Step("training_run client", self.training_runs.close),
+            *([Step("versions client", self.evaluation.close)] if self.evaluation is not None else []),
             Step("database", self.engine.dispose),
         ]
         await shut_down(SERVICE, steps, step_timeout)
@@ -87,6 +92,7 @@ async def build_app(
     registrar_durable: str = DURABLE,
     start_registrar: bool = True,
     metrics_interval: float = 5.0,
+    dataset_versions: DatasetVersions | None = None,
 ) -> App:
     """Migrate, connect and serve. Tests pass their own stream names, store, clock, training_run client."""
     await migrate(settings)
@@ -117,6 +123,9 @@ async def build_app(
         )
         registrar = Registrar(js, stream_names, registration, clock, dead_letters)
         await registrar.start()
+    evaluation = await build_evaluations(
+        settings, uow, clock, nc, js, stream_names, versions=dataset_versions
+    )
     verifier = TokenVerifier(
         secret=settings.jwt_secret,
         public_key=settings.jwt_public_key,
@@ -131,7 +140,7 @@ async def build_app(
         required_permissions=REQUIRED_PERMISSIONS,
     )
     server = await create_server(
-        [service],
+        [service, evaluation.registration],
         verifier,
         address=address or f"[::]:{settings.grpc_port}",
         tls=ServerTLS.from_settings(settings),
@@ -139,4 +148,4 @@ async def build_app(
     )
     metrics = metrics_refresher(registry, js, stream_names, registrar_durable, metrics_interval)
     metrics.start()
-    return App(settings, engine, server, registry, registration, nc, registrar, runs, metrics)
+    return App(settings, engine, server, registry, registration, nc, registrar, runs, metrics, evaluation)

@@ -1,5 +1,5 @@
-"""``python -m services.trainer_worker``: take training and dataset preparation jobs until SIGTERM/SIGINT,
-then hand running ones back."""
+"""``python -m services.trainer_worker``: take training, dataset preparation and evaluation jobs until
+SIGTERM/SIGINT, then hand running ones back."""
 
 from __future__ import annotations
 
@@ -22,12 +22,17 @@ async def serve(settings: Settings) -> None:
 
     def on_signal() -> None:
         shutdowns.append(asyncio.ensure_future(app.datasets.shutdown()))
+        if app.evaluations is not None:
+            shutdowns.append(asyncio.ensure_future(app.evaluations.shutdown()))
         shutdowns.append(asyncio.ensure_future(app.worker.shutdown()))
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal)
     try:
-        await asyncio.gather(app.worker.run(), app.datasets.run())
+        intakes = [app.worker.run(), app.datasets.run()]
+        if app.evaluations is not None:
+            intakes.append(app.evaluations.run())
+        await asyncio.gather(*intakes)
         await asyncio.gather(*shutdowns)
     finally:
         await app.close()

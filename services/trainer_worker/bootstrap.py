@@ -34,6 +34,7 @@ from services.trainer_worker.adapters.worker_credential import WorkerCredential,
 from services.trainer_worker.domain.job import worker_slots
 from services.trainer_worker.entrypoints.dataset_worker import DatasetWorker
 from services.trainer_worker.entrypoints.worker import Worker
+from services.trainer_worker.evaluation_bootstrap import build_evaluation_worker
 from services.trainer_worker.service_layer.attempt import AttemptConfig, Attempts, AttemptServices
 from services.trainer_worker.service_layer.dataset_preparation import PreparationServices, prepare_job
 from services.trainer_worker.adapters.tile_cache import TILE_CACHE_DIR
@@ -97,6 +98,7 @@ class WorkerApp:
     client: TrainingRunClient
     worker: Worker
     datasets: DatasetWorker  # dataset version preparation, beside the training slots
+    evaluations: DatasetWorker | None = None  # evaluation jobs, one at a time beside the training slots
 
     async def close(self, step_timeout: float = STEP_TIMEOUT_SECONDS) -> None:
         """Close the job subscription, the training_run channel and NATS; each step bounded
@@ -185,6 +187,9 @@ async def build_worker(
     )
     datasets = await build_dataset_worker(settings, js, names, artifacts, wid, ack_wait, fetch_timeout)
     devices = slot_devices(settings.device, settings.worker_slots, gpu_count() if gpus is None else gpus)
+    evaluations = await build_evaluation_worker(
+        settings, nc, js, names, artifacts, wid, ack_wait, fetch_timeout, devices[0]
+    )
     client.info = worker_info(devices, gpu_model() if any(d.startswith("cuda") for d in devices) else "")
     worker = Worker(
         queue=queue,
@@ -203,7 +208,10 @@ async def build_worker(
         nats=settings.nats_url,
         training_run=settings.training_run_addr,
     )
-    return WorkerApp(settings=settings, nc=nc, queue=queue, client=client, worker=worker, datasets=datasets)
+    return WorkerApp(
+        settings=settings, nc=nc, queue=queue, client=client, worker=worker, datasets=datasets,
+        evaluations=evaluations,
+    )  # fmt: skip
 
 
 async def build_dataset_worker(

@@ -9,6 +9,7 @@ import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 from nats.aio.client import Client as NATS
@@ -28,7 +29,7 @@ from common.tls import ClientTLS, ServerTLS
 from services.training_run.adapters.dataset_feeds import DatasetVersionFeeds
 from services.training_run.adapters.dataset_snapshot import DatasetSnapshots, SnapshotLimits
 from services.training_run.adapters.outbox import OutboxRelay
-from services.training_run.adapters.proto_mapping import run_to_proto
+from services.training_run.adapters.proto_mapping import config_to_proto, run_to_proto
 from services.training_run.adapters.run_feeds import RunChangesHub, RunFeedHub
 from services.training_run.adapters.run_versions import RunVersions, run_versions_for
 from services.training_run.adapters.trained_models import GrpcTrainedModelClient, TrainedModelClient
@@ -80,7 +81,7 @@ class App:
     changes: RunChangesHub
     trained_models: TrainedModelClient
     versions: RunVersions
-    reads: RenderedRuns[training_run_pb2.TrainingRun]
+    reads: RenderedRuns
     metrics: GaugeRefresher
     datasets: DatasetService
     dataset_consumer: DatasetEventConsumer
@@ -232,7 +233,7 @@ async def build_app(
         revoked_ids=settings.revoked_token_ids(),
     )
     versions = run_versions_for(engine)
-    reads = RenderedRuns(service, versions, run_to_proto)
+    reads = RenderedRuns(service, versions, partial(run_to_proto, with_config=False), config_to_proto)
     discovery = Discovery(uow, clock, pretrained_backbone=bool(settings.backbone_checkpoint))
     registration = ServiceRegistration(
         add_to_server=training_run_pb2_grpc.add_TrainingRunServiceServicer_to_server,

@@ -37,6 +37,7 @@ from services.trained_model.domain.model import (
 )
 from services.trained_model.service_layer import authz
 from services.trained_model.service_layer.commands import ImportTrainedModel, RegisterTrainedModel
+from services.trained_model.service_layer.evaluations import record_training_evaluation
 from services.trained_model.service_layer.unit_of_work import UnitOfWork
 
 log = get_logger("trained_model.registration")
@@ -140,6 +141,7 @@ class ModelRegistration:
                 )
                 try:
                     await uow.models.add(model)
+                    await record_training_evaluation(uow, model, self._new_id())
                     await uow.commit()
                 except DuplicateRow:
                     # same run registered concurrently, or the version number was taken: look again

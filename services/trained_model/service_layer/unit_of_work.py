@@ -7,6 +7,7 @@ from types import TracebackType
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.trained_model.adapters.evaluation_repository import SqlEvaluationRepository
 from services.trained_model.adapters.repository import DuplicateRow, SqlModelRepository
 
 
@@ -17,10 +18,12 @@ class UnitOfWork:
         self._factory = session_factory
         self.session: AsyncSession
         self.models: SqlModelRepository
+        self.evaluations: SqlEvaluationRepository
 
     async def __aenter__(self) -> UnitOfWork:
         self.session = self._factory()
         self.models = SqlModelRepository(self.session)
+        self.evaluations = SqlEvaluationRepository(self.session)
         return self
 
     async def __aexit__(

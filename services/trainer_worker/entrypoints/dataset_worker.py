@@ -27,28 +27,30 @@ class DatasetWorker:
         handle: Callable[[JobMessage], Awaitable[Settlement]],
         stopping: asyncio.Event,
         fetch_timeout: float = FETCH_TIMEOUT,
+        what: str = "dataset preparation",
     ) -> None:
         self._queue = queue
         self._handle = handle
         self._stopping = stopping  # shared with the handler: a running preparation hands its job back
         self._fetch_timeout = fetch_timeout
+        self._what = what  # the job kind, in logs: the evaluation intake is this class too
         self.settlements: list[Settlement] = []  # in completion order (diagnostics, tests)
 
     async def run(self) -> None:
         """Takes preparation jobs until ``shutdown``, then closes the job subscription."""
-        log.info("dataset preparation intake started")
+        log.info("intake started", kind=self._what)
         try:
             await self._take_jobs()
         finally:
             await self._queue.close()
-        log.info("dataset preparation intake stopped")
+        log.info("intake stopped", kind=self._what)
 
     async def _take_jobs(self) -> None:
         while not self._stopping.is_set():
             try:
                 msg = await self._queue.fetch_one(self._fetch_timeout)
             except Exception as exc:
-                log.warning("dataset job fetch failed", error=str(exc))
+                log.warning("job fetch failed", kind=self._what, error=str(exc))
                 await asyncio.sleep(self._fetch_timeout)
                 continue
             if msg is None:
@@ -59,7 +61,7 @@ class DatasetWorker:
             try:
                 self.settlements.append(await self._handle(msg))
             except Exception as exc:  # the handler is built not to raise; keep the intake alive if it does
-                log.error("dataset job crashed its handler", error=repr(exc))
+                log.error("job crashed its handler", kind=self._what, error=repr(exc))
 
     async def shutdown(self) -> None:
         self._stopping.set()

@@ -159,8 +159,15 @@ def run_to_proto(run: TrainingRun, *, with_config: bool = True) -> training_run_
             preempted=record.preempted, end_reason=record.end_reason,
         )  # fmt: skip
     if with_config:
-        message.resolved_config = run.spec.config_text
-        message.resolved_config_data.CopyFrom(_config_struct(run.spec.config_sha256, run.spec.config_data))
+        message.MergeFrom(config_to_proto(run))
+    return message
+
+
+def config_to_proto(run: TrainingRun) -> training_run_pb2.TrainingRun:
+    """The run's resolved config fields alone: merged into (or, serialized, appended to) the run without its
+    config, it is the whole run."""
+    message = training_run_pb2.TrainingRun(resolved_config=run.spec.config_text)
+    message.resolved_config_data.CopyFrom(_config_struct(run.spec.config_sha256, run.spec.config_data))
     return message
 
 

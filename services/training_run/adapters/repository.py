@@ -72,6 +72,16 @@ class RunFilter:
 _LISTED = [c for c in RUNS.c if c.name not in ("config_text", "config_data")]
 
 
+@dataclass(frozen=True)
+class ListedRun:
+    """A run's place on a ListTrainingRuns page: enough to serve it from a rendering of its row version."""
+
+    id: str
+    version: int
+    owner: str
+    create_time: datetime
+
+
 @dataclass
 class RunRepository:
     session: AsyncSession
@@ -114,23 +124,39 @@ class RunRepository:
             raise ConcurrentUpdate(run.id)
         await self.session.execute(delete(LOGS).where(LOGS.c.run_id == run.id))
 
-    async def list(
+    async def list_keys(
         self, where: RunFilter, after: tuple[datetime, str] | None, limit: int
-    ) -> list[TrainingRun]:
-        """Newest first; ``after`` is the (create_time, id) keyset of the last row of the previous page.
-
-        The runs come without their resolved config (empty ``config_text`` and ``config_data``): List does not
-        show it, and decoding it was most of a page's time.
-        """
+    ) -> tuple[builtins.list[ListedRun], int]:
+        """One page of keys, newest first (``after``: the (create_time, id) keyset of the previous page's last
+        row), and the number of runs ``where`` matches on every page, in one statement: the count is an
+        uncorrelated scalar subquery, evaluated once."""
         clauses = where.clauses()
+        total = select(func.count()).select_from(RUNS).where(*clauses).scalar_subquery()
         if after is not None:
             time, run_id = after
             clauses.append(
                 or_(RUNS.c.create_time < time, and_(RUNS.c.create_time == time, RUNS.c.id < run_id))
             )
-        newest_first = (RUNS.c.create_time.desc(), RUNS.c.id.desc())
-        statement = select(*_LISTED).where(*clauses).order_by(*newest_first).limit(limit)
-        return [_to_domain(row) for row in (await self.session.execute(statement)).mappings()]
+        statement = (
+            select(RUNS.c.id, RUNS.c.version, RUNS.c.owner, RUNS.c.create_time, total.label("total"))
+            .where(*clauses)
+            .order_by(RUNS.c.create_time.desc(), RUNS.c.id.desc())
+            .limit(limit)
+        )
+        rows = (await self.session.execute(statement)).all()
+        if rows:
+            found = int(rows[0].total)
+        else:  # no row carries the count: past the last page, or nothing matches
+            found = 0 if after is None else await self.count(where)
+        return [ListedRun(r.id, r.version, r.owner, r.create_time) for r in rows], found
+
+    async def get_listed(self, run_ids: Sequence[str]) -> dict[str, TrainingRun]:
+        """The runs ``run_ids`` that exist, without their resolved config (empty ``config_text`` and
+        ``config_data``): List does not show it, and decoding it was most of a page's time."""
+        if not run_ids:
+            return {}
+        statement = select(*_LISTED).where(RUNS.c.id.in_(run_ids))
+        return {run.id: run for run in map(_to_domain, (await self.session.execute(statement)).mappings())}
 
     async def count(self, where: RunFilter) -> int:
         statement = select(func.count()).select_from(RUNS).where(*where.clauses())

@@ -75,7 +75,7 @@ class TrainingRunServicer(training_run_pb2_grpc.TrainingRunServiceServicer):
         tracking: RunTracking,
         feeds: RunFeedHub,
         changes: RunChangesHub,
-        reads: RenderedRuns[pb.TrainingRun],
+        reads: RenderedRuns,
         discovery: Discovery,
     ) -> None:
         self._service = service
@@ -105,16 +105,15 @@ class TrainingRunServicer(training_run_pb2_grpc.TrainingRunServiceServicer):
     async def ListTrainingRuns(
         self, request: pb.ListTrainingRunsRequest, context: Any
     ) -> pb.ListTrainingRunsResponse:
-        runs, token, total = await self._service.list(principal(), commands.ListTrainingRuns(
+        runs, token, total = await self._reads.list(principal(), commands.ListTrainingRuns(
             page_size=request.page_size, page_token=request.page_token, states=tuple(request.states),
             owner=request.owner, dataset=request.dataset, base_model=request.base_model,
             model_template=request.model_template,
         ))  # fmt: skip
-        return pb.ListTrainingRunsResponse(  # without the resolved configs: GetTrainingRun has them
-            training_runs=[run_to_proto(r, with_config=False) for r in runs],
-            next_page_token=token,
-            total_size=total,
-        )
+        response = pb.ListTrainingRunsResponse(next_page_token=token, total_size=total)
+        for run in runs:  # serialized, without the resolved configs: GetTrainingRun has them
+            response.training_runs.add().MergeFromString(run)
+        return response
 
     async def UpdateTrainingRun(self, request: pb.UpdateTrainingRunRequest, context: Any) -> pb.TrainingRun:
         run = request.training_run

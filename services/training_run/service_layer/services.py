@@ -22,7 +22,12 @@ from common.page_tokens import Cursor
 from common.retry import CONFLICTS, Failures
 from services.training_run.adapters.dataset_mapping import run_input
 from services.training_run.adapters.proto_mapping import etag as etag_of
-from services.training_run.adapters.repository import ConcurrentUpdate, DuplicateRequest, RunFilter
+from services.training_run.adapters.repository import (
+    ConcurrentUpdate,
+    DuplicateRequest,
+    ListedRun,
+    RunFilter,
+)
 from services.training_run.domain.datasets import RunInput
 from services.training_run.domain.model import Phase, RunState, TrainingRun
 from services.training_run.service_layer import commands
@@ -218,7 +223,10 @@ class TrainingRunService:
 
     async def list(
         self, principal: Principal, query: commands.ListTrainingRuns
-    ) -> tuple[builtins.list[TrainingRun], str, int]:
+    ) -> tuple[builtins.list[ListedRun], str, int]:
+        """One page of the runs the caller may see, newest first: each run's key (id, row version, owner; the
+        runs themselves from :meth:`listed` or a rendering of that version), the next page's token and the
+        number of runs on all pages."""
         if query.page_size < 0:
             raise InvalidArgument(
                 "page_size must not be negative", [FieldViolation("page_size", "must be >= 0")]
@@ -234,16 +242,21 @@ class TrainingRunService:
             except ValueError as exc:
                 raise page_tokens.invalid("is not a page token issued by this service") from exc
         async with self._uow() as uow:
-            runs = await uow.runs.list(where, after, size + 1)
-            total = await uow.runs.count(where)
+            keys, total = await uow.runs.list_keys(where, after, size + 1)
         next_token = ""
-        if len(runs) > size:
-            runs = runs[:size]
-            last = runs[-1]
+        if len(keys) > size:
+            keys = keys[:size]
+            last = keys[-1]
             next_token = page_tokens.encode_cursor(
                 Cursor(last.create_time.isoformat(), last.id), query_fingerprint
             )
-        return runs, next_token, total
+        return keys, next_token, total
+
+    async def listed(self, run_ids: builtins.list[str]) -> dict[str, TrainingRun]:
+        """The runs of a page :meth:`list` gave (its access check and filter hold), without their resolved
+        config; a run deleted meanwhile is missing."""
+        async with self._uow() as uow:
+            return await uow.runs.get_listed(run_ids)
 
     async def watch(
         self, principal: Principal, name: str, after_sequence: int, feed: RunFeed

@@ -14,12 +14,13 @@ import asyncio
 import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from common.auth import TokenVerifier
 from common.grpc_server import RunningServer, ServiceRegistration, create_server
-from common.proto.raven.v1 import trained_model_pb2_grpc, training_run_pb2_grpc
+from common.proto.raven.v1 import evaluations_pb2_grpc, trained_model_pb2_grpc, training_run_pb2_grpc
 from tests.helpers import JWT_SECRET
+from tests.integration.cli.fake_evaluations import FakeEvaluations
 from tests.integration.cli.fake_trained_models import FakeTrainedModels
 from tests.integration.cli.fake_training_runs import FakeTrainingRuns
 
@@ -31,29 +32,41 @@ class FakeStack:
     training_run_addr: str
     trained_model_addr: str
     loop: asyncio.AbstractEventLoop
+    evaluations: FakeEvaluations = field(default_factory=FakeEvaluations)  # on the trained_model server
 
 
 async def start_servers(
     runs: FakeTrainingRuns, models: FakeTrainedModels
 ) -> tuple[FakeStack, list[RunningServer]]:
     verifier = TokenVerifier(secret=JWT_SECRET)
+    evaluations = FakeEvaluations()
     servers = [
-        await create_server([ServiceRegistration(add, servicer, name)], verifier, address="127.0.0.1:0")
-        for add, servicer, name in (
-            (
-                training_run_pb2_grpc.add_TrainingRunServiceServicer_to_server,
-                runs,
-                "raven.v1.TrainingRunService",
-            ),
-            (
-                trained_model_pb2_grpc.add_TrainedModelServiceServicer_to_server,
-                models,
-                "raven.v1.TrainedModelService",
-            ),
+        await create_server(registrations, verifier, address="127.0.0.1:0")
+        for registrations in (
+            [
+                ServiceRegistration(
+                    training_run_pb2_grpc.add_TrainingRunServiceServicer_to_server,
+                    runs,
+                    "raven.v1.TrainingRunService",
+                )
+            ],
+            [
+                ServiceRegistration(
+                    trained_model_pb2_grpc.add_TrainedModelServiceServicer_to_server,
+                    models,
+                    "raven.v1.TrainedModelService",
+                ),
+                ServiceRegistration(
+                    evaluations_pb2_grpc.add_EvaluationServiceServicer_to_server,
+                    evaluations,
+                    "raven.v1.EvaluationService",
+                ),
+            ],
         )
     ]
     addrs = [f"127.0.0.1:{server.port}" for server in servers]
-    return FakeStack(runs, models, addrs[0], addrs[1], asyncio.get_running_loop()), servers
+    loop = asyncio.get_running_loop()
+    return FakeStack(runs, models, addrs[0], addrs[1], loop, evaluations), servers
 
 
 @asynccontextmanager

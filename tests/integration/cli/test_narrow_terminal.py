@@ -7,9 +7,10 @@ import json
 import uuid
 
 import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
 from typer.testing import Result
 
-from common.proto.raven.v1 import trained_model_pb2, training_run_pb2, types_pb2
+from common.proto.raven.v1 import evaluations_pb2, trained_model_pb2, training_run_pb2, types_pb2
 from tests.integration.cli.fakes import FakeStack
 from tests.integration.cli.test_ravenctl import ravenctl
 
@@ -122,6 +123,15 @@ def test_models_compare_fits_80_columns_with_na_for_minus_one(thread_stack: Fake
         add_model(thread_stack, -1 if i == 0 else 0.2, {"bottle": 0.4 + i / 10, "tyre": -1})
         for i in range(count)
     ]
+    for i, name in enumerate(names):
+        model = thread_stack.models.models[name]
+        thread_stack.evaluations.add(
+            evaluations_pb2.Evaluation(
+                name=f"evaluations/{hex_id()}", trained_model=name, dataset_version="datasets/d/versions/1",
+                split="test", state=evaluations_pb2.EVALUATION_STATE_SUCCEEDED, metrics=model.evaluation.val,
+                create_time=Timestamp(seconds=i),
+            )
+        )  # fmt: skip
     result = ravenctl(thread_stack, "models", "compare", *names, env=NARROW)
     legend = ("#", "NAME", "DISPLAY NAME")
     assert_fits_with_whole_headers(result, ("METRIC", "CLASS", *legend), ("METRIC", "CLASS", *legend))
@@ -130,8 +140,9 @@ def test_models_compare_fits_80_columns_with_na_for_minus_one(thread_stack: Fake
     bbox_map_l = next(line for line in result.stdout.splitlines() if "bbox_map_l" in line)
     assert bbox_map_l.count("n/a") == count
     data = json.loads(ravenctl(thread_stack, "-o", "json", "models", "compare", *names).stdout)
-    assert "bbox_map_l" not in data["models"][0]["val"] and "bbox_map_s" not in data["models"][0]["val"]
-    assert data["models"][1]["val"]["bbox_map_s"] == 0.2
+    first = data["models"][0]["metrics"]
+    assert "bbox_map_l" not in first and "bbox_map_s" not in first
+    assert data["models"][1]["metrics"]["bbox_map_s"] == 0.2
     assert (
         "tyre" not in data["models"][0]["per_class_ap"] and data["models"][0]["per_class_ap"]["bottle"] == 0.4
     )

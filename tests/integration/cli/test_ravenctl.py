@@ -8,10 +8,11 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
+from google.protobuf.timestamp_pb2 import Timestamp
 from typer.testing import CliRunner, Result
 
 from common.auth import USER_PERMISSIONS, Permission, TokenVerifier
-from common.proto.raven.v1 import trained_model_pb2, training_run_pb2, types_pb2
+from common.proto.raven.v1 import evaluations_pb2, trained_model_pb2, training_run_pb2, types_pb2
 from services.cli.main import app
 from tests.helpers import JWT_SECRET, token
 from tests.integration.cli.fake_trained_models import StoredArtifact
@@ -278,12 +279,30 @@ def test_lineage_as_tree_and_json(thread_stack: FakeStack) -> None:
     assert data["descendants"][0]["trained_model"] == "trainedModels/leaf"
 
 
+def add_evaluation(stack: FakeStack, model: trained_model_pb2.TrainedModel, version: str, n: int) -> None:
+    """The model's test evaluation on ``version``: its val numbers stand in for test ones here."""
+    stack.evaluations.add(
+        evaluations_pb2.Evaluation(
+            name=f"evaluations/{model.name.rsplit('/', 1)[1]}-{n}", trained_model=model.name,
+            dataset_version=version, split="test", state=evaluations_pb2.EVALUATION_STATE_SUCCEEDED,
+            metrics=model.evaluation.val, create_time=Timestamp(seconds=n),
+        )
+    )  # fmt: skip
+
+
 def test_compare_two_models_overall_and_per_class(thread_stack: FakeStack) -> None:
-    add_model(thread_stack, "a", 0.4, per_class={"bottle": 0.5, "tyre": 0.3})
-    add_model(thread_stack, "b", 0.6, per_class={"bottle": 0.7, "bag": 0.2})
+    a = add_model(thread_stack, "a", 0.4, per_class={"bottle": 0.5, "tyre": 0.3})
+    b = add_model(thread_stack, "b", 0.6, per_class={"bottle": 0.7, "bag": 0.2})
+    add_evaluation(thread_stack, a, "datasets/d/versions/1", 1)
+    add_evaluation(thread_stack, b, "datasets/d/versions/2", 2)
+    refused = ravenctl(thread_stack, "models", "compare", "a", "b")
+    assert refused.exit_code == 2 and "no evaluation on the same dataset version and split" in refused.stderr
+    add_evaluation(thread_stack, b, "datasets/d/versions/1", 3)
     data = json.loads(ravenctl(thread_stack, "-o", "json", "models", "compare", "a", "b").stdout)
+    assert data["compared_on"] == "datasets/d/versions/1 / test" and data["same_split"]
     assert data["classes"] == ["bottle", "tyre", "bag"]
-    assert [m["val"]["bbox_map"] for m in data["models"]] == [0.4, 0.6]
+    assert [m["metrics"]["bbox_map"] for m in data["models"]] == [0.4, 0.6]
+    assert [m["evaluation"] for m in data["models"]] == ["evaluations/a-1", "evaluations/b-3"]
     assert data["models"][1]["per_class_ap"] == {"bottle": 0.7, "bag": 0.2}
     table = ravenctl(thread_stack, "models", "compare", "a", "b")
     assert table.exit_code == 0 and "per-class AP" in table.stdout and "tyre" in table.stdout

@@ -25,7 +25,7 @@ import pytest
 from common.auth import Permission
 from common.proto.raven.v1 import events_pb2, trained_model_pb2, types_pb2
 from tests.helpers import bearer, token
-from tests.integration.training_run.conftest import Harness, TinyTrainedModels
+from tests.integration.training_run.conftest import Harness, TinyTrainedModels, awaiting_version
 from tests.node_tools import ROOT, build_typescript_client
 
 pytestmark = pytest.mark.timeout(240)
@@ -48,6 +48,8 @@ async def next_step(stdout: asyncio.StreamReader, name: str, seen: list[dict[str
 
 async def play_worker_and_registrar(h: Harness, name: str, model_id: str) -> None:
     run_id = name.split("/", 1)[1]
+    if awaiting_version(run := await h.get(name)):  # a plain dataset reference: its version is prepared first
+        await h.prepare_version(run)
     await h.claim(name)
     await h.publish_event(run_id, 1, started=events_pb2.RunStarted(worker_id="w1", device="cpu"))
     await h.publish_event(run_id, 1, phase_changed=events_pb2.PhaseChanged(phase=types_pb2.TRAINING))

@@ -10,10 +10,11 @@ from rich.console import Console
 from common.auth import USER_PERMISSIONS, Permission
 from common.client import RavenError
 from common.errors import FieldViolation
-from common.proto.raven.v1 import trained_model_pb2, types_pb2
+from common.proto.raven.v1 import evaluations_pb2, trained_model_pb2, types_pb2
 from services.cli.context import model_name, report, run_name
 from services.cli.main import _permissions
-from services.cli.models import comparison, lineage_tree
+from services.cli.model_compare import Choice, comparison_data
+from services.cli.models import lineage_tree
 
 
 def test_names_accept_bare_ids() -> None:
@@ -73,15 +74,19 @@ def test_lineage_labels_show_the_dataset_version_snapshot_and_split() -> None:
     assert "datasets/d/versions/3" in text and "snapshot aaaaaaaaaaaa split bbbbbbbbbbbb" in text
 
 
-def model(name: str, bbox_map: float, per_class: dict[str, float]) -> trained_model_pb2.TrainedModel:
-    val = types_pb2.DetectionMetrics(
+def evaluation(name: str, bbox_map: float, per_class: dict[str, float]) -> evaluations_pb2.Evaluation:
+    metrics = types_pb2.DetectionMetrics(
         bbox_map=bbox_map, per_class_ap=[types_pb2.ClassAP(class_name=k, ap=v) for k, v in per_class.items()]
     )
-    return trained_model_pb2.TrainedModel(name=name, evaluation=types_pb2.EvaluationResults(val=val))
+    return evaluations_pb2.Evaluation(name=f"evaluations/{name}", dataset_version="datasets/d/versions/1",
+                                      split="test", metrics=metrics)  # fmt: skip
 
 
 def test_comparison_unions_classes_in_first_seen_order() -> None:
-    data = comparison([model("x", 0.1, {"b": 0.2, "a": 0.3}), model("y", 0.2, {"c": 0.4, "a": 0.5})])
+    models = [trained_model_pb2.TrainedModel(name=n) for n in ("x", "y")]
+    choice = Choice([evaluation("x", 0.1, {"b": 0.2, "a": 0.3}), evaluation("y", 0.2, {"c": 0.4, "a": 0.5})],
+                    True, "datasets/d/versions/1 / test")  # fmt: skip
+    data = comparison_data(models, choice)
     assert data["classes"] == ["b", "a", "c"]
-    assert [m["val"]["bbox_map"] for m in data["models"]] == [0.1, 0.2]
+    assert [m["metrics"]["bbox_map"] for m in data["models"]] == [0.1, 0.2]
     assert data["models"][1]["per_class_ap"] == {"c": 0.4, "a": 0.5}

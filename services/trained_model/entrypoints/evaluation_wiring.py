@@ -1,0 +1,77 @@
+"""The evaluation half of trained_model's wiring, called by ``bootstrap.build_app`` (kept apart so the
+bootstrap stays one screen): the service layer, its NATS job queue and report tracker, the servicer."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
+
+from common.dead_letters import DeadLetters
+from common.grpc_server import ServiceRegistration
+from common.nats_streams import RetryPolicy, StreamNames
+from common.proto.raven.v1 import evaluations_pb2, evaluations_pb2_grpc
+from common.settings import Settings
+from common.tls import ClientTLS
+from services.trained_model.adapters.dataset_versions import DatasetVersions, GrpcDatasetVersions
+from services.trained_model.adapters.evaluation_jobs import NatsEvaluationJobs
+from services.trained_model.entrypoints.evaluation_servicer import REQUIRED_PERMISSIONS, EvaluationServicer
+from services.trained_model.entrypoints.evaluation_tracker import DURABLE, EvaluationTracker
+from services.trained_model.service_layer.evaluations import Evaluations
+from services.trained_model.service_layer.unit_of_work import UnitOfWorkFactory
+
+SERVICE_NAME = evaluations_pb2.DESCRIPTOR.services_by_name["EvaluationService"].full_name
+
+
+@dataclass
+class EvaluationParts:
+    evaluations: Evaluations
+    versions: DatasetVersions
+    tracker: EvaluationTracker | None
+    registration: ServiceRegistration
+
+    async def stop(self) -> None:
+        if self.tracker is not None:
+            await self.tracker.stop()
+
+    async def close(self) -> None:
+        await self.versions.close()
+
+
+async def build_evaluations(
+    settings: Settings,
+    uow: UnitOfWorkFactory,
+    clock: Callable[[], datetime],
+    nc: NATS | None,
+    js: JetStreamContext | None,
+    names: StreamNames,
+    *,
+    versions: DatasetVersions | None = None,
+    durable: str = DURABLE,
+) -> EvaluationParts:
+    """Starts the report tracker (and relay) when NATS is there; without it evaluations are only read."""
+    versions = versions or GrpcDatasetVersions(
+        settings.training_run_addr,
+        secret=settings.jwt_secret,
+        private_key=settings.jwt_private_key,
+        audience=settings.jwt_audience,
+        issuer=settings.jwt_issuer,
+        tls=ClientTLS.from_settings(settings),
+    )
+    jobs = NatsEvaluationJobs(nc, js, names) if nc is not None and js is not None else None
+    evaluations = Evaluations(uow, versions, jobs, clock)
+    tracker = None
+    if js is not None:
+        dead_letters = DeadLetters(js, names, durable, RetryPolicy.from_settings(settings), clock)
+        tracker = EvaluationTracker(js, names, evaluations, dead_letters)
+        await tracker.start()
+    registration = ServiceRegistration(
+        add_to_server=evaluations_pb2_grpc.add_EvaluationServiceServicer_to_server,
+        servicer=EvaluationServicer(evaluations),
+        service_name=SERVICE_NAME,
+        required_permissions=REQUIRED_PERMISSIONS,
+    )
+    return EvaluationParts(evaluations, versions, tracker, registration)

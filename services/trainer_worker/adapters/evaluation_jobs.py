@@ -1,0 +1,81 @@
+"""Evaluations over NATS on the worker: the job queue (durable pull consumer ``evaluators`` on the jobs
+stream, the training job queue on another consumer) and the evaluation's report publisher
+(``raven.evaluations.{id}.events``; started and progress best effort, results durable with
+``Nats-Msg-Id = {evaluation_id}:{attempt}:{kind}``, as a run's terminal events are)."""
+
+from __future__ import annotations
+
+import re
+
+from google.protobuf.timestamp_pb2 import Timestamp
+from nats.js import JetStreamContext
+
+from common.nats_streams import EVALUATION_WORKER_CONSUMER, StreamNames, ensure_evaluation_worker_consumer
+from common.proto.raven.v1 import evaluations_pb2, types_pb2
+from services.trainer_worker.adapters.events import SubjectPublisher
+from services.trainer_worker.adapters.jobs import JobQueue
+
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+VERSION_NAME = re.compile(r"^datasets/([A-Za-z0-9_-]{1,64})/versions/([1-9][0-9]{0,9})$")
+SPLITS = ("train", "val", "test")
+
+
+class EvaluationJobQueue(JobQueue):
+    """Fetches evaluation jobs from their own durable consumer (created if missing)."""
+
+    consumer = EVALUATION_WORKER_CONSUMER
+    _ensure = staticmethod(ensure_evaluation_worker_consumer)
+
+
+def parse_job(data: bytes) -> evaluations_pb2.EvaluationJob:
+    """The job; ValueError when the payload is not one a worker can work on."""
+    job = evaluations_pb2.EvaluationJob()
+    try:
+        job.ParseFromString(data)
+    except Exception as exc:
+        raise ValueError(f"payload is not an EvaluationJob: {exc}") from exc
+    if not _ID.match(job.evaluation_id):
+        raise ValueError(f"job names no evaluation ({job.evaluation_id[:100]!r})")
+    if not VERSION_NAME.match(job.dataset_version.name) or job.split not in SPLITS:
+        raise ValueError("job names no dataset version split")
+    if not job.checkpoint.uri or not job.class_names:
+        raise ValueError("job carries no checkpoint or no classes")
+    return job
+
+
+class EvaluationEventPublisher:
+    def __init__(self, js: JetStreamContext, names: StreamNames, evaluation_id: str, attempt: int) -> None:
+        self._out = SubjectPublisher(js, names.evaluation_events_subject(evaluation_id), evaluation_id)
+        self.evaluation_id = evaluation_id
+        self.attempt = attempt
+
+    def _event(self) -> evaluations_pb2.EvaluationEvent:
+        now = Timestamp()
+        now.GetCurrentTime()
+        return evaluations_pb2.EvaluationEvent(
+            evaluation_id=self.evaluation_id, attempt=self.attempt, time=now
+        )
+
+    async def started(self, worker_id: str) -> None:
+        event = self._event()
+        event.started.worker_id = worker_id
+        await self._out.best_effort(event)
+
+    async def progress(self, step: str, done: int = 0, total: int = 0) -> None:
+        event = self._event()
+        event.progress.step, event.progress.done, event.progress.total = step, done, total
+        event.progress.update_time.CopyFrom(event.time)
+        await self._out.best_effort(event)
+
+    async def completed(
+        self, metrics: types_pb2.DetectionMetrics, artifacts: list[types_pb2.Artifact]
+    ) -> None:
+        event = self._event()
+        event.completed.metrics.CopyFrom(metrics)
+        event.completed.artifacts.extend(artifacts)
+        await self._out.durably(event, f"{self.evaluation_id}:{self.attempt}:completed", "completed")
+
+    async def failed(self, failure: types_pb2.Failure) -> None:
+        event = self._event()
+        event.failed.failure.CopyFrom(failure)
+        await self._out.durably(event, f"{self.evaluation_id}:{self.attempt}:failed", "failed")
