@@ -17,6 +17,7 @@ import io
 import json
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass, field
@@ -43,6 +44,9 @@ from services.trained_model import bootstrap as tm_bootstrap
 from services.training_run import bootstrap as tr_bootstrap
 from services.training_run.adapters.trained_models import GrpcTrainedModelClient
 from tests.helpers import JWT_SECRET, bearer, token, worker_token
+from tests.integration.training_run.conftest import awaiting_version
+from tests.integration.training_run.conftest import write_dataset as write_valid_dataset
+from tests.integration.training_run.datasets_support import preparation_intake
 
 T = TypeVar("T")
 CLASSES = ["bottle", "tire", "bag"]
@@ -61,13 +65,8 @@ def free_port() -> int:
 
 
 def write_dataset(root: Path, name: str, classes: Iterable[str]) -> str:
-    directory = root / name
-    directory.mkdir(parents=True, exist_ok=True)
-    categories = [{"id": i + 1, "name": n} for i, n in enumerate(classes)]
-    (directory / "annotations.json").write_text(
-        json.dumps({"images": [], "annotations": [], "categories": categories})
-    )
-    return name
+    """A tiny valid COCO dataset (real images): its implicit version's preparation ends READY."""
+    return write_valid_dataset(root, name, list(classes))
 
 
 def checkpoint_bytes(cls_rows: int) -> bytes:
@@ -125,6 +124,7 @@ class Stack:
         self.store = ArtifactStore(f"file://{self.artifact_root}")
         self.tm_app: tm_bootstrap.App | None = None
         self.tr_app: tr_bootstrap.App | None = None
+        self._intake: Any = None
         self.channels: list[grpc.Channel] = []
 
     # ---- lifecycle -----------------------------------------------------------------------------------------
@@ -172,11 +172,17 @@ class Stack:
             ),
         )
         self.tr_port = self.tr_app.port
+        # The trainer worker's real preparation intake: a plain dataset reference's implicit version is
+        # prepared as in a deployment (no training worker: runs stay PENDING once queued).
+        self._intake = preparation_intake(self.tr_app.nc, names, f"file://{self.artifact_root}", "w-security")
+        await self._intake.__aenter__()
 
     def stop(self) -> None:
         for channel in self.channels:
             channel.close()
         try:
+            if self._intake is not None:
+                self.call(self._intake.__aexit__(None, None, None))
             if self.tr_app is not None:
                 self.call(self.tr_app.close())
             if self.tm_app is not None:
@@ -203,9 +209,16 @@ class Stack:
             hyperparameters=types_pb2.Hyperparameters(epochs=1),
             **fields,
         )
-        return self.runs.CreateTrainingRun(
+        created = self.runs.CreateTrainingRun(
             training_run_pb2.CreateTrainingRunRequest(training_run=run), metadata=who, timeout=60
         )
+        deadline = time.monotonic() + 60
+        while awaiting_version(created) and time.monotonic() < deadline:  # its implicit version is prepared
+            time.sleep(0.05)
+            created = self.runs.GetTrainingRun(
+                training_run_pb2.GetTrainingRunRequest(name=created.name), metadata=who
+            )
+        return created
 
     def import_model(self, who: Any, display_name: str, *, publish: bool = False) -> Any:
         prefix = uuid.uuid4().hex[:8]

@@ -17,7 +17,7 @@ from grpc_status import rpc_status
 
 from common.artifacts import ArtifactStore
 from common.auth import USER_PERMISSIONS, Permission
-from common.nats_streams import DEFAULT_RETRY
+from common.nats_streams import DEFAULT_RETRY, StreamNames
 from common.proto.raven.v1 import datasets_pb2 as pb
 from common.proto.raven.v1 import datasets_pb2_grpc
 from services.trainer_worker.adapters.dataset_jobs import DatasetEventPublisher, DatasetJobQueue
@@ -96,14 +96,24 @@ class Datasets:
 @asynccontextmanager
 async def preparing_worker(h: Harness, worker_id: str = "w-e2e") -> AsyncIterator[ArtifactStore]:
     """The trainer worker's real preparation intake on this loop: versions queued meanwhile get prepared."""
-    js = h.nc.jetstream()
-    store = ArtifactStore(h.app.settings.artifact_root)
-    queue = DatasetJobQueue(js, h.names, ack_wait=30.0)
+    async with preparation_intake(h.nc, h.names, h.app.settings.artifact_root, worker_id) as store:
+        yield store
+
+
+@asynccontextmanager
+async def preparation_intake(
+    nc: Any, names: StreamNames, artifact_root: str, worker_id: str
+) -> AsyncIterator[ArtifactStore]:
+    """The trainer worker's real preparation intake (job queue, ``prepare_job``, event publisher) on the
+    running loop, for any stack that shares ``nc``'s server and ``names``."""
+    js = nc.jetstream()
+    store = ArtifactStore(artifact_root)
+    queue = DatasetJobQueue(js, names, ack_wait=30.0)
     await queue.start()
     stopping = asyncio.Event()
     services = PreparationServices(
         store=store,
-        publisher_for=lambda v, a: DatasetEventPublisher(js, h.names, v, a, progress_every_seconds=0.0),
+        publisher_for=lambda v, a: DatasetEventPublisher(js, names, v, a, progress_every_seconds=0.0),
         worker_id=worker_id,
         ack_wait=30.0,
         retry=DEFAULT_RETRY,
