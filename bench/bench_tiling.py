@@ -39,7 +39,7 @@ from services.trainer_worker.adapters.training import TrainingProcess, TrainingS
 from services.trainer_worker.domain.outcome import Cancelled, TrainingResult  # noqa: E402
 from tests.fixtures.tiny_objects import make_tiny_object_dataset  # noqa: E402
 
-console = Console()
+console = Console(width=120)
 EPOCHS = 500  # never reached: the budget stops training (the same schedule for both)
 
 
@@ -113,8 +113,9 @@ def main() -> None:
         ):
             hp = HyperParams(
                 epochs=EPOCHS, batch_size=args.batch, image_size=args.image_size, val_interval=EPOCHS,
-                seed=args.seed, **(tiling.flat() if data is tiled.prepared else {}),
+                seed=args.seed,
             )  # fmt: skip
+            hp = tiling.applied_to(hp) if data is tiled.prepared else hp
             work = root / ("tiled" if data is tiled.prepared else "full")
             cfg = fill_dataset(build_config("rtmdet_tiny", [], hp).data, data, work, device="cpu",
                                load_from=None, resume_from=None).to_dict()  # fmt: skip

@@ -238,8 +238,9 @@ def validate_request(
     given = {k: values[k] for k in TRAINING_FIELDS if k in values}
     stopping: dict[str, Any] = early_stopping_fields(values.get("early_stopping"))
     tiling, tiling_violations = validate_tiling(
-        values.get("tiling"), prefix=prefix, largest_image_side=largest_image_side
-    )
+        values.get("tiling"), prefix=prefix, largest_image_side=largest_image_side,
+        early_stopping=bool(stopping),
+    )  # fmt: skip
     training = HyperParams(**given, **stopping, **tiling)
     violations = training.validate(template, prefix=prefix, pretrained=pretrained) + tiling_violations
     run: dict[str, int | float] = {}

@@ -42,7 +42,7 @@ from common.mmdet_templates import TEMPLATES, ModelTemplate, validate_class_name
 from common.precision import apply_lr_scaling, apply_precision
 from common.tiling import META_KEY as SLICED_INFERENCE
 from common.tiling import from_flat as tiling_from_flat
-from common.tiling import keep_empty_tiles
+from common.tiling import tiled_training
 
 __all__ = [
     "TEMPLATES",
@@ -143,7 +143,7 @@ def build_config(
     tiling = tiling_from_flat(resolved.as_dict())
     if tiling is not None:  # how to predict like the run's evaluation: on tiles of the full image, merged
         cfg[META_KEY][SLICED_INFERENCE] = tiling.inference()
-        keep_empty_tiles(cfg)
+        tiled_training(cfg)
     try:
         data = canonical(cfg)
     except NotPlainData as exc:  # a base model config holding Python objects (lazy-import style configs)

@@ -9,13 +9,14 @@ template listing), the config builder (the inference settings the stored config 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from common.config_data import leaf_datasets
 from common.errors import FieldViolation
-from common.hyperparameters import Limit
+from common.hyperparameters import HyperParams, Limit
 
 FIELD = "tiling"
 KEYS = ("tile_size", "overlap", "min_box_visibility")
@@ -56,6 +57,13 @@ class Tiling:
     def flat(self) -> dict[str, int | float]:
         return {FLAT_PREFIX + k: v for k, v in self.as_dict().items()}
 
+    def applied_to(self, hp: HyperParams) -> HyperParams:
+        """``hp`` with this tiling (the flat ``tiling_*`` fields)."""
+        return dataclasses.replace(
+            hp, tiling_tile_size=self.tile_size, tiling_overlap=self.overlap,
+            tiling_min_box_visibility=self.min_box_visibility,
+        )  # fmt: skip
+
     def inference(self) -> dict[str, Any]:
         """What predicting like the run needs: the tiles the evaluation cut the full images into."""
         return {"sliced": True, "tile_size": self.tile_size, "overlap": self.overlap}
@@ -80,7 +88,11 @@ def from_flat(values: Mapping[str, Any]) -> Tiling | None:
 
 
 def validate_tiling(
-    asked: Mapping[str, Any] | None, *, prefix: str, largest_image_side: int = 0
+    asked: Mapping[str, Any] | None,
+    *,
+    prefix: str,
+    largest_image_side: int = 0,
+    early_stopping: bool = False,
 ) -> tuple[dict[str, int | float], list[FieldViolation]]:
     """Checks the request's ``tiling`` (a mapping of its set fields; None = not set).
 
@@ -89,6 +101,7 @@ def validate_tiling(
     Args:
         prefix: the path of the hyperparameters message, e.g. ``training_run.hyperparameters``.
         largest_image_side: the dataset's largest image side when known (a version's profile), else 0.
+        early_stopping: the request turns early stopping on (it monitors the full-image validation).
     """
     if not asked:
         return {}, []
@@ -116,6 +129,12 @@ def validate_tiling(
     )
     if tiling.overlap >= tiling.tile_size:
         bad("overlap", f"must be less than tile_size ({tiling.tile_size}), got {tiling.overlap}")
+    if early_stopping:
+        bad(
+            "tile_size",
+            "tiling and early_stopping do not go together: early stopping watches the validation on full "
+            "images at the input size, which does not judge a model trained on tiles; leave one unset",
+        )
     if largest_image_side and tiling.tile_size > largest_image_side:
         bad(
             "tile_size",
@@ -125,9 +144,13 @@ def validate_tiling(
     return ({} if out else tiling.flat()), out
 
 
-def keep_empty_tiles(cfg: dict[str, Any]) -> None:
-    """A tiled run's train datasets keep the empty tiles the cut kept (a bounded share, as background):
-    mmdet's ``filter_empty_gt`` and a ``RandomCrop`` without ``allow_negative_crop`` would drop them."""
+def tiled_training(cfg: dict[str, Any]) -> None:
+    """A tiled run's config: its train datasets keep the empty tiles the cut kept (a bounded share, as
+    background; mmdet's ``filter_empty_gt`` and a ``RandomCrop`` without ``allow_negative_crop`` would drop
+    them), and the checkpoint evaluated at the end is the last one: validation during training sees the
+    full images at the input size, which does not judge a model trained on full-resolution tiles (the
+    final evaluation is sliced)."""
+    cfg["default_hooks"]["checkpoint"]["save_best"] = None
     for ds in leaf_datasets(cfg["train_dataloader"]["dataset"]):
         ds["filter_cfg"] = {**(ds.get("filter_cfg") or {}), "filter_empty_gt": False}
         for transform in ds.get("pipeline") or []:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from common.hyperparameters import validate_request
+from common.hyperparameters import HyperParams, validate_request
+from common.mmdet_config import build_config
 from common.mmdet_templates import TEMPLATES
 from common.proto.raven.v1 import types_pb2
-from common.tiling import Tiling, from_flat, validate_tiling
+from common.tiling import Tiling, from_flat, inference_of_config, validate_tiling
 from services.training_run.adapters.proto_mapping import hyperparameters_from_proto, hyperparameters_to_proto
 
 P = "training_run.hyperparameters"
@@ -71,3 +72,25 @@ def test_stored_tiling_goes_back_to_the_proto_and_off_leaves_it_unset() -> None:
                                                              "min_box_visibility": 0.25}  # fmt: skip
     off = hyperparameters_to_proto({"epochs": 3, "tiling_tile_size": None, "tiling_overlap": None})
     assert not off.HasField("tiling")
+
+
+def test_tiling_and_early_stopping_are_refused_together() -> None:
+    asked = validate_request({"tiling": {"tile_size": 320}, "early_stopping": {}}, None, pretrained=False)
+    assert [v.field for v in asked.violations] == [f"{P}.tiling.tile_size"]
+    assert "early_stopping" in asked.violations[0].description
+
+
+def test_a_tiled_config_keeps_empty_tiles_evaluates_its_last_checkpoint_and_says_how_to_predict() -> None:
+    tiling = Tiling(160, 32, 0.5)
+    tiled = build_config("rtmdet_tiny", ["bottle"], tiling.applied_to(HyperParams(epochs=2))).data
+    plain = build_config("rtmdet_tiny", ["bottle"], HyperParams(epochs=2)).data
+    assert tiled["raven"]["sliced_inference"] == {"sliced": True, "tile_size": 160, "overlap": 32}
+    assert inference_of_config(tiled) == tiled["raven"]["sliced_inference"]
+    assert "sliced_inference" not in plain["raven"] and inference_of_config(plain) == {"sliced": False}
+    assert tiled["default_hooks"]["checkpoint"]["save_best"] is None
+    assert plain["default_hooks"]["checkpoint"]["save_best"] == "coco/bbox_mAP"
+    train = tiled["train_dataloader"]["dataset"]
+    assert train["filter_cfg"]["filter_empty_gt"] is False
+    crops = [t for t in train["pipeline"] if t["type"] == "RandomCrop"]
+    assert crops and all(t["allow_negative_crop"] for t in crops)
+    assert plain["train_dataloader"]["dataset"]["filter_cfg"]["filter_empty_gt"] is True

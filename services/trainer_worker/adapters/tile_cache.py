@@ -20,6 +20,7 @@ import os
 import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, cast
 
 from PIL import Image, ImageOps
 
@@ -102,7 +103,7 @@ def _build_entry(prepared: PreparedDataset, tiling: Tiling, seed: int, entry: Pa
     with ThreadPoolExecutor(IO_THREADS, thread_name_prefix="tile-cut") as pool:
         list(pool.map(crop, by_source.values()))
     doc = tiled.to_coco()
-    for image in doc["images"]:  # type: ignore[union-attr]
+    for image in cast(list[dict[str, Any]], doc["images"]):
         image["file_name"] = f"{LINK_NAME}/{Path(image['file_name']).relative_to(TILES_DIR)}"
     write_json(private / ENTRY_ANN, doc)
     try:

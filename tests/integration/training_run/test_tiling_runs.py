@@ -10,6 +10,7 @@ JetStream, real SQLite.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import grpc
 import pytest
@@ -33,7 +34,7 @@ async def ready(h: Harness, ds: Datasets, directory: str) -> pb.DatasetVersion:
         return await ds.wait_state(version.name, pb.DATASET_VERSION_STATE_READY, timeout=90)
 
 
-def on_version(version: str, tiling: types_pb2.Tiling) -> dict[str, object]:
+def on_version(version: str, tiling: types_pb2.Tiling) -> dict[str, Any]:
     return {"dataset": "", "dataset_version": version,
             "hyperparameters": types_pb2.Hyperparameters(epochs=2, tiling=tiling)}  # fmt: skip
 
