@@ -241,7 +241,7 @@ def validate_request(
         values.get("tiling"), prefix=prefix, largest_image_side=largest_image_side,
         early_stopping=bool(stopping),
     )  # fmt: skip
-    training = HyperParams(**given, **stopping, **tiling)
+    training = HyperParams(**given, **stopping, **dict[str, Any](tiling))  # its fields are not all numbers
     violations = training.validate(template, prefix=prefix, pretrained=pretrained) + tiling_violations
     run: dict[str, int | float] = {}
     for limit in RUN_LIMITS:
