@@ -74,6 +74,13 @@ class Settings(BaseSettings):
         description="after start-up no lease expires for this long (at least lease_seconds): workers could "
         "not heartbeat while training_run was down",
     )
+    # trained_model: the champion gate of PublishTrainedModel.
+    publish_tolerance: float = Field(
+        default=0.005,
+        ge=0,
+        le=1,
+        description="a candidate's test bbox mAP may be this much below the champion's",
+    )
     # Worker.
     worker_id: str = Field(default="", description="default: hostname-pid")
     worker_slots: int = Field(default=0, ge=0, description="parallel jobs; 0 = number of GPUs, or 1 on CPU")

@@ -107,6 +107,18 @@ class TrainedModelMethods(ClientCore):
         request = trained_model_pb2.UnpublishTrainedModelRequest(name=name)
         return await self._write(self._models.UnpublishTrainedModel, request, timeout)
 
+    async def set_model_alias(
+        self, name: str, alias: str, *, timeout: float | None = None
+    ) -> trained_model_pb2.TrainedModel:
+        request = trained_model_pb2.SetModelAliasRequest(name=name, alias=alias)
+        return await self._write(self._models.SetModelAlias, request, timeout)
+
+    async def delete_model_alias(
+        self, name: str, alias: str, *, timeout: float | None = None
+    ) -> trained_model_pb2.TrainedModel:
+        request = trained_model_pb2.DeleteModelAliasRequest(name=name, alias=alias)
+        return await self._write(self._models.DeleteModelAlias, request, timeout)
+
     async def get_lineage(
         self, name: str, *, max_depth: int = 0, timeout: float | None = None
     ) -> trained_model_pb2.ModelLineage:

@@ -11,10 +11,11 @@ from rich.tree import Tree
 
 from common.client import RavenClient
 from common.proto.raven.v1 import trained_model_pb2, types_pb2
-from services.cli import model_compare, model_report, plots
+from services.cli import model_aliases, model_compare, model_report, plots
 from services.cli.context import CliError, call, emit, fail, model_name
 from services.cli.render import (
     OVERALL_METRICS,
+    decision_text,
     fmt,
     key_values,
     metric,
@@ -25,6 +26,7 @@ from services.cli.render import (
 app = typer.Typer(help="Trained models: registry, publication, lineage, artifacts.", no_args_is_help=True)
 app.command("report")(model_report.report)
 app.command("compare")(model_compare.compare)
+app.add_typer(model_aliases.app, name="alias")
 
 Name = Annotated[str, typer.Argument(help="trainedModels/{id} or just the id")]
 ORDER_BY = {"newest": trained_model_pb2.CREATE_TIME_DESC, "map": trained_model_pb2.BBOX_MAP_DESC}
@@ -93,17 +95,23 @@ def publish(
     ctx: typer.Context,
     name: Name,
     min_map: Annotated[float, typer.Option(help="refuse when val bbox mAP is below this")] = 0.0,
-    require_better: Annotated[bool, typer.Option(help="refuse when worse than the published one")] = False,
-    force: Annotated[bool, typer.Option(help="override both gates (superadmin)")] = False,
+    require_better: Annotated[
+        bool, typer.Option(help="also refuse when its val mAP is below the best published one's")
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="publish even when a gate refuses (superadmin; recorded)")
+    ] = False,
 ) -> None:
-    """Publish a model for production use."""
+    """Publish a model for production use. The champion gate compares it with the family's champion on the
+    champion's dataset version test split; passing moves the champion alias to it."""
     model = call(
         ctx,
         lambda client: client.publish_model(
             model_name(name), min_bbox_map=min_map, require_better_than_published=require_better, force=force
         ),
     )
-    emit(ctx, model, f"published {model.name} ({model.display_name} v{model.version})")
+    gate = f"\ngate: {decision_text(model.publish_decision)}" if model.HasField("publish_decision") else ""
+    emit(ctx, model, f"published {model.name} ({model.display_name} v{model.version}){gate}")
 
 
 @app.command()

@@ -269,6 +269,8 @@ def model_detail(model: trained_model_pb2.TrainedModel) -> list[Table]:
             "published",
             f"yes (by {model.published_by}, {when(model.publish_time)})" if model.published else "no",
         ),
+        ("aliases", ", ".join(model.aliases)),
+        ("publish gate", decision_text(model.publish_decision) if model.HasField("publish_decision") else ""),
         ("training run", model.training_run),
         ("base model", model.base_model),
         ("dataset", model.dataset),
@@ -286,7 +288,7 @@ def model_detail(model: trained_model_pb2.TrainedModel) -> list[Table]:
             "checkpoint",
             f"{model.checkpoint.uri} ({model.checkpoint.size_bytes} B)" if model.checkpoint.uri else "",
         ),
-        ("artifacts", ", ".join(types_pb2.ArtifactKind.Name(a.kind) for a in model.artifacts)),
+        ("artifacts", artifact_kinds_text(model.artifacts)),
         ("created", when(model.create_time)),
     ]
     rows.extend((f"val {name}", metric(getattr(val, name))) for name in OVERALL_METRICS)
@@ -304,6 +306,29 @@ def model_detail(model: trained_model_pb2.TrainedModel) -> list[Table]:
     if test.per_class_ap:
         tables.append(class_thresholds_table(test))
     return tables
+
+
+def artifact_kinds_text(artifacts: Sequence[types_pb2.Artifact]) -> str:
+    """Kinds in order, one with several artifacts (a gallery) counted: "CONFIG, PREDICTION_GALLERY (10)"."""
+    counts: dict[str, int] = {}
+    for a in artifacts:
+        name = types_pb2.ArtifactKind.Name(a.kind)
+        counts[name] = counts.get(name, 0) + 1
+    return ", ".join(name if n == 1 else f"{name} ({n})" for name, n in counts.items())
+
+
+def decision_text(d: trained_model_pb2.PublishDecision) -> str:
+    """The champion gate's audit record in one line, with both numbers."""
+    outcome = trained_model_pb2.PublishDecision.Outcome.Name(d.outcome).removeprefix("OUTCOME_")
+    if d.outcome in (trained_model_pb2.PublishDecision.OUTCOME_NO_CHAMPION,
+                     trained_model_pb2.PublishDecision.OUTCOME_NOT_COMPARABLE):  # fmt: skip
+        return f"{outcome} (by {d.decided_by}, {when(d.decide_time)}): {d.message}"
+    numbers = (
+        f"test bbox mAP {d.candidate_bbox_map:.4f} vs champion {d.champion} {d.champion_bbox_map:.4f} "
+        f"(tolerance {d.tolerance:g}) on {d.dataset_version} test split"
+    )
+    source = f"; candidate from {d.candidate_source}" if d.candidate_source else ""
+    return f"{outcome}: {numbers}{source} (by {d.decided_by}, {when(d.decide_time)}): {d.message}"
 
 
 def class_thresholds_table(test: types_pb2.DetectionMetrics) -> Table:

@@ -107,7 +107,7 @@ async def build_app(
         issuer=settings.jwt_issuer,
         tls=ClientTLS.from_settings(settings),
     )
-    registry = ModelRegistry(uow, store, runs, clock)
+    registry = ModelRegistry(uow, store, runs, clock, publish_tolerance=settings.publish_tolerance)
     registration = ModelRegistration(uow, store, clock, training_runs=runs)
     CONFIGS_FAILING_GATE.set(len(await stored_configs_failing_gate(registry.uow)))  # logs each one
     nc: NATS | None = None

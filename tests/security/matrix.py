@@ -134,6 +134,8 @@ ROWS: dict[str, Row] = {
         lambda s, n: tm.DownloadModelArtifactRequest(name=n, kind=types_pb2.CHECKPOINT), "model"
     ),
     TM + "GetTrainedModelStatistics": Row(lambda s, n: tm.GetTrainedModelStatisticsRequest(name=n), "model"),
+    TM + "SetModelAlias": Row(lambda s, n: tm.SetModelAliasRequest(name=n, alias="staging"), "model"),
+    TM + "DeleteModelAlias": Row(lambda s, n: tm.DeleteModelAliasRequest(name=n, alias="staging"), "model"),
     DS + "CreateDataset": Row(
         lambda s, n: ds.CreateDatasetRequest(dataset=ds.Dataset(display_name="m")), None
     ),

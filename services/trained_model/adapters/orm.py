@@ -73,3 +73,15 @@ class TrainedModelRow(Base):
     update_time: Mapped[datetime] = mapped_column(UTCDateTime)
     revision: Mapped[int] = mapped_column(Integer)
     import_request_id: Mapped[str | None] = mapped_column(String(200))
+    # The champion gate's decision of the model's last gated publication (audit).
+    publish_decision: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class ModelAliasRow(Base):
+    """An alias of a family (display name) points at one model: the primary key makes it unique."""
+
+    __tablename__ = "model_aliases"
+
+    display_name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    alias: Mapped[str] = mapped_column(String(63), primary_key=True)
+    model_id: Mapped[str] = mapped_column(String(36), index=True)

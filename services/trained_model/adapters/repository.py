@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.errors import Aborted
 from common.page_tokens import Cursor
-from services.trained_model.adapters.orm import TrainedModelRow
+from services.trained_model.adapters.orm import ModelAliasRow, TrainedModelRow
 from services.trained_model.domain.model import Artifact, ArtifactKind, TrainedModel
 
 NO_MAP = -1.0  # sorts models without an evaluation after every evaluated one when ordering by mAP
@@ -81,6 +81,7 @@ def _fill_row(row: TrainedModelRow, m: TrainedModel) -> None:
     row.update_time = m.update_time
     row.revision = m.revision
     row.import_request_id = m.import_request_id
+    row.publish_decision = m.publish_decision or None
 
 
 def to_model(row: TrainedModelRow) -> TrainedModel:
@@ -123,6 +124,7 @@ def to_model(row: TrainedModelRow) -> TrainedModel:
         publish_time=row.publish_time,
         revision=row.revision,
         import_request_id=row.import_request_id,
+        publish_decision=dict(row.publish_decision or {}),
     )
 
 
@@ -130,9 +132,27 @@ class SqlModelRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
+    async def _models(self, rows: Sequence[TrainedModelRow]) -> list[TrainedModel]:
+        """Rows as models with their aliases (one query for all of them)."""
+        models = [to_model(r) for r in rows]
+        if models:
+            found = await self._session.execute(
+                select(ModelAliasRow.model_id, ModelAliasRow.alias)
+                .where(ModelAliasRow.model_id.in_([m.id for m in models]))
+                .order_by(ModelAliasRow.alias)
+            )
+            aliases: dict[str, list[str]] = {}
+            for model_id, alias in found:
+                aliases.setdefault(model_id, []).append(alias)
+            for m in models:
+                m.aliases = aliases.get(m.id, [])
+        return models
+
+    async def _one(self, row: TrainedModelRow | None) -> TrainedModel | None:
+        return (await self._models([row]))[0] if row is not None else None
+
     async def get(self, model_id: str) -> TrainedModel | None:
-        row = await self._session.get(TrainedModelRow, model_id)
-        return to_model(row) if row else None
+        return await self._one(await self._session.get(TrainedModelRow, model_id))
 
     async def get_many(self, model_ids: Sequence[str]) -> list[TrainedModel]:
         if not model_ids:
@@ -140,13 +160,13 @@ class SqlModelRepository:
         rows = await self._session.scalars(
             select(TrainedModelRow).where(TrainedModelRow.id.in_(list(model_ids)))
         )
-        return [to_model(r) for r in rows]
+        return await self._models(list(rows))
 
     async def get_by_training_run(self, run_id: str) -> TrainedModel | None:
         row = await self._session.scalar(
             select(TrainedModelRow).where(TrainedModelRow.training_run_id == run_id)
         )
-        return to_model(row) if row else None
+        return await self._one(row)
 
     async def get_by_import_request(self, owner: str, request_id: str) -> TrainedModel | None:
         row = await self._session.scalar(
@@ -154,7 +174,7 @@ class SqlModelRepository:
                 TrainedModelRow.owner == owner, TrainedModelRow.import_request_id == request_id
             )
         )
-        return to_model(row) if row else None
+        return await self._one(row)
 
     async def max_version(self, display_name: str) -> int | None:
         value = await self._session.scalar(
@@ -224,7 +244,7 @@ class SqlModelRepository:
             .where(TrainedModelRow.base_model_id.in_(list(model_ids)))
             .order_by(TrainedModelRow.create_time, TrainedModelRow.id)
         )
-        return [to_model(r) for r in rows]
+        return await self._models(list(rows))
 
     async def best_published_map(self, display_name: str, exclude_id: str) -> float | None:
         value = await self._session.scalar(
@@ -254,7 +274,39 @@ class SqlModelRepository:
         rows = await self._session.scalars(
             query.order_by(sort_col.desc(), TrainedModelRow.id.desc()).limit(limit)
         )
-        return [to_model(r) for r in rows], int(total or 0)
+        return await self._models(list(rows)), int(total or 0)
+
+    # ------------------------------------------------------------------------------------------ aliases
+
+    async def alias_holder(self, display_name: str, alias: str) -> str | None:
+        """The id of the model of the family holding ``alias``, if any."""
+        return await self._session.scalar(
+            select(ModelAliasRow.model_id).where(
+                ModelAliasRow.display_name == display_name, ModelAliasRow.alias == alias
+            )
+        )
+
+    async def set_alias(self, display_name: str, alias: str, model_id: str) -> None:
+        """Points the family's alias at the model (whoever held it loses it)."""
+        await self._session.execute(
+            delete(ModelAliasRow).where(
+                ModelAliasRow.display_name == display_name, ModelAliasRow.alias == alias
+            )
+        )
+        self._session.add(ModelAliasRow(display_name=display_name, alias=alias, model_id=model_id))
+        try:
+            await self._session.flush()
+        except IntegrityError as exc:  # another transaction set it meanwhile
+            raise DuplicateRow(str(exc.orig)) from exc
+
+    async def remove_alias(self, model_id: str, alias: str) -> bool:
+        result = await self._session.execute(
+            delete(ModelAliasRow).where(ModelAliasRow.model_id == model_id, ModelAliasRow.alias == alias)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def clear_aliases(self, model_id: str) -> None:
+        await self._session.execute(delete(ModelAliasRow).where(ModelAliasRow.model_id == model_id))
 
 
 def _conditions(flt: ModelFilter) -> list[ColumnElement[bool]]:

@@ -97,6 +97,8 @@ class TrainedModel:
     publish_time: datetime | None = None
     revision: int = 1
     import_request_id: str | None = None
+    aliases: list[str] = field(default_factory=list)  # kept in their own table (unique per family)
+    publish_decision: dict[str, Any] = field(default_factory=dict)  # champion_gate.PublishDecision.to_dict()
 
     @property
     def name(self) -> str:

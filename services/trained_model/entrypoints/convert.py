@@ -10,6 +10,7 @@ from google.protobuf import json_format, struct_pb2, timestamp_pb2
 from common.errors import FieldViolation, InvalidArgument
 from common.proto.raven.v1 import events_pb2, trained_model_pb2, types_pb2
 from common.tiling import inference_of_config
+from services.trained_model.domain.champion_gate import PublishDecision
 from services.trained_model.domain.lineage import Lineage, LineageNode
 from services.trained_model.domain.model import Artifact, ArtifactKind, TrainedModel, model_name, run_name
 from services.trained_model.service_layer.commands import RegisterTrainedModel
@@ -58,6 +59,24 @@ def evaluation_to_proto(data: dict[str, Any]) -> types_pb2.EvaluationResults:
     return json_format.ParseDict(data, types_pb2.EvaluationResults(), ignore_unknown_fields=True)
 
 
+def decision_to_proto(d: PublishDecision | None) -> trained_model_pb2.PublishDecision | None:
+    if d is None:
+        return None
+    return trained_model_pb2.PublishDecision(
+        outcome=trained_model_pb2.PublishDecision.Outcome.Value(f"OUTCOME_{d.outcome.value}"),
+        champion=d.champion,
+        dataset_version=d.dataset_version,
+        split_sha256=d.split_sha256,
+        candidate_bbox_map=d.candidate_bbox_map,
+        champion_bbox_map=d.champion_bbox_map,
+        tolerance=d.tolerance,
+        candidate_source=d.candidate_source,
+        message=d.message,
+        decided_by=d.decided_by,
+        decide_time=timestamp(d.decide_time),
+    )
+
+
 def model_to_proto(m: TrainedModel) -> trained_model_pb2.TrainedModel:
     config = struct_pb2.Struct()
     config.update(m.config)
@@ -94,6 +113,8 @@ def model_to_proto(m: TrainedModel) -> trained_model_pb2.TrainedModel:
         publish_time=timestamp(m.publish_time),
         create_time=timestamp(m.create_time),
         update_time=timestamp(m.update_time),
+        aliases=m.aliases,
+        publish_decision=decision_to_proto(PublishDecision.from_dict(m.publish_decision)),
         etag=m.etag,
         sliced_inference=types_pb2.SlicedInference(**inference_of_config(m.config)),
     )

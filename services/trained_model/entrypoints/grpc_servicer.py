@@ -34,6 +34,8 @@ REQUIRED_PERMISSIONS = {
     f"{_SERVICE}ImportTrainedModel": Permission.IMPORT_MODELS,
     f"{_SERVICE}DownloadModelArtifact": Permission.VIEW_MODELS,
     f"{_SERVICE}GetTrainedModelStatistics": Permission.VIEW_STATISTICS,
+    f"{_SERVICE}SetModelAlias": Permission.EDIT_MODELS,
+    f"{_SERVICE}DeleteModelAlias": Permission.EDIT_MODELS,
 }
 
 
@@ -97,12 +99,26 @@ class TrainedModelServicer(trained_model_pb2_grpc.TrainedModelServiceServicer):
             require_better_than_published=request.require_better_than_published,
             force=request.force,
         )
-        return convert.model_to_proto(await self._registry.publish(principal(), command))
+        return convert.model_to_proto(await self._registry.publication.publish(principal(), command))
 
     async def UnpublishTrainedModel(
         self, request: pb.UnpublishTrainedModelRequest, context: grpc.aio.ServicerContext
     ) -> pb.TrainedModel:
-        return convert.model_to_proto(await self._registry.unpublish(principal(), request.name))
+        return convert.model_to_proto(await self._registry.publication.unpublish(principal(), request.name))
+
+    async def SetModelAlias(
+        self, request: pb.SetModelAliasRequest, context: grpc.aio.ServicerContext
+    ) -> pb.TrainedModel:
+        return convert.model_to_proto(
+            await self._registry.publication.set_alias(principal(), request.name, request.alias)
+        )
+
+    async def DeleteModelAlias(
+        self, request: pb.DeleteModelAliasRequest, context: grpc.aio.ServicerContext
+    ) -> pb.TrainedModel:
+        return convert.model_to_proto(
+            await self._registry.publication.delete_alias(principal(), request.name, request.alias)
+        )
 
     async def GetModelLineage(
         self, request: pb.GetModelLineageRequest, context: grpc.aio.ServicerContext

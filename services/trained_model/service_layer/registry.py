@@ -1,4 +1,5 @@
-"""Use cases of the model registry: read, list, edit, publish, delete, lineage, download, statistics."""
+"""Use cases of the model registry: read, list, edit, delete, lineage, download, statistics; publication and
+aliases are ``publication.py``'s (``ModelRegistry.publication``)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from common import config_gate, update_masks
+from common import update_masks
 from common.artifacts import CHUNK, ArtifactStore
 from common.auth import Permission, Principal
 from common.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound, require
@@ -20,17 +21,16 @@ from services.trained_model.domain.lineage import Lineage, LineageNode, effectiv
 from services.trained_model.domain.model import (
     Artifact,
     ArtifactKind,
-    PublicationGate,
     TrainedModel,
     next_version,
     parse_model_name,
-    validate_gate_threshold,
 )
 from services.trained_model.service_layer import authz
-from services.trained_model.service_layer.commands import (
-    ListTrainedModels,
-    PublishTrainedModel,
-    UpdateTrainedModel,
+from services.trained_model.service_layer.commands import ListTrainedModels, UpdateTrainedModel
+from services.trained_model.service_layer.publication import (
+    DEFAULT_TOLERANCE,
+    CandidateEvaluations,
+    ModelPublication,
 )
 from services.trained_model.service_layer.unit_of_work import UnitOfWork, UnitOfWorkFactory
 
@@ -63,11 +63,15 @@ class ModelRegistry:
         store: ArtifactStore,
         training_runs: TrainingRunQueries,
         clock: Callable[[], datetime],
+        *,
+        publish_tolerance: float = DEFAULT_TOLERANCE,
+        evaluations: CandidateEvaluations | None = None,
     ) -> None:
         self.uow = uow
         self.store = store
         self.training_runs = training_runs
         self.clock = clock
+        self.publication = ModelPublication(uow, clock, tolerance=publish_tolerance, evaluations=evaluations)
 
     async def _visible(self, uow: UnitOfWork, who: Principal, name: str, field: str = "name") -> TrainedModel:
         return authz.ensure_visible(who, await uow.models.get(parse_model_name(name, field)), name)
@@ -218,6 +222,8 @@ class ModelRegistry:
                 read_revision = model.revision
                 if model.edit(display_name=display_name, description=description, now=self.clock()):
                     model.version = next_version(await uow.models.max_version(model.display_name))
+                    await uow.models.clear_aliases(model.id)  # aliases belong to the family it left
+                    model.aliases = []
                 try:
                     await uow.models.save(model, read_revision)
                     await uow.commit()
@@ -228,46 +234,6 @@ class ModelRegistry:
                         "could not assign a version number under contention; retry"
                     ) from None
                 return model
-
-    async def publish(self, who: Principal, request: PublishTrainedModel) -> TrainedModel:
-        who.require(Permission.PUBLISH_MODELS)
-        validate_gate_threshold(request.min_bbox_map)
-        async with self.uow() as uow:
-            model = await self._visible(uow, who, request.name)
-            authz.ensure_manageable(who, model, "publish")
-            authz.ensure_force_allowed(who, request.force)
-            refused = config_gate.problem(model.config)
-            if refused:  # a model imported or registered before the gate existed
-                raise FailedPrecondition(
-                    f"{model.name} cannot be published: its stored config fails the config gate ({refused}); "
-                    "import the model again from a config that passes"
-                )
-            best = (
-                await uow.models.best_published_map(model.display_name, model.id)
-                if request.require_better_than_published
-                else None
-            )
-            gate = PublicationGate(
-                request.min_bbox_map, request.require_better_than_published, best, request.force
-            )
-            read_revision = model.revision
-            model.publish(gate, by=who.subject, now=self.clock())
-            if model.revision != read_revision:
-                await uow.models.save(model, read_revision)
-                await uow.commit()
-            return model
-
-    async def unpublish(self, who: Principal, name: str) -> TrainedModel:
-        who.require(Permission.PUBLISH_MODELS)
-        async with self.uow() as uow:
-            model = await self._visible(uow, who, name)
-            authz.ensure_manageable(who, model, "unpublish")
-            read_revision = model.revision
-            model.unpublish(now=self.clock())
-            if model.revision != read_revision:
-                await uow.models.save(model, read_revision)
-                await uow.commit()
-            return model
 
     async def delete(self, who: Principal, name: str, etag: str) -> None:
         who.require(Permission.DELETE_MODELS)
@@ -281,6 +247,7 @@ class ModelRegistry:
         async with self.uow() as uow:
             model.ensure_deletable(descendants=await uow.models.count_children(model.id), active_runs=active)
             await uow.models.delete(model.id, model.revision)
+            await uow.models.clear_aliases(model.id)
             await uow.commit()
         # Artifacts only after the row is gone: a failure here leaves orphaned files, never a dangling row.
         for key in model.artifact_keys():

@@ -24,7 +24,7 @@ CREATE_TIME_DESC: ModelOrderBy
 BBOX_MAP_DESC: ModelOrderBy
 
 class TrainedModel(_message.Message):
-    __slots__ = ("name", "display_name", "version", "description", "training_run", "base_model", "dataset", "dataset_snapshot_sha256", "class_names", "model_template", "config_text", "config", "config_sha256", "checkpoint", "artifacts", "evaluation", "training_seconds", "parameter_count", "versions", "seed", "hyperparameters", "owner", "published", "published_by", "publish_time", "create_time", "update_time", "etag", "split_sha256", "sliced_inference")
+    __slots__ = ("name", "display_name", "version", "description", "training_run", "base_model", "dataset", "dataset_snapshot_sha256", "class_names", "model_template", "config_text", "config", "config_sha256", "checkpoint", "artifacts", "evaluation", "training_seconds", "parameter_count", "versions", "seed", "hyperparameters", "owner", "published", "published_by", "publish_time", "create_time", "update_time", "etag", "split_sha256", "sliced_inference", "aliases", "publish_decision")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -55,6 +55,8 @@ class TrainedModel(_message.Message):
     ETAG_FIELD_NUMBER: _ClassVar[int]
     SPLIT_SHA256_FIELD_NUMBER: _ClassVar[int]
     SLICED_INFERENCE_FIELD_NUMBER: _ClassVar[int]
+    ALIASES_FIELD_NUMBER: _ClassVar[int]
+    PUBLISH_DECISION_FIELD_NUMBER: _ClassVar[int]
     name: str
     display_name: str
     version: int
@@ -85,7 +87,63 @@ class TrainedModel(_message.Message):
     etag: str
     split_sha256: str
     sliced_inference: _types_pb2.SlicedInference
-    def __init__(self, name: _Optional[str] = ..., display_name: _Optional[str] = ..., version: _Optional[int] = ..., description: _Optional[str] = ..., training_run: _Optional[str] = ..., base_model: _Optional[str] = ..., dataset: _Optional[str] = ..., dataset_snapshot_sha256: _Optional[str] = ..., class_names: _Optional[_Iterable[str]] = ..., model_template: _Optional[str] = ..., config_text: _Optional[str] = ..., config: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., config_sha256: _Optional[str] = ..., checkpoint: _Optional[_Union[_types_pb2.Artifact, _Mapping]] = ..., artifacts: _Optional[_Iterable[_Union[_types_pb2.Artifact, _Mapping]]] = ..., evaluation: _Optional[_Union[_types_pb2.EvaluationResults, _Mapping]] = ..., training_seconds: _Optional[float] = ..., parameter_count: _Optional[int] = ..., versions: _Optional[_Union[_types_pb2.FrameworkVersions, _Mapping]] = ..., seed: _Optional[int] = ..., hyperparameters: _Optional[_Union[_types_pb2.Hyperparameters, _Mapping]] = ..., owner: _Optional[str] = ..., published: bool = ..., published_by: _Optional[str] = ..., publish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., etag: _Optional[str] = ..., split_sha256: _Optional[str] = ..., sliced_inference: _Optional[_Union[_types_pb2.SlicedInference, _Mapping]] = ...) -> None: ...
+    aliases: _containers.RepeatedScalarFieldContainer[str]
+    publish_decision: PublishDecision
+    def __init__(self, name: _Optional[str] = ..., display_name: _Optional[str] = ..., version: _Optional[int] = ..., description: _Optional[str] = ..., training_run: _Optional[str] = ..., base_model: _Optional[str] = ..., dataset: _Optional[str] = ..., dataset_snapshot_sha256: _Optional[str] = ..., class_names: _Optional[_Iterable[str]] = ..., model_template: _Optional[str] = ..., config_text: _Optional[str] = ..., config: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., config_sha256: _Optional[str] = ..., checkpoint: _Optional[_Union[_types_pb2.Artifact, _Mapping]] = ..., artifacts: _Optional[_Iterable[_Union[_types_pb2.Artifact, _Mapping]]] = ..., evaluation: _Optional[_Union[_types_pb2.EvaluationResults, _Mapping]] = ..., training_seconds: _Optional[float] = ..., parameter_count: _Optional[int] = ..., versions: _Optional[_Union[_types_pb2.FrameworkVersions, _Mapping]] = ..., seed: _Optional[int] = ..., hyperparameters: _Optional[_Union[_types_pb2.Hyperparameters, _Mapping]] = ..., owner: _Optional[str] = ..., published: bool = ..., published_by: _Optional[str] = ..., publish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., etag: _Optional[str] = ..., split_sha256: _Optional[str] = ..., sliced_inference: _Optional[_Union[_types_pb2.SlicedInference, _Mapping]] = ..., aliases: _Optional[_Iterable[str]] = ..., publish_decision: _Optional[_Union[PublishDecision, _Mapping]] = ...) -> None: ...
+
+class PublishDecision(_message.Message):
+    __slots__ = ("outcome", "champion", "dataset_version", "split_sha256", "candidate_bbox_map", "champion_bbox_map", "tolerance", "candidate_source", "message", "decided_by", "decide_time")
+    class Outcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        OUTCOME_UNSPECIFIED: _ClassVar[PublishDecision.Outcome]
+        OUTCOME_NO_CHAMPION: _ClassVar[PublishDecision.Outcome]
+        OUTCOME_PASSED: _ClassVar[PublishDecision.Outcome]
+        OUTCOME_FORCED: _ClassVar[PublishDecision.Outcome]
+        OUTCOME_NOT_COMPARABLE: _ClassVar[PublishDecision.Outcome]
+    OUTCOME_UNSPECIFIED: PublishDecision.Outcome
+    OUTCOME_NO_CHAMPION: PublishDecision.Outcome
+    OUTCOME_PASSED: PublishDecision.Outcome
+    OUTCOME_FORCED: PublishDecision.Outcome
+    OUTCOME_NOT_COMPARABLE: PublishDecision.Outcome
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    CHAMPION_FIELD_NUMBER: _ClassVar[int]
+    DATASET_VERSION_FIELD_NUMBER: _ClassVar[int]
+    SPLIT_SHA256_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATE_BBOX_MAP_FIELD_NUMBER: _ClassVar[int]
+    CHAMPION_BBOX_MAP_FIELD_NUMBER: _ClassVar[int]
+    TOLERANCE_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATE_SOURCE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    DECIDED_BY_FIELD_NUMBER: _ClassVar[int]
+    DECIDE_TIME_FIELD_NUMBER: _ClassVar[int]
+    outcome: PublishDecision.Outcome
+    champion: str
+    dataset_version: str
+    split_sha256: str
+    candidate_bbox_map: float
+    champion_bbox_map: float
+    tolerance: float
+    candidate_source: str
+    message: str
+    decided_by: str
+    decide_time: _timestamp_pb2.Timestamp
+    def __init__(self, outcome: _Optional[_Union[PublishDecision.Outcome, str]] = ..., champion: _Optional[str] = ..., dataset_version: _Optional[str] = ..., split_sha256: _Optional[str] = ..., candidate_bbox_map: _Optional[float] = ..., champion_bbox_map: _Optional[float] = ..., tolerance: _Optional[float] = ..., candidate_source: _Optional[str] = ..., message: _Optional[str] = ..., decided_by: _Optional[str] = ..., decide_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class SetModelAliasRequest(_message.Message):
+    __slots__ = ("name", "alias")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ALIAS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    alias: str
+    def __init__(self, name: _Optional[str] = ..., alias: _Optional[str] = ...) -> None: ...
+
+class DeleteModelAliasRequest(_message.Message):
+    __slots__ = ("name", "alias")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ALIAS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    alias: str
+    def __init__(self, name: _Optional[str] = ..., alias: _Optional[str] = ...) -> None: ...
 
 class GetTrainedModelRequest(_message.Message):
     __slots__ = ("name",)

@@ -98,6 +98,16 @@ class TrainedModelServiceStub(object):
                 request_serializer=raven_dot_v1_dot_trained__model__pb2.GetTrainedModelStatisticsRequest.SerializeToString,
                 response_deserializer=raven_dot_v1_dot_trained__model__pb2.TrainedModelStatistics.FromString,
                 _registered_method=True)
+        self.SetModelAlias = channel.unary_unary(
+                '/raven.v1.TrainedModelService/SetModelAlias',
+                request_serializer=raven_dot_v1_dot_trained__model__pb2.SetModelAliasRequest.SerializeToString,
+                response_deserializer=raven_dot_v1_dot_trained__model__pb2.TrainedModel.FromString,
+                _registered_method=True)
+        self.DeleteModelAlias = channel.unary_unary(
+                '/raven.v1.TrainedModelService/DeleteModelAlias',
+                request_serializer=raven_dot_v1_dot_trained__model__pb2.DeleteModelAliasRequest.SerializeToString,
+                response_deserializer=raven_dot_v1_dot_trained__model__pb2.TrainedModel.FromString,
+                _registered_method=True)
 
 
 class TrainedModelServiceServicer(object):
@@ -156,12 +166,19 @@ class TrainedModelServiceServicer(object):
         raise NotImplementedError('Method not implemented!')
 
     def PublishTrainedModel(self, request, context):
-        """Publishes a model for production use and as a base for later runs, unless a requested gate refuses; an
-        already published model is returned unchanged. Permission: models.publish, and ownership or
-        models.view_all; `force` also needs superadmin (PERMISSION_DENIED otherwise).
+        """Publishes a model for production use and as a base for later runs, unless a gate refuses; an already
+        published model is returned unchanged. Permission: models.publish, and ownership or models.view_all;
+        `force` also needs superadmin (PERMISSION_DENIED otherwise).
+        Champion gate (always on): when another model of the family (display_name) holds the "champion" alias
+        and was trained on a dataset version, both are compared on that version's TEST split: their stored test
+        bbox mAP when both were trained on that version (dataset and split_sha256), otherwise an evaluation of the
+        candidate on that split. The candidate is refused when its bbox mAP is lower than the champion's by more
+        than the server's tolerance (setting publish_tolerance, default 0.005), unless `force`. A publish that
+        passes (or is forced) moves "champion" to the model; the decision is stored as publish_decision.
         Errors: INVALID_ARGUMENT (name; min_bbox_map: outside [0, 1]); NOT_FOUND; FAILED_PRECONDITION: a gate
-        refused (no evaluation, val bbox mAP below min_bbox_map, or worse than the published model of the same
-        name), or the stored config fails the config gate.
+        refused (no evaluation, val bbox mAP below min_bbox_map, worse than the champion on its test split with
+        both numbers, no comparable number: the evaluation needed is named), or the stored config fails the
+        config gate.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -221,6 +238,26 @@ class TrainedModelServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetModelAlias(self, request, context):
+        """Points an alias of the model's family at the model; the model that held it loses it (MLflow style).
+        Permission: models.edit, and ownership or models.view_all.
+        Errors: INVALID_ARGUMENT (name; alias: not 1..63 of a-z, 0-9, "-", "_" starting with a letter, or
+        "champion", which only PublishTrainedModel moves); NOT_FOUND; ABORTED: another change to the family's
+        aliases won the race, retry.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteModelAlias(self, request, context):
+        """Removes an alias from the model; a model not holding it is returned unchanged. Permission: models.edit,
+        and ownership or models.view_all.
+        Errors: INVALID_ARGUMENT (name; alias, as SetModelAlias); NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TrainedModelServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -273,6 +310,16 @@ def add_TrainedModelServiceServicer_to_server(servicer, server):
                     servicer.GetTrainedModelStatistics,
                     request_deserializer=raven_dot_v1_dot_trained__model__pb2.GetTrainedModelStatisticsRequest.FromString,
                     response_serializer=raven_dot_v1_dot_trained__model__pb2.TrainedModelStatistics.SerializeToString,
+            ),
+            'SetModelAlias': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetModelAlias,
+                    request_deserializer=raven_dot_v1_dot_trained__model__pb2.SetModelAliasRequest.FromString,
+                    response_serializer=raven_dot_v1_dot_trained__model__pb2.TrainedModel.SerializeToString,
+            ),
+            'DeleteModelAlias': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteModelAlias,
+                    request_deserializer=raven_dot_v1_dot_trained__model__pb2.DeleteModelAliasRequest.FromString,
+                    response_serializer=raven_dot_v1_dot_trained__model__pb2.TrainedModel.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -558,6 +605,60 @@ class TrainedModelService(object):
             '/raven.v1.TrainedModelService/GetTrainedModelStatistics',
             raven_dot_v1_dot_trained__model__pb2.GetTrainedModelStatisticsRequest.SerializeToString,
             raven_dot_v1_dot_trained__model__pb2.TrainedModelStatistics.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetModelAlias(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/raven.v1.TrainedModelService/SetModelAlias',
+            raven_dot_v1_dot_trained__model__pb2.SetModelAliasRequest.SerializeToString,
+            raven_dot_v1_dot_trained__model__pb2.TrainedModel.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteModelAlias(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/raven.v1.TrainedModelService/DeleteModelAlias',
+            raven_dot_v1_dot_trained__model__pb2.DeleteModelAliasRequest.SerializeToString,
+            raven_dot_v1_dot_trained__model__pb2.TrainedModel.FromString,
             options,
             channel_credentials,
             insecure,
