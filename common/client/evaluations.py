@@ -59,7 +59,8 @@ class EvaluationMethods(ClientCore):
         timeout: float | None = None,
     ) -> evaluations_pb2.ListEvaluationsResponse:
         request = evaluations_pb2.ListEvaluationsRequest(
-            trained_model=trained_model, dataset_version=dataset_version, split=split, states=list(states),
+            trained_model=trained_model, dataset_version=dataset_version, split=split,
+            states=[evaluations_pb2.EvaluationState.ValueType(s) for s in states],
             page_size=page_size, page_token=page_token,
         )  # fmt: skip
         return await self._read(self._evaluations.ListEvaluations, request, timeout)
