@@ -54,7 +54,7 @@ class Concerns:
 
 def concerns(names: StreamNames, subject: str, headers: dict[str, str] | None, payload: bytes) -> Concerns:
     """The run a job or run event is about: from the payload, else the job's Nats-Msg-Id or the subject."""
-    if subject == names.jobs_subject:
+    if names.is_training_jobs_subject(subject):
         job = _parsed(events_pb2.TrainingJob, payload)
         if job is not None and RUN_ID.match(job.run_id):
             return Concerns(job.run_id, max(job.attempt, 0))

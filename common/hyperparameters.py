@@ -29,6 +29,7 @@ class ModelTemplate(Protocol):
 
 
 MAX_SEED = 2**31 - 1
+MAX_GPUS = 8  # GPUs one run trains on (one worker's GPUs); the job queues per size (common.nats_streams)
 IMAGE_SIZE_MULTIPLE = 32
 PREFIX = "training_run.hyperparameters"
 
@@ -162,8 +163,11 @@ RUN_LIMITS: tuple[Limit, ...] = (
           note="used when the dataset carries no split"),
     Limit("val_fraction", 0, 1, integer=False, low_exclusive=True, high_exclusive=True,
           note="train_fraction + val_fraction <= 1"),
+    Limit("gpus", 1, MAX_GPUS, note="one torch.distributed rank per GPU; batch_size is per GPU"),
 )  # fmt: skip
-RUN_DEFAULTS: dict[str, int | float] = {"max_attempts": 3, "train_fraction": 0.7, "val_fraction": 0.2}
+RUN_DEFAULTS: dict[str, int | float] = {
+    "max_attempts": 3, "train_fraction": 0.7, "val_fraction": 0.2, "gpus": 1,
+}  # fmt: skip
 # ``early_stopping { patience, min_delta }``: off unless the request sets it; its unset fields take these
 # defaults, suited to small datasets (noisy val mAP: 3 validations without a 0.001 gain stop the run).
 EARLY_STOPPING_LIMITS: tuple[Limit, ...] = (

@@ -108,6 +108,15 @@ class StreamNames:
     def jobs_subject(self) -> str:
         return f"{self.prefix}.jobs.training"
 
+    def training_jobs_subject(self, gpus: int = 1) -> str:
+        """The queue of training jobs of one size: 1 GPU on ``jobs_subject`` (as before sizes existed), N on
+        ``<jobs_subject>.gpus.N``. Non-overlapping subjects, so each size has its own work-queue consumer."""
+        return self.jobs_subject if gpus <= 1 else f"{self.jobs_subject}.gpus.{gpus}"
+
+    def is_training_jobs_subject(self, subject: str) -> bool:
+        size = subject.removeprefix(f"{self.jobs_subject}.gpus.")
+        return subject == self.jobs_subject or (size != subject and size.isdigit())
+
     @property
     def events_subject_pattern(self) -> str:
         return f"{self.prefix}.runs.*.events"
@@ -146,6 +155,11 @@ class StreamNames:
 
 
 DEFAULT_STREAM_NAMES = StreamNames()
+
+
+def worker_consumer(gpus: int = 1) -> str:
+    """The durable consumer of training jobs of one size, shared by the workers that take that size."""
+    return WORKER_CONSUMER if gpus <= 1 else f"{WORKER_CONSUMER}-gpus-{gpus}"
 
 
 def job_msg_id(run_id: str, attempt: int) -> str:
@@ -233,10 +247,13 @@ async def ensure_worker_consumer(
     names: StreamNames = DEFAULT_STREAM_NAMES,
     ack_wait: float = 120.0,
     policy: RetryPolicy = DEFAULT_RETRY,
+    gpus: int = 1,
 ) -> str:
-    """Durable pull consumer shared by all trainer workers (the work-queue stream allows one per subject)."""
-    await _ensure_consumer(js, names.jobs, WORKER_CONSUMER, names.jobs_subject, ack_wait, policy, 1000)
-    return WORKER_CONSUMER
+    """Durable pull consumer shared by the trainer workers that take runs of ``gpus`` GPUs (the work-queue
+    stream allows one consumer per subject: one per size)."""
+    durable = worker_consumer(gpus)
+    await _ensure_consumer(js, names.jobs, durable, names.training_jobs_subject(gpus), ack_wait, policy, 1000)
+    return durable
 
 
 async def ensure_dataset_worker_consumer(

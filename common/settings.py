@@ -85,6 +85,13 @@ class Settings(BaseSettings):
     worker_id: str = Field(default="", description="default: hostname-pid")
     worker_slots: int = Field(default=0, ge=0, description="parallel jobs; 0 = number of GPUs, or 1 on CPU")
     device: str = Field(default="auto", description="auto | cpu | cuda | cuda:N")
+    worker_gpus_per_run: int = Field(
+        default=1,
+        ge=1,
+        le=8,
+        description="the run size this worker takes: ranks per attempt (GPUs per run on CUDA, gloo processes "
+        "on CPU); it pulls that size's job queue only, and a slot holds that many GPUs",
+    )
     work_dir: str = Field(default="", description="scratch directory; default {data_dir}/work")
     backbone_checkpoint: str = Field(default="", description="artifact key of backbone weights for templates")
     cancel_grace_seconds: float = Field(default=30.0, ge=0)

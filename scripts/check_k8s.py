@@ -42,6 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script: `scripts.*` and `common.*` importable
     sys.path.insert(0, str(ROOT))
 from scripts.check_k8s_tls import CERTIFICATE, check_certificate, check_tls, probe_port  # noqa: E402
+from scripts.k8s_gpu_sizes import check_gpu_sizes, sized_consumer, worker_size  # noqa: E402
 from scripts.k8s_objects import by_base_name, containers, find, kn, pod_spec  # noqa: E402
 from scripts.k8s_settings import (  # noqa: E402
     POD_KINDS,
@@ -195,6 +196,9 @@ def check_scaled_object(obj: dict[str, Any], objs: tuple[dict[str, Any], ...], n
             p.append(f"{where}: stream {md.get('stream')!r} != RAVEN_JOBS_STREAM {stream!r}")
         consumer = settings_default("jobs_consumer") or workers_durable_consumer()
         consumer = config.get("RAVEN_JOBS_CONSUMER", consumer)
+        targets = find(objs, kind, target.get("name"))
+        if targets:  # a worker Deployment per run size, each scaled on its size's queue
+            consumer = sized_consumer(consumer, worker_size(targets[0], objs))
         if md.get("consumer") != consumer:
             p.append(f"{where}: consumer {md.get('consumer')!r} != the workers' durable {consumer!r}")
         endpoint = str(md.get("natsServerMonitoringEndpoint", ""))
@@ -352,6 +356,10 @@ def check_overlay(overlay: str) -> list[str]:
         p += check_worker(worker[0], objs, gpu, env_of(pod_spec(worker[0])["containers"][0], objs))
     else:
         p.append("Deployment/trainer-worker missing")
+    for sized in find(objs, "Deployment"):  # workers for runs of more GPUs (k8s_gpu_sizes.py)
+        if is_worker_pod(sized) and sized["metadata"]["name"] != "trainer-worker":
+            p += check_worker(sized, objs, gpu, env_of(pod_spec(sized)["containers"][0], objs))
+    p += check_gpu_sizes(objs, gpu)
     for o in objs:
         if o["kind"] in POD_KINDS and is_worker_pod(o):
             p += check_worker_credentials(o, objs, secret_template_keys())

@@ -93,6 +93,10 @@ def create(
     val_fraction: Annotated[
         float | None, typer.Option(help="split fraction when the dataset has none")
     ] = None,
+    gpus: Annotated[
+        int | None,
+        typer.Option(help=f"GPUs the run trains on at once, {LIMITS['gpus']}; batch size is per GPU"),
+    ] = None,
     early_stopping_patience: Annotated[int | None, typer.Option(help=EARLY["patience"])] = None,
     early_stopping_min_delta: Annotated[float | None, typer.Option(help=EARLY["min_delta"])] = None,
     precision: Annotated[
@@ -140,6 +144,7 @@ def create(
         "max_attempts": max_attempts,
         "train_fraction": train_fraction,
         "val_fraction": val_fraction,
+        "gpus": gpus,
     }
     run = training_run_pb2.TrainingRun(
         display_name=name,

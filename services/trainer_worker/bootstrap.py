@@ -27,6 +27,7 @@ from common.tls import ClientTLS
 from services.trainer_worker.adapters.checkpoints import CheckpointSync
 from services.trainer_worker.adapters.control import NatsControlChannel
 from services.trainer_worker.adapters.dataset_jobs import DatasetEventPublisher, DatasetJobQueue
+from services.trainer_worker.adapters.distributed_launch import device_indices
 from services.trainer_worker.adapters.events import RunEventPublisher
 from services.trainer_worker.adapters.jobs import JobQueue
 from services.trainer_worker.adapters.training_run_client import TrainingRunClient
@@ -71,7 +72,7 @@ def gpu_model() -> str:
 
 def worker_info(devices: list[str], model: str) -> training_run_pb2.WorkerInfo:
     """What the worker offers: its slots, and the distinct GPUs they use (none on CPU)."""
-    gpus = {d for d in devices if d.startswith("cuda")}
+    gpus = {gpu for d in devices if d.startswith("cuda") for gpu in device_indices(d) or [d]}
     return training_run_pb2.WorkerInfo(
         device_kind="cuda" if gpus else "cpu",
         gpu_model=model if gpus else "",
@@ -80,10 +81,23 @@ def worker_info(devices: list[str], model: str) -> training_run_pb2.WorkerInfo:
     )
 
 
-def slot_devices(device: str, slots: int, gpus: int) -> list[str]:
-    """One device per slot: ``auto`` means the GPUs when there are any (round robin), else the CPU."""
+def slot_devices(device: str, slots: int, gpus: int, per_run: int = 1) -> list[str]:
+    """One device per slot: ``auto`` means the GPUs when there are any (round robin), else the CPU.
+
+    A worker taking runs of ``per_run`` > 1 GPUs gives each slot that many (``cuda:0,1``: its ranks' GPUs);
+    on CPU a slot is ``cpu`` and its run starts ``per_run`` gloo processes.
+    """
     if device == "auto":
         device = "cuda" if gpus else "cpu"
+    if per_run > 1 and device.startswith("cuda"):
+        if device != "cuda" or gpus < per_run:
+            raise ValueError(
+                f"a worker taking runs of {per_run} GPUs needs device cuda and at least {per_run} GPUs; "
+                f"it has {device!r} with {gpus} visible"
+            )
+        groups = gpus // per_run
+        n = worker_slots(slots, groups)
+        return ["cuda:" + ",".join(str((i % groups) * per_run + j) for j in range(per_run)) for i in range(n)]
     n = worker_slots(slots, gpus if device == "cuda" else 0)
     if device == "cuda":
         return [f"cuda:{i % max(1, gpus)}" for i in range(n)]
@@ -144,7 +158,10 @@ async def build_worker(
     names = StreamNames.from_settings(settings)
     nc = await connect(settings.nats_url, name=f"trainer-worker-{wid}")
     js = nc.jetstream()
-    queue = JobQueue(js, names, ack_wait=ack_wait, policy=RetryPolicy.from_settings(settings, jobs=True))
+    queue = JobQueue(
+        js, names, ack_wait=ack_wait, policy=RetryPolicy.from_settings(settings, jobs=True),
+        gpus=settings.worker_gpus_per_run,
+    )  # fmt: skip
     await queue.start(settings.stream_replicas)
     artifacts = ArtifactStore(settings.artifact_root)
     steps = steps or JobSteps(
@@ -186,7 +203,8 @@ async def build_worker(
         )
     )
     datasets = await build_dataset_worker(settings, js, names, artifacts, wid, ack_wait, fetch_timeout)
-    devices = slot_devices(settings.device, settings.worker_slots, gpu_count() if gpus is None else gpus)
+    gpus = gpu_count() if gpus is None else gpus
+    devices = slot_devices(settings.device, settings.worker_slots, gpus, settings.worker_gpus_per_run)
     evaluations = await build_evaluation_worker(
         settings, nc, js, names, artifacts, wid, ack_wait, fetch_timeout, devices[0]
     )

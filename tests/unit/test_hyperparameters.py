@@ -53,7 +53,7 @@ def test_run_limits_and_the_split_sum_are_checked_without_a_template() -> None:
         {"train_fraction": 0.9, "val_fraction": 0.3, "epochs": 9999}, None, pretrained=False
     )
     assert {v.field for v in asked.violations} == {PREFIX + "val_fraction", PREFIX + "epochs"}
-    assert asked.run == {"max_attempts": 3, "train_fraction": 0.9, "val_fraction": 0.3}
+    assert asked.run == {"max_attempts": 3, "train_fraction": 0.9, "val_fraction": 0.3, "gpus": 1}
 
 
 def test_stored_values_go_back_to_the_proto_with_presence() -> None:

@@ -149,6 +149,7 @@ def evaluate_checkpoint(
     for key in ("val_dataloader", "val_cfg", "val_evaluator"):
         test_cfg[key] = None
     test_cfg.load_from, test_cfg.resume = str(checkpoint), False
+    test_cfg.launcher, test_cfg.model_wrapper_cfg = "none", None  # one process, also after a distributed run
     test_cfg.work_dir = str(work_dir / f"eval_{split}")
     if test_cfg.get("visualizer"):
         test_cfg.visualizer.pop("name", None)  # a fresh instance name per Runner

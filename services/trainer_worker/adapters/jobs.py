@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 
 import nats.errors
 from nats.aio.msg import Msg
@@ -18,6 +19,7 @@ from common.nats_streams import (
     StreamNames,
     ensure_streams,
     ensure_worker_consumer,
+    worker_consumer,
 )
 from common.proto.raven.v1 import events_pb2
 from services.trainer_worker.service_layer.ports import JobDelivery
@@ -95,8 +97,9 @@ class JobMessage(JobDelivery):
 class JobQueue:
     """Fetches jobs from the shared durable consumer (created if missing).
 
-    Training jobs by default; a subclass names another consumer of the jobs stream (``consumer``,
-    ``_ensure``).
+    Training jobs by default, of runs on ``gpus`` GPUs (each size has its own subject and consumer:
+    ``common.nats_streams.worker_consumer``); a subclass names another consumer of the jobs stream
+    (``consumer``, ``_ensure``).
     """
 
     consumer = WORKER_CONSUMER
@@ -108,7 +111,11 @@ class JobQueue:
         *,
         ack_wait: float = 120.0,
         policy: RetryPolicy | None = None,
+        gpus: int = 1,
     ) -> None:
+        if gpus > 1:  # the queue of training jobs of this size
+            self.consumer = worker_consumer(gpus)
+            self._ensure = functools.partial(ensure_worker_consumer, gpus=gpus)
         self._js = js
         self._names = names
         self._ack_wait = ack_wait

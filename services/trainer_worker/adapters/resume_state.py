@@ -19,6 +19,11 @@ And because the checkpoint predates its epoch's validation, a resumed attempt va
 when the carried history lacks it (in ``before_train``, after the CheckpointHook's: the hook has the lowest
 priority): the same weights give the same numbers, so the run's history and best checkpoint cover it too.
 
+A distributed attempt (``distributed_launch``): each rank's augmentations draw from its own RNG, so every
+rank's state is gathered where it is captured (a collective at the same point on every rank) and rank 0, which
+alone saves checkpoints, stores them all (``rng_by_rank``); on resume each rank takes its own back (rank 0's
+when the checkpoint came from another world size).
+
 Data loader workers (GPU only; CPU loads in-process): mmengine's ``worker_init_fn`` seeds each worker from the
 run's seed and its worker id. With ``persistent_workers`` a worker's RNG would run on across epochs and a
 resumed attempt would restart it, so the train loader's workers are not persistent (``common.mmdet_fill``):
@@ -65,6 +70,28 @@ def restore_rng(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def rank_states(state: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """Every rank's ``state`` in rank order when this process is one rank of several (a collective: all ranks
+    call it at the same point), else None."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() < 2:
+        return None
+    gathered: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(gathered, state)
+    return gathered
+
+
+def own_rank_state(state: dict[str, Any]) -> dict[str, Any]:
+    """This rank's RNG state from a checkpoint's ``raven_resume`` entry (rank 0's when it has none for us)."""
+    import torch.distributed as dist
+
+    ranks = state.get("rng_by_rank")
+    if ranks and dist.is_available() and dist.is_initialized() and len(ranks) == dist.get_world_size():
+        return dict(ranks[dist.get_rank()])
+    return dict(state["rng"])
+
+
 def scalars_up_to(records: list[dict[str, Any]], epochs: int) -> list[dict[str, Any]]:
     """The scalars logged in the first ``epochs`` epochs: train records by ``epoch``, val ones by ``step``."""
     kept = []
@@ -87,6 +114,7 @@ class ResumeStateHook(Hook):
     def __init__(self, resuming: bool) -> None:
         self.resuming = resuming
         self._epoch_state: dict[str, Any] | None = None  # the RNG state the next train epoch starts from
+        self._rank_states: list[dict[str, Any]] | None = None  # every rank's, in a distributed attempt
         self._carried: list[dict[str, Any]] = []
         self._validate_first = False
 
@@ -94,7 +122,7 @@ class ResumeStateHook(Hook):
         state = checkpoint.get(KEY)
         if not self.resuming or not isinstance(state, dict):
             return
-        self._epoch_state = state["rng"]
+        self._epoch_state = own_rank_state(state)
         sampler = runner.train_dataloader.sampler
         if state.get("sampler_seed") is not None and hasattr(sampler, "seed"):
             sampler.seed = int(state["sampler_seed"])
@@ -116,18 +144,21 @@ class ResumeStateHook(Hook):
             restore_rng(self._epoch_state)
         else:
             self._epoch_state = capture_rng()
+        self._rank_states = rank_states(self._epoch_state)
 
     def after_train_iter(
         self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: dict | None = None
     ) -> None:
         if self.end_of_epoch(runner.train_dataloader, batch_idx):
             self._epoch_state = capture_rng()  # before after_train_epoch, where the checkpoint is saved
+            self._rank_states = rank_states(self._epoch_state)  # rank 0 alone saves: it keeps them all
 
     def before_save_checkpoint(self, runner: Any, checkpoint: dict) -> None:
         epochs = int(checkpoint["meta"]["epoch"])
         logged = read_scalars(Path(runner.log_dir) / "vis_data" / "scalars.json")
         checkpoint[KEY] = {
             "rng": self._epoch_state if self._epoch_state is not None else capture_rng(),
+            **({"rng_by_rank": self._rank_states} if self._rank_states else {}),
             "sampler_seed": getattr(runner.train_dataloader.sampler, "seed", None),
             "scalars": scalars_up_to(self._carried + logged, epochs),
         }

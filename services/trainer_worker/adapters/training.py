@@ -246,9 +246,13 @@ def _log_lines(path: Path, limit: int = 2000) -> list[str]:
 # --- child process ---
 
 
-def _child_main(spec: TrainingSpec, out: Any, stop: Any) -> None:
+def _child_main(
+    spec: TrainingSpec, out: Any, stop: Any, log_name: str = LOG_FILE, join: Any = None
+) -> None:
+    """The training child. ``join(spec, stop)``: a rank of a distributed attempt joins its process group
+    first and gets back the stop all ranks agree on (``distributed_launch``); ``log_name``: its log."""
     work_dir = Path(spec.work_dir)
-    log = open(work_dir / LOG_FILE, "a", buffering=1)
+    log = open(work_dir / log_name, "a", buffering=1)
     os.dup2(log.fileno(), 1)
     os.dup2(log.fileno(), 2)
     sys.stdout = sys.stderr = log
@@ -257,6 +261,7 @@ def _child_main(spec: TrainingSpec, out: Any, stop: Any) -> None:
     elif spec.device.startswith("cuda:"):
         os.environ["CUDA_VISIBLE_DEVICES"] = spec.device.split(":", 1)[1]
     try:
+        stop = join(spec, stop) if join is not None else stop
         outcome = _train_and_evaluate(spec, out, stop)
     except BaseException as exc:  # the parent gets a classified failure instead of a bare exit status
         traceback.print_exc()
@@ -305,6 +310,7 @@ def _train_and_evaluate(spec: TrainingSpec, out: Any, stop: Any) -> Outcome:
     except TimeBudgetReached:
         out_of_time = True  # checkpointed: evaluate the best checkpoint as after a finished training
     training_seconds = time.monotonic() - started
+    _leave_process_group()
     last = latest_checkpoint(Path(spec.work_dir))
     if not spec.evaluate:
         return _result_without_evaluation(spec, runner, hook, training_seconds, last)
@@ -333,6 +339,14 @@ def _train_and_evaluate(spec: TrainingSpec, out: Any, stop: Any) -> Outcome:
         stopped_early=_stopped_early(runner) and not out_of_time,
         stopped_by_time_budget=out_of_time,
     )
+
+
+def _leave_process_group() -> None:
+    """A distributed rank is done training: the evaluation runs in rank 0 alone, on the whole splits."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def _stopped_early(runner: Any) -> bool:

@@ -28,6 +28,7 @@ from common.precision import device_problem
 from common.proto.raven.v1 import events_pb2, types_pb2
 from services.trainer_worker.adapters import split_analysis
 from services.trainer_worker.adapters.dataset_source import prepare_dataset
+from services.trainer_worker.adapters.distributed_launch import job_ranks, launch_training
 from services.trainer_worker.adapters.tile_cache import TILE_CACHE_DIR, tiled_train, tiling_of
 from services.trainer_worker.adapters.training import TrainingProcess, TrainingSpec
 from services.trainer_worker.adapters.version_dataset import prepare_version_dataset
@@ -144,13 +145,14 @@ class JobSteps:
         if unsupported:  # e.g. AMP on a CPU worker: refused before anything trains
             raise StepFailed(types_pb2.Failure(kind=types_pb2.INVALID_CONFIG, message=unsupported))
         cfg = await self._filled_config(ctx, prepared)
-        process = TrainingProcess(
+        process = launch_training(
             TrainingSpec(
                 config=cfg.to_dict(), work_dir=ctx.train_dir, device=ctx.device,
                 has_test=prepared.test_ann is not None, progress_every_iters=self.progress_every_iters,
                 progress_every_seconds=self.progress_every_seconds,
                 time_budget_seconds=budget_of(ctx.lease.training_run, time.monotonic() - ctx.claimed_at),
-            )
+            ),
+            ranks=job_ranks(ctx.job.hyperparameters),  # one per GPU of the run (CPU: gloo processes)
         )  # fmt: skip
         process.start()
         stopper = asyncio.create_task(self._stop_when_asked(ctx, process))

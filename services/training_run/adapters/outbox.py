@@ -43,7 +43,8 @@ log = get_logger("training_run.outbox")
 def outbox_row(event: DomainEvent, run: TrainingRun, names: StreamNames, now: datetime) -> dict[str, Any]:
     if isinstance(event, JobRequested):
         payload = proto_mapping.training_job(run, event.attempt).SerializeToString()
-        return _row(run.id, KIND_JOB, names.jobs_subject, job_msg_id(run.id, event.attempt), payload, now)
+        subject = names.training_jobs_subject(int(run.spec.hyperparameters.get("gpus") or 1))
+        return _row(run.id, KIND_JOB, subject, job_msg_id(run.id, event.attempt), payload, now)
     if isinstance(event, StateChanged):
         payload = proto_mapping.state_changed_event(event).SerializeToString()
         msg_id = f"{run.id}:state:{event.index}"

@@ -43,7 +43,10 @@ def test_the_worker_pods_of_both_overlays_hold_only_a_worker_token(overlay: str)
     assert _problems(worker, objs) == []
     main = worker["spec"]["template"]["spec"]["containers"][0]
     assert "RAVEN_JWT_SECRET" not in {e["name"] for e in main.get("env", [])}
-    assert [o for o in objs if o["kind"] in ck.POD_KINDS and ck.is_worker_pod(o)] == [worker]
+    workers = [o for o in objs if o["kind"] in ck.POD_KINDS and ck.is_worker_pod(o)]
+    sized = {"prod": ["trainer-worker-gpus-4"], "dev": []}[overlay]  # a worker per run size (docs/scaling.md)
+    assert [o["metadata"]["name"] for o in workers] == ["trainer-worker", *sized]
+    assert all(_problems(w, objs) == [] for w in workers)
 
 
 def _env(name: str, key: str = "") -> Callable[[Manifest, str], None]:

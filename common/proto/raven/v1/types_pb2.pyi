@@ -103,7 +103,7 @@ PR_CURVES: ArtifactKind
 PREDICTION_GALLERY: ArtifactKind
 
 class Hyperparameters(_message.Message):
-    __slots__ = ("epochs", "batch_size", "learning_rate", "frozen_stages", "image_size", "seed", "val_interval", "max_attempts", "train_fraction", "val_fraction", "early_stopping", "tiling", "precision", "auto_scale_lr")
+    __slots__ = ("epochs", "batch_size", "learning_rate", "frozen_stages", "image_size", "seed", "val_interval", "max_attempts", "train_fraction", "val_fraction", "gpus", "early_stopping", "tiling", "precision", "auto_scale_lr")
     EPOCHS_FIELD_NUMBER: _ClassVar[int]
     BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
     LEARNING_RATE_FIELD_NUMBER: _ClassVar[int]
@@ -114,6 +114,7 @@ class Hyperparameters(_message.Message):
     MAX_ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
     TRAIN_FRACTION_FIELD_NUMBER: _ClassVar[int]
     VAL_FRACTION_FIELD_NUMBER: _ClassVar[int]
+    GPUS_FIELD_NUMBER: _ClassVar[int]
     EARLY_STOPPING_FIELD_NUMBER: _ClassVar[int]
     TILING_FIELD_NUMBER: _ClassVar[int]
     PRECISION_FIELD_NUMBER: _ClassVar[int]
@@ -128,11 +129,12 @@ class Hyperparameters(_message.Message):
     max_attempts: int
     train_fraction: float
     val_fraction: float
+    gpus: int
     early_stopping: EarlyStopping
     tiling: Tiling
     precision: Precision
     auto_scale_lr: bool
-    def __init__(self, epochs: _Optional[int] = ..., batch_size: _Optional[int] = ..., learning_rate: _Optional[float] = ..., frozen_stages: _Optional[int] = ..., image_size: _Optional[int] = ..., seed: _Optional[int] = ..., val_interval: _Optional[int] = ..., max_attempts: _Optional[int] = ..., train_fraction: _Optional[float] = ..., val_fraction: _Optional[float] = ..., early_stopping: _Optional[_Union[EarlyStopping, _Mapping]] = ..., tiling: _Optional[_Union[Tiling, _Mapping]] = ..., precision: _Optional[_Union[Precision, str]] = ..., auto_scale_lr: bool = ...) -> None: ...
+    def __init__(self, epochs: _Optional[int] = ..., batch_size: _Optional[int] = ..., learning_rate: _Optional[float] = ..., frozen_stages: _Optional[int] = ..., image_size: _Optional[int] = ..., seed: _Optional[int] = ..., val_interval: _Optional[int] = ..., max_attempts: _Optional[int] = ..., train_fraction: _Optional[float] = ..., val_fraction: _Optional[float] = ..., gpus: _Optional[int] = ..., early_stopping: _Optional[_Union[EarlyStopping, _Mapping]] = ..., tiling: _Optional[_Union[Tiling, _Mapping]] = ..., precision: _Optional[_Union[Precision, str]] = ..., auto_scale_lr: bool = ...) -> None: ...
 
 class EarlyStopping(_message.Message):
     __slots__ = ("patience", "min_delta")
