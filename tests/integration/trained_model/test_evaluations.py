@@ -322,6 +322,14 @@ async def test_bad_input_is_refused_with_a_reason_and_nothing_is_created(env: En
     )
     assert listed.total_size == 0
 
+    # a deleted dataset version: refused (NOT_FOUND), as an unknown one
+    kept = await env.register()
+    await Datasets.of(env.h).stub.DeleteDatasetVersion(
+        datasets_pb2.DeleteDatasetVersionRequest(name=env.version.name), metadata=ALICE
+    )
+    code, details = await status_of(env.create(kept))
+    assert code == grpc.StatusCode.NOT_FOUND and env.version.name in details
+
 
 async def ravenctl(env: Env, *args: str) -> Result:
     loop = asyncio.get_running_loop()
