@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Protocol
 
 from common import config_gate
 from common.auth import Permission, Principal
 from common.errors import Aborted, FailedPrecondition
 from common.retry import CONFLICTS, Failures
+from services.trained_model.adapters.evaluation_repository import EvaluationFilter
 from services.trained_model.adapters.repository import DuplicateRow
 from services.trained_model.domain.champion_gate import (
     CHAMPION,
@@ -21,6 +21,7 @@ from services.trained_model.domain.champion_gate import (
     stored_test_map,
     validate_alias,
 )
+from services.trained_model.domain.evaluation import DEFAULT_SPLIT, Evaluation, EvaluationState
 from services.trained_model.domain.model import (
     PublicationGate,
     TrainedModel,
@@ -32,26 +33,7 @@ from services.trained_model.service_layer.commands import PublishTrainedModel
 from services.trained_model.service_layer.unit_of_work import UnitOfWork, UnitOfWorkFactory
 
 DEFAULT_TOLERANCE = 0.005
-
-
-class CandidateEvaluations(Protocol):
-    """Evaluations of a model on a dataset version's split (the EvaluationService's store)."""
-
-    async def test_bbox_map(
-        self, model: str, dataset_version: str, split_sha256: str
-    ) -> tuple[float, str] | None:
-        """(bbox mAP, "evaluations/{id}") of the newest succeeded evaluation of ``model`` on the version's
-        TEST split with that split sha256; None when there is none."""
-        ...
-
-
-class NoEvaluations:
-    """No evaluation store wired: a candidate from another dataset version cannot be compared."""
-
-    async def test_bbox_map(
-        self, model: str, dataset_version: str, split_sha256: str
-    ) -> tuple[float, str] | None:
-        return None
+EVALUATIONS_LOOKED_AT = 50  # newest first; an older one of another split sha256 (a re-split) is never used
 
 
 class ModelPublication:
@@ -61,12 +43,10 @@ class ModelPublication:
         clock: Callable[[], datetime],
         *,
         tolerance: float = DEFAULT_TOLERANCE,
-        evaluations: CandidateEvaluations | None = None,
     ) -> None:
         self.uow = uow
         self.clock = clock
         self.tolerance = tolerance
-        self.evaluations = evaluations or NoEvaluations()
 
     async def _managed(self, uow: UnitOfWork, who: Principal, name: str, action: str) -> TrainedModel:
         model = authz.ensure_visible(who, await uow.models.get(parse_model_name(name)), name)
@@ -99,7 +79,7 @@ class ModelPublication:
                 gate.check(model)
             holder = await uow.models.alias_holder(model.display_name, CHAMPION)
             champion = await uow.models.get(holder) if holder and holder != model.id else None
-            score = await self._candidate_score(model, champion)
+            score = await self._candidate_score(uow, model, champion)
             now = self.clock()
             decision = decide(
                 model, champion, score, tolerance=self.tolerance, force=request.force, by=who.subject, now=now
@@ -113,9 +93,11 @@ class ModelPublication:
             model.aliases = sorted({*model.aliases, CHAMPION})
             return model
 
-    async def _candidate_score(self, model: TrainedModel, champion: TrainedModel | None) -> CandidateScore:
+    async def _candidate_score(
+        self, uow: UnitOfWork, model: TrainedModel, champion: TrainedModel | None
+    ) -> CandidateScore:
         """The candidate's test bbox mAP on the champion's split: its own stored number when both were
-        trained on that dataset version, else an evaluation of it on that split."""
+        trained on that dataset version, else its newest succeeded evaluation on that split (same sha256)."""
         if champion is None or not champion.split_sha256:
             return CandidateScore(None)
         if same_dataset_version(model, champion):
@@ -125,7 +107,7 @@ class ModelPublication:
                 SAME_VERSION_SOURCE if own is not None else "",
                 needed=f"{model.name} has no stored test split metrics (its run had no test images)",
             )
-        found = await self.evaluations.test_bbox_map(model.name, champion.dataset, champion.split_sha256)
+        found = await _evaluated(uow, model.id, champion.dataset, champion.split_sha256)
         if found is None:
             return CandidateScore(
                 None,
@@ -133,7 +115,7 @@ class ModelPublication:
                 f"evaluation of {model.name} on the TEST split of {champion.dataset} (split sha256 "
                 f"{champion.split_sha256[:12]}) is needed: run CreateEvaluation for it first",
             )
-        return CandidateScore(found[0], found[1])
+        return CandidateScore(found.bbox_map or 0.0, found.name)  # proto JSON leaves out a 0
 
     async def unpublish(self, who: Principal, name: str) -> TrainedModel:
         """Withdraws the publication; a champion loses its alias (the family then has no champion)."""
@@ -177,3 +159,17 @@ class ModelPublication:
                 await uow.commit()
             model.aliases = [a for a in model.aliases if a != alias]
             return model
+
+
+async def _evaluated(
+    uow: UnitOfWork, model_id: str, dataset_version: str, split_sha256: str
+) -> Evaluation | None:
+    """The model's newest SUCCEEDED evaluation on the version's test split with that split sha256."""
+    flt = EvaluationFilter(
+        model_id=model_id,
+        dataset_version=dataset_version,
+        split=DEFAULT_SPLIT,
+        states=(int(EvaluationState.SUCCEEDED),),
+    )
+    evaluations, _ = await uow.evaluations.list_page(flt, None, EVALUATIONS_LOOKED_AT)
+    return next((e for e in evaluations if e.split_sha256 == split_sha256), None)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
@@ -17,6 +18,7 @@ from typer.testing import CliRunner, Result
 from common.auth import USER_PERMISSIONS, Permission
 from common.proto.raven.v1 import trained_model_pb2 as pb
 from services.cli.main import app
+from services.trained_model.domain.evaluation import Evaluation, EvaluationState
 from services.trained_model.entrypoints.convert import register_command
 from services.trained_model.service_layer.registration import Registered
 from tests.helpers import token
@@ -135,6 +137,40 @@ async def test_a_candidate_of_another_dataset_version_needs_an_evaluation_on_the
     assert model.published and model.publish_decision.outcome == Decision.OUTCOME_FORCED
     assert model.publish_decision.candidate_source == "" and "evaluation" in model.publish_decision.message
     assert "FORCED" in " ".join(result.output.split())
+
+
+async def evaluated(env: Env, model: str, bbox_map: float, *, split: str = SPLIT, seconds: int = 0) -> str:
+    """A SUCCEEDED evaluation of ``model`` on VERSION's test split, as the EvaluationService records one."""
+    evaluation_id = uuid.uuid4().hex
+    now = datetime.now(UTC) + timedelta(seconds=seconds)
+    record = Evaluation(
+        id=evaluation_id, model_id=model.removeprefix("trainedModels/"), dataset_version=VERSION,
+        split="test", owner="alice", create_time=now, update_time=now, state=EvaluationState.SUCCEEDED,
+        split_sha256=split, metrics={"bbox_map": bbox_map}, end_time=now, job_published=True, attempt=1,
+    )  # fmt: skip
+    async with env.app.registry.uow() as uow:
+        await uow.evaluations.add(record)
+        await uow.commit()
+    return f"evaluations/{evaluation_id}"
+
+
+async def test_an_evaluation_on_the_champions_split_decides_for_another_version(env: Env) -> None:
+    family = f"evald-{uuid.uuid4().hex[:6]}"
+    champion = await trained(env, family, 0.30)
+    await publish(env, champion)
+    other = await trained(env, family, 0.9, version="datasets/dumps/versions/2", split="7" * 64)
+    await evaluated(env, other, 0.99, split="8" * 64)  # another split of that version name: never used
+    low = await evaluated(env, other, 0.25, seconds=1)
+    error = await rpc_error(publish(env, other))
+    assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "0.2500" in error.details() and "0.3000" in error.details() and "0.9" not in error.details()
+
+    better = await evaluated(env, other, 0.32, seconds=2)  # the newest evaluation on that split counts
+    published = await publish(env, other)
+    d = published.publish_decision
+    assert d.outcome == Decision.OUTCOME_PASSED and published.aliases == ["champion"]
+    assert (d.candidate_bbox_map, d.champion_bbox_map, d.candidate_source) == (0.32, 0.30, better)
+    assert low != better and d.dataset_version == VERSION and d.split_sha256 == SPLIT
 
 
 async def test_an_alias_is_held_by_one_model_of_a_family(env: Env) -> None:
