@@ -279,6 +279,7 @@ def _train_and_evaluate(spec: TrainingSpec, out: Any, stop: Any) -> Outcome:
 
     from common.checkpoint_safety import install_safe_globals
     from common.config_gate import check_config
+    from services.trainer_worker.adapters.distributed_launch import agreed_clock
     from services.trainer_worker.adapters.evaluation import evaluate_training
     from services.trainer_worker.adapters.progress_hook import ProgressHook, TrainingStopped
     from services.trainer_worker.adapters.resume_state import ResumeStateHook
@@ -300,7 +301,8 @@ def _train_and_evaluate(spec: TrainingSpec, out: Any, stop: Any) -> Outcome:
     runner.register_hook(hook)
     runner.register_hook(ResumeStateHook(resuming=bool(cfg.get("resume"))))  # exact resume: RNG, history
     if spec.time_budget_seconds is not None:
-        runner.register_hook(TimeBudgetHook(spec.time_budget_seconds))
+        # the clock all ranks agree on: every rank of a distributed attempt stops after the same iteration
+        runner.register_hook(TimeBudgetHook(spec.time_budget_seconds, clock=agreed_clock))
     started = time.monotonic()
     out_of_time = False
     try:

@@ -10,6 +10,7 @@ Tiny (16 images of 96 px, batch 4, 1-2 epochs): the mechanics, not the accuracy 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import math
 import os
@@ -132,6 +133,22 @@ async def test_sigkill_of_rank_1_ends_the_attempt_and_the_next_resumes(prepared,
     assert result.epochs == epochs and result.iterations_run == iters_per_epoch(prepared, 2)
     metrics = json.loads(Path(result.metrics_path).read_text())
     assert [h["epoch"] for h in metrics["history"]] == [1, 2]  # the killed attempt's epoch carried over
+
+
+async def test_a_time_budget_ends_both_ranks_at_the_same_iteration_and_evaluates(
+    prepared, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    spec = dataclasses.replace(spec_for(prepared, tmp_path, epochs=50), time_budget_seconds=4.0)
+    process = launch_training(spec, ranks=2)
+    process.start()
+    ranks = process._process.processes
+    _ = [event async for event in process.events()]
+
+    result = process.outcome
+    assert isinstance(result, TrainingResult), result  # not a rank left alone in an all-reduce
+    assert result.stopped_by_time_budget and result.epochs < 50
+    assert [p.exitcode for p in ranks] == [0, 0]
+    assert set(result.metrics["val"]["per_class_ap"]) == set(CLASSES)
 
 
 def test_launch_training_keeps_one_rank_in_one_child(prepared, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
