@@ -111,15 +111,16 @@ def validate_tiling(
         out.append(FieldViolation(f"{prefix}.{FIELD}.{name}", description))
 
     size = asked.get("tile_size", 0)
+    for limit in TILING_LIMITS:
+        value = asked.get(limit.field)
+        off = limit.field == "tile_size" and not size
+        if value is not None and not off and (problem := limit.problem(value)):
+            bad(limit.field, problem)
     if not size:
         extra = [k for k in KEYS[1:] if k in asked]
         if extra:
             bad("tile_size", f"is required when {FIELD}.{extra[0]} is set (0 = no tiling)")
         return {}, out
-    for limit in TILING_LIMITS:
-        value = asked.get(limit.field)
-        if value is not None and (problem := limit.problem(value)):
-            bad(limit.field, problem)
     if out:
         return {}, out
     tiling = Tiling(

@@ -94,3 +94,8 @@ def test_a_tiled_config_keeps_empty_tiles_evaluates_its_last_checkpoint_and_says
     crops = [t for t in train["pipeline"] if t["type"] == "RandomCrop"]
     assert crops and all(t["allow_negative_crop"] for t in crops)
     assert plain["train_dataloader"]["dataset"]["filter_cfg"]["filter_empty_gt"] is True
+
+
+def test_an_out_of_range_field_is_named_even_without_a_tile_size() -> None:
+    found = fields({"overlap": 5000})
+    assert set(found) == {f"{P}.tiling.overlap", f"{P}.tiling.tile_size"}

@@ -70,6 +70,7 @@ async def test_a_client_creates_a_run_from_what_the_listing_told_it(harness: Har
         if f.message_type is None and f.name not in ("precision", "auto_scale_lr")
     }  # fmt: skip
     nested = {f"early_stopping.{f.name}" for f in types_pb2.EarlyStopping.DESCRIPTOR.fields}
+    nested |= {f"tiling.{f.name}" for f in types_pb2.Tiling.DESCRIPTOR.fields}
     assert set(ranges) == scalars | nested
     hp = types_pb2.Hyperparameters()
     hp.CopyFrom(got.default_hyperparameters)
