@@ -369,3 +369,48 @@ async def test_ravenctl_evaluations_and_compare_on_the_same_split(env: Env) -> N
     assert "--allow-different-splits" in refused.output and "Traceback" not in refused.output
     allowed = await ravenctl(env, "models", "compare", a, plain, "--allow-different-splits")
     assert allowed.exit_code == 0 and "WARNING: different splits" in allowed.output
+
+
+async def test_each_rpc_needs_its_permission_and_cancel_its_creator(env: Env) -> None:
+    model = await env.register()
+    created = await env.create(model)
+    name = created.name
+    nothing = bearer(token("alice", ["models.view"]))
+    calls = {
+        "GetEvaluation": env.stub.GetEvaluation(
+            evaluations_pb2.GetEvaluationRequest(name=name), metadata=nothing
+        ),
+        "ListEvaluations": env.stub.ListEvaluations(
+            evaluations_pb2.ListEvaluationsRequest(), metadata=nothing
+        ),
+        "CancelEvaluation": env.stub.CancelEvaluation(
+            evaluations_pb2.CancelEvaluationRequest(name=name), metadata=nothing
+        ),
+    }
+    for rpc, call in calls.items():
+        code, details = await status_of(call)
+        assert code == grpc.StatusCode.PERMISSION_DENIED, rpc
+        assert "evaluations." in details, (rpc, details)
+    watch = env.stub.WatchEvaluation(evaluations_pb2.WatchEvaluationRequest(name=name), metadata=nothing)
+    code, _ = await status_of(watch.read())
+    assert code == grpc.StatusCode.PERMISSION_DENIED
+
+    # carol sees the model once it is published, but may not cancel alice's evaluation
+    from common.proto.raven.v1 import trained_model_pb2, trained_model_pb2_grpc
+
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{env.app.server.port}")
+    models = trained_model_pb2_grpc.TrainedModelServiceStub(channel)
+    await models.PublishTrainedModel(trained_model_pb2.PublishTrainedModelRequest(name=model), metadata=ALICE)
+    await channel.close()
+    carol = bearer(
+        token("carol", USER_PERMISSIONS - {Permission.VIEW_ALL_MODELS, Permission.VIEW_ALL_DATASETS})
+    )
+    seen = await env.stub.GetEvaluation(evaluations_pb2.GetEvaluationRequest(name=name), metadata=carol)
+    assert seen.name == name
+    code, details = await status_of(
+        env.stub.CancelEvaluation(evaluations_pb2.CancelEvaluationRequest(name=name), metadata=carol)
+    )
+    assert code == grpc.StatusCode.PERMISSION_DENIED and "only the creator" in details
+    # nor evaluate the model on alice's dataset version, which carol cannot see
+    code, _ = await status_of(env.create(model, metadata=carol))
+    assert code == grpc.StatusCode.NOT_FOUND
