@@ -30,6 +30,7 @@ from services.trainer_worker.adapters.dataset_jobs import DatasetEventPublisher,
 from services.trainer_worker.adapters.distributed_launch import device_indices
 from services.trainer_worker.adapters.events import RunEventPublisher
 from services.trainer_worker.adapters.jobs import JobQueue
+from services.trainer_worker.adapters.tile_cache import TILE_CACHE_DIR
 from services.trainer_worker.adapters.training_run_client import TrainingRunClient
 from services.trainer_worker.adapters.worker_credential import WorkerCredential, refuse_signing_keys
 from services.trainer_worker.domain.job import worker_slots
@@ -38,7 +39,6 @@ from services.trainer_worker.entrypoints.worker import Worker
 from services.trainer_worker.evaluation_bootstrap import build_evaluation_worker
 from services.trainer_worker.service_layer.attempt import AttemptConfig, Attempts, AttemptServices
 from services.trainer_worker.service_layer.dataset_preparation import PreparationServices, prepare_job
-from services.trainer_worker.adapters.tile_cache import TILE_CACHE_DIR
 from services.trainer_worker.service_layer.steps import JobSteps
 
 log = get_logger("trainer_worker")
@@ -72,7 +72,10 @@ def gpu_model() -> str:
 
 def worker_info(devices: list[str], model: str) -> training_run_pb2.WorkerInfo:
     """What the worker offers: its slots, and the distinct GPUs they use (none on CPU)."""
-    gpus = {gpu for d in devices if d.startswith("cuda") for gpu in device_indices(d) or [d]}
+    gpus: set[str] = set()
+    for d in devices:
+        if d.startswith("cuda"):
+            gpus.update([str(i) for i in device_indices(d)] or [d])
     return training_run_pb2.WorkerInfo(
         device_kind="cuda" if gpus else "cpu",
         gpu_model=model if gpus else "",
@@ -196,7 +199,7 @@ async def build_worker(
             checkpoints_for=checkpoints,
             config=AttemptConfig(
                 worker_id=wid,
-                work_root=Path(settings.work_dir),
+                work_root=Path(settings.work_dir).resolve(),
                 ack_wait=ack_wait,
                 checkpoint_poll_seconds=checkpoint_poll_seconds,
             ),

@@ -77,7 +77,7 @@ def test_an_evaluation_on_the_runs_version_repeats_its_numbers_and_matches_cocoe
         ("EVALUATION_STATE_SUCCEEDED", version, "test")
     ]
     created = ok(stack, "evaluations", "create", model["name"], version)
-    assert created["state"] in ("EVALUATION_STATE_PENDING", "EVALUATION_STATE_RUNNING")  # a worker may be quick
+    assert created["state"] in ("EVALUATION_STATE_PENDING", "EVALUATION_STATE_RUNNING")  # quick worker
     watched = ravenctl(stack, "evaluations", "watch", created["name"])
     assert watched.returncode == 0, watched.stdout[-2000:] + watched.stderr[-2000:]
     done = ok(stack, "evaluations", "get", created["name"])

@@ -333,6 +333,9 @@ def rank_main(spec: training.TrainingSpec, env: RankEnv, out: Any, stop: Any) ->
 def run_rank(spec: training.TrainingSpec, out: Any, stop: Any, log_name: str) -> None:
     """Trains as this rank (``RANK`` etc. set); rank 0 reports to ``out``, another rank exits non-zero when it
     failed, so the group ends the attempt."""
+    # MMEngine's distributed metric gathers results through a ".dist_test" folder in the working directory.
+    spec.work_dir.mkdir(parents=True, exist_ok=True)
+    os.chdir(spec.work_dir)
     discard = Discard() if int(os.environ.get("RANK", "0")) != 0 or out is None else None
     training._child_main(spec, discard or out, stop, log_name=log_name, join=join_group)
     if discard is not None and discard.failure is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+from collections.abc import Awaitable, Callable
 
 import nats.errors
 from nats.aio.msg import Msg
@@ -133,7 +134,7 @@ class JobQueue:
         )
         self._sub = await self._js.pull_subscribe_bind(durable=durable, stream=self._names.jobs)
 
-    _ensure = staticmethod(ensure_worker_consumer)
+    _ensure: Callable[..., Awaitable[str]] = staticmethod(ensure_worker_consumer)
 
     async def fetch_one(self, wait: float = 1.0) -> JobMessage | None:
         """One job, or None when none arrived within ``wait`` seconds."""

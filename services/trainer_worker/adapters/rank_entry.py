@@ -41,7 +41,7 @@ def read_spec(path: Path) -> TrainingSpec:
     data = json.loads(path.read_text())
     return TrainingSpec(
         config=restore_types(data["config"]),
-        work_dir=Path(data["work_dir"]),
+        work_dir=Path(data["work_dir"]).resolve(),
         **{k: data[k] for k in _SPEC_FIELDS if k in data},
     )
 
