@@ -137,9 +137,9 @@ async def bench_watch(h: Harness, table: Table) -> None:
 
 
 async def bench_load(h: Harness, table: Table) -> None:
-    idle = await h.creates(clients.CreateLoad(h.address, h.secret, rate=10, seconds=5))
+    idle = await h.creates(clients.CreateLoad(h.address, h.secret, 10, 5, h.versions[h.address]))
     run = await h.running_run()
-    creates = clients.CreateLoad(h.address, h.secret, rate=10, seconds=8)
+    creates = clients.CreateLoad(h.address, h.secret, 10, 8, h.versions[h.address])
     result = await h.watch(
         h.address, run.name, lambda: play_run(h.real_sender(run), epochs=3, iters=8), creates
     )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import multiprocessing
 import os
 import signal
@@ -20,11 +19,13 @@ import grpc
 import nats
 import training_run_bare as bare
 import training_run_clients as clients
+import training_run_dataset
 import training_run_list
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from common.auth import Permission, mint_token
 from common.nats_launcher import free_port
+from common.nats_streams import StreamNames
 from common.proto.raven.v1 import events_pb2, training_run_pb2_grpc, types_pb2
 from common.proto.raven.v1 import training_run_pb2 as pb
 
@@ -73,14 +74,13 @@ class Harness:
         self.user = (("authorization", clients.user_token(SECRET)),)
         worker_token = mint_token("bench-worker", [Permission.WORKER], secret=SECRET)
         self.worker = (("authorization", f"Bearer {worker_token}"),)
-        dataset = tmp / "datasets" / "waste"
-        dataset.mkdir(parents=True)
-        (dataset / "annotations.json").write_text(json.dumps({"categories": [{"id": 1, "name": "bottle"}]}))
+        self.versions: dict[str, str] = {}  # server address → the READY dataset version its runs train on
+        training_run_dataset.write_dataset(tmp / "datasets" / "waste")
 
     async def start(self) -> None:
-        self.address = await self.start_server(self.database_url, prefix="raven", processes=self.server_procs)
         self.nc = await nats.connect(self.nats_url)
         self.js = self.nc.jetstream()
+        self.address = await self.start_server(self.database_url, prefix="raven", processes=self.server_procs)
 
     async def start_server(self, database_url: str, prefix: str, processes: int = 1) -> str:
         """``processes`` servers of training_run on one port (gRPC binds with SO_REUSEPORT)."""
@@ -89,6 +89,7 @@ class Harness:
             "RAVEN_DATA_DIR": str(self.tmp / prefix), "RAVEN_DATABASE_URL": database_url,
             "RAVEN_NATS_URL": self.nats_url, "RAVEN_GRPC_PORT": str(port), "RAVEN_JWT_SECRET": SECRET,
             "RAVEN_DATASET_ROOT": f"file://{self.tmp / 'datasets'}", "RAVEN_SUBJECT_PREFIX": prefix,
+            "RAVEN_ARTIFACT_ROOT": f"file://{self.tmp / prefix / 'artifacts'}",
             "RAVEN_JOBS_STREAM": f"{prefix.upper()}_JOBS",
             "RAVEN_EVENTS_STREAM": f"{prefix.upper()}_RUN_EVENTS",
         }  # fmt: skip
@@ -102,6 +103,11 @@ class Harness:
         await _wait_serving(address, self.tmp / f"server-{prefix}.log")
         if processes > 1:
             await asyncio.sleep(3)  # the others bind too
+        names = StreamNames(jobs=env["RAVEN_JOBS_STREAM"], events=env["RAVEN_EVENTS_STREAM"], prefix=prefix)
+        dataset, artifacts = f"{env['RAVEN_DATASET_ROOT']}/waste", env["RAVEN_ARTIFACT_ROOT"]
+        self.versions[address] = await training_run_dataset.prepared_version(
+            address, self.user, self.nc, names, dataset, artifacts
+        )
         return address
 
     def stub(self, address: str | None = None) -> training_run_pb2_grpc.TrainingRunServiceStub:
@@ -111,7 +117,8 @@ class Harness:
 
     async def create_template(self, address: str | None = None) -> str:
         """A run created through the API; its row is the template of the List data."""
-        run = await self.stub(address).CreateTrainingRun(clients.create_request(0), metadata=self.user)
+        request = clients.create_request(0, self.versions[address or self.address])
+        run = await self.stub(address).CreateTrainingRun(request, metadata=self.user)
         return run.name
 
     async def populate(self, database_url: str, template: str, count: int) -> None:
@@ -137,7 +144,8 @@ class Harness:
 
     async def running_run(self) -> pb.TrainingRun:
         stub = self.stub()
-        run = await stub.CreateTrainingRun(clients.create_request(1), metadata=self.user)
+        request = clients.create_request(1, self.versions[self.address])
+        run = await stub.CreateTrainingRun(request, metadata=self.user)
         await stub.ClaimTrainingRun(
             pb.ClaimTrainingRunRequest(name=run.name, worker_id="bench-worker", job_attempt=1),
             metadata=self.worker,
