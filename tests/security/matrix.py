@@ -22,16 +22,18 @@ from google.protobuf import field_mask_pb2, message
 
 from common.auth import Permission
 from common.proto.raven.v1 import datasets_pb2 as ds
+from common.proto.raven.v1 import evaluations_pb2 as ev
 from common.proto.raven.v1 import trained_model_pb2 as tm
 from common.proto.raven.v1 import training_run_pb2 as tr
 from common.proto.raven.v1 import types_pb2
 from tests.helpers import JWT_SECRET, bearer
-from tests.security.rpc import WORKER_METHODS, Outcome, all_methods, invoke, path
-from tests.security.stack import JSON_CONFIG, Stack, checkpoint_bytes
+from tests.security.rpc import WORKER_METHODS, Outcome, all_methods, invoke, on_trained_model_server, path
+from tests.security.stack import CLASSES, JSON_CONFIG, Stack, checkpoint_bytes
 
 TR = "/raven.v1.TrainingRunService/"
 TM = "/raven.v1.TrainedModelService/"
 DS = "/raven.v1.DatasetService/"
+EV = "/raven.v1.EvaluationService/"
 SECRET_RUN_NAME = "alice-private-run-" + uuid.uuid4().hex[:6]
 SECRET_MODEL_NAME = "alice-private-model-" + uuid.uuid4().hex[:6]
 SECRET_DATASET_NAME = "alice-private-dataset-" + uuid.uuid4().hex[:6]
@@ -52,7 +54,8 @@ UPLOAD = _upload_zip()
 @dataclass(frozen=True)
 class Row:
     request: Callable[[Stack, str], message.Message]  # request aimed at the resource name given
-    # kind of resource the RPC targets: run, terminal_run, pending_run, model, dataset, version, or None
+    # kind of resource the RPC targets: run, terminal_run, pending_run, claimed_run, model, dataset, version,
+    # evaluation, evaluable_model (a model of the classes of the stack's evaluation version), or None
     resource: str | None
     more: Callable[[Stack], list[message.Message]] | None = None  # further messages of a client stream
 
@@ -136,6 +139,18 @@ ROWS: dict[str, Row] = {
     TM + "GetTrainedModelStatistics": Row(lambda s, n: tm.GetTrainedModelStatisticsRequest(name=n), "model"),
     TM + "SetModelAlias": Row(lambda s, n: tm.SetModelAliasRequest(name=n, alias="staging"), "model"),
     TM + "DeleteModelAlias": Row(lambda s, n: tm.DeleteModelAliasRequest(name=n, alias="staging"), "model"),
+    EV + "CreateEvaluation": Row(
+        lambda s, n: ev.CreateEvaluationRequest(
+            trained_model=n, dataset_version=s.evaluation_version(), split="test"
+        ),
+        "evaluable_model",
+    ),
+    EV + "GetEvaluation": Row(lambda s, n: ev.GetEvaluationRequest(name=n), "evaluation"),
+    EV + "ListEvaluations": Row(lambda s, n: ev.ListEvaluationsRequest(), None),
+    EV + "WatchEvaluation": Row(lambda s, n: ev.WatchEvaluationRequest(name=n), "evaluation"),
+    EV + "CancelEvaluation": Row(
+        lambda s, n: ev.CancelEvaluationRequest(name=n, reason="matrix"), "evaluation"
+    ),
     DS + "CreateDataset": Row(
         lambda s, n: ds.CreateDatasetRequest(dataset=ds.Dataset(display_name="m")), None
     ),
@@ -220,6 +235,17 @@ class World:
         self.model = stack.import_model(stack.who.alice, SECRET_MODEL_NAME)
         self.dataset = self.new_dataset()
         self.version = self.new_version(self.dataset)
+        self.evaluable_model = stack.import_model(stack.who.alice, SECRET_MODEL_NAME, classes=CLASSES)
+        self.evaluation = self.new_evaluation()
+
+    def new_evaluation(self) -> str:
+        """Alice's evaluation of her evaluable model, PENDING (the stack has no evaluating worker)."""
+        request = ev.CreateEvaluationRequest(
+            trained_model=self.evaluable_model.name, dataset_version=self.stack.evaluation_version()
+        )
+        created = self.stack.evaluations.CreateEvaluation(request, metadata=self.stack.who.alice, timeout=60)
+        assert created.state == ev.EVALUATION_STATE_PENDING, created
+        return str(created.name)
 
     def new_dataset(self) -> str:
         request = ds.CreateDatasetRequest(dataset=ds.Dataset(display_name=SECRET_DATASET_NAME))
@@ -250,6 +276,8 @@ class World:
             "model": self.model.name,
             "dataset": self.dataset,
             "version": self.version,
+            "evaluable_model": self.evaluable_model.name,
+            "evaluation": self.evaluation,
         }[kind]
 
     def fresh(self, kind: str | None) -> str:
@@ -267,6 +295,10 @@ class World:
             return name
         if kind == "model":
             return str(self.stack.import_model(self.stack.who.alice, "fresh model").name)
+        if kind == "evaluable_model":
+            return str(self.stack.import_model(self.stack.who.alice, "fresh model", classes=CLASSES).name)
+        if kind == "evaluation":
+            return self.new_evaluation()
         if kind == "dataset":
             return self.new_dataset()
         if kind == "version":
@@ -275,8 +307,10 @@ class World:
 
     @staticmethod
     def missing(kind: str) -> str:
-        if kind == "model":
+        if kind in ("model", "evaluable_model"):
             return f"trainedModels/{uuid.uuid4()}"
+        if kind == "evaluation":
+            return f"evaluations/{uuid.uuid4()}"
         if kind == "dataset":
             return f"datasets/{uuid.uuid4().hex}"
         if kind == "version":
@@ -285,7 +319,7 @@ class World:
 
 
 def call(stack: Stack, method_path: str, request: message.Message, metadata: Any) -> Outcome:
-    channel = stack.tm_channel if method_path.startswith(TM) else stack.tr_channel  # datasets: training_run
+    channel = stack.tm_channel if on_trained_model_server(method_path) else stack.tr_channel
     row = ROWS.get(method_path)
     more = row.more(stack) if row is not None and row.more is not None else []
     return invoke(channel, METHODS[method_path], request, metadata, timeout=60, stream_timeout=1.5, more=more)

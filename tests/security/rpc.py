@@ -9,13 +9,16 @@ from typing import Any
 import grpc
 from google.protobuf import descriptor, message, message_factory
 
-from common.proto.raven.v1 import datasets_pb2, trained_model_pb2, training_run_pb2
+from common.proto.raven.v1 import datasets_pb2, evaluations_pb2, trained_model_pb2, training_run_pb2
 
 SERVICES = (
     training_run_pb2.DESCRIPTOR.services_by_name["TrainingRunService"],
     trained_model_pb2.DESCRIPTOR.services_by_name["TrainedModelService"],
     datasets_pb2.DESCRIPTOR.services_by_name["DatasetService"],
+    evaluations_pb2.DESCRIPTOR.services_by_name["EvaluationService"],
 )
+# The services the trained_model server serves; every other one is served by the training_run server.
+TRAINED_MODEL_SERVER = ("/raven.v1.TrainedModelService/", "/raven.v1.EvaluationService/")
 # Worker (service identity) RPCs, by the naming the services use; every other RPC is a user RPC.
 WORKER_METHODS = frozenset(
     f"/raven.v1.TrainingRunService/{m}"
@@ -31,6 +34,10 @@ def all_methods() -> list[descriptor.MethodDescriptor]:
 
 def path(method: descriptor.MethodDescriptor) -> str:
     return f"/{method.containing_service.full_name}/{method.name}"
+
+
+def on_trained_model_server(method_path: str) -> bool:
+    return method_path.startswith(TRAINED_MODEL_SERVER)
 
 
 def request_class(method: descriptor.MethodDescriptor) -> type[message.Message]:

@@ -31,7 +31,9 @@ from common.artifacts import ArtifactStore
 from common.auth import USER_PERMISSIONS, Permission
 from common.nats_streams import StreamNames
 from common.proto.raven.v1 import (
+    datasets_pb2,
     datasets_pb2_grpc,
+    evaluations_pb2_grpc,
     trained_model_pb2,
     trained_model_pb2_grpc,
     training_run_pb2,
@@ -126,6 +128,7 @@ class Stack:
         self.tr_app: tr_bootstrap.App | None = None
         self._intake: Any = None
         self.channels: list[grpc.Channel] = []
+        self._evaluation_version = ""
 
     # ---- lifecycle -----------------------------------------------------------------------------------------
     def call(self, coro: Coroutine[Any, Any, T], timeout: float = 120) -> T:
@@ -139,6 +142,7 @@ class Stack:
         self.runs = training_run_pb2_grpc.TrainingRunServiceStub(self.tr_channel)
         self.models = trained_model_pb2_grpc.TrainedModelServiceStub(self.tm_channel)
         self.datasets = datasets_pb2_grpc.DatasetServiceStub(self.tr_channel)
+        self.evaluations = evaluations_pb2_grpc.EvaluationServiceStub(self.tm_channel)
         return self
 
     async def _start(self) -> None:
@@ -220,16 +224,23 @@ class Stack:
             )
         return created
 
-    def import_model(self, who: Any, display_name: str, *, publish: bool = False) -> Any:
+    def import_model(
+        self, who: Any, display_name: str, *, publish: bool = False, classes: Iterable[str] = ("dump", "tyre")
+    ) -> Any:
+        """An imported model (default: classes the stack's dataset does not have; ``classes=CLASSES`` for one
+        that can be evaluated on ``evaluation_version``)."""
+        names = list(classes)
+        config = json.loads(json.dumps(JSON_CONFIG))
+        config["model"]["bbox_head"]["num_classes"] = len(names)
         prefix = uuid.uuid4().hex[:8]
-        self.store.put_bytes(f"imports/{prefix}/config.json", json.dumps(JSON_CONFIG).encode())
-        self.store.put_bytes(f"imports/{prefix}/model.pth", checkpoint_bytes(2))
+        self.store.put_bytes(f"imports/{prefix}/config.json", json.dumps(config).encode())
+        self.store.put_bytes(f"imports/{prefix}/model.pth", checkpoint_bytes(len(names)))
         model = self.models.ImportTrainedModel(
             trained_model_pb2.ImportTrainedModelRequest(
                 display_name=display_name,
                 config_uri=f"imports/{prefix}/config.json",
                 checkpoint_uri=f"imports/{prefix}/model.pth",
-                class_names=["dump", "tyre"],
+                class_names=names,
                 model_template="rtmdet_tiny",
             ),
             metadata=who,
@@ -240,3 +251,35 @@ class Stack:
                 trained_model_pb2.PublishTrainedModelRequest(name=model.name), metadata=who, timeout=30
             )
         return model
+
+    def evaluation_version(self) -> str:
+        """Alice's READY version of the stack's dataset, with test images (made once, prepared by the real
+        intake): what the EvaluationService calls evaluate models of ``CLASSES`` on."""
+        if self._evaluation_version:
+            return self._evaluation_version
+        alice = self.who.alice
+        dataset = self.datasets.CreateDataset(
+            datasets_pb2.CreateDatasetRequest(dataset=datasets_pb2.Dataset(display_name="evaluation data")),
+            metadata=alice,
+            timeout=30,
+        )
+        version = datasets_pb2.DatasetVersion(
+            source_uri=f"file://{self.dataset_root}/{self.dataset}",
+            split_options=datasets_pb2.SplitOptions(train_fraction=0.5, val_fraction=0.25),
+        )
+        created = self.datasets.CreateDatasetVersion(
+            datasets_pb2.CreateDatasetVersionRequest(parent=dataset.name, dataset_version=version),
+            metadata=alice,
+            timeout=30,
+        )
+        deadline = time.monotonic() + 60
+        while created.state != datasets_pb2.DATASET_VERSION_STATE_READY:
+            assert created.state != datasets_pb2.DATASET_VERSION_STATE_INVALID, created
+            assert time.monotonic() < deadline, f"{created.name} not READY: {created}"
+            time.sleep(0.05)
+            created = self.datasets.GetDatasetVersion(
+                datasets_pb2.GetDatasetVersionRequest(name=created.name), metadata=alice, timeout=30
+            )
+        assert {s.split: s.images for s in created.split.splits}.get("test", 0) > 0, created.split
+        self._evaluation_version = str(created.name)
+        return self._evaluation_version

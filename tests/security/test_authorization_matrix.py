@@ -26,11 +26,13 @@ import pytest
 
 from common.auth import Permission
 from common.proto.raven.v1 import datasets_pb2 as ds
+from common.proto.raven.v1 import evaluations_pb2 as ev
 from common.proto.raven.v1 import trained_model_pb2 as tm
 from common.proto.raven.v1 import training_run_pb2 as tr
 from tests.helpers import bearer, token
 from tests.security.matrix import (
     DS,
+    EV,
     METHODS,
     ROWS,
     SECRET_DATASET_NAME,
@@ -165,12 +167,18 @@ def test_other_owners_resource_is_indistinguishable_from_a_missing_one(
     # Alice's resource is untouched by bob's attempt.
     getter, request = {
         "model": (TM + "GetTrainedModel", tm.GetTrainedModelRequest),
+        "evaluable_model": (TM + "GetTrainedModel", tm.GetTrainedModelRequest),
+        "evaluation": (EV + "GetEvaluation", ev.GetEvaluationRequest),
         "dataset": (DS + "GetDataset", ds.GetDatasetRequest),
         "version": (DS + "GetDatasetVersion", ds.GetDatasetVersionRequest),
     }.get(kind, (TR + "GetTrainingRun", tr.GetTrainingRunRequest))
     still = call(stack, getter, request(name=existing), stack.who.alice)
     assert still.ok, still
     found = still.responses[0]
+    if kind == "evaluation":  # not cancelled by bob, still of alice's model
+        assert found.state == ev.EVALUATION_STATE_PENDING and found.owner == "alice", found
+        assert found.trained_model == world.evaluable_model.name
+        return
     label = found.description if kind == "version" else found.display_name
     assert label in (SECRET_RUN_NAME, SECRET_MODEL_NAME, SECRET_DATASET_NAME)
 

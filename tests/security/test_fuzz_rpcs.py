@@ -36,7 +36,7 @@ from common.proto.raven.v1 import trained_model_pb2 as tm
 from common.proto.raven.v1 import training_run_pb2 as tr
 from common.proto.raven.v1 import types_pb2
 from tests.security import strategies
-from tests.security.rpc import all_methods, invoke, path
+from tests.security.rpc import all_methods, invoke, on_trained_model_server, path
 from tests.security.stack import CLASSES, Stack
 
 EXAMPLES = int(os.environ.get("RAVEN_FUZZ_EXAMPLES", "30"))
@@ -188,8 +188,8 @@ def _targets(request: message.Message) -> set[str]:
 @pytest.mark.parametrize("method_path", sorted(METHODS))
 def test_fuzz_rpc(fuzz: Fuzz, method_path: str) -> None:
     method = METHODS[method_path]
-    # DatasetService is served by the training_run server
-    channel = fuzz.stack.tm_channel if "TrainedModelService" in method_path else fuzz.stack.tr_channel
+    # DatasetService is served by the training_run server, EvaluationService by the trained_model server
+    channel = fuzz.stack.tm_channel if on_trained_model_server(method_path) else fuzz.stack.tr_channel
     counts = COUNTS[method_path]
 
     @settings(

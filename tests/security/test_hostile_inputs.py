@@ -22,7 +22,7 @@ from google.rpc import error_details_pb2, status_pb2
 from common.proto.raven.v1 import trained_model_pb2 as tm
 from common.proto.raven.v1 import training_run_pb2 as tr
 from common.proto.raven.v1 import types_pb2
-from tests.security.rpc import Outcome, all_methods, invoke, path
+from tests.security.rpc import Outcome, all_methods, invoke, on_trained_model_server, path
 from tests.security.stack import JSON_CONFIG, Stack, checkpoint_bytes, write_dataset
 
 METHODS = {path(m): m for m in all_methods()}
@@ -56,7 +56,7 @@ def payloads(marker: Path) -> list[str]:
 
 
 def call(stack: Stack, method_path: str, request: Any, who: Any) -> Outcome:
-    channel = stack.tm_channel if method_path.startswith(TM) else stack.tr_channel
+    channel = stack.tm_channel if on_trained_model_server(method_path) else stack.tr_channel
     return invoke(channel, METHODS[method_path], request, who, timeout=60, stream_timeout=1.5)
 
 

@@ -2,8 +2,9 @@
 
 A worker holds a pre-issued worker token (``ravenctl token --worker``), never the signing key. Here an
 attacker owns such a token (a compromised worker) and tries to use it as a user, a superadmin, or as material
-to mint one: every user RPC of both services answers PERMISSION_DENIED to the token itself, and every token
-derived from it without the key is UNAUTHENTICATED. Nothing is created on the way.
+to mint one: every user RPC of both services answers PERMISSION_DENIED to the token itself (the
+EvaluationService's included: a worker reports evaluations over NATS and calls none of its RPCs), and every
+token derived from it without the key is UNAUTHENTICATED. Nothing is created on the way.
 """
 
 from __future__ import annotations
@@ -18,13 +19,14 @@ import jwt
 import pytest
 
 from common.auth import Permission, issue_worker_token
+from common.proto.raven.v1 import evaluations_pb2 as ev
 from common.proto.raven.v1 import trained_model_pb2 as tm
 from common.proto.raven.v1 import training_run_pb2 as tr
 from tests.helpers import JWT_SECRET, bearer
-from tests.security.matrix import ROWS, TM, TR, USER_METHODS, World, assert_no_leak, call
+from tests.security.matrix import EV, ROWS, TM, TR, USER_METHODS, World, assert_no_leak, call
 from tests.security.stack import Stack
 
-DONE_WHEN = (TR + "CreateTrainingRun", TM + "PublishTrainedModel")
+DONE_WHEN = (TR + "CreateTrainingRun", TM + "PublishTrainedModel", EV + "CreateEvaluation")
 
 
 @pytest.fixture(scope="module")
@@ -91,8 +93,17 @@ def test_no_token_derived_from_a_worker_token_gets_through(
     assert_no_leak(outcome)
 
 
+def _evaluations(stack: Stack) -> set[str]:
+    found = stack.evaluations.ListEvaluations(
+        ev.ListEvaluationsRequest(page_size=500), metadata=stack.who.admin, timeout=30
+    )
+    return {e.name for e in found.evaluations}
+
+
 def test_the_denied_calls_changed_nothing(stack: Stack, world: World, worker_token: str) -> None:
     before = stack.runs.ListTrainingRuns(tr.ListTrainingRunsRequest(page_size=500), metadata=stack.who.admin)
+    evaluations_before = _evaluations(stack)
+    assert world.evaluation in evaluations_before  # control: the listing sees alice's evaluation
     for method_path in DONE_WHEN:
         row = ROWS[method_path]
         target = world.existing(row.resource) if row.resource else ""
@@ -100,6 +111,7 @@ def test_the_denied_calls_changed_nothing(stack: Stack, world: World, worker_tok
             assert not call(stack, method_path, row.request(stack, target), metadata).ok
     after = stack.runs.ListTrainingRuns(tr.ListTrainingRunsRequest(page_size=500), metadata=stack.who.admin)
     assert {r.name for r in after.training_runs} == {r.name for r in before.training_runs}
+    assert _evaluations(stack) == evaluations_before
     model = stack.models.GetTrainedModel(
         tm.GetTrainedModelRequest(name=world.model.name), metadata=stack.who.alice
     )
