@@ -3,8 +3,9 @@
 A failed delivery is nak'ed with the consumer's backoff. On the last delivery JetStream will make (or at once,
 for a payload that can never be read) the message is terminated and a ``DeadLetter`` record (original subject,
 headers, payload, delivery count, consumer, the last error) goes to the dead-letter stream, where
-training_run picks it up and ends the run it concerns FAILED. A message that gets no answer at all (its
-consumer crashes or hangs on it every time) reaches ``max_deliver`` by JetStream's own redeliveries; the
+training_run picks it up and ends the run it concerns FAILED (a dataset preparation job: marks its version
+INVALID, which fails the runs waiting for it; ``preparation_version``). A message that gets no answer at all
+(its consumer crashes or hangs on it every time) reaches ``max_deliver`` by JetStream's own redeliveries; the
 MAX_DELIVERIES advisory is captured by the same stream and turned into a record by ``record_from_advisory``.
 """
 
@@ -25,7 +26,7 @@ from prometheus_client import Counter
 
 from common.logging import get_logger
 from common.nats_streams import RetryPolicy, StreamNames
-from common.proto.raven.v1 import dead_letters_pb2, events_pb2
+from common.proto.raven.v1 import datasets_pb2, dead_letters_pb2, events_pb2
 
 log = get_logger("dead_letters")
 
@@ -35,6 +36,7 @@ DEAD_LETTERED = Counter(
     ["consumer", "reason"],
 )
 RUN_ID = re.compile(r"^[A-Za-z0-9_-]{1,36}$")
+VERSION_NAME = re.compile(r"^datasets/[A-Za-z0-9_-]{1,64}/versions/[1-9][0-9]{0,9}$")
 MAX_ERROR_CHARS = 2000
 
 
@@ -69,6 +71,26 @@ def concerns(names: StreamNames, subject: str, headers: dict[str, str] | None, p
             return Concerns(event.run_id, max(event.attempt, 0))
         return Concerns(parts[2]) if RUN_ID.match(parts[2]) else Concerns()
     return Concerns()
+
+
+def preparation_version(names: StreamNames, record: dead_letters_pb2.DeadLetter) -> str:
+    """The dataset version a dead-lettered preparation job was about, from its payload or its Nats-Msg-Id
+    ("{version}:{attempt}"); '' for any other message, or when neither names one."""
+    if record.subject != names.dataset_jobs_subject:
+        return ""
+    job = _parsed(datasets_pb2.DatasetPreparationJob, record.payload)
+    if job is not None and VERSION_NAME.match(job.dataset_version):
+        return str(job.dataset_version)
+    name = record.headers.get("Nats-Msg-Id", "").rpartition(":")[0]
+    return name if VERSION_NAME.match(name) else ""
+
+
+def describe_preparation(record: dead_letters_pb2.DeadLetter) -> str:
+    """The problem recorded on a version whose preparation job was given up."""
+    return (
+        f"preparation failed {record.deliveries} time(s) and was given up ({record.reason}): {record.error}; "
+        "create the version again, and ask an operator if it fails again"
+    )
 
 
 def _parsed(message_type: Any, payload: bytes) -> Any:

@@ -200,16 +200,18 @@ async def build_app(
     consumer = EventConsumer(
         js, names, tracking.apply_event, DeadLetters(js, names, event_consumer.DURABLE, policy, clock)
     )
+    dataset_tracking = DatasetTracking(uow, clock, ArtifactStore(settings.artifact_root))
     dead_letter_consumer = DeadLetterConsumer(
         js,
         names,
         tracking.fail_dead_lettered,
         DeadLetters(js, names, dead_letters.DURABLE, policy, clock),
         clock,
+        fail_version=dataset_tracking.fail_dead_lettered,
     )
     datasets = DatasetService(uow, clock)
     dataset_consumer = DatasetEventConsumer(
-        js, names, DatasetTracking(uow, clock).apply,
+        js, names, dataset_tracking.apply,
         DeadLetters(js, names, dataset_events.DURABLE, policy, clock),
     )  # fmt: skip
     reaper = Reaper(tracking.reap, settings.reaper_interval_seconds)

@@ -8,6 +8,11 @@ wherever they came from.
 
 Sources: a directory under the configured dataset root (an fsspec URL; symbolic links may not lead out of
 it), or an uploaded archive extracted by :mod:`archives` into a scratch directory. Blocking: call in a thread.
+
+Every CreateTrainingRun on a plain dataset reference pins its directory again, mostly unchanged. A file under
+the dataset root whose (path, size, modification stamp) was pinned before and whose blob is stored is not read
+again (:class:`HashCache`, the quick check of git's index and rsync); a file modified less than
+``RACY_SECONDS`` before it was read is never cached (it may change again within the stamp's resolution).
 """
 
 from __future__ import annotations
@@ -16,7 +21,10 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Hashable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +39,7 @@ from services.training_run.domain.datasets import Snapshot
 
 BLOB_PREFIX = "dataset_blobs"
 MANIFEST_PREFIX = "dataset_manifests"
+RACY_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -45,6 +54,48 @@ class _File:
     path: str  # relative, "/"-separated
     source: str  # as the filesystem spells it
     size: int
+    stamp: Hashable = None  # what says the content is unchanged besides the size; None: nothing (no cache)
+    mtime: float | None = None  # seconds since the epoch, when the filesystem says
+
+
+def _stamp(info: dict[str, object]) -> tuple[Hashable, float | None]:
+    """The modification stamp of a file's fsspec info: local (mtime, inode), else an object store's ETag or
+    last-modified time; (None, None) when the filesystem says none."""
+    mtime = info.get("mtime")
+    if isinstance(mtime, int | float):
+        return (float(mtime), info.get("ino")), float(mtime)
+    for key in ("ETag", "etag", "LastModified", "last_modified"):
+        value = info.get(key)
+        if value is not None:
+            return str(value), None
+    return None, None
+
+
+class HashCache:
+    """The sha256 of files pinned before, by (source, size, stamp); bounded, least recently used dropped."""
+
+    def __init__(self, max_entries: int = 1_000_000) -> None:
+        self._entries: OrderedDict[tuple[str, int, Hashable], str] = OrderedDict()
+        self._max = max_entries
+        self._lock = threading.Lock()  # pins run in threads
+
+    def get(self, file: _File) -> str | None:
+        if file.stamp is None:
+            return None
+        with self._lock:
+            found = self._entries.get((file.source, file.size, file.stamp))
+            if found is not None:
+                self._entries.move_to_end((file.source, file.size, file.stamp))
+            return found
+
+    def put(self, file: _File, sha256: str, size: int, read_at: float) -> None:
+        racy = file.mtime is not None and read_at - file.mtime < RACY_SECONDS
+        if file.stamp is None or size != file.size or racy:
+            return
+        with self._lock:
+            self._entries[(file.source, file.size, file.stamp)] = sha256
+            while len(self._entries) > self._max:
+                self._entries.popitem(last=False)
 
 
 def invalid(field: str, description: str) -> InvalidArgument:
@@ -52,17 +103,24 @@ def invalid(field: str, description: str) -> InvalidArgument:
 
 
 class DatasetSnapshots:
-    def __init__(self, store: ArtifactStore, dataset_root_url: str, limits: SnapshotLimits) -> None:
+    def __init__(
+        self,
+        store: ArtifactStore,
+        dataset_root_url: str,
+        limits: SnapshotLimits,
+        hashes: HashCache | None = None,
+    ) -> None:
         self.store = store
         self.root = DatasetRoot.open(dataset_root_url)
         self.root_url = dataset_root_url.rstrip("/")
         self.limits = limits
+        self.hashes = hashes if hashes is not None else HashCache()
 
     def from_uri(self, uri: str, field: str = "dataset_version.source_uri") -> Snapshot:
         """Pin the dataset directory ``uri`` (under the dataset root)."""
         directory = self._confined_directory(uri, field)
         files = list(self._walk(self.root.fs, directory, field))
-        return self._pin(self.root.fs, files, field)
+        return self._pin(self.root.fs, files, field, self.hashes)
 
     def from_reference(self, reference: str, field: str = "training_run.dataset") -> Snapshot:
         """Pin the directory of a plain dataset reference (relative to the dataset root, already checked)."""
@@ -113,15 +171,19 @@ class DatasetSnapshots:
                 raise invalid(field, f"holds more than {self.limits.max_files} files (the server's limit)")
             if total > self.limits.max_bytes:
                 raise invalid(field, f"holds more than {self.limits.max_bytes} bytes (the server's limit)")
-            yield _File(relative, path, int(info.get("size") or 0))
+            yield _File(relative, path, int(info.get("size") or 0), *_stamp(info))
 
-    def _pin(self, fs: fsspec.AbstractFileSystem, files: list[_File], field: str) -> Snapshot:
+    def _pin(
+        self, fs: fsspec.AbstractFileSystem, files: list[_File], field: str, hashes: HashCache | None = None
+    ) -> Snapshot:
+        """``hashes``: for files under the dataset root only (an extracted upload's scratch paths and
+        modification times may repeat with other contents)."""
         present = {f.path for f in files if f.path in CANDIDATE_FILES}
         try:
             layout = choose_layout("the dataset", present)
         except InvalidArgument as exc:
             raise invalid(field, f"{exc.message} ({LAYOUT_HINT})") from None
-        entries = [self._store_blob(fs, f) for f in files]
+        entries = [self._store_blob(fs, f, hashes) for f in files]
         lines = "".join(f"{e['path']}\0{e['sha256']}\0{e['size']}\n" for e in entries)
         snapshot_sha256 = hashlib.sha256(lines.encode()).hexdigest()
         manifest = json.dumps(entries, separators=(",", ":")).encode()
@@ -132,8 +194,15 @@ class DatasetSnapshots:
             size_bytes=sum(int(e["size"]) for e in entries), annotation_files=dict(layout.files),
         )  # fmt: skip
 
-    def _store_blob(self, fs: fsspec.AbstractFileSystem, file: _File) -> dict[str, str | int]:
-        """Hash the file while copying it to a scratch file, then store it under its sha256 (once)."""
+    def _store_blob(
+        self, fs: fsspec.AbstractFileSystem, file: _File, hashes: HashCache | None
+    ) -> dict[str, str | int]:
+        """Hash the file while copying it to a scratch file, then store it under its sha256 (once); a file
+        ``hashes`` knows unchanged, whose blob is stored, is not read."""
+        known = hashes.get(file) if hashes is not None else None
+        if known is not None and self.store.exists(f"{BLOB_PREFIX}/{known}"):
+            return {"path": file.path, "size": file.size, "sha256": known}
+        read_at = time.time()
         with tempfile.NamedTemporaryFile(prefix="raven-blob-") as scratch:
             digest, size = hashlib.sha256(), 0
             with fs.open(file.source, "rb") as src:
@@ -146,4 +215,6 @@ class DatasetSnapshots:
             key = f"{BLOB_PREFIX}/{sha256}"
             if not self.store.exists(key):
                 self.store.put_file(key, Path(scratch.name))
+        if hashes is not None:
+            hashes.put(file, sha256, size, read_at)
         return {"path": file.path, "size": size, "sha256": sha256}

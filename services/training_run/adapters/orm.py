@@ -82,6 +82,8 @@ class TrainingRunRow(Base):
     max_runtime_seconds: Mapped[float | None] = mapped_column(Float)
     max_pending_seconds: Mapped[float | None] = mapped_column(Float)
     effective_learning_rate: Mapped[float | None] = mapped_column(Float)  # NULL: stored before it was
+    # RunSpec.split_guard: the fine-tune guard a run waiting for its implicit version still owes; NULL: none
+    split_guard: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     stopped_by_time_budget: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     pending_deadline: Mapped[datetime | None] = mapped_column(UTCDateTime())
     failure: Mapped[dict[str, Any] | None] = mapped_column(JSON)

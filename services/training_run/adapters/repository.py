@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -24,6 +24,7 @@ from services.training_run.domain.model import (
     TrainingRun,
     Transition,
 )
+from services.training_run.domain.spec import BaseSplit
 
 RUNS = mapped_table(TrainingRunRow)
 LOGS = mapped_table(RunLogLineRow)
@@ -255,6 +256,7 @@ def _to_row(run: TrainingRun) -> dict[str, Any]:
         "trained_model": run.trained_model, "stopped_epoch": run.stopped_epoch,
         "max_runtime_seconds": spec.max_runtime_seconds, "max_pending_seconds": spec.max_pending_seconds,
         "effective_learning_rate": spec.effective_learning_rate,
+        "split_guard": None if spec.split_guard is None else asdict(spec.split_guard),
         "stopped_by_time_budget": run.stopped_by_time_budget, "pending_deadline": run.pending_deadline,
         "failure": None if failure is None else {
             "kind": int(failure.kind), "message": failure.message, "details": list(failure.details)},
@@ -287,6 +289,7 @@ def _to_domain(row: Any) -> TrainingRun:
         dataset_source=(row["dataset_source"] or {}) if "dataset_source" in row else {},
         max_runtime_seconds=row["max_runtime_seconds"], max_pending_seconds=row["max_pending_seconds"],
         effective_learning_rate=row["effective_learning_rate"],
+        split_guard=BaseSplit(**row["split_guard"]) if row.get("split_guard") else None,
     )  # fmt: skip
     return TrainingRun(
         id=row["id"], owner=row["owner"], display_name=row["display_name"], spec=spec,

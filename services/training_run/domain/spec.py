@@ -7,6 +7,16 @@ from typing import Any
 
 
 @dataclass(frozen=True)
+class BaseSplit:
+    """What the fine-tune guard needs of a base model: what it trained on (a dataset version's name or a plain
+    reference) and its training run's split manifest (``train_sha256``: the content hashes it trained on)."""
+
+    model: str  # "trainedModels/{id}"
+    dataset: str
+    split_manifest: str  # artifact key; empty when its run recorded none
+
+
+@dataclass(frozen=True)
 class RunSpec:
     """What the user asked for, validated and resolved at Create; immutable afterwards."""
 
@@ -28,5 +38,9 @@ class RunSpec:
     # Time budgets in seconds (domain/budgets.py); None = none.
     max_runtime_seconds: float | None = None
     max_pending_seconds: float | None = None
+    # The fine-tune guard still owed when the version becomes READY: a run on a plain dataset reference whose
+    # implicit version was not READY at Create, with a base model and without allow_split_overlap. None
+    # otherwise (no base model, overlap allowed, or checked at Create).
+    split_guard: BaseSplit | None = None
     # The learning rate training starts from: hyperparameters' scaled by auto_scale_lr (common.precision).
     effective_learning_rate: float | None = None

@@ -4,8 +4,9 @@ CreateTrainingRun with a plain ``dataset`` trains on a version of that directory
 snapshot sha256) in the caller's implicit dataset of the directory. When that version is not READY yet the run
 is created PENDING *without* a job: it records the version's name but not yet its ``dataset_source`` (the
 frozen split the worker needs), and no worker may claim it. When the version becomes READY the run takes its
-source and its first job is requested (the outbox publishes it in the same transaction); when it becomes
-INVALID the run ends FAILED (INVALID_DATASET) with the version's problems.
+source and its first job is requested (the outbox publishes it in the same transaction), unless the fine-tune
+guard refuses the version's split (then FAILED, INVALID_CONFIG); when it becomes INVALID the run ends FAILED
+(INVALID_DATASET) with the version's problems.
 
 Pure Python: a mixin of :class:`~services.training_run.domain.model.TrainingRun`, apart so that the
 aggregate's module stays small.
@@ -62,7 +63,7 @@ class WaitsForDatasetVersion:
         """The version is READY: train on its frozen split (``source``); the first job is requested now."""
         if not self.awaiting_version:
             return False  # cancelled meanwhile, or already applied
-        self.spec = replace(self.spec, dataset_source=dict(source))
+        self.spec = replace(self.spec, dataset_source=dict(source), split_guard=None)  # the guard passed
         self.update_time = now
         self.events.append(JobRequested(self.id, self.attempt))
         return True
@@ -72,6 +73,15 @@ class WaitsForDatasetVersion:
         if not self.awaiting_version:
             return False
         self._fail(now, Failure(FailureKind.INVALID_DATASET, message))
+        return True
+
+    def on_split_overlap(self, message: str, now: datetime) -> bool:
+        """The version is READY but the fine-tune guard refuses it (the base model trained on images of its
+        val or test split, and the request did not allow it): the run ends FAILED (INVALID_CONFIG) saying
+        so, as Create would have refused it had the version been READY then."""
+        if not self.awaiting_version:
+            return False
+        self._fail(now, Failure(FailureKind.INVALID_CONFIG, message))
         return True
 
     def ensure_claimable(self) -> None:

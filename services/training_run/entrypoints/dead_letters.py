@@ -1,4 +1,5 @@
-"""Durable consumer of the dead-letter stream: every poison message ends the run it concerns FAILED.
+"""Durable consumer of the dead-letter stream: every poison message ends the run it concerns FAILED; a
+dataset preparation job that was given up marks its version INVALID (the runs waiting for it end FAILED).
 
 Two kinds of messages arrive: ``DeadLetter`` records (written by any consumer that gave up on a message) and
 JetStream's MAX_DELIVERIES advisories (a message whose consumer never answered, e.g. a worker that crashes
@@ -22,6 +23,8 @@ from common.dead_letters import (
     DeadLetterReason,
     DeadLetters,
     describe,
+    describe_preparation,
+    preparation_version,
     publish_record,
     record_from_advisory,
 )
@@ -40,6 +43,8 @@ log = get_logger("training_run.dead_letters")
 
 # (run id, attempt or 0 for "whatever attempt is current", failure message) -> whether the run changed
 FailRun = Callable[[str, int, str], Awaitable[bool]]
+# (dataset version name, problem) -> whether the version changed
+FailVersion = Callable[[str, str], Awaitable[bool]]
 
 
 class DeadLetterConsumer:
@@ -51,11 +56,13 @@ class DeadLetterConsumer:
         dead_letters: DeadLetters,
         clock: Callable[[], datetime],
         *,
+        fail_version: FailVersion | None = None,
         batch: int = 50,
     ) -> None:
         self._js = js
         self._names = names
         self._fail_run = fail_run
+        self._fail_version = fail_version
         self._dead_letters = dead_letters
         self._clock = clock
         self._batch = batch
@@ -123,6 +130,11 @@ class DeadLetterConsumer:
             record = dead_letters_pb2.DeadLetter.FromString(data)
         except DecodeError:
             log.warning("unreadable dead-letter record ignored")
+            return
+        version = preparation_version(self._names, record)
+        if version and self._fail_version is not None:
+            changed = await self._fail_version(version, describe_preparation(record))
+            log.info("dead letter applied", dataset_version=version, version_failed=changed)
             return
         if not record.run_id:
             log.warning("dead letter about no known run", consumer=record.consumer, subject=record.subject)

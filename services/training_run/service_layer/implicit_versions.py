@@ -8,7 +8,9 @@ its request_id ``implicit:{reference}``. A version with the same snapshot sha256
 reused, whatever its state (READY at once; PENDING/PREPARING: the run waits for it; INVALID from its content:
 the run fails at once with its problems); otherwise a new version is created and prepared by the workers.
 The split options are the run's ``train_fraction``/``val_fraction`` with seed 0: the run's seed never moves
-the split, so every run of the same files and fractions trains and validates on the same images.
+the split, so every run of the same files and fractions trains and validates on the same images. The
+fine-tune guard (:mod:`split_guard`) checks a READY version at Create; a run that waits carries what the check
+needs (``RunSpec.split_guard``) and is checked when the version becomes READY (``DatasetTracking``).
 
 Races: the run's transaction re-saves a version that is not final yet (its optimistic row version), so a
 preparation result committed meanwhile makes it retry from a fresh read instead of leaving the run waiting
@@ -18,18 +20,21 @@ for an event that already happened (``DatasetTracking`` moves waiting runs in th
 from __future__ import annotations
 
 import asyncio
+import copy
 import uuid
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from common.artifacts import ArtifactStore
 from common.errors import Aborted
 from common.retry import CONFLICTS, Failures
 from services.training_run.adapters.dataset_mapping import invalid_reason, run_input
-from services.training_run.adapters.repository import DuplicateRequest
+from services.training_run.adapters.repository import ConcurrentUpdate, DuplicateRequest
 from services.training_run.domain.datasets import Dataset, DatasetVersion, Snapshot, VersionState
 from services.training_run.domain.model import TrainingRun
 from services.training_run.service_layer.datasets import split_options
+from services.training_run.service_layer.split_guard import SplitOverlap, split_overlap
 from services.training_run.service_layer.unit_of_work import UnitOfWork, UnitOfWorkFactory
 
 REQUEST_PREFIX = "implicit:"
@@ -81,6 +86,36 @@ class ImplicitVersions:
                 except DuplicateRequest:  # a concurrent Create made it first: read it again
                     if not await conflicts.failed():
                         raise Aborted(f"the dataset '{reference}' is changing too often; retry") from None
+
+    async def add_run(self, owner: str, new: TrainingRun, store: ArtifactStore | None) -> TrainingRun:
+        """Store ``new`` (on a plain dataset reference) on the version of its files, created or reused: queued
+        at once when that version is READY (and the fine-tune guard, if owed, passes: else SplitOverlap),
+        FAILED when it is INVALID, else waiting for it."""
+        reference = new.spec.dataset
+        snapshot = await self.snapshot(reference)
+        dataset = await self.dataset(owner, reference)
+        conflicts = Failures(CONFLICTS)
+        guard = new.spec.split_guard if store is not None else None
+        passed: set[str] = set()  # READY versions the guard let through
+        while True:
+            run = copy.deepcopy(new)
+            async with self._uow() as uow:
+                try:
+                    version = await self.attach(uow, run, dataset.id, snapshot, reference)
+                except (ConcurrentUpdate, VersionRace):
+                    if await conflicts.failed():
+                        continue
+                    raise Aborted(f"the dataset '{reference}' is changing too often; retry") from None
+                if guard is None or version.state != VersionState.READY or version.name in passed:
+                    await uow.runs.add(run)
+                    await uow.commit()
+                    return run
+            # READY, hence final: checked outside the transaction (artifact reads), then attached again.
+            assert store is not None
+            refused = await split_overlap(store, guard, run_input(version))
+            if refused:
+                raise SplitOverlap(refused)
+            passed.add(version.name)
 
     async def attach(
         self, uow: UnitOfWork, run: TrainingRun, dataset_id: str, snapshot: Snapshot, reference: str

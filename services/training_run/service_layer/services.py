@@ -7,7 +7,6 @@ event stream report (claims, heartbeats, progress, results) is in :mod:`run_trac
 from __future__ import annotations
 
 import builtins
-import copy
 import re
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Callable
@@ -19,7 +18,6 @@ from common import page_tokens, update_masks
 from common.auth import Permission, Principal
 from common.errors import Aborted, FieldViolation, InvalidArgument, NotFound, PermissionDenied, require
 from common.page_tokens import Cursor
-from common.retry import CONFLICTS, Failures
 from services.training_run.adapters.dataset_mapping import run_input
 from services.training_run.adapters.proto_mapping import etag as etag_of
 from services.training_run.adapters.repository import (
@@ -32,7 +30,7 @@ from services.training_run.domain.datasets import RunInput
 from services.training_run.domain.model import Phase, RunState, TrainingRun
 from services.training_run.service_layer import commands
 from services.training_run.service_layer.datasets import VERSION_NAME, parse_version_name, visible_version
-from services.training_run.service_layer.implicit_versions import ImplicitVersions, VersionRace
+from services.training_run.service_layer.implicit_versions import ImplicitVersions
 from services.training_run.service_layer.unit_of_work import (
     UnitOfWork,
     UnitOfWorkFactory,
@@ -183,25 +181,9 @@ class TrainingRunService:
         return run
 
     async def _add_on_implicit_version(self, principal: Principal, new: TrainingRun) -> TrainingRun:
-        """Store ``new`` (on a plain dataset reference) on the version of its files, created or reused
-        (:mod:`implicit_versions`): queued at once when that version is READY, else waiting for it."""
+        """Store ``new`` (a plain dataset reference) on the version of its files (``implicit_versions``)."""
         assert self._implicit is not None
-        reference = new.spec.dataset
-        snapshot = await self._implicit.snapshot(reference)
-        dataset = await self._implicit.dataset(principal.subject, reference)
-        conflicts = Failures(CONFLICTS)
-        while True:
-            run = copy.deepcopy(new)
-            async with self._uow() as uow:
-                try:
-                    await self._implicit.attach(uow, run, dataset.id, snapshot, reference)
-                except (ConcurrentUpdate, VersionRace):
-                    if await conflicts.failed():
-                        continue
-                    raise Aborted(f"the dataset '{reference}' is changing too often; retry") from None
-                await uow.runs.add(run)
-                await uow.commit()
-                return run
+        return await self._implicit.add_run(principal.subject, new, self._create_context.artifacts)
 
     async def _dataset_version(
         self, principal: Principal, cmd: commands.CreateTrainingRun

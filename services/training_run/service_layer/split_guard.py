@@ -6,10 +6,15 @@ split manifest (``file_names``) and file manifest (path -> sha256). Any overlap 
 and test metrics, so Create refuses it unless the request says ``allow_split_overlap``. A base model trained
 on the same version shares its split and is never refused; one whose run recorded no training hashes
 (imported, or trained before they were recorded) can't be checked and is let through.
+
+A run on a plain dataset reference trains on its implicit version: checked at Create when that version is
+READY, else when it becomes READY (``RunSpec.split_guard`` keeps what the check needs of the base model, and
+the waiting run ends FAILED with the guard's message instead of being queued).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -17,6 +22,7 @@ from common.artifacts import ArtifactStore
 from common.errors import FailedPrecondition, NotFound
 from services.training_run.adapters.trained_models import BaseModelInfo
 from services.training_run.domain.datasets import RunInput
+from services.training_run.domain.spec import BaseSplit
 
 HELD_OUT = ("val", "test")
 
@@ -25,21 +31,35 @@ class SplitOverlap(FailedPrecondition):
     """The base model trained on images the run would validate or test on."""
 
 
-def check_split_overlap(store: ArtifactStore, base: BaseModelInfo, version: RunInput) -> None:
+def base_split(base: BaseModelInfo) -> BaseSplit:
+    return BaseSplit(base.name, base.dataset, base.split_manifest_key)
+
+
+def check_split_overlap(store: ArtifactStore, base: BaseSplit, version: RunInput) -> None:
     """Raises SplitOverlap naming how many images overlap. Blocking (artifact reads): run it in a thread."""
-    if base.dataset == version.name or not base.split_manifest_key:
+    if base.dataset == version.name or not base.split_manifest:
         return
-    trained_on = set(_json(store, base.split_manifest_key).get("train_sha256") or ())
+    trained_on = set(_json(store, base.split_manifest).get("train_sha256") or ())
     if not trained_on:
         return
     held_out = _held_out_hashes(store, version.source)
     overlap = trained_on & held_out
     if overlap:
         raise SplitOverlap(
-            f"{base.name} was trained on {len(overlap)} image(s) that are in the val or test split of "
+            f"{base.model} was trained on {len(overlap)} image(s) that are in the val or test split of "
             f"{version.name} (compared by content sha256): the run's validation would be inflated. Choose a "
             "base model trained on this version, or set allow_split_overlap to accept it"
         )
+
+
+async def split_overlap(store: ArtifactStore, base: BaseSplit, version: RunInput) -> str:
+    """The guard's refusal of ``version`` for a run fine-tuning ``base`` ('' when it passes); reads in a
+    thread."""
+    try:
+        await asyncio.to_thread(check_split_overlap, store, base, version)
+    except SplitOverlap as refused:
+        return refused.message
+    return ""
 
 
 def _held_out_hashes(store: ArtifactStore, source: dict[str, Any]) -> set[str]:

@@ -24,7 +24,7 @@ from services.training_run.domain.budgets import budget_problem
 from services.training_run.domain.datasets import RunInput
 from services.training_run.domain.model import RunSpec
 from services.training_run.service_layer.commands import CreateTrainingRun
-from services.training_run.service_layer.split_guard import check_split_overlap
+from services.training_run.service_layer.split_guard import base_split, check_split_overlap
 
 F = "training_run."
 MODEL_NAME = re.compile(r"^trainedModels/[A-Za-z0-9_-]{1,64}$")
@@ -130,8 +130,9 @@ async def validate_create(
         if problem:
             violations.append(FieldViolation(F + name, problem))
     require(_as_errors(violations))
-    if base and version and ctx.artifacts is not None and not cmd.allow_split_overlap:
-        await asyncio.to_thread(check_split_overlap, ctx.artifacts, base, version)
+    guarded = base is not None and ctx.artifacts is not None and not cmd.allow_split_overlap
+    if base and version and guarded and ctx.artifacts is not None:
+        await asyncio.to_thread(check_split_overlap, ctx.artifacts, base_split(base), version)
     try:
         resolved = await asyncio.to_thread(
             ctx.config_builder,
@@ -155,6 +156,8 @@ async def validate_create(
         dataset_source=dict(version.source) if version else {},
         max_runtime_seconds=cmd.max_runtime_seconds, max_pending_seconds=cmd.max_pending_seconds,
         effective_learning_rate=_effective_learning_rate(template, resolved.hyperparams, asked.run),
+        # a plain reference: checked on its implicit version, at Create when READY, else when it is
+        split_guard=base_split(base) if base and guarded and not cmd.dataset_version else None,
     )  # fmt: skip
 
 

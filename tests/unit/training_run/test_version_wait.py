@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -19,6 +20,7 @@ from services.training_run.domain.model import (
     StateChanged,
     TrainingRun,
 )
+from services.training_run.domain.spec import BaseSplit
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 VERSION = "datasets/d1/versions/1"
@@ -109,3 +111,22 @@ def test_the_invalid_reason_names_the_first_problems_and_how_many_more() -> None
 def test_the_invalid_reason_of_a_failed_preparation_is_its_failure() -> None:
     failure = Failure(FailureKind.INVALID_DATASET, "the archive could not be read")
     assert "is INVALID: the archive could not be read." in invalid_reason(invalid_version(0, failure))
+
+
+def test_the_fine_tune_guard_refusing_the_ready_version_fails_the_run() -> None:
+    run = waiting()
+    guard = BaseSplit("trainedModels/m1", "survey", "runs/m1/split_manifest.json")
+    run.spec = replace(run.spec, split_guard=guard)
+    run.events.clear()
+    assert run.on_split_overlap("trainedModels/m1 was trained on 2 image(s) ...", T0)
+    assert run.state == RunState.FAILED and run.failure is not None
+    assert run.failure.kind == FailureKind.INVALID_CONFIG and "2 image(s)" in run.failure.message
+    assert not [e for e in run.events if isinstance(e, JobRequested)]
+    assert not run.on_split_overlap("again", T0) and not run.on_version_ready(SOURCE, T0)
+
+
+def test_a_ready_version_the_guard_passed_clears_the_owed_guard() -> None:
+    run = waiting()
+    run.spec = replace(run.spec, split_guard=BaseSplit("trainedModels/m1", "survey", "k"))
+    assert run.on_version_ready(SOURCE, T0)
+    assert run.spec.split_guard is None and run.spec.dataset_source == SOURCE
