@@ -47,6 +47,8 @@ class TrainedModelRow(Base):
     dataset_snapshot_sha256: Mapped[str] = mapped_column(String(64))
     # The dataset version's split sha256 (empty for a plain dataset reference or an import).
     split_sha256: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    # The plain dataset reference its run was created with (``dataset`` is then its implicit version).
+    dataset_reference: Mapped[str] = mapped_column(String(500), default="", server_default="", index=True)
     class_names: Mapped[list[str]] = mapped_column(JSON)
     model_template: Mapped[str] = mapped_column(String(100), index=True)
     config_text: Mapped[str] = mapped_column(Text)

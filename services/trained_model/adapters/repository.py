@@ -52,6 +52,7 @@ def _fill_row(row: TrainedModelRow, m: TrainedModel) -> None:
     row.dataset = m.dataset
     row.dataset_snapshot_sha256 = m.dataset_snapshot_sha256
     row.split_sha256 = m.split_sha256
+    row.dataset_reference = m.dataset_reference
     row.class_names = list(m.class_names)
     row.model_template = m.model_template
     row.config_text = m.config_text
@@ -101,6 +102,7 @@ def to_model(row: TrainedModelRow) -> TrainedModel:
         dataset=row.dataset,
         dataset_snapshot_sha256=row.dataset_snapshot_sha256,
         split_sha256=row.split_sha256,
+        dataset_reference=row.dataset_reference,
         class_names=list(row.class_names),
         model_template=row.model_template,
         config_text=row.config_text,
@@ -320,8 +322,8 @@ def _conditions(flt: ModelFilter) -> list[ColumnElement[bool]]:
         conditions.append(t.published.is_(flt.published))
     if flt.base_model_id:
         conditions.append(t.base_model_id == flt.base_model_id)
-    if flt.dataset:
-        conditions.append(t.dataset == flt.dataset)
+    if flt.dataset:  # a plain reference also matches the models trained on its implicit versions
+        conditions.append(or_(t.dataset == flt.dataset, t.dataset_reference == flt.dataset))
     if flt.model_template:
         conditions.append(t.model_template == flt.model_template)
     if flt.min_bbox_map > 0:

@@ -77,6 +77,9 @@ class TrainedModel:
     dataset: str = ""
     dataset_snapshot_sha256: str = ""
     split_sha256: str = ""  # the dataset version's split; empty for a plain dataset reference
+    # The plain dataset reference its run was created with ("waste/v3"; ``dataset`` is then its implicit
+    # version); empty for a run on a dataset version, an import, or a model stored before it was recorded.
+    dataset_reference: str = ""
     class_names: list[str] = field(default_factory=list)
     model_template: str = ""
     config_text: str = ""

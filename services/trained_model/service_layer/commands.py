@@ -21,6 +21,7 @@ class RegisterTrainedModel:
     dataset: str = ""
     dataset_snapshot_sha256: str = ""
     split_sha256: str = ""
+    dataset_reference: str = ""
     class_names: list[str] = field(default_factory=list)
     model_template: str = ""
     config_text: str = ""

@@ -113,6 +113,7 @@ class ModelRegistration:
                 dataset=cmd.dataset,
                 dataset_snapshot_sha256=cmd.dataset_snapshot_sha256,
                 split_sha256=cmd.split_sha256,
+                dataset_reference=cmd.dataset_reference,
                 class_names=list(cmd.class_names),
                 model_template=cmd.model_template,
                 config_text=cmd.config_text,

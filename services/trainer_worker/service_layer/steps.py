@@ -290,6 +290,7 @@ def completed_payload(
         class_names=list(prepared.class_names),
         model_template=job.model_template,
         dataset=job.dataset_version.name or job.dataset,  # the version, also a plain reference's implicit one
+        dataset_reference=job.dataset,  # the plain reference the run was created with (ListTrainedModels)
         base_model_id=job.base_model_id,
         owner=job.owner,
         display_name=display_name,

@@ -105,7 +105,7 @@ class LogLines(_message.Message):
     def __init__(self, lines: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class RunCompleted(_message.Message):
-    __slots__ = ("artifacts", "evaluation", "dataset_snapshot_sha256", "config_sha256", "config_text", "config", "versions", "seed", "training_seconds", "parameter_count", "epochs", "learning_rate", "average_loss", "class_names", "model_template", "dataset", "base_model_id", "owner", "display_name", "dataset_version", "split_sha256", "stopped_early", "stopped_epoch", "stopped_by_time_budget")
+    __slots__ = ("artifacts", "evaluation", "dataset_snapshot_sha256", "config_sha256", "config_text", "config", "versions", "seed", "training_seconds", "parameter_count", "epochs", "learning_rate", "average_loss", "class_names", "model_template", "dataset", "base_model_id", "owner", "display_name", "dataset_version", "split_sha256", "stopped_early", "stopped_epoch", "stopped_by_time_budget", "dataset_reference")
     ARTIFACTS_FIELD_NUMBER: _ClassVar[int]
     EVALUATION_FIELD_NUMBER: _ClassVar[int]
     DATASET_SNAPSHOT_SHA256_FIELD_NUMBER: _ClassVar[int]
@@ -130,6 +130,7 @@ class RunCompleted(_message.Message):
     STOPPED_EARLY_FIELD_NUMBER: _ClassVar[int]
     STOPPED_EPOCH_FIELD_NUMBER: _ClassVar[int]
     STOPPED_BY_TIME_BUDGET_FIELD_NUMBER: _ClassVar[int]
+    DATASET_REFERENCE_FIELD_NUMBER: _ClassVar[int]
     artifacts: _containers.RepeatedCompositeFieldContainer[_types_pb2.Artifact]
     evaluation: _types_pb2.EvaluationResults
     dataset_snapshot_sha256: str
@@ -154,7 +155,8 @@ class RunCompleted(_message.Message):
     stopped_early: bool
     stopped_epoch: int
     stopped_by_time_budget: bool
-    def __init__(self, artifacts: _Optional[_Iterable[_Union[_types_pb2.Artifact, _Mapping]]] = ..., evaluation: _Optional[_Union[_types_pb2.EvaluationResults, _Mapping]] = ..., dataset_snapshot_sha256: _Optional[str] = ..., config_sha256: _Optional[str] = ..., config_text: _Optional[str] = ..., config: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., versions: _Optional[_Union[_types_pb2.FrameworkVersions, _Mapping]] = ..., seed: _Optional[int] = ..., training_seconds: _Optional[float] = ..., parameter_count: _Optional[int] = ..., epochs: _Optional[int] = ..., learning_rate: _Optional[float] = ..., average_loss: _Optional[float] = ..., class_names: _Optional[_Iterable[str]] = ..., model_template: _Optional[str] = ..., dataset: _Optional[str] = ..., base_model_id: _Optional[str] = ..., owner: _Optional[str] = ..., display_name: _Optional[str] = ..., dataset_version: _Optional[str] = ..., split_sha256: _Optional[str] = ..., stopped_early: bool = ..., stopped_epoch: _Optional[int] = ..., stopped_by_time_budget: bool = ...) -> None: ...
+    dataset_reference: str
+    def __init__(self, artifacts: _Optional[_Iterable[_Union[_types_pb2.Artifact, _Mapping]]] = ..., evaluation: _Optional[_Union[_types_pb2.EvaluationResults, _Mapping]] = ..., dataset_snapshot_sha256: _Optional[str] = ..., config_sha256: _Optional[str] = ..., config_text: _Optional[str] = ..., config: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., versions: _Optional[_Union[_types_pb2.FrameworkVersions, _Mapping]] = ..., seed: _Optional[int] = ..., training_seconds: _Optional[float] = ..., parameter_count: _Optional[int] = ..., epochs: _Optional[int] = ..., learning_rate: _Optional[float] = ..., average_loss: _Optional[float] = ..., class_names: _Optional[_Iterable[str]] = ..., model_template: _Optional[str] = ..., dataset: _Optional[str] = ..., base_model_id: _Optional[str] = ..., owner: _Optional[str] = ..., display_name: _Optional[str] = ..., dataset_version: _Optional[str] = ..., split_sha256: _Optional[str] = ..., stopped_early: bool = ..., stopped_epoch: _Optional[int] = ..., stopped_by_time_budget: bool = ..., dataset_reference: _Optional[str] = ...) -> None: ...
 
 class RunFailed(_message.Message):
     __slots__ = ("failure",)

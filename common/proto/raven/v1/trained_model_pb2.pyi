@@ -24,7 +24,7 @@ CREATE_TIME_DESC: ModelOrderBy
 BBOX_MAP_DESC: ModelOrderBy
 
 class TrainedModel(_message.Message):
-    __slots__ = ("name", "display_name", "version", "description", "training_run", "base_model", "dataset", "dataset_snapshot_sha256", "class_names", "model_template", "config_text", "config", "config_sha256", "checkpoint", "artifacts", "evaluation", "training_seconds", "parameter_count", "versions", "seed", "hyperparameters", "owner", "published", "published_by", "publish_time", "create_time", "update_time", "etag", "split_sha256", "sliced_inference", "aliases", "publish_decision")
+    __slots__ = ("name", "display_name", "version", "description", "training_run", "base_model", "dataset", "dataset_snapshot_sha256", "class_names", "model_template", "config_text", "config", "config_sha256", "checkpoint", "artifacts", "evaluation", "training_seconds", "parameter_count", "versions", "seed", "hyperparameters", "owner", "published", "published_by", "publish_time", "create_time", "update_time", "etag", "split_sha256", "sliced_inference", "aliases", "publish_decision", "dataset_reference")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -57,6 +57,7 @@ class TrainedModel(_message.Message):
     SLICED_INFERENCE_FIELD_NUMBER: _ClassVar[int]
     ALIASES_FIELD_NUMBER: _ClassVar[int]
     PUBLISH_DECISION_FIELD_NUMBER: _ClassVar[int]
+    DATASET_REFERENCE_FIELD_NUMBER: _ClassVar[int]
     name: str
     display_name: str
     version: int
@@ -89,7 +90,8 @@ class TrainedModel(_message.Message):
     sliced_inference: _types_pb2.SlicedInference
     aliases: _containers.RepeatedScalarFieldContainer[str]
     publish_decision: PublishDecision
-    def __init__(self, name: _Optional[str] = ..., display_name: _Optional[str] = ..., version: _Optional[int] = ..., description: _Optional[str] = ..., training_run: _Optional[str] = ..., base_model: _Optional[str] = ..., dataset: _Optional[str] = ..., dataset_snapshot_sha256: _Optional[str] = ..., class_names: _Optional[_Iterable[str]] = ..., model_template: _Optional[str] = ..., config_text: _Optional[str] = ..., config: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., config_sha256: _Optional[str] = ..., checkpoint: _Optional[_Union[_types_pb2.Artifact, _Mapping]] = ..., artifacts: _Optional[_Iterable[_Union[_types_pb2.Artifact, _Mapping]]] = ..., evaluation: _Optional[_Union[_types_pb2.EvaluationResults, _Mapping]] = ..., training_seconds: _Optional[float] = ..., parameter_count: _Optional[int] = ..., versions: _Optional[_Union[_types_pb2.FrameworkVersions, _Mapping]] = ..., seed: _Optional[int] = ..., hyperparameters: _Optional[_Union[_types_pb2.Hyperparameters, _Mapping]] = ..., owner: _Optional[str] = ..., published: bool = ..., published_by: _Optional[str] = ..., publish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., etag: _Optional[str] = ..., split_sha256: _Optional[str] = ..., sliced_inference: _Optional[_Union[_types_pb2.SlicedInference, _Mapping]] = ..., aliases: _Optional[_Iterable[str]] = ..., publish_decision: _Optional[_Union[PublishDecision, _Mapping]] = ...) -> None: ...
+    dataset_reference: str
+    def __init__(self, name: _Optional[str] = ..., display_name: _Optional[str] = ..., version: _Optional[int] = ..., description: _Optional[str] = ..., training_run: _Optional[str] = ..., base_model: _Optional[str] = ..., dataset: _Optional[str] = ..., dataset_snapshot_sha256: _Optional[str] = ..., class_names: _Optional[_Iterable[str]] = ..., model_template: _Optional[str] = ..., config_text: _Optional[str] = ..., config: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., config_sha256: _Optional[str] = ..., checkpoint: _Optional[_Union[_types_pb2.Artifact, _Mapping]] = ..., artifacts: _Optional[_Iterable[_Union[_types_pb2.Artifact, _Mapping]]] = ..., evaluation: _Optional[_Union[_types_pb2.EvaluationResults, _Mapping]] = ..., training_seconds: _Optional[float] = ..., parameter_count: _Optional[int] = ..., versions: _Optional[_Union[_types_pb2.FrameworkVersions, _Mapping]] = ..., seed: _Optional[int] = ..., hyperparameters: _Optional[_Union[_types_pb2.Hyperparameters, _Mapping]] = ..., owner: _Optional[str] = ..., published: bool = ..., published_by: _Optional[str] = ..., publish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., etag: _Optional[str] = ..., split_sha256: _Optional[str] = ..., sliced_inference: _Optional[_Union[_types_pb2.SlicedInference, _Mapping]] = ..., aliases: _Optional[_Iterable[str]] = ..., publish_decision: _Optional[_Union[PublishDecision, _Mapping]] = ..., dataset_reference: _Optional[str] = ...) -> None: ...
 
 class PublishDecision(_message.Message):
     __slots__ = ("outcome", "champion", "dataset_version", "split_sha256", "candidate_bbox_map", "champion_bbox_map", "tolerance", "candidate_source", "message", "decided_by", "decide_time")
