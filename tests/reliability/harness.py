@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from common.auth import USER_PERMISSIONS, mint_token
 from common.client import RavenClient
 from common.client.retry import RetryPolicy
-from common.proto.raven.v1 import training_run_pb2, types_pb2
+from common.proto.raven.v1 import datasets_pb2, training_run_pb2, types_pb2
 from scripts.stack import Stack
 from tests.fixtures.synthetic_coco import make_dataset
 from tests.reliability.results import record  # noqa: F401  (the scenarios' recorder: harness.record)
@@ -69,6 +69,21 @@ def tiny_run(name: str, epochs: int = 3, max_attempts: int = 5) -> training_run_
 
 async def create(client: RavenClient, name: str, **kwargs: Any) -> training_run_pb2.TrainingRun:
     return await client.create_run(tiny_run(f"{name}-{uuid.uuid4().hex[:6]}", **kwargs))
+
+
+async def version_ready(client: RavenClient, within: float = 120) -> None:
+    """Makes the dataset's implicit version READY, so that runs created later reuse it and are queued at once
+    (a scenario that takes NATS away before its create would otherwise leave the run waiting for preparation)."""
+    warm = await create(client, "warm-up")
+    try:
+
+        async def ready() -> bool:
+            version = await client.get_dataset_version(warm.dataset_version)
+            return version.state == datasets_pb2.DATASET_VERSION_STATE_READY
+
+        await eventually(ready, within, f"{warm.dataset_version} to be READY")
+    finally:
+        await client.cancel_run(warm.name)
 
 
 async def eventually(

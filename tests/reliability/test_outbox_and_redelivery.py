@@ -47,6 +47,8 @@ async def _drained(js) -> bool:  # type: ignore[no-untyped-def]
 @pytest.mark.parametrize("index", range(RUNS))
 async def test_crash_between_commit_and_publish_still_dispatches(stack: Stack, index: int) -> None:
     started = time.monotonic()
+    async with harness.client_for(stack) as client:
+        await harness.version_ready(client)
     await asyncio.to_thread(stack.kill, "nats", signal.SIGKILL)
     try:
         async with harness.client_for(stack) as client:
