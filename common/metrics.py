@@ -44,8 +44,10 @@ async def consumer_backlog(js: JetStreamContext, stream: str, durable: str) -> B
     return Backlog(pending=info.num_pending or 0, ack_pending=info.num_ack_pending or 0)
 
 
-async def stream_messages(js: JetStreamContext, stream: str) -> int:
-    return int((await js.stream_info(stream)).state.messages)
+async def subject_messages(js: JetStreamContext, stream: str, subjects: str) -> dict[str, int]:
+    """Messages stored per subject matching ``subjects`` (a subject or a wildcard); absent: none stored."""
+    info = await js.stream_info(stream, subjects_filter=subjects)
+    return {subject: int(count) for subject, count in (info.state.subjects or {}).items()}
 
 
 class GaugeRefresher:

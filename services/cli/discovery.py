@@ -115,9 +115,12 @@ def ago(stamp: Timestamp, now: datetime) -> str:
 
 
 def device_text(info: training_run_pb2.WorkerInfo) -> str:
+    """The device, and the run size when the worker takes runs of more than 1 GPU (0 = it did not say: 1)."""
     if info.device_kind == "cuda":
-        return f"{info.gpu_count}x {info.gpu_model or 'GPU'}"
-    return info.device_kind or "?"
+        device = f"{info.gpu_count}x {info.gpu_model or 'GPU'}"
+    else:
+        device = info.device_kind or "?"
+    return f"{device}, {info.gpus_per_run} GPUs/run" if info.gpus_per_run > 1 else device
 
 
 def workers_tables(response: training_run_pb2.ListWorkersResponse, width: int | None = None) -> list[Table]:

@@ -70,8 +70,8 @@ def gpu_model() -> str:
         return ""
 
 
-def worker_info(devices: list[str], model: str) -> training_run_pb2.WorkerInfo:
-    """What the worker offers: its slots, and the distinct GPUs they use (none on CPU)."""
+def worker_info(devices: list[str], model: str, gpus_per_run: int = 1) -> training_run_pb2.WorkerInfo:
+    """What the worker offers: its slots, the distinct GPUs they use (none on CPU), the run size it takes."""
     gpus: set[str] = set()
     for d in devices:
         if d.startswith("cuda"):
@@ -81,6 +81,7 @@ def worker_info(devices: list[str], model: str) -> training_run_pb2.WorkerInfo:
         gpu_model=model if gpus else "",
         gpu_count=len(gpus),
         slots=len(devices),
+        gpus_per_run=gpus_per_run,
     )
 
 
@@ -211,7 +212,11 @@ async def build_worker(
     evaluations = await build_evaluation_worker(
         settings, nc, js, names, artifacts, wid, ack_wait, fetch_timeout, devices[0]
     )
-    client.info = worker_info(devices, gpu_model() if any(d.startswith("cuda") for d in devices) else "")
+    client.info = worker_info(
+        devices,
+        gpu_model() if any(d.startswith("cuda") for d in devices) else "",
+        settings.worker_gpus_per_run,
+    )
     worker = Worker(
         queue=queue,
         attempts=attempts,

@@ -55,7 +55,7 @@ def template_to_proto(template: ModelTemplate, pretrained: bool) -> training_run
 
 
 def worker_info_from_proto(info: training_run_pb2.WorkerInfo) -> WorkerInfo:
-    return WorkerInfo(info.device_kind, info.gpu_model, info.gpu_count, info.slots)
+    return WorkerInfo(info.device_kind, info.gpu_model, info.gpu_count, info.slots, info.gpus_per_run)
 
 
 def worker_to_proto(worker: SeenWorker) -> training_run_pb2.Worker:
@@ -64,7 +64,11 @@ def worker_to_proto(worker: SeenWorker) -> training_run_pb2.Worker:
         name=WORKER_PREFIX + worker.worker_id,
         worker_id=worker.worker_id,
         info=training_run_pb2.WorkerInfo(
-            device_kind=info.device_kind, gpu_model=info.gpu_model, gpu_count=info.gpu_count, slots=info.slots
+            device_kind=info.device_kind,
+            gpu_model=info.gpu_model,
+            gpu_count=info.gpu_count,
+            slots=info.slots,
+            gpus_per_run=info.gpus_per_run,
         ),
         training_runs=[run_name(run_id) for run_id in worker.training_runs],
         free_slots=worker.free_slots,

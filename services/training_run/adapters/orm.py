@@ -140,5 +140,6 @@ class WorkerRow(Base):
     gpu_model: Mapped[str] = mapped_column(String(200), default="")
     gpu_count: Mapped[int] = mapped_column(Integer, default=0)
     slots: Mapped[int] = mapped_column(Integer, default=0)
+    gpus_per_run: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # 0: did not say
     first_seen_time: Mapped[datetime] = mapped_column(UTCDateTime())
     last_seen_time: Mapped[datetime] = mapped_column(UTCDateTime())

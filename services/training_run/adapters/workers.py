@@ -83,6 +83,7 @@ def _info_values(info: WorkerInfo) -> dict[str, object]:
         "gpu_model": info.gpu_model,
         "gpu_count": info.gpu_count,
         "slots": info.slots,
+        "gpus_per_run": info.gpus_per_run,
     }
 
 
@@ -90,7 +91,7 @@ def _to_domain(row: Row[Any]) -> SeenWorker:
     r = row._mapping
     return SeenWorker(
         worker_id=r["worker_id"],
-        info=WorkerInfo(r["device_kind"], r["gpu_model"], r["gpu_count"], r["slots"]),
+        info=WorkerInfo(r["device_kind"], r["gpu_model"], r["gpu_count"], r["slots"], r["gpus_per_run"]),
         first_seen_time=r["first_seen_time"],
         last_seen_time=r["last_seen_time"],
     )

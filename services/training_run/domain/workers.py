@@ -15,6 +15,7 @@ from common.errors import FieldViolation
 DEVICE_KINDS = ("cpu", "cuda")
 MAX_GPUS = 64
 MAX_SLOTS = 256
+MAX_GPUS_PER_RUN = 8  # common.hyperparameters.MAX_GPUS (the domain imports no common config)
 MAX_TEXT = 200
 GPU = "gpu"
 ANY = "any"
@@ -28,6 +29,7 @@ class WorkerInfo:
     gpu_model: str = ""
     gpu_count: int = 0
     slots: int = 0
+    gpus_per_run: int = 0  # the run size it takes; 0 = an older worker that did not say (it took size 1)
 
     @property
     def has_gpu(self) -> bool:
@@ -43,6 +45,10 @@ class WorkerInfo:
             found.append(FieldViolation(f"{prefix}.gpu_count", f"must be between 0 and {MAX_GPUS}"))
         if not 0 <= self.slots <= MAX_SLOTS:
             found.append(FieldViolation(f"{prefix}.slots", f"must be between 0 and {MAX_SLOTS}"))
+        if not 0 <= self.gpus_per_run <= MAX_GPUS_PER_RUN:
+            found.append(
+                FieldViolation(f"{prefix}.gpus_per_run", f"must be between 0 and {MAX_GPUS_PER_RUN}")
+            )
         return found
 
 

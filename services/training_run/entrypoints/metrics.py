@@ -9,8 +9,9 @@ from __future__ import annotations
 from nats.js import JetStreamContext
 from prometheus_client import Gauge
 
-from common.metrics import GaugeRefresher, consumer_backlog, stream_messages
-from common.nats_streams import WORKER_CONSUMER, StreamNames
+from common.hyperparameters import MAX_GPUS
+from common.metrics import Backlog, GaugeRefresher, consumer_backlog, subject_messages
+from common.nats_streams import StreamNames, worker_consumer
 from services.training_run.adapters.run_feeds import RunChangesHub, RunFeedHub
 from services.training_run.entrypoints.event_consumer import DURABLE as TRACKER
 from services.training_run.service_layer.services import TrainingRunService
@@ -26,11 +27,23 @@ OLDEST_PENDING = Gauge(
 )
 JOBS_WAITING = Gauge(
     "raven_training_run_jobs_waiting",
-    "Jobs queued for a worker and not yet delivered (the workers' consumer num_pending; before any worker "
-    "attached, the job stream's message count)",
+    "Training jobs queued for a worker and not yet delivered, all run sizes together (each size's consumer "
+    "num_pending; for a size no worker attached to yet, the messages on its subject)",
 )
 JOBS_IN_FLIGHT = Gauge(
-    "raven_training_run_jobs_in_flight", "Jobs delivered to a worker and not yet acknowledged"
+    "raven_training_run_jobs_in_flight",
+    "Training jobs delivered to a worker and not yet acknowledged, all run sizes together",
+)
+JOBS_WAITING_BY_SIZE = Gauge(
+    "raven_training_run_jobs_waiting_by_gpus",
+    "Training jobs queued and not yet delivered, by run size (hyperparameters.gpus; its consumer "
+    "trainer-workers[-gpus-N]); every size 1..8 reported, zeros included",
+    ["gpus"],
+)
+JOBS_IN_FLIGHT_BY_SIZE = Gauge(
+    "raven_training_run_jobs_in_flight_by_gpus",
+    "Training jobs delivered to a worker of that run size and not yet acknowledged",
+    ["gpus"],
 )
 EVENTS_LAG = Gauge(
     "raven_training_run_events_lag",
@@ -44,6 +57,22 @@ WATCHERS = Gauge("raven_training_run_watchers", "Open watch streams in this proc
 WATCH_FEEDS = Gauge(
     "raven_training_run_watch_feeds", "Runs with a live JetStream feed for watchers in this process"
 )
+
+
+async def training_backlogs(js: JetStreamContext, names: StreamNames) -> dict[int, Backlog]:
+    """Each run size's training job backlog: its durable consumer's, or, before a worker of that size
+    attached (no consumer yet), the jobs stored on its subject (kept by the work-queue stream till acked)."""
+    stored: dict[str, int] | None = None
+    out: dict[int, Backlog] = {}
+    for size in range(1, MAX_GPUS + 1):
+        backlog = await consumer_backlog(js, names.jobs, worker_consumer(size))
+        if backlog is None:
+            if stored is None:
+                stored = await subject_messages(js, names.jobs, f"{names.jobs_subject}.>")
+                stored.update(await subject_messages(js, names.jobs, names.jobs_subject))
+            backlog = Backlog(pending=stored.get(names.training_jobs_subject(size), 0), ack_pending=0)
+        out[size] = backlog
+    return out
 
 
 def metrics_refresher(
@@ -66,13 +95,12 @@ def metrics_refresher(
             RUNS_BY_PHASE.labels(state.name, phase.name).set(count)
         OLDEST_PENDING.set(counts.oldest_pending_seconds)
         OUTBOX_UNSENT.set(counts.unsent_messages)
-        jobs = await consumer_backlog(js, names.jobs, WORKER_CONSUMER)
-        if jobs is None:
-            JOBS_WAITING.set(await stream_messages(js, names.jobs))
-            JOBS_IN_FLIGHT.set(0)
-        else:
-            JOBS_WAITING.set(jobs.pending)
-            JOBS_IN_FLIGHT.set(jobs.ack_pending)
+        backlogs = await training_backlogs(js, names)
+        JOBS_WAITING.set(sum(b.pending for b in backlogs.values()))
+        JOBS_IN_FLIGHT.set(sum(b.ack_pending for b in backlogs.values()))
+        for size, backlog in backlogs.items():
+            JOBS_WAITING_BY_SIZE.labels(str(size)).set(backlog.pending)
+            JOBS_IN_FLIGHT_BY_SIZE.labels(str(size)).set(backlog.ack_pending)
         events = await consumer_backlog(js, names.events, TRACKER)
         EVENTS_LAG.set(events.pending if events else 0)
         EVENTS_IN_FLIGHT.set(events.ack_pending if events else 0)

@@ -81,6 +81,8 @@ async def test_each_size_of_run_goes_to_the_workers_of_that_size_only(env: dict[
     two_info = await two.js.consumer_info(two.names.jobs, worker_consumer(2))
     assert two_info.config.filter_subject == two.names.training_jobs_subject(2) != two.names.jobs_subject
     assert two.app.client.info.slots == 1 and two.app.client.info.device_kind == "cpu"
+    # what each advertises with its claims and heartbeats (ListWorkers shows it)
+    assert (one.app.client.info.gpus_per_run, two.app.client.info.gpus_per_run) == (1, 2)
 
 
 async def test_consumers_of_every_size_provisioned_by_workers_coexist(env: dict[str, object]) -> None:  # noqa: F811

@@ -7,6 +7,7 @@ import json
 import sys
 from collections.abc import Iterator
 
+import grpc
 import pytest
 import structlog
 from typer.testing import CliRunner, Result
@@ -16,6 +17,7 @@ from common.proto.raven.v1 import training_run_pb2 as pb
 from services.cli.main import app
 from tests.helpers import token
 from tests.integration.training_run.conftest import Harness
+from tests.integration.training_run.test_create_and_read import violations
 from tests.integration.training_run.test_discovery import BOB_PERMISSIONS, CPU_INFO
 
 
@@ -63,3 +65,32 @@ async def test_ravenctl_templates_and_workers(logs_to_stderr: None, harness: Har
     assert {q["capability"] for q in data["queue"]} == {"gpu", "any"}
     bob = await ravenctl(harness, "workers", "list", tok=token("bob", list(BOB_PERMISSIONS)))
     assert bob.exit_code == 2 and "PERMISSION_DENIED" in bob.stderr
+
+
+async def test_workers_list_shows_the_run_size_each_worker_takes(
+    logs_to_stderr: None, harness: Harness
+) -> None:
+    four = pb.WorkerInfo(device_kind="cuda", gpu_model="H100", gpu_count=8, slots=2, gpus_per_run=4)
+    await harness.stub.HeartbeatWorker(
+        pb.HeartbeatWorkerRequest(worker_id="box-gpus-4", worker=four), metadata=harness.worker
+    )
+    await harness.stub.HeartbeatWorker(  # an older worker that does not say: it took 1-GPU runs
+        pb.HeartbeatWorkerRequest(worker_id="box-old", worker=CPU_INFO), metadata=harness.worker
+    )
+    data = json.loads((await ravenctl(harness, "-o", "json", "workers", "list")).stdout)
+    by_id = {w["worker_id"]: w for w in data["workers"]}
+    assert by_id["box-gpus-4"]["info"]["gpus_per_run"] == 4
+    assert by_id["box-old"]["info"].get("gpus_per_run", 0) == 0  # 0: did not say (it took 1-GPU runs)
+    table = await ravenctl(harness, "workers", "list")
+    assert table.exit_code == 0, table.output
+    flat = " ".join(table.stdout.split())
+    assert "4 GPUs/run" in flat and flat.count("GPUs/run") == 1, table.stdout
+
+    # a size past what a run may ask for is refused, naming the field
+    bad = pb.WorkerInfo(device_kind="cpu", slots=1, gpus_per_run=9)
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await harness.stub.HeartbeatWorker(
+            pb.HeartbeatWorkerRequest(worker_id="box-bad", worker=bad), metadata=harness.worker
+        )
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "worker.gpus_per_run" in violations(refused.value)

@@ -15,9 +15,11 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from common.nats_launcher import free_port
+from common.nats_streams import StreamNames, connect, ensure_worker_consumer
 from common.proto.raven.v1 import training_run_pb2, training_run_pb2_grpc, types_pb2
 from tests.helpers import JWT_SECRET, bearer, token
 from tests.integration.training_run.conftest import write_dataset
+from tests.integration.training_run.datasets_support import preparation_intake
 
 ROOT = Path(__file__).resolve().parents[3]
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -123,7 +125,7 @@ async def test_metrics_endpoint_reports_runs_queue_outbox_and_watchers(
         def settled(s: Samples) -> bool:
             return (
                 value(s, "raven_training_runs", state="PENDING") == 1
-                and value(s, "raven_training_run_jobs_waiting") == 1
+                and value(s, "raven_training_run_jobs_waiting") == 0
                 and value(s, "raven_training_run_outbox_unsent") == 0
             )
 
@@ -138,7 +140,9 @@ async def test_metrics_endpoint_reports_runs_queue_outbox_and_watchers(
     assert oldest is not None and 0 <= oldest < 120, samples
     for state in ("RUNNING", "SUCCEEDED", "FAILED", "CANCELLING", "CANCELLED"):
         assert value(samples, "raven_training_runs", state=state) == 0
-    assert value(samples, "raven_training_run_jobs_waiting") == 1  # the job is queued, no worker has taken it
+    # no training job yet: the run waits for its dataset version (nobody prepares it here); the gauge counts
+    # training jobs only (it once counted the stream's dataset preparation job too)
+    assert value(samples, "raven_training_run_jobs_waiting") == 0
     assert value(samples, "raven_training_run_jobs_in_flight") == 0
     assert value(samples, "raven_training_run_outbox_unsent") == 0  # the relay published job and event
     assert value(samples, "raven_training_run_events_lag") == 0  # the tracker consumed the PENDING event
@@ -151,3 +155,59 @@ async def test_metrics_endpoint_reports_runs_queue_outbox_and_watchers(
     method = "/raven.v1.TrainingRunService/GetTrainingRun"
     assert value(samples, "raven_grpc_requests_total", method=method, code="OK") == 1
     assert value(samples, "raven_grpc_request_seconds_count", method=method) == 1
+
+
+async def test_jobs_waiting_counts_the_queue_of_every_run_size(
+    training_run_process: tuple[int, int, str], nats_url: str, unique: str, tmp_path: Path
+) -> None:
+    """A 1-GPU and two 2-GPU runs: each size's training jobs counted, before and after a 2-GPU worker's
+    consumer exists (the gauge read the 1-GPU consumer alone, and before it existed every job of the stream,
+    dataset preparation included). The worker's real preparation intake readies the runs' dataset version."""
+    grpc_port, metrics_port, dataset = training_run_process
+    user = bearer(token("alice"))
+    names = StreamNames(jobs=f"MJ_{unique}", events=f"ME_{unique}", prefix=f"m{unique}")
+    nc = await connect(nats_url, "metrics-test")
+    try:
+        async with (
+            preparation_intake(nc, names, f"file://{tmp_path / 'artifacts'}", "w-prep"),
+            grpc.aio.insecure_channel(f"127.0.0.1:{grpc_port}") as channel,
+        ):
+            stub = training_run_pb2_grpc.TrainingRunServiceStub(channel)
+            for gpus in (1, 2, 2):
+                await stub.CreateTrainingRun(
+                    training_run_pb2.CreateTrainingRunRequest(
+                        training_run=training_run_pb2.TrainingRun(
+                            display_name=f"size {gpus}", dataset=dataset, model_template="rtmdet_tiny",
+                            hyperparameters=types_pb2.Hyperparameters(epochs=1, gpus=gpus),
+                        )
+                    ),
+                    metadata=user,
+                )  # fmt: skip
+
+            def counted(s: Samples) -> bool:
+                return value(s, "raven_training_run_jobs_waiting") == 3
+
+            samples = await scrape_until(metrics_port, counted, seconds=60)
+        assert value(samples, "raven_training_run_jobs_waiting") == 3, samples
+        assert value(samples, "raven_training_run_jobs_waiting_by_gpus", gpus="1") == 1
+        assert value(samples, "raven_training_run_jobs_waiting_by_gpus", gpus="2") == 2
+        assert value(samples, "raven_training_run_jobs_waiting_by_gpus", gpus="4") == 0
+
+        # a 2-GPU worker attaches (its durable consumer) and takes one job without acknowledging it yet
+        js = nc.jetstream()
+        durable = await ensure_worker_consumer(js, names, gpus=2)
+        sub = await js.pull_subscribe_bind(durable, names.jobs)
+        taken = await sub.fetch(1, timeout=10)
+        assert len(taken) == 1
+
+        def moved(s: Samples) -> bool:
+            return value(s, "raven_training_run_jobs_in_flight_by_gpus", gpus="2") == 1
+
+        samples = await scrape_until(metrics_port, moved)
+        assert value(samples, "raven_training_run_jobs_waiting_by_gpus", gpus="2") == 1, samples
+        assert value(samples, "raven_training_run_jobs_in_flight_by_gpus", gpus="2") == 1
+        assert value(samples, "raven_training_run_jobs_waiting") == 2
+        assert value(samples, "raven_training_run_jobs_in_flight") == 1
+        await taken[0].nak()
+    finally:
+        await nc.close()

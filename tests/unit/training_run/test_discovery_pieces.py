@@ -85,5 +85,8 @@ def test_a_call_without_device_info_keeps_what_the_worker_said_before() -> None:
 
 
 def test_bad_worker_info_names_each_field() -> None:
-    fields = {v.field for v in WorkerInfo("tpu", "x" * 300, -1, 10_000).violations()}
-    assert fields == {"worker.device_kind", "worker.gpu_model", "worker.gpu_count", "worker.slots"}
+    fields = {v.field for v in WorkerInfo("tpu", "x" * 300, -1, 10_000, 9).violations()}
+    assert fields == {
+        "worker.device_kind", "worker.gpu_model", "worker.gpu_count", "worker.slots", "worker.gpus_per_run"
+    }  # fmt: skip
+    assert WorkerInfo("cuda", "H100", 8, 2, 4).violations() == []

@@ -394,16 +394,18 @@ class GetModelTemplateRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class WorkerInfo(_message.Message):
-    __slots__ = ("device_kind", "gpu_model", "gpu_count", "slots")
+    __slots__ = ("device_kind", "gpu_model", "gpu_count", "slots", "gpus_per_run")
     DEVICE_KIND_FIELD_NUMBER: _ClassVar[int]
     GPU_MODEL_FIELD_NUMBER: _ClassVar[int]
     GPU_COUNT_FIELD_NUMBER: _ClassVar[int]
     SLOTS_FIELD_NUMBER: _ClassVar[int]
+    GPUS_PER_RUN_FIELD_NUMBER: _ClassVar[int]
     device_kind: str
     gpu_model: str
     gpu_count: int
     slots: int
-    def __init__(self, device_kind: _Optional[str] = ..., gpu_model: _Optional[str] = ..., gpu_count: _Optional[int] = ..., slots: _Optional[int] = ...) -> None: ...
+    gpus_per_run: int
+    def __init__(self, device_kind: _Optional[str] = ..., gpu_model: _Optional[str] = ..., gpu_count: _Optional[int] = ..., slots: _Optional[int] = ..., gpus_per_run: _Optional[int] = ...) -> None: ...
 
 class Worker(_message.Message):
     __slots__ = ("name", "worker_id", "info", "training_runs", "free_slots", "first_seen_time", "last_seen_time")
