@@ -72,8 +72,8 @@ async def create(client: RavenClient, name: str, **kwargs: Any) -> training_run_
 
 
 async def version_ready(client: RavenClient, within: float = 120) -> None:
-    """Makes the dataset's implicit version READY, so that runs created later reuse it and are queued at once
-    (a scenario that takes NATS away before its create would otherwise leave the run waiting for preparation)."""
+    """Makes the dataset's implicit version READY, so that runs created later reuse it and are queued at
+    once (a scenario that takes NATS away before its create would otherwise leave the run waiting)."""
     warm = await create(client, "warm-up")
     try:
 

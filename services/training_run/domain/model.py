@@ -1,13 +1,10 @@
 """The TrainingRun aggregate: an AIP-216 state machine changed only through its transition methods.
 
-Pure Python. States, phases and failure kinds: :mod:`lifecycle`; events: :mod:`events`; time budgets:
-:mod:`budgets`. Every transition appends a :class:`Transition` and records domain events that the unit of
-work writes to the outbox in the same transaction.
-
-Attempts: ``attempt`` (1-based) grows by one whenever the run goes back to PENDING. Lost leases and retryable
+Pure Python. States, phases, failures: :mod:`lifecycle`; events: :mod:`events`; time budgets: :mod:`budgets`.
+Every transition appends a :class:`Transition` and records domain events written to the outbox in one
+transaction. ``attempt`` (1-based) grows whenever the run goes back to PENDING. Lost leases and retryable
 failures (``lost_attempts``) count toward ``max_attempts``; releases by a preempted worker
-(``released_attempts``) do not: a worker that shuts down cleanly says nothing about the run itself.
-``attempts`` records what each attempt trains with and how it ended (:mod:`attempts`).
+(``released_attempts``) do not. ``attempts`` records each attempt's settings and end (:mod:`attempts`).
 """
 
 from __future__ import annotations
