@@ -26,6 +26,9 @@ _SEGMENT = re.compile(r"[A-Za-z0-9._-]+")
 MAX_KEY_CHARS = 1024
 RUNS_PREFIX = "runs"  # runs/<run id>/...: a worker's uploads for one run
 MODELS_PREFIX = "trained_models"  # trained_models/<model id>/...: files a model owns (imports)
+# dataset_blobs/<sha256>: a dataset version's files, one copy per distinct content. training_run writes them
+# (its snapshots) and names the prefix in every job; trained_model names it in evaluation jobs.
+DATASET_BLOBS_PREFIX = "dataset_blobs"
 CHUNK = 1024 * 1024
 
 

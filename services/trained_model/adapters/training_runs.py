@@ -1,20 +1,18 @@
 """What trained_model needs to know from the training_run service, behind an interface.
 
-Delete must never proceed blindly: when training_run cannot answer, the question fails with ``Unavailable``.
+Delete must never proceed blindly: when training_run cannot answer, the question fails with ``Unavailable``
+(``training_run_caller``).
 """
 
 from __future__ import annotations
 
 import abc
+import functools
 
-import grpc
-
-from common.auth import Permission, ServiceToken
-from common.errors import Unavailable
+from common.auth import Permission
 from common.proto.raven.v1 import training_run_pb2, training_run_pb2_grpc, types_pb2
-from common.tls import ClientTLS, aio_channel
+from services.trained_model.adapters.training_run_caller import TrainingRunCaller
 
-SERVICE_SUBJECT = "service:trained-model"
 ACTIVE_STATES = (types_pb2.PENDING, types_pb2.RUNNING, types_pb2.CANCELLING)
 
 
@@ -35,46 +33,25 @@ class TrainingRunQueries(abc.ABC):
         return None
 
 
-class GrpcTrainingRunQueries(TrainingRunQueries):
-    """Asks ``ListTrainingRuns`` with a short-lived service identity token minted from the shared secret."""
+class GrpcTrainingRunQueries(TrainingRunCaller, TrainingRunQueries):
+    """Asks ``ListTrainingRuns``/``GetTrainingRun`` as the service (view and view_all training runs)."""
 
-    def __init__(
-        self,
-        address: str,
-        *,
-        secret: str = "",
-        private_key: str = "",
-        audience: str = "raven",
-        issuer: str = "raven",
-        timeout: float = 5.0,
-        tls: ClientTLS | None = None,
-    ) -> None:
-        self._channel = aio_channel(address, tls)
-        self._stub = training_run_pb2_grpc.TrainingRunServiceStub(self._channel)
-        self._address = address
-        self._token = ServiceToken(
-            SERVICE_SUBJECT,
-            [Permission.VIEW_TRAINING_RUNS, Permission.VIEW_ALL_TRAINING_RUNS],
-            secret=secret,
-            private_key=private_key,
-            audience=audience,
-            issuer=issuer,
-        )
-        self._timeout = timeout
+    permissions = (Permission.VIEW_TRAINING_RUNS, Permission.VIEW_ALL_TRAINING_RUNS)
+
+    @functools.cached_property
+    def _stub(self) -> training_run_pb2_grpc.TrainingRunServiceStub:
+        return training_run_pb2_grpc.TrainingRunServiceStub(self._channel)
 
     async def has_active_runs(self, base_model_name: str) -> bool:
         request = training_run_pb2.ListTrainingRunsRequest(
             base_model=base_model_name, states=list(ACTIVE_STATES), page_size=1
         )
-        try:
-            response = await self._stub.ListTrainingRuns(
-                request, metadata=(("authorization", f"Bearer {self._token()}"),), timeout=self._timeout
-            )
-        except grpc.aio.AioRpcError as exc:
-            raise Unavailable(
-                f"cannot check the training runs that use {base_model_name} (training_run at {self._address} "
-                f"answered {exc.code().name}: {exc.details()}); nothing was deleted, retry later"
-            ) from exc
+        response: training_run_pb2.ListTrainingRunsResponse = await self._ask(
+            self._stub.ListTrainingRuns,
+            request,
+            what=f"cannot check the training runs that use {base_model_name}",
+            consequence="nothing was deleted",
+        )
         return bool(response.training_runs) or response.total_size > 0
 
     async def run_owner(self, run_id: str) -> str | None:
@@ -89,18 +66,7 @@ class GrpcTrainingRunQueries(TrainingRunQueries):
 
     async def _get(self, run_id: str, what: str, consequence: str) -> training_run_pb2.TrainingRun | None:
         request = training_run_pb2.GetTrainingRunRequest(name=f"trainingRuns/{run_id}")
-        try:
-            run: training_run_pb2.TrainingRun = await self._stub.GetTrainingRun(
-                request, metadata=(("authorization", f"Bearer {self._token()}"),), timeout=self._timeout
-            )
-        except grpc.aio.AioRpcError as exc:
-            if exc.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):
-                return None
-            raise Unavailable(
-                f"{what} (training_run at {self._address} answered {exc.code().name}); {consequence}, "
-                "retry later"
-            ) from exc
+        run: training_run_pb2.TrainingRun | None = await self._find(
+            self._stub.GetTrainingRun, request, what=what, consequence=consequence
+        )
         return run
-
-    async def close(self) -> None:
-        await self._channel.close()

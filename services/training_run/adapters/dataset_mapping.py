@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any, cast
 
+from common.artifacts import DATASET_BLOBS_PREFIX
 from common.nats_streams import StreamNames
 from common.proto.raven.v1 import datasets_pb2 as pb
 from common.proto.raven.v1 import types_pb2
-from services.training_run.adapters.dataset_snapshot import BLOB_PREFIX
 from services.training_run.adapters.proto_mapping import failure_to_proto, timestamp
 from services.training_run.domain.datasets import (
     Dataset,
@@ -98,7 +98,7 @@ def run_input(version: DatasetVersion) -> RunInput:
             "uri": snapshot.manifest_key, "size_bytes": snapshot.manifest_size,
             "sha256": snapshot.manifest_sha256,
         },
-        "blob_prefix": BLOB_PREFIX,
+        "blob_prefix": DATASET_BLOBS_PREFIX,
         "annotation_files": dict(snapshot.annotation_files),
     }  # fmt: skip
     classes = tuple(c.class_name for c in completed.profile.classes)
@@ -121,7 +121,7 @@ def preparation_job(version: DatasetVersion, attempt: int) -> pb.DatasetPreparat
             kind=types_pb2.DATASET_SNAPSHOT, uri=version.snapshot.manifest_key,
             size_bytes=version.snapshot.manifest_size, sha256=version.snapshot.manifest_sha256,
         ),
-        blob_prefix=BLOB_PREFIX, snapshot_sha256=version.snapshot.sha256,
+        blob_prefix=DATASET_BLOBS_PREFIX, snapshot_sha256=version.snapshot.sha256,
         annotations_file=files.get("all", ""), own_split=own,
         split_options=split_options_to_proto(version.split_options),
         reference_input_size=REFERENCE_INPUT_SIZE, owner=version.owner,

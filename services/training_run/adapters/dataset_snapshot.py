@@ -31,13 +31,12 @@ from pathlib import Path
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
-from common.artifacts import CHUNK, ArtifactStore
+from common.artifacts import CHUNK, DATASET_BLOBS_PREFIX, ArtifactStore
 from common.dataset_layout import CANDIDATE_FILES, LAYOUT_HINT, choose_layout, confined_relative_path
 from common.dataset_refs import DatasetRoot
 from common.errors import FieldViolation, InvalidArgument
 from services.training_run.domain.datasets import Snapshot
 
-BLOB_PREFIX = "dataset_blobs"
 MANIFEST_PREFIX = "dataset_manifests"
 RACY_SECONDS = 2.0
 
@@ -200,7 +199,7 @@ class DatasetSnapshots:
         """Hash the file while copying it to a scratch file, then store it under its sha256 (once); a file
         ``hashes`` knows unchanged, whose blob is stored, is not read."""
         known = hashes.get(file) if hashes is not None else None
-        if known is not None and self.store.exists(f"{BLOB_PREFIX}/{known}"):
+        if known is not None and self.store.exists(f"{DATASET_BLOBS_PREFIX}/{known}"):
             return {"path": file.path, "size": file.size, "sha256": known}
         read_at = time.time()
         with tempfile.NamedTemporaryFile(prefix="raven-blob-") as scratch:
@@ -212,7 +211,7 @@ class DatasetSnapshots:
                     scratch.write(chunk)
             scratch.flush()
             sha256 = digest.hexdigest()
-            key = f"{BLOB_PREFIX}/{sha256}"
+            key = f"{DATASET_BLOBS_PREFIX}/{sha256}"
             if not self.store.exists(key):
                 self.store.put_file(key, Path(scratch.name))
         if hashes is not None:
