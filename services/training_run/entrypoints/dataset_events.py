@@ -12,9 +12,10 @@ from google.protobuf.message import DecodeError
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
+from common.consumers import consume_in_background
 from common.dead_letters import DeadLetters
 from common.logging import get_logger
-from common.nats_streams import StreamNames, consume_batches, ensure_dataset_events_consumer
+from common.nats_streams import StreamNames, ensure_dataset_events_consumer
 from common.proto.raven.v1 import datasets_pb2 as pb
 from common.tasks import cancel_and_wait
 from services.training_run.adapters.dataset_mapping import result_from_proto
@@ -55,22 +56,14 @@ class DatasetEventConsumer:
 
     async def start(self) -> None:
         await ensure_dataset_events_consumer(self._js, DURABLE, self._names, self._dead_letters.policy)
-        subscription = await self._js.pull_subscribe_bind(DURABLE, self._names.events)
-        self._task = asyncio.create_task(
-            consume_batches(
-                subscription, self._handle_all, batch=50, logger=log,
-                failure="fetching dataset version events failed", retry_delay=0.5,
-            ),
-            name="training_run.dataset_event_consumer",
+        self._task = await consume_in_background(
+            self._js, self._names.events, DURABLE, self._handle, name="training_run.dataset_event_consumer",
+            batch=50, logger=log, failure="fetching dataset version events failed",
         )  # fmt: skip
 
     async def stop(self) -> None:
         await cancel_and_wait(self._task)
         self._task = None
-
-    async def _handle_all(self, messages: list[Msg]) -> None:
-        for message in messages:
-            await self._handle(message)
 
     async def _handle(self, msg: Msg) -> None:
         try:

@@ -18,6 +18,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
+from common.consumers import consume_in_background
 from common.dead_letters import (
     DEAD_LETTERED,
     DeadLetterReason,
@@ -29,12 +30,7 @@ from common.dead_letters import (
     record_from_advisory,
 )
 from common.logging import get_logger
-from common.nats_streams import (
-    MAX_DELIVERIES_ADVISORY,
-    StreamNames,
-    consume_batches,
-    ensure_dead_letters_consumer,
-)
+from common.nats_streams import MAX_DELIVERIES_ADVISORY, StreamNames, ensure_dead_letters_consumer
 from common.proto.raven.v1 import dead_letters_pb2
 from common.tasks import cancel_and_wait
 
@@ -70,26 +66,14 @@ class DeadLetterConsumer:
 
     async def start(self) -> None:
         await ensure_dead_letters_consumer(self._js, DURABLE, self._names, self._dead_letters.policy)
-        subscription = await self._js.pull_subscribe_bind(DURABLE, self._names.dead_letters_stream)
-        self._task = asyncio.create_task(self._run(subscription), name="training_run.dead_letters")
+        self._task = await consume_in_background(
+            self._js, self._names.dead_letters_stream, DURABLE, self.handle, name="training_run.dead_letters",
+            batch=self._batch, logger=log, failure="fetching dead letters failed",
+        )  # fmt: skip
 
     async def stop(self) -> None:
         await cancel_and_wait(self._task)
         self._task = None
-
-    async def _run(self, subscription: JetStreamContext.PullSubscription) -> None:
-        await consume_batches(
-            subscription,
-            self._handle_all,
-            batch=self._batch,
-            logger=log,
-            failure="fetching dead letters failed",
-            retry_delay=0.5,
-        )
-
-    async def _handle_all(self, messages: list[Msg]) -> None:
-        for message in messages:
-            await self.handle(message)
 
     async def handle(self, msg: Msg) -> None:
         try:

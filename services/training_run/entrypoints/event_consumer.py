@@ -9,12 +9,12 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 from google.protobuf.message import DecodeError
-from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
+from common.consumers import consume_in_background
 from common.dead_letters import DeadLetters
 from common.logging import get_logger
-from common.nats_streams import StreamNames, consume_batches, ensure_events_consumer
+from common.nats_streams import StreamNames, ensure_events_consumer
 from common.proto.raven.v1 import events_pb2
 from common.tasks import cancel_and_wait
 from services.training_run.adapters.proto_mapping import failure_from_proto
@@ -76,26 +76,14 @@ class EventConsumer:
 
     async def start(self) -> None:
         await ensure_events_consumer(self._js, DURABLE, self._names, self._dead_letters.policy)
-        subscription = await self._js.pull_subscribe_bind(DURABLE, self._names.events)
-        self._task = asyncio.create_task(self._run(subscription), name="training_run.event_consumer")
+        self._task = await consume_in_background(
+            self._js, self._names.events, DURABLE, self._handle, name="training_run.event_consumer",
+            batch=self._batch, logger=log, failure="fetching run events failed",
+        )  # fmt: skip
 
     async def stop(self) -> None:
         await cancel_and_wait(self._task)
         self._task = None
-
-    async def _run(self, subscription: JetStreamContext.PullSubscription) -> None:
-        await consume_batches(
-            subscription,
-            self._handle_all,
-            batch=self._batch,
-            logger=log,
-            failure="fetching run events failed",
-            retry_delay=0.5,
-        )
-
-    async def _handle_all(self, messages: list[Msg]) -> None:
-        for message in messages:
-            await self._handle(message)
 
     async def _handle(self, message: object) -> None:
         msg = message  # nats.aio.msg.Msg
