@@ -12,7 +12,7 @@ from typer.testing import Result
 
 from common.proto.raven.v1 import evaluations_pb2, trained_model_pb2, training_run_pb2, types_pb2
 from tests.integration.cli.fakes import FakeStack
-from tests.integration.cli.test_ravenctl import ravenctl
+from tests.integration.cli.ravenctl_support import ravenctl
 
 NARROW = {"COLUMNS": "80"}
 RUN_HEADERS = (
