@@ -104,6 +104,12 @@ class Settings(BaseSettings):
     )
     progress_every_iters: int = Field(default=10, ge=1)
     progress_every_seconds: float = Field(default=2.0, ge=0)
+    tile_cache_max_bytes: int = Field(
+        default=20 * 2**30,
+        ge=0,
+        description="worker: the tiled train splits kept under {work_dir}/.tile-cache are trimmed to this "
+        "(least recently used first, never one a run uses); 0 = unbounded",
+    )
 
     @model_validator(mode="after")
     def _embedded_defaults(self) -> Settings:

@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from common.client import RavenClient
+from common.inference_settings import describe, record_from_proto
 from common.proto.raven.v1 import evaluations_pb2 as pb
 from common.proto.raven.v1 import types_pb2
 from services.cli.context import call, config_of, emit, fail, model_name
@@ -47,6 +48,14 @@ def failure_text(e: pb.Evaluation) -> str:
     return f"{types_pb2.FailureKind.Name(e.failure.kind)}: {e.failure.message}"
 
 
+def inference_text(e: pb.Evaluation) -> str:
+    """How the evaluation predicted: ``sliced: 640 px tiles, ...`` or ``full images``; ``not recorded`` for
+    a finished one from before evaluations recorded it."""
+    if e.HasField("inference"):
+        return describe(record_from_proto(e.inference))
+    return "not recorded" if e.state == pb.EVALUATION_STATE_SUCCEEDED else ""
+
+
 def evaluation_detail(e: pb.Evaluation) -> list[Table]:
     progress = ""
     if e.state == pb.EVALUATION_STATE_RUNNING and e.progress.step:
@@ -54,7 +63,8 @@ def evaluation_detail(e: pb.Evaluation) -> list[Table]:
     rows = [
         ("name", e.name), ("state", state_text(e.state)), ("model", e.trained_model),
         ("dataset version", e.dataset_version), ("dataset", e.dataset), ("split", e.split),
-        ("split sha256", e.split_sha256), ("training run", e.training_run), ("progress", progress),
+        ("split sha256", e.split_sha256), ("training run", e.training_run), ("inference", inference_text(e)),
+        ("progress", progress),
         ("failure", failure_text(e)),
         ("cancelled", e.cancel_reason), ("owner", e.owner), ("created", when(e.create_time)),
         ("finished", when(e.end_time) if e.HasField("end_time") else ""), ("worker", e.worker_id),

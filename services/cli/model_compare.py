@@ -4,7 +4,8 @@ evaluations of the same dataset version and split.
 A model's numbers are only compared with numbers from the same dataset version and split: the newest
 version (and split) every model has a SUCCEEDED evaluation on is chosen and named; without one the command
 refuses (exit 2) and says how to get one, unless ``--allow-different-splits`` (then each model's newest
-evaluation on the split is shown, and the output says they differ).
+evaluation on the split is shown, and the output says they differ). How each evaluation predicted is shown
+when one of them was sliced (a model trained on tiles: sliced inference on the full images, merged).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import typer
 from rich.table import Table
 
 from common.client import RavenClient
+from common.inference_settings import describe, record_from_proto
 from common.proto.raven.v1 import evaluations_pb2, trained_model_pb2
 from services.cli.context import call, emit, fail, model_name
 from services.cli.render import NOT_MEASURED, NOT_MEASURED_TEXT, OVERALL_METRICS, console, metric
@@ -89,6 +91,8 @@ def comparison_data(models: list[trained_model_pb2.TrainedModel], choice: Choice
                     k: getattr(e.metrics, k) for k in OVERALL_METRICS if getattr(e.metrics, k) != NOT_MEASURED
                 },
                 "per_class_ap": {c.class_name: c.ap for c in e.metrics.per_class_ap if c.ap != NOT_MEASURED},
+                # how it predicted (EvaluationInference's fields); None: not recorded (an older evaluation)
+                "inference": record_from_proto(e.inference) if e.HasField("inference") else None,
             }
             for m, e in zip(models, choice.evaluations, strict=True)
         ],
@@ -97,11 +101,26 @@ def comparison_data(models: list[trained_model_pb2.TrainedModel], choice: Choice
 
 def comparison_text(data: dict[str, Any]) -> str:
     if data["same_split"]:
-        return f"compared on {data['compared_on']} (the same images for every model)"
-    where = "; ".join(
-        f"{m['name']}: {m['dataset_version'] or m['dataset']} / {m['split']}" for m in data["models"]
+        text = f"compared on {data['compared_on']} (the same images for every model)"
+    else:
+        where = "; ".join(
+            f"{m['name']}: {m['dataset_version'] or m['dataset']} / {m['split']}" for m in data["models"]
+        )
+        text = f"WARNING: different splits, the numbers are not comparable ({where})"
+    return text + (f"\n{note}" if (note := sliced_note(data["models"])) else "")
+
+
+def sliced_note(models: list[dict[str, Any]]) -> str:
+    """Says which evaluations were sliced when any was ('' when none): a sliced model was scored on the
+    same full images and ground truth, its boxes merged across tiles."""
+    sliced = [m for m in models if (m.get("inference") or {}).get("sliced")]
+    if not sliced:
+        return ""
+    ways = "; ".join(f"{m['name']}: {describe(m.get('inference') or {}) or 'not recorded'}" for m in models)
+    return (
+        f"inference: {ways} (sliced: predicted on tiles of the full images and merged, scored on the same "
+        "full-image ground truth)"
     )
-    return f"WARNING: different splits, the numbers are not comparable ({where})"
 
 
 def comparison_tables(data: dict[str, Any], width: int | None = None) -> list[Table]:
@@ -115,6 +134,8 @@ def comparison_tables(data: dict[str, Any], width: int | None = None) -> list[Ta
     headers = full if fits([Col("METRIC", min_width=label_width), *(Col(h) for h in full)], width) else short
     model_columns = [Col(h, justify="right", min_width=5) for h in headers]
     overall = [[k, *_highlight_best([m["metrics"].get(k) for m in models])] for k in OVERALL_METRICS]
+    if sliced_note(models):  # one of them was sliced: how each predicted, under its numbers
+        overall.append(["inference", *(_short_inference(m.get("inference")) for m in models)])
     per_class = [[c, *_highlight_best([m["per_class_ap"].get(c) for m in models])] for c in data["classes"]]
     splits = {m["split"] for m in models}
     on = next(iter(splits)) if len(splits) == 1 else "different splits"
@@ -130,6 +151,14 @@ def comparison_tables(data: dict[str, Any], width: int | None = None) -> list[Ta
         legend_columns = [Col("#"), Col("NAME", min_width=name_width), Col("DISPLAY NAME")]
         tables.insert(0, fitted_table("models", legend_columns, legend, width))
     return tables
+
+
+def _short_inference(record: dict[str, Any] | None) -> str:
+    if not record:
+        return "not recorded"
+    if not record.get("sliced"):
+        return "full image"
+    return f"sliced {int(record.get('tile_size') or 0)}/{int(record.get('overlap') or 0)}"
 
 
 def _highlight_best(values: list[float | None]) -> list[str]:

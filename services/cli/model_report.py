@@ -16,6 +16,7 @@ import typer
 from common.client import RavenClient, RavenError
 from common.evaluation_analysis import EvaluationInputError
 from common.evaluation_report import render_report, stored_section
+from common.inference_settings import describe
 from common.proto.raven.v1 import trained_model_pb2, types_pb2
 from services.cli.context import CliError, call, emit, model_name
 
@@ -77,6 +78,8 @@ def report(
 
 def context(model: trained_model_pb2.TrainedModel) -> dict[str, str]:
     """What was evaluated on what, shown above the tables."""
+    tiles = model.sliced_inference
+    inference = {"sliced": tiles.sliced, "tile_size": tiles.tile_size, "overlap": tiles.overlap}
     rows = {
         "model": f"{model.name} ({model.display_name} v{model.version})",
         "model template": model.model_template,
@@ -84,5 +87,7 @@ def context(model: trained_model_pb2.TrainedModel) -> dict[str, str]:
         "dataset snapshot sha256": model.dataset_snapshot_sha256,
         "split sha256": model.split_sha256,
         "test bbox mAP": f"{model.evaluation.test.bbox_map:.3f}",
+        # a model trained on tiles was scored by sliced inference on the full test images
+        "inference": describe(inference),
     }
     return {k: v for k, v in rows.items() if v}

@@ -176,6 +176,7 @@ async def build_worker(
         progress_every_iters=settings.progress_every_iters,
         progress_every_seconds=settings.progress_every_seconds,
         tile_cache=Path(settings.work_dir) / TILE_CACHE_DIR,
+        tile_cache_max_bytes=settings.tile_cache_max_bytes,
     )
 
     def publisher(run_id: str, attempt: int) -> RunEventPublisher:

@@ -6,7 +6,9 @@ without running anything; ``ravenctl evaluations create`` on the same version an
 worker (checkpoint and config from the model, the split from the version's frozen manifest, inference in a
 child process, the training's own analysis), and must give the recorded numbers again. Its stored
 predictions JSON scored by an independent pycocotools COCOeval over the split's annotation file matches the
-recorded bbox mAP to 1e-6. ``models compare`` puts both models' numbers on that split side by side.
+recorded bbox mAP to 1e-6. A second model is trained on tiles (64 px, 16 px overlap): its recorded and its
+worker-run evaluations say sliced with those tiles and the merge, the first model's say full images, and
+``models compare`` puts both models' numbers on that split side by side and says which one was sliced.
 """
 
 from __future__ import annotations
@@ -44,10 +46,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         yield running
 
 
-def ravenctl(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
+def ravenctl(stack: Stack, *args: str, wide: bool = False) -> subprocess.CompletedProcess[str]:
+    """JSON output unless args say --output table (then ``wide``: 250 columns, so no line is folded)."""
+    env = {**stack.env(), "COLUMNS": "250"} if wide else stack.env()
     return subprocess.run(
         [RAVENCTL, "--output", "json", "--timeout", "30", *args],
-        env=stack.env(), cwd=ROOT, text=True, capture_output=True, timeout=600,
+        env=env, cwd=ROOT, text=True, capture_output=True, timeout=600,
     )  # fmt: skip
 
 
@@ -57,10 +61,11 @@ def ok(stack: Stack, *args: str) -> dict:
     return json.loads(result.stdout)
 
 
-def trained_model(stack: Stack, name: str, seed: str) -> dict:
+def trained_model(stack: Stack, name: str, seed: str, *options: str) -> dict:
     run = ok(
-        stack, "runs", "create", "--name", name, "--dataset", "waste", "--epochs", "1", "--seed", seed, *TINY
-    )
+        stack, "runs", "create", "--name", name, "--dataset", "waste", "--epochs", "1", "--seed", seed, *TINY,
+        *options,
+    )  # fmt: skip
     assert ravenctl(stack, "runs", "watch", run["name"]).returncode == 0
     finished = ok(stack, "runs", "get", run["name"])
     assert finished["state"] == "SUCCEEDED", finished
@@ -82,6 +87,9 @@ def test_an_evaluation_on_the_runs_version_repeats_its_numbers_and_matches_cocoe
     assert watched.returncode == 0, watched.stdout[-2000:] + watched.stderr[-2000:]
     done = ok(stack, "evaluations", "get", created["name"])
     assert done["state"] == "EVALUATION_STATE_SUCCEEDED" and done["split_sha256"] == model["split_sha256"]
+    for plain in (done, recorded[0]):  # the worker's report and the run's record: on full images
+        assert plain["inference"]["sliced"] is False and plain["inference"]["tile_size"] == 0, plain
+        assert plain["inference"]["max_per_image"] > 0
 
     # the same checkpoint on the same frozen split: the training's own numbers again
     again, before = done.get("metrics", {}), recorded[0].get("metrics", {})
@@ -98,9 +106,26 @@ def test_an_evaluation_on_the_runs_version_repeats_its_numbers_and_matches_cocoe
     independent = asyncio.run(cocoeval_on_split(stack, store, version, model["class_names"], predictions))
     assert abs(again.get("bbox_map", -1) - independent) <= 1e-6, (again, independent)
 
-    other = trained_model(stack, "eval-e2e-2", "2")
+    other = trained_model(stack, "eval-e2e-2", "2", "--tile-size", "64", "--tile-overlap", "16")
+    assert other["sliced_inference"] == {"sliced": True, "tile_size": 64, "overlap": 16}
+    (tiled_record,) = ok(stack, "evaluations", "list", "--model", other["name"])["evaluations"]
+    tiled = ok(stack, "evaluations", "create", other["name"], version)
+    assert ravenctl(stack, "evaluations", "watch", tiled["name"]).returncode == 0
+    tiled_done = ok(stack, "evaluations", "get", tiled["name"])
+    for sliced in (tiled_done, tiled_record):  # the worker's report and the run's record: the same tiles
+        way = sliced["inference"]
+        assert (way["sliced"], way["tile_size"], way["overlap"]) == (True, 64, 16)
+        assert way["merge"] == "class-wise NMS"
+        assert way["merge_iou_threshold"] > 0 and way["merge_candidates"] == 10 * way["max_per_image"]
+    assert tiled_done["inference"] == tiled_record["inference"]
+    shown = ravenctl(stack, "--output", "table", "evaluations", "get", tiled["name"], wide=True)
+    assert "sliced: 64 px tiles, 16 px overlap, class-wise NMS" in shown.stdout, shown.stdout
+
     compared = ok(stack, "models", "compare", model["name"], other["name"])
     assert compared["same_split"] and compared["compared_on"] == f"{version} / test"
+    assert [m["inference"]["sliced"] for m in compared["models"]] == [False, True]
+    said = ravenctl(stack, "--output", "table", "models", "compare", model["name"], other["name"], wide=True)
+    assert f"{other['name']}: sliced: 64 px tiles" in " ".join(said.stdout.split()), said.stdout
 
 
 async def cocoeval_on_split(

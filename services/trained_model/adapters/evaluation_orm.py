@@ -38,6 +38,7 @@ class EvaluationRow(Base):
     progress: Mapped[dict[str, Any]] = mapped_column(JSON)
     metrics: Mapped[dict[str, Any]] = mapped_column(JSON)
     artifacts: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    inference: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # None: not recorded (older rows)
     failure_kind: Mapped[str] = mapped_column(String(64))
     failure_message: Mapped[str] = mapped_column(Text)
     cancel_reason: Mapped[str] = mapped_column(Text)

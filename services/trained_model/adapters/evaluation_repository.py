@@ -39,6 +39,7 @@ def to_row(e: Evaluation) -> EvaluationRow:
         {"kind": a.kind.value, "uri": a.uri, "size_bytes": a.size_bytes, "sha256": a.sha256}
         for a in e.artifacts
     ]
+    row.inference = e.inference or None
     row.failure_kind, row.failure_message, row.cancel_reason = (
         e.failure_kind,
         e.failure_message,
@@ -71,6 +72,7 @@ def to_evaluation(row: EvaluationRow) -> Evaluation:
             Artifact(ArtifactKind(a["kind"]), a["uri"], int(a["size_bytes"]), a["sha256"])
             for a in row.artifacts or []
         ],
+        inference=dict(row.inference or {}),
         failure_kind=row.failure_kind,
         failure_message=row.failure_message,
         cancel_reason=row.cancel_reason,

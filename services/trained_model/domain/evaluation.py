@@ -1,8 +1,9 @@
 """The Evaluation entity: one model scored on one split of one dataset version, and its state machine.
 
 Plain Python only. ``metrics`` is ``raven.v1.DetectionMetrics`` as a JSON dict (proto field names), stored
-and served as it came from the worker (or the training run); the rules here only need the state, the attempt
-that may still report, and the model/version/split identity.
+and served as it came from the worker (or the training run); ``inference`` likewise
+``raven.v1.EvaluationInference`` (how it predicted: sliced or on full images; empty = not recorded). The rules
+here only need the state, the attempt that may still report, and the model/version/split identity.
 
 States (AIP-216 style)::
 
@@ -69,6 +70,7 @@ class Evaluation:
     progress: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     artifacts: list[Artifact] = field(default_factory=list)
+    inference: dict[str, Any] = field(default_factory=dict)
     failure_kind: str = ""
     failure_message: str = ""
     cancel_reason: str = ""
@@ -110,12 +112,18 @@ class Evaluation:
         return True
 
     def succeed(
-        self, attempt: int, metrics: dict[str, Any], artifacts: list[Artifact], now: datetime
+        self,
+        attempt: int,
+        metrics: dict[str, Any],
+        artifacts: list[Artifact],
+        now: datetime,
+        inference: dict[str, Any] | None = None,
     ) -> bool:
         if not self._accepts(attempt):
             return False
         self.state, self.attempt = EvaluationState.SUCCEEDED, attempt
         self.metrics, self.artifacts = dict(metrics), list(artifacts)
+        self.inference = dict(inference or {})
         self.end_time = now
         self._touch(now)
         return True
@@ -192,6 +200,7 @@ def from_training(
     metrics: dict[str, Any],
     artifacts: list[Artifact],
     now: datetime,
+    inference: dict[str, Any] | None = None,
 ) -> Evaluation:
     """The test split evaluation a successful training run made of its best checkpoint, as a record."""
     is_version = bool(VERSION_NAME.match(dataset))
@@ -209,6 +218,7 @@ def from_training(
         training_run_id=training_run_id,
         metrics=dict(metrics),
         artifacts=list(artifacts),
+        inference=dict(inference or {}),
         end_time=now,
         job_published=True,
         attempt=1,

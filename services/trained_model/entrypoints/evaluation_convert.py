@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from google.protobuf import json_format
 
+from common.inference_settings import record_from_proto, record_to_proto
 from common.proto.raven.v1 import evaluations_pb2 as pb
 from common.proto.raven.v1 import events_pb2, types_pb2
 from services.trained_model.adapters.dataset_versions import ResolvedVersion
@@ -28,6 +29,8 @@ def evaluation_to_proto(e: Evaluation) -> pb.Evaluation:
     )  # fmt: skip
     if e.metrics:
         out.metrics.CopyFrom(metrics_to_proto(e.metrics))
+    if e.inference:
+        out.inference.CopyFrom(record_to_proto(e.inference))
     if e.progress:
         json_format.ParseDict(e.progress, out.progress, ignore_unknown_fields=True)
     if e.failure_kind or e.failure_message:
@@ -50,7 +53,11 @@ def report_from_event(event: pb.EvaluationEvent) -> Report | None:
         done = event.completed
         metrics = json_format.MessageToDict(done.metrics, preserving_proto_field_name=True)
         artifacts = tuple(a for a in map(artifact_from_proto, done.artifacts) if a is not None)
-        return Report(kind=kind, metrics=metrics, artifacts=artifacts, **base)  # type: ignore[arg-type]
+        inference = record_from_proto(done.inference) if done.HasField("inference") else None
+        return Report(
+            kind=kind, metrics=metrics, artifacts=artifacts, inference=inference,
+            **base,  # type: ignore[arg-type]
+        )  # fmt: skip
     if kind == "failed":
         failure = event.failed.failure
         return Report(

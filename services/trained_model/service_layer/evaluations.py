@@ -18,6 +18,7 @@ from typing import Any
 
 from common.auth import Permission, Principal
 from common.errors import Aborted, FailedPrecondition, FieldViolation, NotFound, PermissionDenied, require
+from common.inference_settings import inference_of
 from common.logging import get_logger
 from common.page_tokens import Cursor, decode_cursor, encode_cursor, fingerprint
 from common.retry import CONFLICTS, Failures
@@ -92,6 +93,7 @@ class Report:
     progress: dict[str, Any] | None = None
     metrics: dict[str, Any] | None = None
     artifacts: tuple[Artifact, ...] = ()
+    inference: dict[str, Any] | None = None  # how it predicted; None from a worker that does not say
     failure_kind: str = ""
     failure_message: str = ""
 
@@ -304,7 +306,7 @@ class Evaluations:
                     changed = evaluation.report_progress(report.attempt, report.progress or {}, now)
                 elif report.kind == "completed":
                     changed = evaluation.succeed(
-                        report.attempt, report.metrics or {}, list(report.artifacts), now
+                        report.attempt, report.metrics or {}, list(report.artifacts), now, report.inference
                     )
                 else:
                     changed = evaluation.fail(
@@ -347,5 +349,7 @@ async def record_training_evaluation(uow: UnitOfWork, model: TrainedModel, new_i
             metrics=test,
             artifacts=[a for a in model.artifacts if a.kind in kinds],
             now=model.create_time,
+            # as the worker evaluated the run's test split: by the rule it follows, from the same config
+            inference=inference_of(model.config).record(),
         )
     )

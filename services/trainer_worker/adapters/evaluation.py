@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from common.evaluation_analysis import COCO_KEYS, finite
+from common.inference_settings import inference_of
 
 if TYPE_CHECKING:
     from services.trainer_worker.adapters.split_analysis import SplitAnalysis
@@ -65,7 +66,7 @@ def evaluate_training(cfg: Any, work_dir: Path, *, has_test: bool, device: str) 
         "history": history,
         "parameter_count": parameter_count,
         "versions": framework_versions(device),
-        "inference": sliced_inference_record(cfg),  # sliced into tiles and merged, or on full images
+        "inference": inference_of(cfg).record(),  # sliced into tiles and merged, or on full images
     }
     metrics_path = work_dir / METRICS_FILE
     metrics_path.write_text(json.dumps(finite(metrics), indent=2, ensure_ascii=False))
@@ -80,12 +81,6 @@ def evaluate_training(cfg: Any, work_dir: Path, *, has_test: bool, device: str) 
         metrics["versions"],
         analysis.files if analysis else (),
     )
-
-
-def sliced_inference_record(cfg: Any) -> dict[str, Any]:
-    from services.trainer_worker.adapters import sliced_inference
-
-    return sliced_inference.inference_record(sliced_inference.sliced_settings(cfg))
 
 
 def _analyze_test(cfg: Any, work_dir: Path) -> SplitAnalysis:

@@ -68,11 +68,16 @@ class EvaluationEventPublisher:
         await self._out.best_effort(event)
 
     async def completed(
-        self, metrics: types_pb2.DetectionMetrics, artifacts: list[types_pb2.Artifact]
+        self,
+        metrics: types_pb2.DetectionMetrics,
+        artifacts: list[types_pb2.Artifact],
+        inference: evaluations_pb2.EvaluationInference | None = None,
     ) -> None:
         event = self._event()
         event.completed.metrics.CopyFrom(metrics)
         event.completed.artifacts.extend(artifacts)
+        if inference is not None:
+            event.completed.inference.CopyFrom(inference)
         await self._out.durably(event, f"{self.evaluation_id}:{self.attempt}:completed", "completed")
 
     async def failed(self, failure: types_pb2.Failure) -> None:

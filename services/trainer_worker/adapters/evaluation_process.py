@@ -39,6 +39,7 @@ class EvaluationSpec:
 class Scored:
     metrics: dict[str, Any]  # evaluation.detection_metrics' shape plus recommended_score_threshold
     files: tuple[Path, ...]
+    inference: dict[str, Any]  # how it predicted: EvaluationInference's fields (common/inference_settings)
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,7 @@ class EvaluationProcess:
                 break
         await asyncio.to_thread(self._process.join, 10)
         if answer[0] == "ok":
-            return Scored(answer[1], tuple(Path(p) for p in answer[2]))
+            return Scored(answer[1], tuple(Path(p) for p in answer[2]), answer[3])
         raise ScoringFailed(answer[1], answer[2])
 
     def kill(self) -> None:
@@ -106,7 +107,7 @@ def _child_main(spec: EvaluationSpec, out: Any) -> None:
         os.environ["CUDA_VISIBLE_DEVICES"] = spec.device.split(":", 1)[1]
     try:
         scored = _score(spec)
-        answer: tuple[Any, ...] = ("ok", scored.metrics, [str(p) for p in scored.files])
+        answer: tuple[Any, ...] = ("ok", scored.metrics, [str(p) for p in scored.files], scored.inference)
     except BaseException as exc:
         traceback.print_exc()
         from common.failures import classify_exception
@@ -123,6 +124,7 @@ def _child_main(spec: EvaluationSpec, out: Any) -> None:
 def _score(spec: EvaluationSpec) -> Scored:
     from common.checkpoint_safety import install_safe_globals
     from common.config_gate import check_config
+    from common.inference_settings import inference_of
     from common.mmdet_fill import fill_dataset
     from services.trainer_worker.adapters.evaluation import _analyze_test, evaluate_checkpoint
 
@@ -137,4 +139,4 @@ def _score(spec: EvaluationSpec) -> Scored:
     check_config(cfg.to_dict())  # the gate again, right before anything is built (defence in depth)
     evaluate_checkpoint(cfg, checkpoint, "test", work_dir)
     analysis = _analyze_test(cfg, work_dir)
-    return Scored(analysis.metrics, tuple(analysis.files))
+    return Scored(analysis.metrics, tuple(analysis.files), inference_of(cfg).record())

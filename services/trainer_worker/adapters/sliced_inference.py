@@ -3,7 +3,8 @@
 Each full image of a split is decoded as the test pipeline's ``LoadImageFromFile`` decodes it, cut into the
 windows of ``domain/tiling.py``, each window goes through the rest of the test pipeline and the model, its
 boxes are shifted back to the full image, and the boxes of all windows are merged with class-wise NMS
-(``mmcv.ops.batched_nms``, the model's own test-time IoU threshold and per-image cap). The merged
+(``mmcv.ops.batched_nms``, the model's own test-time IoU threshold and per-image cap: the settings of
+``common/inference_settings.py``, which the evaluation records as they were used). The merged
 predictions are scored by the config's own evaluator (mmdet's ``CocoMetric``) on the full-image ground
 truth, exactly as a plain evaluation scores the model's full-image predictions, so tiled and untiled models
 of one dataset are compared on the same images by the same code. ``sahi`` was not added: its merge is this
@@ -19,25 +20,16 @@ import copy
 from pathlib import Path
 from typing import Any
 
+from common.inference_settings import Inference, inference_of
 from common.mmdet_config import META_KEY
-from common.tiling import Tiling, from_flat
+from common.tiling import Tiling
 from services.trainer_worker.domain.tiling import tile_windows
-
-DEFAULT_NMS_IOU = 0.6
-DEFAULT_MAX_PER_IMAGE = 100
-MERGE_CANDIDATES_PER_KEPT = 10
 
 
 def sliced_settings(cfg: Any) -> Tiling | None:
     """The tiling a config's run trained with (its ``raven`` block), None for a model trained on full
     images. Only tile size and overlap matter for inference."""
-    meta = cfg.get(META_KEY) or {}
-    return from_flat(meta.get("hyperparams") or {})
-
-
-def inference_record(tiling: Tiling | None) -> dict[str, Any]:
-    """What an evaluation records about how it predicted (the metrics JSON's ``inference``)."""
-    return tiling.inference() if tiling is not None else {"sliced": False}
+    return inference_of(cfg).tiling
 
 
 def evaluate_sliced(
@@ -69,22 +61,23 @@ def evaluate_sliced(
         metric_cfg["outfile_prefix"] = outfile_prefix
     evaluator = Evaluator(METRICS.build(metric_cfg))
     evaluator.dataset_meta = {"classes": classes}
-    iou, cap = _merge_settings(cfg)
+    settings = inference_of(cfg)
     images = json.loads(ann_file.read_text())["images"]
     load = _loader(dataset["pipeline"])
     with torch.no_grad():
         for image in images:
             full = load(image_root / image["file_name"])
-            sample = predict_sliced(model, pipeline, full, tiling, iou, cap)
+            sample = predict_sliced(model, pipeline, full, tiling, settings)
             sample.set_metainfo({"img_id": image["id"], "ori_shape": full.shape[:2]})
             evaluator.process([sample], None)
     metrics = evaluator.evaluate(len(images))
     return {k: float(v) for k, v in metrics.items()}, sum(p.numel() for p in model.parameters())
 
 
-def predict_sliced(model: Any, pipeline: Any, image: Any, tiling: Tiling, iou: float, cap: int) -> Any:
+def predict_sliced(model: Any, pipeline: Any, image: Any, tiling: Tiling, settings: Inference) -> Any:
     """One full image (HxWx3 as decoded) → a ``DetDataSample`` whose ``pred_instances`` are the windows'
-    boxes in full-image pixels, merged by class-wise NMS and capped at ``cap`` (highest scores first)."""
+    boxes in full-image pixels, merged by class-wise NMS (``settings.iou_threshold``) and capped at
+    ``settings.max_per_image`` (highest scores first)."""
     import numpy as np
     import torch
     from mmcv.ops import batched_nms
@@ -109,11 +102,12 @@ def predict_sliced(model: Any, pipeline: Any, image: Any, tiling: Tiling, iou: f
     if len(all_boxes):
         # As the model's own nms_pre: only the best candidates enter the (quadratic) merge. One window's
         # boxes (at most ``cap``) always all enter it.
+        cap = settings.max_per_image
         candidates = torch.arange(len(all_scores), device=all_scores.device)
-        if len(candidates) > cap * MERGE_CANDIDATES_PER_KEPT:
-            candidates = all_scores.topk(cap * MERGE_CANDIDATES_PER_KEPT).indices
+        if len(candidates) > settings.merge_candidates:
+            candidates = all_scores.topk(settings.merge_candidates).indices
         _, keep = batched_nms(all_boxes[candidates], all_scores[candidates], all_labels[candidates],
-                              {"type": "nms", "iou_threshold": iou})  # fmt: skip
+                              {"type": "nms", "iou_threshold": settings.iou_threshold})  # fmt: skip
         keep = candidates[keep[:cap]].sort().values  # the windows' order: one window keeps the model's
         merged.bboxes, merged.scores, merged.labels = all_boxes[keep], all_scores[keep], all_labels[keep]
     else:
@@ -143,13 +137,3 @@ def _loader(transforms: list[dict[str, Any]]) -> Any:
         return mmcv.imfrombytes(path.read_bytes(), flag=flag, backend=backend)
 
     return load
-
-
-def _merge_settings(cfg: Any) -> tuple[float, int]:
-    """The model's own test-time NMS IoU threshold and per-image cap, for merging across windows."""
-    test_cfg = cfg.model.get("test_cfg") or {}
-    test_cfg = test_cfg.get("rcnn", test_cfg)  # two-stage detectors keep them under rcnn
-    nms = test_cfg.get("nms") or {}
-    return float(nms.get("iou_threshold", DEFAULT_NMS_IOU)), int(
-        test_cfg.get("max_per_img", DEFAULT_MAX_PER_IMAGE)
-    )

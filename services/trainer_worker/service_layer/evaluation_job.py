@@ -24,6 +24,7 @@ from typing import TypeVar
 
 from common.artifacts import ArtifactStore
 from common.dataset_layout import UNSPLIT, choose_layout
+from common.inference_settings import record_to_proto
 from common.logging import get_logger
 from common.nats_streams import RetryPolicy
 from common.proto.raven.v1 import datasets_pb2, evaluations_pb2, events_pb2, types_pb2
@@ -51,6 +52,8 @@ log = get_logger("trainer_worker.evaluations")
 T = TypeVar("T")
 
 OUTPUT_PREFIX = "evaluations"
+# What a scored evaluation reports: its files, its metrics, how it predicted.
+Outcome = tuple[list[types_pb2.Artifact], types_pb2.DetectionMetrics, evaluations_pb2.EvaluationInference]
 
 
 @dataclass
@@ -84,7 +87,7 @@ async def evaluate_job(msg: JobMessage, services: EvaluationServices) -> Settlem
     work_dir = services.work_root / "evaluations" / f"{job.evaluation_id}-{attempt}"
     log.info("evaluating", evaluation=job.evaluation_id, model=job.trained_model, attempt=attempt)
     try:
-        artifacts, metrics = await _work(msg, job, attempt, work_dir, publisher, services)
+        artifacts, metrics, inference = await _work(msg, job, attempt, work_dir, publisher, services)
     except _Stopped as stopped:
         if stopped.cancelled:
             log.info("evaluation cancelled", evaluation=job.evaluation_id)
@@ -103,7 +106,7 @@ async def evaluate_job(msg: JobMessage, services: EvaluationServices) -> Settlem
         return await _retry_or_fail(msg, job, publisher, services, type(exc).__name__)
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
-    return await _settle(msg, publisher.completed(metrics, artifacts))
+    return await _settle(msg, publisher.completed(metrics, artifacts, inference))
 
 
 async def _work(
@@ -113,7 +116,7 @@ async def _work(
     work_dir: Path,
     publisher: EvaluationEventPublisher,
     services: EvaluationServices,
-) -> tuple[list[types_pb2.Artifact], types_pb2.DetectionMetrics]:
+) -> Outcome:
     cancelled = asyncio.Event()
     unsubscribe = await services.control.subscribe(job.evaluation_id, lambda _a, _r: cancelled.set())
     acks = asyncio.create_task(in_progress_acks(msg, services.ack_wait))
@@ -141,7 +144,7 @@ async def _work(
         except Exception as exc:
             log.warning("control unsubscribe failed", error=str(exc))
     metrics = detection_metrics(scored.metrics) or types_pb2.DetectionMetrics()
-    return artifacts, metrics
+    return artifacts, metrics, record_to_proto(scored.inference)  # how the child predicted
 
 
 async def _until_stopped(work: Awaitable[T], cancelled: asyncio.Event, stopping: asyncio.Event) -> T:

@@ -103,6 +103,7 @@ class JobSteps:
         progress_every_iters: int = 10,
         progress_every_seconds: float = 2.0,
         tile_cache: Path | None = None,
+        tile_cache_max_bytes: int = 0,
     ) -> None:
         self.artifacts = artifacts
         self.dataset_root = dataset_root
@@ -111,6 +112,7 @@ class JobSteps:
         self.progress_every_iters = progress_every_iters
         self.progress_every_seconds = progress_every_seconds
         self.tile_cache = tile_cache  # tiled train splits kept across runs; None: the attempt's scratch
+        self.tile_cache_max_bytes = tile_cache_max_bytes  # LRU-trimmed to this after each use; 0 = unbounded
 
     async def prepare(self, job: events_pb2.TrainingJob, data_dir: Path) -> PreparedDataset:
         """The job's dataset as mmdet-ready COCO files under ``data_dir``: a dataset version's frozen split
@@ -130,9 +132,11 @@ class JobSteps:
         if tiling is None:
             return prepared
         cache = self.tile_cache or data_dir / TILE_CACHE_DIR
-        tiled = await asyncio.to_thread(tiled_train, prepared, tiling, int(hp.seed), cache)
+        tiled = await asyncio.to_thread(
+            tiled_train, prepared, tiling, int(hp.seed), cache, self.tile_cache_max_bytes
+        )
         log.info("train split tiled", run_id=job.run_id, tiles=tiled.tiles, empty=tiled.empty_tiles,
-                 cached=tiled.cached)  # fmt: skip
+                 cached=tiled.cached, evicted=len(tiled.evicted))  # fmt: skip
         return tiled.prepared
 
     async def train(self, ctx: AttemptContext, prepared: PreparedDataset) -> Trained | None:

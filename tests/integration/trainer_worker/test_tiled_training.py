@@ -110,8 +110,11 @@ async def test_a_tiled_run_trains_on_tiles_and_evaluates_sliced(env: dict[str, o
     store = ArtifactStore(h.settings.artifact_root)
     by_kind = {a.kind: a for a in completed.artifacts}
     metrics = json.loads(store.read_bytes(by_kind[types_pb2.METRICS].uri))
-    assert metrics["inference"] == {"sliced": True, "tile_size": 128, "overlap": 32}
     stored = json.loads(store.read_bytes(by_kind[types_pb2.CONFIG].uri))
+    inference = metrics["inference"]  # how it was scored, as an evaluation records it (EvaluationInference)
+    assert {k: inference[k] for k in ("sliced", "tile_size", "overlap", "merge")} == {
+        "sliced": True, "tile_size": 128, "overlap": 32, "merge": "class-wise NMS"}  # fmt: skip
+    assert inference["merge_iou_threshold"] == stored["model"]["test_cfg"]["nms"]["iou_threshold"]
     assert stored["raven"]["sliced_inference"] == {"sliced": True, "tile_size": 128, "overlap": 32}
     assert stored["train_dataloader"]["dataset"]["ann_file"] == "data/train_tiles.json"
     assert absolute_strings(stored) == [], absolute_strings(stored)  # the tile cache's path is not in it

@@ -28,41 +28,43 @@ from common.proto.raven.v1 import types_pb2 as raven_dot_v1_dot_types__pb2
 from common.proto.raven.v1 import events_pb2 as raven_dot_v1_dot_events__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1araven/v1/evaluations.proto\x12\x08raven.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x14raven/v1/types.proto\x1a\x15raven/v1/events.proto\"p\n\x12\x45valuationProgress\x12\x0c\n\x04step\x18\x01 \x01(\t\x12\x0c\n\x04\x64one\x18\x02 \x01(\x05\x12\r\n\x05total\x18\x03 \x01(\x05\x12/\n\x0bupdate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xc2\x04\n\nEvaluation\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x15\n\rtrained_model\x18\x02 \x01(\t\x12\x17\n\x0f\x64\x61taset_version\x18\x03 \x01(\t\x12\r\n\x05split\x18\x04 \x01(\t\x12(\n\x05state\x18\x05 \x01(\x0e\x32\x19.raven.v1.EvaluationState\x12.\n\x08progress\x18\x06 \x01(\x0b\x32\x1c.raven.v1.EvaluationProgress\x12+\n\x07metrics\x18\x07 \x01(\x0b\x32\x1a.raven.v1.DetectionMetrics\x12%\n\tartifacts\x18\x08 \x03(\x0b\x32\x12.raven.v1.Artifact\x12\"\n\x07\x66\x61ilure\x18\t \x01(\x0b\x32\x11.raven.v1.Failure\x12\r\n\x05owner\x18\n \x01(\t\x12/\n\x0b\x63reate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0csplit_sha256\x18\x0e \x01(\t\x12\x0f\n\x07\x64\x61taset\x18\x0f \x01(\t\x12\x14\n\x0ctraining_run\x18\x10 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x11 \x01(\x05\x12\x11\n\tworker_id\x18\x12 \x01(\t\x12\x15\n\rcancel_reason\x18\x13 \x01(\t\"l\n\x17\x43reateEvaluationRequest\x12\x15\n\rtrained_model\x18\x01 \x01(\t\x12\x17\n\x0f\x64\x61taset_version\x18\x02 \x01(\t\x12\r\n\x05split\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"$\n\x14GetEvaluationRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\xa9\x01\n\x16ListEvaluationsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x15\n\rtrained_model\x18\x03 \x01(\t\x12\x17\n\x0f\x64\x61taset_version\x18\x04 \x01(\t\x12\r\n\x05split\x18\x05 \x01(\t\x12)\n\x06states\x18\x06 \x03(\x0e\x32\x19.raven.v1.EvaluationState\"q\n\x17ListEvaluationsResponse\x12)\n\x0b\x65valuations\x18\x01 \x03(\x0b\x32\x14.raven.v1.Evaluation\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x12\n\ntotal_size\x18\x03 \x01(\x05\"&\n\x16WatchEvaluationRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"7\n\x17\x43\x61ncelEvaluationRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\xfc\x01\n\rEvaluationJob\x12\x15\n\revaluation_id\x18\x01 \x01(\t\x12\x15\n\rtrained_model\x18\x02 \x01(\t\x12&\n\ncheckpoint\x18\x03 \x01(\x0b\x32\x12.raven.v1.Artifact\x12\'\n\x06\x63onfig\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x13\n\x0b\x63lass_names\x18\x05 \x03(\t\x12\r\n\x05split\x18\x06 \x01(\t\x12\x39\n\x0f\x64\x61taset_version\x18\x07 \x01(\x0b\x32 .raven.v1.TrainingDatasetVersion\x12\r\n\x05owner\x18\x08 \x01(\t\"&\n\x11\x45valuationStarted\x12\x11\n\tworker_id\x18\x01 \x01(\t\"i\n\x13\x45valuationCompleted\x12+\n\x07metrics\x18\x01 \x01(\x0b\x32\x1a.raven.v1.DetectionMetrics\x12%\n\tartifacts\x18\x02 \x03(\x0b\x32\x12.raven.v1.Artifact\"6\n\x10\x45valuationFailed\x12\"\n\x07\x66\x61ilure\x18\x01 \x01(\x0b\x32\x11.raven.v1.Failure\"\xb2\x02\n\x0f\x45valuationEvent\x12\x15\n\revaluation_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12(\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\x07started\x18\n \x01(\x0b\x32\x1b.raven.v1.EvaluationStartedH\x00\x12\x30\n\x08progress\x18\x0b \x01(\x0b\x32\x1c.raven.v1.EvaluationProgressH\x00\x12\x32\n\tcompleted\x18\x0c \x01(\x0b\x32\x1d.raven.v1.EvaluationCompletedH\x00\x12,\n\x06\x66\x61iled\x18\r \x01(\x0b\x32\x1a.raven.v1.EvaluationFailedH\x00\x42\t\n\x07payload*\xcc\x01\n\x0f\x45valuationState\x12 \n\x1c\x45VALUATION_STATE_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x45VALUATION_STATE_PENDING\x10\x01\x12\x1c\n\x18\x45VALUATION_STATE_RUNNING\x10\x02\x12\x1e\n\x1a\x45VALUATION_STATE_SUCCEEDED\x10\x03\x12\x1b\n\x17\x45VALUATION_STATE_FAILED\x10\x04\x12\x1e\n\x1a\x45VALUATION_STATE_CANCELLED\x10\x05\x32\x99\x03\n\x11\x45valuationService\x12K\n\x10\x43reateEvaluation\x12!.raven.v1.CreateEvaluationRequest\x1a\x14.raven.v1.Evaluation\x12\x45\n\rGetEvaluation\x12\x1e.raven.v1.GetEvaluationRequest\x1a\x14.raven.v1.Evaluation\x12V\n\x0fListEvaluations\x12 .raven.v1.ListEvaluationsRequest\x1a!.raven.v1.ListEvaluationsResponse\x12K\n\x0fWatchEvaluation\x12 .raven.v1.WatchEvaluationRequest\x1a\x14.raven.v1.Evaluation0\x01\x12K\n\x10\x43\x61ncelEvaluation\x12!.raven.v1.CancelEvaluationRequest\x1a\x14.raven.v1.Evaluationb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1araven/v1/evaluations.proto\x12\x08raven.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x14raven/v1/types.proto\x1a\x15raven/v1/events.proto\"p\n\x12\x45valuationProgress\x12\x0c\n\x04step\x18\x01 \x01(\t\x12\x0c\n\x04\x64one\x18\x02 \x01(\x05\x12\r\n\x05total\x18\x03 \x01(\x05\x12/\n\x0bupdate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xf4\x04\n\nEvaluation\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x15\n\rtrained_model\x18\x02 \x01(\t\x12\x17\n\x0f\x64\x61taset_version\x18\x03 \x01(\t\x12\r\n\x05split\x18\x04 \x01(\t\x12(\n\x05state\x18\x05 \x01(\x0e\x32\x19.raven.v1.EvaluationState\x12.\n\x08progress\x18\x06 \x01(\x0b\x32\x1c.raven.v1.EvaluationProgress\x12+\n\x07metrics\x18\x07 \x01(\x0b\x32\x1a.raven.v1.DetectionMetrics\x12%\n\tartifacts\x18\x08 \x03(\x0b\x32\x12.raven.v1.Artifact\x12\"\n\x07\x66\x61ilure\x18\t \x01(\x0b\x32\x11.raven.v1.Failure\x12\r\n\x05owner\x18\n \x01(\t\x12/\n\x0b\x63reate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0csplit_sha256\x18\x0e \x01(\t\x12\x0f\n\x07\x64\x61taset\x18\x0f \x01(\t\x12\x14\n\x0ctraining_run\x18\x10 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x11 \x01(\x05\x12\x11\n\tworker_id\x18\x12 \x01(\t\x12\x15\n\rcancel_reason\x18\x13 \x01(\t\x12\x30\n\tinference\x18\x14 \x01(\x0b\x32\x1d.raven.v1.EvaluationInference\"\xbf\x01\n\x13\x45valuationInference\x12\x0e\n\x06sliced\x18\x01 \x01(\x08\x12\x11\n\ttile_size\x18\x02 \x01(\x05\x12\x0f\n\x07overlap\x18\x03 \x01(\x05\x12\r\n\x05merge\x18\x04 \x01(\t\x12\x1b\n\x13merge_iou_threshold\x18\x05 \x01(\x01\x12\x18\n\x10merge_candidates\x18\x06 \x01(\x05\x12\x15\n\rmax_per_image\x18\x07 \x01(\x05\x12\x17\n\x0fscore_threshold\x18\x08 \x01(\x01\"l\n\x17\x43reateEvaluationRequest\x12\x15\n\rtrained_model\x18\x01 \x01(\t\x12\x17\n\x0f\x64\x61taset_version\x18\x02 \x01(\t\x12\r\n\x05split\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"$\n\x14GetEvaluationRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\xa9\x01\n\x16ListEvaluationsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x15\n\rtrained_model\x18\x03 \x01(\t\x12\x17\n\x0f\x64\x61taset_version\x18\x04 \x01(\t\x12\r\n\x05split\x18\x05 \x01(\t\x12)\n\x06states\x18\x06 \x03(\x0e\x32\x19.raven.v1.EvaluationState\"q\n\x17ListEvaluationsResponse\x12)\n\x0b\x65valuations\x18\x01 \x03(\x0b\x32\x14.raven.v1.Evaluation\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x12\n\ntotal_size\x18\x03 \x01(\x05\"&\n\x16WatchEvaluationRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"7\n\x17\x43\x61ncelEvaluationRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\xfc\x01\n\rEvaluationJob\x12\x15\n\revaluation_id\x18\x01 \x01(\t\x12\x15\n\rtrained_model\x18\x02 \x01(\t\x12&\n\ncheckpoint\x18\x03 \x01(\x0b\x32\x12.raven.v1.Artifact\x12\'\n\x06\x63onfig\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x13\n\x0b\x63lass_names\x18\x05 \x03(\t\x12\r\n\x05split\x18\x06 \x01(\t\x12\x39\n\x0f\x64\x61taset_version\x18\x07 \x01(\x0b\x32 .raven.v1.TrainingDatasetVersion\x12\r\n\x05owner\x18\x08 \x01(\t\"&\n\x11\x45valuationStarted\x12\x11\n\tworker_id\x18\x01 \x01(\t\"\x9b\x01\n\x13\x45valuationCompleted\x12+\n\x07metrics\x18\x01 \x01(\x0b\x32\x1a.raven.v1.DetectionMetrics\x12%\n\tartifacts\x18\x02 \x03(\x0b\x32\x12.raven.v1.Artifact\x12\x30\n\tinference\x18\x03 \x01(\x0b\x32\x1d.raven.v1.EvaluationInference\"6\n\x10\x45valuationFailed\x12\"\n\x07\x66\x61ilure\x18\x01 \x01(\x0b\x32\x11.raven.v1.Failure\"\xb2\x02\n\x0f\x45valuationEvent\x12\x15\n\revaluation_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12(\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\x07started\x18\n \x01(\x0b\x32\x1b.raven.v1.EvaluationStartedH\x00\x12\x30\n\x08progress\x18\x0b \x01(\x0b\x32\x1c.raven.v1.EvaluationProgressH\x00\x12\x32\n\tcompleted\x18\x0c \x01(\x0b\x32\x1d.raven.v1.EvaluationCompletedH\x00\x12,\n\x06\x66\x61iled\x18\r \x01(\x0b\x32\x1a.raven.v1.EvaluationFailedH\x00\x42\t\n\x07payload*\xcc\x01\n\x0f\x45valuationState\x12 \n\x1c\x45VALUATION_STATE_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x45VALUATION_STATE_PENDING\x10\x01\x12\x1c\n\x18\x45VALUATION_STATE_RUNNING\x10\x02\x12\x1e\n\x1a\x45VALUATION_STATE_SUCCEEDED\x10\x03\x12\x1b\n\x17\x45VALUATION_STATE_FAILED\x10\x04\x12\x1e\n\x1a\x45VALUATION_STATE_CANCELLED\x10\x05\x32\x99\x03\n\x11\x45valuationService\x12K\n\x10\x43reateEvaluation\x12!.raven.v1.CreateEvaluationRequest\x1a\x14.raven.v1.Evaluation\x12\x45\n\rGetEvaluation\x12\x1e.raven.v1.GetEvaluationRequest\x1a\x14.raven.v1.Evaluation\x12V\n\x0fListEvaluations\x12 .raven.v1.ListEvaluationsRequest\x1a!.raven.v1.ListEvaluationsResponse\x12K\n\x0fWatchEvaluation\x12 .raven.v1.WatchEvaluationRequest\x1a\x14.raven.v1.Evaluation0\x01\x12K\n\x10\x43\x61ncelEvaluation\x12!.raven.v1.CancelEvaluationRequest\x1a\x14.raven.v1.Evaluationb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'raven.v1.evaluations_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_EVALUATIONSTATE']._serialized_start=2143
-  _globals['_EVALUATIONSTATE']._serialized_end=2347
+  _globals['_EVALUATIONSTATE']._serialized_start=2438
+  _globals['_EVALUATIONSTATE']._serialized_end=2642
   _globals['_EVALUATIONPROGRESS']._serialized_start=148
   _globals['_EVALUATIONPROGRESS']._serialized_end=260
   _globals['_EVALUATION']._serialized_start=263
-  _globals['_EVALUATION']._serialized_end=841
-  _globals['_CREATEEVALUATIONREQUEST']._serialized_start=843
-  _globals['_CREATEEVALUATIONREQUEST']._serialized_end=951
-  _globals['_GETEVALUATIONREQUEST']._serialized_start=953
-  _globals['_GETEVALUATIONREQUEST']._serialized_end=989
-  _globals['_LISTEVALUATIONSREQUEST']._serialized_start=992
-  _globals['_LISTEVALUATIONSREQUEST']._serialized_end=1161
-  _globals['_LISTEVALUATIONSRESPONSE']._serialized_start=1163
-  _globals['_LISTEVALUATIONSRESPONSE']._serialized_end=1276
-  _globals['_WATCHEVALUATIONREQUEST']._serialized_start=1278
-  _globals['_WATCHEVALUATIONREQUEST']._serialized_end=1316
-  _globals['_CANCELEVALUATIONREQUEST']._serialized_start=1318
-  _globals['_CANCELEVALUATIONREQUEST']._serialized_end=1373
-  _globals['_EVALUATIONJOB']._serialized_start=1376
-  _globals['_EVALUATIONJOB']._serialized_end=1628
-  _globals['_EVALUATIONSTARTED']._serialized_start=1630
-  _globals['_EVALUATIONSTARTED']._serialized_end=1668
-  _globals['_EVALUATIONCOMPLETED']._serialized_start=1670
-  _globals['_EVALUATIONCOMPLETED']._serialized_end=1775
-  _globals['_EVALUATIONFAILED']._serialized_start=1777
-  _globals['_EVALUATIONFAILED']._serialized_end=1831
-  _globals['_EVALUATIONEVENT']._serialized_start=1834
-  _globals['_EVALUATIONEVENT']._serialized_end=2140
-  _globals['_EVALUATIONSERVICE']._serialized_start=2350
-  _globals['_EVALUATIONSERVICE']._serialized_end=2759
+  _globals['_EVALUATION']._serialized_end=891
+  _globals['_EVALUATIONINFERENCE']._serialized_start=894
+  _globals['_EVALUATIONINFERENCE']._serialized_end=1085
+  _globals['_CREATEEVALUATIONREQUEST']._serialized_start=1087
+  _globals['_CREATEEVALUATIONREQUEST']._serialized_end=1195
+  _globals['_GETEVALUATIONREQUEST']._serialized_start=1197
+  _globals['_GETEVALUATIONREQUEST']._serialized_end=1233
+  _globals['_LISTEVALUATIONSREQUEST']._serialized_start=1236
+  _globals['_LISTEVALUATIONSREQUEST']._serialized_end=1405
+  _globals['_LISTEVALUATIONSRESPONSE']._serialized_start=1407
+  _globals['_LISTEVALUATIONSRESPONSE']._serialized_end=1520
+  _globals['_WATCHEVALUATIONREQUEST']._serialized_start=1522
+  _globals['_WATCHEVALUATIONREQUEST']._serialized_end=1560
+  _globals['_CANCELEVALUATIONREQUEST']._serialized_start=1562
+  _globals['_CANCELEVALUATIONREQUEST']._serialized_end=1617
+  _globals['_EVALUATIONJOB']._serialized_start=1620
+  _globals['_EVALUATIONJOB']._serialized_end=1872
+  _globals['_EVALUATIONSTARTED']._serialized_start=1874
+  _globals['_EVALUATIONSTARTED']._serialized_end=1912
+  _globals['_EVALUATIONCOMPLETED']._serialized_start=1915
+  _globals['_EVALUATIONCOMPLETED']._serialized_end=2070
+  _globals['_EVALUATIONFAILED']._serialized_start=2072
+  _globals['_EVALUATIONFAILED']._serialized_end=2126
+  _globals['_EVALUATIONEVENT']._serialized_start=2129
+  _globals['_EVALUATIONEVENT']._serialized_end=2435
+  _globals['_EVALUATIONSERVICE']._serialized_start=2645
+  _globals['_EVALUATIONSERVICE']._serialized_end=3054
 # @@protoc_insertion_point(module_scope)

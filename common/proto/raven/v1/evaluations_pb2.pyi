@@ -41,7 +41,7 @@ class EvaluationProgress(_message.Message):
     def __init__(self, step: _Optional[str] = ..., done: _Optional[int] = ..., total: _Optional[int] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Evaluation(_message.Message):
-    __slots__ = ("name", "trained_model", "dataset_version", "split", "state", "progress", "metrics", "artifacts", "failure", "owner", "create_time", "update_time", "end_time", "split_sha256", "dataset", "training_run", "attempt", "worker_id", "cancel_reason")
+    __slots__ = ("name", "trained_model", "dataset_version", "split", "state", "progress", "metrics", "artifacts", "failure", "owner", "create_time", "update_time", "end_time", "split_sha256", "dataset", "training_run", "attempt", "worker_id", "cancel_reason", "inference")
     NAME_FIELD_NUMBER: _ClassVar[int]
     TRAINED_MODEL_FIELD_NUMBER: _ClassVar[int]
     DATASET_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -61,6 +61,7 @@ class Evaluation(_message.Message):
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     CANCEL_REASON_FIELD_NUMBER: _ClassVar[int]
+    INFERENCE_FIELD_NUMBER: _ClassVar[int]
     name: str
     trained_model: str
     dataset_version: str
@@ -80,7 +81,28 @@ class Evaluation(_message.Message):
     attempt: int
     worker_id: str
     cancel_reason: str
-    def __init__(self, name: _Optional[str] = ..., trained_model: _Optional[str] = ..., dataset_version: _Optional[str] = ..., split: _Optional[str] = ..., state: _Optional[_Union[EvaluationState, str]] = ..., progress: _Optional[_Union[EvaluationProgress, _Mapping]] = ..., metrics: _Optional[_Union[_types_pb2.DetectionMetrics, _Mapping]] = ..., artifacts: _Optional[_Iterable[_Union[_types_pb2.Artifact, _Mapping]]] = ..., failure: _Optional[_Union[_types_pb2.Failure, _Mapping]] = ..., owner: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., split_sha256: _Optional[str] = ..., dataset: _Optional[str] = ..., training_run: _Optional[str] = ..., attempt: _Optional[int] = ..., worker_id: _Optional[str] = ..., cancel_reason: _Optional[str] = ...) -> None: ...
+    inference: EvaluationInference
+    def __init__(self, name: _Optional[str] = ..., trained_model: _Optional[str] = ..., dataset_version: _Optional[str] = ..., split: _Optional[str] = ..., state: _Optional[_Union[EvaluationState, str]] = ..., progress: _Optional[_Union[EvaluationProgress, _Mapping]] = ..., metrics: _Optional[_Union[_types_pb2.DetectionMetrics, _Mapping]] = ..., artifacts: _Optional[_Iterable[_Union[_types_pb2.Artifact, _Mapping]]] = ..., failure: _Optional[_Union[_types_pb2.Failure, _Mapping]] = ..., owner: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., split_sha256: _Optional[str] = ..., dataset: _Optional[str] = ..., training_run: _Optional[str] = ..., attempt: _Optional[int] = ..., worker_id: _Optional[str] = ..., cancel_reason: _Optional[str] = ..., inference: _Optional[_Union[EvaluationInference, _Mapping]] = ...) -> None: ...
+
+class EvaluationInference(_message.Message):
+    __slots__ = ("sliced", "tile_size", "overlap", "merge", "merge_iou_threshold", "merge_candidates", "max_per_image", "score_threshold")
+    SLICED_FIELD_NUMBER: _ClassVar[int]
+    TILE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    OVERLAP_FIELD_NUMBER: _ClassVar[int]
+    MERGE_FIELD_NUMBER: _ClassVar[int]
+    MERGE_IOU_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    MERGE_CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    MAX_PER_IMAGE_FIELD_NUMBER: _ClassVar[int]
+    SCORE_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    sliced: bool
+    tile_size: int
+    overlap: int
+    merge: str
+    merge_iou_threshold: float
+    merge_candidates: int
+    max_per_image: int
+    score_threshold: float
+    def __init__(self, sliced: bool = ..., tile_size: _Optional[int] = ..., overlap: _Optional[int] = ..., merge: _Optional[str] = ..., merge_iou_threshold: _Optional[float] = ..., merge_candidates: _Optional[int] = ..., max_per_image: _Optional[int] = ..., score_threshold: _Optional[float] = ...) -> None: ...
 
 class CreateEvaluationRequest(_message.Message):
     __slots__ = ("trained_model", "dataset_version", "split", "request_id")
@@ -167,12 +189,14 @@ class EvaluationStarted(_message.Message):
     def __init__(self, worker_id: _Optional[str] = ...) -> None: ...
 
 class EvaluationCompleted(_message.Message):
-    __slots__ = ("metrics", "artifacts")
+    __slots__ = ("metrics", "artifacts", "inference")
     METRICS_FIELD_NUMBER: _ClassVar[int]
     ARTIFACTS_FIELD_NUMBER: _ClassVar[int]
+    INFERENCE_FIELD_NUMBER: _ClassVar[int]
     metrics: _types_pb2.DetectionMetrics
     artifacts: _containers.RepeatedCompositeFieldContainer[_types_pb2.Artifact]
-    def __init__(self, metrics: _Optional[_Union[_types_pb2.DetectionMetrics, _Mapping]] = ..., artifacts: _Optional[_Iterable[_Union[_types_pb2.Artifact, _Mapping]]] = ...) -> None: ...
+    inference: EvaluationInference
+    def __init__(self, metrics: _Optional[_Union[_types_pb2.DetectionMetrics, _Mapping]] = ..., artifacts: _Optional[_Iterable[_Union[_types_pb2.Artifact, _Mapping]]] = ..., inference: _Optional[_Union[EvaluationInference, _Mapping]] = ...) -> None: ...
 
 class EvaluationFailed(_message.Message):
     __slots__ = ("failure",)
