@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import collections
 import contextvars
+import inspect
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import grpc
@@ -84,6 +85,33 @@ def _passing_bytes(serialize: Callable[[Any], bytes] | None) -> Callable[[Any], 
     return serializer
 
 
+def _writing(behavior: Callable[..., Any]) -> Callable[..., Awaitable[None]]:
+    """A streaming behaviour as a coroutine that writes its responses itself (``context.write``), grpc's
+    reader/writer form. An interceptor's stream wrapper is then a plain coroutine around it: a response passes
+    through one generator (the servicer's), not one more per interceptor (three, awaited per message and per
+    stream: a WatchTrainingRun event goes to every watcher). The servicer's generator is closed when the call
+    ends, however it ends (it unregisters a watcher at once, not when garbage collected)."""
+    if inspect.iscoroutinefunction(behavior):
+        return behavior
+    if inspect.isasyncgenfunction(behavior):
+
+        async def write_async(request: Any, context: grpc.aio.ServicerContext) -> None:
+            items = behavior(request, context)
+            try:
+                async for item in items:
+                    await context.write(item)
+            finally:
+                await items.aclose()
+
+        return write_async
+
+    async def write_sync(request: Any, context: grpc.aio.ServicerContext) -> None:
+        for item in behavior(request, context):
+            await context.write(item)
+
+    return write_sync
+
+
 def _wrap(handler: grpc.RpcMethodHandler, details: grpc.HandlerCallDetails, wrapper: Wrapper) -> Any:
     serializer = _passing_bytes(handler.response_serializer)
     if handler.unary_unary:
@@ -112,6 +140,14 @@ def _wrap(handler: grpc.RpcMethodHandler, details: grpc.HandlerCallDetails, wrap
 
 
 class _WrappingInterceptor(grpc.aio.ServerInterceptor):
+    """Wraps each method's handler once: grpc asks the interceptors for a handler on every call, and building
+    the wrappers (closures and a new handler tuple per interceptor) each time was a measurable part of a
+    GetTrainingRun. A wrapping is reused while the handler below it is the same object (the servicer's are
+    registered once; a method nobody registered has no handler and is never kept), so the cache is bounded by
+    the registered methods. A wrapper may use ``details.method`` only, never per-call details."""
+
+    _wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]]
+
     def wrapper(self, behavior: Callable[..., Any], details: grpc.HandlerCallDetails, streaming: bool) -> Any:
         raise NotImplementedError
 
@@ -123,7 +159,17 @@ class _WrappingInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None:
             return handler
-        return _wrap(handler, handler_call_details, self.wrapper)
+        try:
+            wrapped = self._wrapped
+        except AttributeError:
+            wrapped = self._wrapped = {}
+        method = handler_call_details.method
+        found = wrapped.get(method)
+        if found is not None and found[0] is handler:
+            return found[1]
+        result = _wrap(handler, handler_call_details, self.wrapper)
+        wrapped[method] = (handler, result)
+        return result
 
 
 # Error texts may quote the caller's input. They travel in the trailers (grpc-message percent-encoded, the
@@ -184,11 +230,12 @@ class ErrorInterceptor(_WrappingInterceptor):
 
         if streaming:
 
-            async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            write = _writing(behavior)
+
+            async def stream(request: Any, context: grpc.aio.ServicerContext) -> None:
                 try:
-                    async for item in behavior(request, context):
-                        yield item
-                except (errors.AppError, Exception) as exc:
+                    await write(request, context)
+                except Exception as exc:
                     if _is_abort(exc):
                         raise
                     await _handle(exc, context)
@@ -242,7 +289,9 @@ class AuthInterceptor(_WrappingInterceptor):
 
         if streaming:
 
-            async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            write = _writing(behavior)
+
+            async def stream(request: Any, context: grpc.aio.ServicerContext) -> None:
                 try:
                     found = self._authenticate(context, method)
                 except errors.AppError as exc:
@@ -250,8 +299,7 @@ class AuthInterceptor(_WrappingInterceptor):
                 token = current_principal.set(found)
                 structlog.contextvars.bind_contextvars(subject=found.subject)
                 try:
-                    async for item in behavior(request, context):
-                        yield item
+                    await write(request, context)
                 finally:
                     current_principal.reset(token)
 
@@ -307,12 +355,13 @@ class ContextInterceptor(_WrappingInterceptor):
 
         if streaming:
 
-            async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            write = _writing(behavior)
+
+            async def stream(request: Any, context: grpc.aio.ServicerContext) -> None:
                 started = begin(context)
                 self.open_streams[method] += 1
                 try:
-                    async for item in behavior(request, context):
-                        yield item
+                    await write(request, context)
                 finally:
                     self.open_streams[method] -= 1
                     end(context, started)
