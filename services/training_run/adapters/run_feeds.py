@@ -103,12 +103,10 @@ class RunFeedHub:
         """Watchers per run: ``{"trainingRuns/<id>": n}``."""
         return {f"trainingRuns/{run_id}": len(feed.queues) for run_id, feed in self._feeds.items()}
 
-    async def watch(self, run_id: str, after_seq: int) -> AsyncIterator[FeedItem | None]:
-        """Events of ``run_id`` with stream sequence > ``after_seq``.
-
-        First the stored ones, then ``None`` once caught up, then live ones.
-
-        Never ends by itself (the caller stops after the terminal event) but at ``close``: Unavailable.
+    async def watch(self, run_id: str, after_seq: int, replay_only: bool = False) -> AsyncIterator[FeedItem]:
+        """Events of ``run_id`` with stream sequence > ``after_seq``: the stored ones, then (unless
+        ``replay_only``) live ones. Ends after the run's terminal event; else never by itself, but at
+        ``close``: Unavailable. One generator from the queue to the caller: it runs once per event and watcher.
         """
         if self._closed:
             raise Unavailable(SHUTTING_DOWN)
@@ -120,20 +118,31 @@ class RunFeedHub:
                     "resume_token is ahead of the event stream: use a token from a previous response",
                     [FieldViolation("resume_token", f"{after_seq} is beyond the last event ({stream_last})")],
                 )
+        if replay_only:  # the run is over and its terminal event stored: nothing live will come
+            async for event in self._replay(run_id, after_seq):
+                item = FeedItem(event, None)
+                yield item
+                if item.ends_run:
+                    return
+            return
         queue: asyncio.Queue[FeedItem] = asyncio.Queue(QUEUE_LIMIT)
-        await self._join(run_id, queue)
+        await self._join(run_id, queue)  # before the replay: what is published meanwhile waits in the queue
         try:
             last = after_seq
             async for event in self._replay(run_id, after_seq):
                 last = event.sequence
-                yield FeedItem(event, None)
-            yield None
+                item = FeedItem(event, None)
+                yield item
+                if item.ends_run:
+                    return
             while True:
                 item = await queue.get()
                 _check(item, "this watcher fell behind the run's events; resume with the last resume_token")
                 if item.event.sequence > last:
                     last = item.event.sequence
                     yield item
+                    if item.ends_run:
+                        return
         finally:
             await self._leave(run_id, queue)
 

@@ -5,6 +5,7 @@ Errors are mapped to gRPC statuses by the interceptors.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -146,16 +147,18 @@ class TrainingRunServicer(training_run_pb2_grpc.TrainingRunServiceServicer):
     ) -> AsyncIterator[pb.WatchTrainingRunResponse | bytes]:
         after = resume_after(request.resume_token)
         snapshot: pb.TrainingRun | None = None
-        async for item, run in self._service.watch(principal(), request.name, after, self._feeds.watch):
-            if item.rendered is not None:  # live: built and serialized once for every watcher
-                yield item.rendered
-                continue
-            if snapshot is None:  # replayed: the run as read when the call began
-                snapshot = run_to_proto(run, with_config=False)
-            event = item.event
-            yield pb.WatchTrainingRunResponse(
-                event=event, resume_token=str(event.sequence), training_run=snapshot
-            )
+        run, items = await self._service.watch(principal(), request.name, after, self._feeds.watch)
+        async with contextlib.aclosing(items):  # type: ignore[type-var]
+            async for item in items:
+                if item.rendered is not None:  # live: built and serialized once for every watcher
+                    yield item.rendered
+                    continue
+                if snapshot is None:  # replayed: the run as read when the call began
+                    snapshot = run_to_proto(run, with_config=False)
+                event = item.event
+                yield pb.WatchTrainingRunResponse(
+                    event=event, resume_token=str(event.sequence), training_run=snapshot
+                )
 
     async def WatchTrainingRuns(
         self, request: pb.WatchTrainingRunsRequest, context: Any

@@ -57,7 +57,9 @@ class RunEventItem(Protocol):
     def ends_run(self) -> bool: ...
 
 
-RunFeed = Callable[[str, int], AsyncIterator[RunEventItem | None]]
+# (run id, after sequence, replay only): the run's events after that sequence, replayed then live; it ends
+# after the run's terminal event, or when the replay ends if ``replay only``.
+RunFeed = Callable[[str, int, bool], AsyncIterator[RunEventItem]]
 
 
 class RunChange(Protocol):
@@ -242,21 +244,19 @@ class TrainingRunService:
 
     async def watch(
         self, principal: Principal, name: str, after_sequence: int, feed: RunFeed
-    ) -> AsyncIterator[tuple[RunEventItem, TrainingRun]]:
-        """The run's events after ``after_sequence`` (replayed, then live), each with the run as read when the
-        call began; ends after the terminal event, or when the replay ends a run that was already over."""
-        run = await self.get(principal, name)
-        # Terminal with nothing left in the outbox: the terminal event is in the stream, at or before its
-        # last message.
-        finished = run.state.terminal and not await self.has_unsent_messages(run.id)
-        async for item in feed(run.id, after_sequence):
-            if item is None:  # replay done
-                if finished:
-                    return
-                continue
-            yield item, run
-            if item.ends_run:
-                return
+    ) -> tuple[TrainingRun, AsyncIterator[RunEventItem]]:
+        """The run as read when the call began (without its resolved config), and its events after
+        ``after_sequence`` (replayed, then live) from ``feed``: they end after the terminal event, or when the replay ends for a run already over (the
+        caller iterates the feed itself: one generator less per event and watcher)."""
+        run_id = parse_name(name)
+        async with self._uow() as uow:
+            run = (await uow.runs.get_listed([run_id])).get(run_id)  # a watch shows no resolved config
+            if run is None or not can_view(principal, run):
+                raise NotFound(f"training run trainingRuns/{run_id} does not exist")
+            # Terminal with nothing left in the outbox: the terminal event is in the stream, at or before its
+            # last message.
+            finished = run.state.terminal and not await uow.has_unsent_messages(run.id)
+        return run, feed(run.id, after_sequence, finished)
 
     async def watch_changes(
         self, principal: Principal, query: commands.WatchTrainingRuns, changes: AsyncIterable[RunChange]
@@ -345,9 +345,11 @@ class TrainingRunService:
         return [line for _, line in lines], next_token, finished and not more
 
     async def snapshot(self, run_id: str) -> TrainingRun | None:
-        """The stored run without access checks (watch fan-out filters by caller itself)."""
+        """The stored run without its resolved config and without access checks, for the watch fan-outs: they
+        filter by caller themselves and send runs without their config (decoding it was most of the read,
+        once per event)."""
         async with self._uow() as uow:
-            return await uow.runs.get(run_id)
+            return (await uow.runs.get_listed([run_id])).get(run_id)
 
     async def has_unsent_messages(self, run_id: str) -> bool:
         async with self._uow() as uow:
