@@ -2,7 +2,7 @@
 
 ``find_layout`` confines a reference to the root (``dataset_layout.normalize_dataset_ref`` lexically, then
 symbolic links on a local root) and applies the one layout rule (``dataset_layout.choose_layout``) to what
-the directory holds. Create uses ``resolve_dataset_ref`` and ``read_category_names``; the worker's
+the directory holds. Create uses ``resolve_dataset_ref`` and ``read_dataset_header``; the worker's
 ``adapters/dataset_source.py`` uses ``DatasetRoot`` and ``find_layout`` directly.
 """
 
@@ -24,7 +24,15 @@ from common.dataset_layout import (
 )
 from common.errors import InvalidArgument, NotFound
 
-__all__ = ["LAYOUT_HINT", "DatasetRoot", "find_layout", "read_category_names", "resolve_dataset_ref"]
+__all__ = [
+    "LAYOUT_HINT",
+    "DatasetHeader",
+    "DatasetRoot",
+    "find_layout",
+    "read_category_names",
+    "read_dataset_header",
+    "resolve_dataset_ref",
+]
 
 
 @dataclass(frozen=True)
@@ -86,9 +94,29 @@ def resolve_dataset_ref(dataset_root_url: str, ref: str) -> str:
     return find_layout(DatasetRoot.open(dataset_root_url), ref).ref
 
 
+@dataclass(frozen=True)
+class DatasetHeader:
+    """What Create reads of a dataset directory: its category names (ordered by id) and the images of the
+    file they come from (``train.json`` of a split dataset, else the whole ``annotations.json``)."""
+
+    class_names: list[str]
+    images: int
+    split_given: bool
+
+    def train_images(self, train_fraction: float) -> int:
+        """The train split's images: exact for a split dataset, else ``train_fraction`` of all the images
+        (the run's split keeps that share, give or take the groups it keeps together)."""
+        return self.images if self.split_given else round(self.images * train_fraction)
+
+
 def read_category_names(dataset_root_url: str, ref: str) -> list[str]:
     """Category names ordered by category id, from the file the worker takes them from (``train.json`` of a
     split dataset, else ``annotations.json``)."""
+    return read_dataset_header(dataset_root_url, ref).class_names
+
+
+def read_dataset_header(dataset_root_url: str, ref: str) -> DatasetHeader:
+    """The dataset's category names and image count (:class:`DatasetHeader`), from one read of its file."""
     root = DatasetRoot.open(dataset_root_url)
     layout = find_layout(root, ref)
     name = layout.category_file
@@ -123,7 +151,9 @@ def read_category_names(dataset_root_url: str, ref: str) -> list[str]:
             )
         first_id[category["name"]] = cat_id
         named.append((cat_id, category["name"]))
-    return [name for _, name in sorted(named)]
+    images = document.get("images")
+    count = len(images) if isinstance(images, list) else 0
+    return DatasetHeader([name for _, name in sorted(named)], count, layout.given_split)
 
 
 def _json_kind(value: object) -> str:

@@ -25,6 +25,9 @@ class ModelTemplate(Protocol):
     @property
     def max_frozen_stages(self) -> int: ...
 
+    @property
+    def small_dataset_early_stopping(self) -> SmallDatasetEarlyStopping | None: ...
+
     def defaults_for(self, pretrained: bool) -> HyperParams: ...
 
 
@@ -47,7 +50,7 @@ class HyperParams:
     val_interval: int | None = None
     precision: int | None = None  # raven.v1.Precision number; None/0 = FP32 (common.precision)
     auto_scale_lr: bool | None = None  # None = on (common.precision)
-    # Early stopping on val bbox mAP: off while both are None (templates leave it off)
+    # Early stopping on val bbox mAP: off while patience is None or 0 (0: the request turned it off)
     early_stopping_patience: int | None = None
     early_stopping_min_delta: float | None = None
     # Tiling (``common.tiling``): off while tile_size is None; set together, defaults filled in
@@ -168,13 +171,18 @@ RUN_LIMITS: tuple[Limit, ...] = (
 RUN_DEFAULTS: dict[str, int | float] = {
     "max_attempts": 3, "train_fraction": 0.7, "val_fraction": 0.2, "gpus": 1,
 }  # fmt: skip
-# ``early_stopping { patience, min_delta }``: off unless the request sets it; its unset fields take these
-# defaults, suited to small datasets (noisy val mAP: 3 validations without a 0.001 gain stop the run).
+# ``early_stopping { patience, min_delta }``: set, its unset fields take these defaults (noisy val mAP: 3
+# validations without a 0.001 gain stop the run); ``patience`` 0 turns it off. Unset, a small dataset gets
+# its template's default (:func:`small_dataset_default`), any other trains its epochs.
 EARLY_STOPPING_LIMITS: tuple[Limit, ...] = (
-    Limit("patience", 1, 100, note="validations without improvement"),
+    Limit("patience", 0, 100, note="validations without improvement; 0 = off"),
     Limit("min_delta", 0, 1, integer=False, note="val bbox mAP gain that counts as an improvement"),
 )
 EARLY_STOPPING_DEFAULTS: dict[str, int | float] = {"patience": 3, "min_delta": 0.001}
+# A run whose dataset has fewer train images than this is on a "small dataset", where an unset early_stopping
+# takes the template's default: a chosen threshold (not a measured one): a detector overfits a few hundred
+# drone images well within a template's epochs, while a larger dataset is left to train what it asks for.
+SMALL_DATASET_TRAIN_IMAGES = 1000
 
 _NESTED = ("early_stopping_", "tiling_")  # fields of a message in the proto, flat here
 TRAINING_FIELDS: tuple[str, ...] = tuple(
@@ -188,12 +196,56 @@ FIELDS: tuple[str, ...] = TRAINING_FIELDS + RUN_FIELDS + ("early_stopping", "til
 
 
 def early_stopping_fields(asked: object) -> dict[str, int | float]:
-    """``early_stopping`` as the request set it (a mapping of its set fields; ``None`` = off) → the flat
-    ``early_stopping_*`` pair with the defaults filled in; ``{}`` when off."""
+    """``early_stopping`` as the request set it (a mapping of its set fields; ``None`` = unset) → the flat
+    ``early_stopping_*`` pair with the defaults filled in; ``{}`` when unset; ``patience`` 0 (off, asked
+    explicitly) is kept as ``{"early_stopping_patience": 0}`` so the stored run shows it."""
     if asked is None:
         return {}
     given = asked if isinstance(asked, Mapping) else {}
+    if given.get("patience") == 0:
+        return {"early_stopping_patience": 0}
     return {f"early_stopping_{k}": given.get(k, v) for k, v in EARLY_STOPPING_DEFAULTS.items()}
+
+
+@dataclass(frozen=True)
+class SmallDatasetEarlyStopping:
+    """A template's early stopping for runs on small datasets that leave ``early_stopping`` unset.
+
+    ``patience_epochs`` is in epochs, so it means the same whatever the run's ``val_interval``: the run's
+    patience is that many epochs' worth of validations (at least 1).
+    """
+
+    patience_epochs: int
+    min_delta: float = 0.001
+
+    def for_run(self, epochs: int, val_interval: int) -> dict[str, int | float]:
+        """The run's ``early_stopping_*`` pair; ``{}`` for a run too short for it to stop before its last
+        epoch (the first validation sets the best, ``patience`` more stop training)."""
+        patience = max(1, -(-self.patience_epochs // max(val_interval, 1)))  # ceil
+        if epochs // max(val_interval, 1) <= patience + 1:
+            return {}
+        return {"early_stopping_patience": patience, "early_stopping_min_delta": self.min_delta}
+
+
+def small_dataset_default(
+    values: Mapping[str, Any], template: ModelTemplate | None, *, pretrained: bool, train_images: int
+) -> dict[str, int | float]:
+    """The flat ``early_stopping_*`` pair a run gets without asking for it: its template's small-dataset
+    default when the request leaves ``early_stopping`` and ``tiling`` unset and the dataset has fewer than
+    SMALL_DATASET_TRAIN_IMAGES train images (``train_images`` 0 = unknown: no default) and validates more
+    often than the patience; else ``{}``."""
+    default = template.small_dataset_early_stopping if template else None
+    tiling = values.get("tiling")
+    tiled = isinstance(tiling, Mapping) and bool(tiling.get("tile_size"))  # early stopping would be refused
+    if default is None or template is None or values.get("early_stopping") is not None or tiled:
+        return {}
+    if not 0 < train_images < SMALL_DATASET_TRAIN_IMAGES:
+        return {}
+    given = HyperParams(**{k: values[k] for k in TRAINING_FIELDS if k in values})
+    hp = given.resolved_with(template.defaults_for(pretrained))
+    if not isinstance(hp.epochs, int) or not isinstance(hp.val_interval, int):
+        return {}  # a bad value, refused with the others
+    return default.for_run(hp.epochs, hp.val_interval)
 
 
 def limits_for(template: ModelTemplate | None, *, pretrained: bool = True) -> tuple[Limit, ...]:
@@ -228,6 +280,7 @@ def validate_request(
     pretrained: bool,
     prefix: str = PREFIX,
     largest_image_side: int = 0,
+    train_images: int = 0,
 ) -> Requested:
     """Reads and checks the fields a request set (absent keys take the defaults); unknown keys are ignored.
 
@@ -236,14 +289,18 @@ def validate_request(
         template: the run's template (its defaults and frozen-stage bound); ``None`` when unknown.
         pretrained: the backbone starts from trained weights (a base model or a backbone checkpoint).
         largest_image_side: the dataset's largest image side when known (bounds ``tiling.tile_size``).
+        train_images: the dataset's train images when known, else 0: below SMALL_DATASET_TRAIN_IMAGES an
+            unset ``early_stopping`` takes the template's default (:func:`small_dataset_default`).
     """
     from common.tiling import validate_tiling  # it builds on Limit, defined here
 
     given = {k: values[k] for k in TRAINING_FIELDS if k in values}
-    stopping: dict[str, Any] = early_stopping_fields(values.get("early_stopping"))
+    stopping: dict[str, Any] = early_stopping_fields(values.get("early_stopping")) or small_dataset_default(
+        values, template, pretrained=pretrained, train_images=train_images
+    )
     tiling, tiling_violations = validate_tiling(
         values.get("tiling"), prefix=prefix, largest_image_side=largest_image_side,
-        early_stopping=bool(stopping),
+        early_stopping=bool(stopping.get("early_stopping_patience")),
     )  # fmt: skip
     training = HyperParams(**given, **stopping, **dict[str, Any](tiling))  # its fields are not all numbers
     violations = training.validate(template, prefix=prefix, pretrained=pretrained) + tiling_violations

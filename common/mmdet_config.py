@@ -331,9 +331,10 @@ def _set_runtime(cfg: dict[str, Any], hp: HyperParams) -> None:
         max_keep_ckpts=2, save_last=True,
     )  # fmt: skip
     hooks["logger"] = {"type": "LoggerHook", "interval": 10}
-    # early stopping is the run's choice alone: a base model's stored hook never carries over
+    # early stopping is the run's choice alone: a base model's stored hook never carries over; patience 0 =
+    # off. The worker runs it with a warm-up (trainer_worker/adapters/early_stopping.py).
     custom = [h for h in cfg.get("custom_hooks") or [] if h.get("type") != "EarlyStoppingHook"]
-    if hp.early_stopping_patience is not None:
+    if hp.early_stopping_patience:
         custom.append(
             dict(type="EarlyStoppingHook", monitor="coco/bbox_mAP", rule="greater",
                  patience=int(hp.early_stopping_patience),

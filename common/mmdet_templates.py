@@ -12,10 +12,12 @@ from dataclasses import dataclass
 from typing import Literal
 
 from common.errors import FieldViolation
-from common.hyperparameters import HyperParams
+from common.hyperparameters import HyperParams, SmallDatasetEarlyStopping
 from common.precision import FP32
 
 MAX_CLASSES = 1000
+# 5 epochs without a 0.001 gain: 5 validations at the GPU templates' val_interval 1 (12 epochs, step)
+GPU_TEMPLATE_EARLY_STOPPING = SmallDatasetEarlyStopping(5)
 MAX_CLASS_NAME_CHARS = 200
 
 
@@ -70,6 +72,9 @@ class ModelTemplate:
         architecture: detector and backbone in words, for people choosing a template.
         gpu_recommended: training it on a CPU worker is impractically slow (runs of it queue for "gpu").
         options: features it supports (mixed precision, tiling, multi-GPU); none yet.
+        small_dataset_early_stopping: the early stopping a run on a small dataset (fewer train images than
+            ``hyperparameters.SMALL_DATASET_TRAIN_IMAGES``) gets when it leaves ``early_stopping`` unset;
+            ``None`` = none.
     """
 
     name: str
@@ -84,6 +89,7 @@ class ModelTemplate:
     architecture: str = ""
     gpu_recommended: bool = False
     options: TemplateOptions = TemplateOptions()
+    small_dataset_early_stopping: SmallDatasetEarlyStopping | None = GPU_TEMPLATE_EARLY_STOPPING
 
     def defaults_for(self, pretrained: bool) -> HyperParams:
         """The defaults a run gets: from random backbone weights nothing is frozen; every template trains in
@@ -138,6 +144,8 @@ TEMPLATES: dict[str, ModelTemplate] = {
             warmup_epochs=1,
             light_pipeline=True,
             backbone_prefix="backbone.",
+            # 15 epochs: 3 validations at its default val_interval 5 (6 validations in its 30 epochs)
+            small_dataset_early_stopping=SmallDatasetEarlyStopping(15),
         ),
     )
 }

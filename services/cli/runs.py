@@ -34,7 +34,9 @@ LIMITS = {
     for limit in (*HYPERPARAMETER_LIMITS, *RUN_LIMITS)
 }
 EARLY = {
-    limit.field: f"early stopping on val bbox mAP (setting either option turns it on): {limit.describe()}, "
+    limit.field: "early stopping on val bbox mAP (setting either option turns it on; "
+    "--early-stopping-patience 0 turns it off, also a small dataset's template default): "
+    f"{limit.describe()}, "
     f"default {EARLY_STOPPING_DEFAULTS[limit.field]}"
     for limit in EARLY_STOPPING_LIMITS
 }

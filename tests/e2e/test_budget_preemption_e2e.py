@@ -1,6 +1,9 @@
 """Issue 17 end to end (real stack: nats-server, both services on SQLite, CPU workers, real RTMDet-tiny
 training, driven by ravenctl's JSON):
 
+- early stopping: a run on the demo dataset (``make demo``'s) with ``early_stopping {patience, min_delta
+  0.001}`` stops before its epochs once val bbox mAP stops gaining, ends SUCCEEDED with its best checkpoint
+  registered, and records ``stopped_early`` at that epoch;
 - ``max_runtime``: a run asked for far more epochs than its budget allows ends SUCCEEDED with a registered
   model, "stopped by time budget", within the budget plus a grace for checkpoint, evaluation and registration;
 - preemption: SIGTERM to the worker mid-epoch checkpoints the current iteration, releases the lease as
@@ -22,11 +25,16 @@ from tests.e2e.test_stack_e2e import ok, watch
 from tests.fixtures.synthetic_coco import make_dataset
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
-BUDGET_SECONDS = 20
+BUDGET_SECONDS = 60  # issue 17's "done when": max_runtime 60 s
 # After the budget: the training child checkpoints, evaluates the best checkpoint on val and test (with the
 # test split's analysis), uploads, and trained_model registers; on 2 shared CPU cores that takes ~10-30 s.
 GRACE_SECONDS = 60
+# train() itself stops at the first iteration past the budget (one iteration of batch 4 at 128 px: < 1 s)
+ITERATION_SLACK_SECONDS = 5
 TINY = ["--template", "rtmdet_tiny", "--val-interval", "1", "--seed", "1"]
+# Early stopping on the demo data: the template's defaults (batch 4, 160 px, lr 0.004, cosine over the second
+# half) for up to PLATEAU_EPOCHS, validated every epoch; a realistic min_delta, not one no gain can reach.
+PLATEAU_EPOCHS, PATIENCE, MIN_DELTA = 60, 5, 0.001
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +42,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     data_dir = tmp_path_factory.mktemp("budget")
     make_dataset(data_dir / "datasets" / "waste", n_images=12, size=128, seed=5)
     make_dataset(data_dir / "datasets" / "longer", n_images=40, size=256, seed=6)
+    make_dataset(data_dir / "datasets" / "waste-demo", n_images=60, size=256, seed=3)  # scripts/demo.py's
     env = {"RAVEN_LEASE_SECONDS": "30", "RAVEN_HEARTBEAT_SECONDS": "2", "RAVEN_PROGRESS_EVERY_ITERS": "1",
            "RAVEN_PROGRESS_EVERY_SECONDS": "0", "RAVEN_PREEMPTION_GRACE_SECONDS": "30"}  # fmt: skip
     with Stack(data_dir, extra_env=env) as running:
@@ -42,8 +51,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 def test_max_runtime_ends_a_long_run_succeeded_with_a_registered_model(stack: Stack) -> None:
     budget = f"{BUDGET_SECONDS}s"
+    # early stopping off: on this small dataset the template's default would end the run at a plateau
     run = ok(stack, "runs", "create", "--name", "budget", "--dataset", "waste", "--epochs", "300",
-             "--batch-size", "4", "--image-size", "128", "--max-runtime", budget, *TINY)  # fmt: skip
+             "--batch-size", "4", "--image-size", "128", "--max-runtime", budget,
+             "--early-stopping-patience", "0", *TINY)  # fmt: skip
     code, events = watch(stack, run["name"])
     assert code == 0, events[-3:]
     done = ok(stack, "runs", "get", run["name"])
@@ -51,11 +62,51 @@ def test_max_runtime_ends_a_long_run_succeeded_with_a_registered_model(stack: St
     assert done["stopped_by_time_budget"] is True and not done.get("stopped_early")
     started, ended = (_seconds(done[k]) for k in ("start_time", "end_time"))
     assert ended - started <= BUDGET_SECONDS + GRACE_SECONDS, (ended - started, done["transitions"])
+    used = float(done["runtime_used"].rstrip("s"))  # RUNNING time over its attempts: within budget + grace
+    assert BUDGET_SECONDS - 5 <= used <= BUDGET_SECONDS + GRACE_SECONDS, used
     model = ok(stack, "models", "get", done["trained_model"])
     assert model["training_run"] == run["name"] and model["checkpoint"]["sha256"]
+    # the training wall clock (train() in the child) ends at the budget, less what came before training
+    assert 0 < float(model["training_seconds"]) <= BUDGET_SECONDS + ITERATION_SLACK_SECONDS, model
     epochs_seen = max(int(e["event"]["progress"]["progress"].get("epoch", 0))
                       for e in events if "progress" in e["event"])  # fmt: skip
+    print(f"budget {BUDGET_SECONDS} s: start to end {ended - started:.1f} s, runtime_used {used:.1f} s, "
+          f"training {model['training_seconds']} s, epochs reached {epochs_seen} of 300")  # fmt: skip
     assert epochs_seen < 300
+
+
+def test_early_stopping_ends_a_run_on_the_demo_data_when_val_map_plateaus(stack: Stack) -> None:
+    started = time.monotonic()
+    stopping = ["--early-stopping-patience", str(PATIENCE), "--early-stopping-min-delta", str(MIN_DELTA)]
+    run = ok(stack, "runs", "create", "--name", "plateau", "--dataset", "waste-demo", "--template",
+             "rtmdet_tiny", "--epochs", str(PLATEAU_EPOCHS), "--val-interval", "1", "--seed", "7",
+             *stopping)  # fmt: skip
+    code, events = watch(stack, run["name"])
+    assert code == 0, events[-3:]
+    done = ok(stack, "runs", "get", run["name"])
+    model = ok(stack, "models", "get", done["trained_model"]) if done.get("trained_model") else {}
+    history = [(int(h["epoch"]), float(h.get("bbox_map", 0.0))) for h in model["evaluation"]["history"]]
+    print(
+        f"plateau run: {time.monotonic() - started:.0f} s, training {model.get('training_seconds')} s, "
+        f"stopped at epoch {done.get('stopped_epoch')}; val bbox mAP by epoch: {history}"
+    )
+    assert done["state"] == "SUCCEEDED" and done["trained_model"], done
+    assert done["hyperparameters"]["early_stopping"] == {"patience": PATIENCE, "min_delta": MIN_DELTA}
+    assert done.get("stopped_early") is True, history
+    stopped = int(done["stopped_epoch"])
+    assert stopped < PLATEAU_EPOCHS and [e for e, _ in history][-1] == stopped, (stopped, history)
+    # The plateau, from the model's own per-epoch history: validations before mAP first rose above 0 count
+    # for nothing; from there, the stop came at the first validation that made PATIENCE in a row without a
+    # gain of MIN_DELTA on the best so far.
+    scores = [m for _, m in history]
+    best, waited = -1.0, []
+    for score in scores[next(i for i, m in enumerate(scores) if m > 0) :]:
+        gained = score >= best + MIN_DELTA
+        best = score if gained else best
+        waited.append(0 if gained else waited[-1] + 1)
+    assert waited[-1] == PATIENCE and PATIENCE not in waited[:-1], (waited, history)
+    top = max(scores)  # the registered model is the best checkpoint
+    assert int(model["evaluation"]["best_epoch"]) == history[scores.index(top)][0], history
 
 
 def test_sigterm_mid_epoch_preempts_and_another_worker_resumes(stack: Stack) -> None:

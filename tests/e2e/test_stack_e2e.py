@@ -155,7 +155,9 @@ def test_train_publish_finetune_and_lineage(stack: Stack) -> None:
 
 
 def test_cancel_a_running_run(stack: Stack) -> None:
-    run = ok(stack, "runs", "create", "--name", "e2e-cancel", "--dataset", "waste", "--epochs", "200", *TINY)
+    # a long run, and it must stay one: no small-dataset early stopping default
+    run = ok(stack, "runs", "create", "--name", "e2e-cancel", "--dataset", "waste", "--epochs", "200",
+             "--early-stopping-patience", "0", *TINY)  # fmt: skip
     deadline = time.monotonic() + 300
     while True:
         current = ok(stack, "runs", "get", run["name"])

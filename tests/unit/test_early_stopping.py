@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from common.config_gate import check_config
-from common.hyperparameters import EARLY_STOPPING_DEFAULTS, validate_request
+from common.hyperparameters import EARLY_STOPPING_DEFAULTS, SMALL_DATASET_TRAIN_IMAGES, validate_request
 from common.mmdet_config import build_config
 from common.mmdet_templates import TEMPLATES
 from common.proto.raven.v1 import types_pb2
@@ -24,7 +24,6 @@ def _stopping_hooks(data: dict) -> list[dict]:
 @pytest.mark.parametrize(
     ("asked", "field"),
     [
-        ({"patience": 0}, "patience"),
         ({"patience": -3}, "patience"),
         ({"patience": 10_000}, "patience"),
         ({"min_delta": -0.1}, "min_delta"),
@@ -38,13 +37,11 @@ def test_bad_values_are_refused_with_the_field_path(asked: dict, field: str) -> 
     assert "must be" in violations[0].description and "HyperParams" not in violations[0].description
 
 
-def test_off_unless_asked_and_empty_message_takes_the_defaults() -> None:
-    assert (
-        _stopping_hooks(
-            build_config("rtmdet_tiny", ["a"], validate_request({}, TPL, pretrained=False).training).data
-        )
-        == []
-    )
+def test_off_unless_asked_or_a_small_dataset_and_empty_message_takes_the_defaults() -> None:
+    for train_images in (0, SMALL_DATASET_TRAIN_IMAGES):  # unknown, or not a small dataset
+        unset = validate_request({}, TPL, pretrained=False, train_images=train_images).training
+        assert unset.early_stopping_patience is None
+        assert _stopping_hooks(build_config("rtmdet_tiny", ["a"], unset).data) == []
     empty = types_pb2.Hyperparameters(early_stopping=types_pb2.EarlyStopping())
     asked = validate_request(hyperparameters_from_proto(empty), TPL, pretrained=False)
     assert asked.violations == []

@@ -280,6 +280,7 @@ def _train_and_evaluate(spec: TrainingSpec, out: Any, stop: Any) -> Outcome:
     from common.checkpoint_safety import install_safe_globals
     from common.config_gate import check_config
     from services.trainer_worker.adapters.distributed_launch import agreed_clock
+    from services.trainer_worker.adapters.early_stopping import take_early_stopping
     from services.trainer_worker.adapters.evaluation import evaluate_training
     from services.trainer_worker.adapters.progress_hook import ProgressHook, TrainingStopped
     from services.trainer_worker.adapters.resume_state import ResumeStateHook
@@ -289,7 +290,10 @@ def _train_and_evaluate(spec: TrainingSpec, out: Any, stop: Any) -> Outcome:
     cfg = Config(spec.config)
     try:
         check_config(spec.config)  # the gate again, right before anything is built (defence in depth)
+        stopping = take_early_stopping(cfg)  # registered below as itself with a warm-up
         runner = Runner.from_cfg(cfg)
+        for early in stopping:
+            runner.register_hook(early)
         _ = (
             runner.train_loop,
             runner.val_loop,
@@ -322,8 +326,6 @@ def _train_and_evaluate(spec: TrainingSpec, out: Any, stop: Any) -> Outcome:
             iter=runner.iter, max_iters=runner.max_iters, time=time.time(),
         )
     )  # fmt: skip
-    # the test-only runners of the evaluation have no train loop for EarlyStoppingHook.before_run to check
-    cfg.custom_hooks = [h for h in cfg.get("custom_hooks") or [] if h.get("type") != "EarlyStoppingHook"]
     report = evaluate_training(cfg, Path(spec.work_dir), has_test=spec.has_test, device=spec.device)
     return TrainingResult(
         best_checkpoint=str(report.best_checkpoint),
@@ -352,7 +354,7 @@ def _leave_process_group() -> None:
 
 
 def _stopped_early(runner: Any) -> bool:
-    """train() returned before max_epochs: only EarlyStoppingHook ends it so (a stop request raises)."""
+    """train() returned before max_epochs: only early stopping ends it so (a stop request raises)."""
     return bool(getattr(runner.train_loop, "stop_training", False)) and runner.epoch < runner.max_epochs
 
 

@@ -104,7 +104,8 @@ def run_input(version: DatasetVersion) -> RunInput:
     classes = tuple(c.class_name for c in completed.profile.classes)
     profile = completed.profile
     largest = int(max(profile.image_widths.max, profile.image_heights.max))
-    return RunInput(version.name, classes, source, largest_image_side=largest)
+    train = next((count.images for count in profile.splits if count.split == "train"), 0)
+    return RunInput(version.name, classes, source, largest_image_side=largest, train_images=train)
 
 
 def result_from_proto(completed: pb.DatasetPreparationCompleted) -> PreparationResult:

@@ -63,6 +63,7 @@ class RunInput:
     class_names: tuple[str, ...]
     source: dict[str, Any]
     largest_image_side: int = 0  # px, from the profile (bounds a run's tiling.tile_size); 0 = unknown
+    train_images: int = 0  # images of the train split, from the profile (small-dataset defaults); 0 = unknown
 
 
 @dataclass(frozen=True)

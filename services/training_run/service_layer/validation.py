@@ -89,6 +89,7 @@ async def validate_create(
     violations = printable_text(cmd.display_name, F + "display_name", 200, required=True)
     violations += printable_text(cmd.description, F + "description", 10_000, required=False)
     violations += printable_text(cmd.request_id, "request_id", 200, required=False)
+    header: dataset_refs.DatasetHeader | None = None
     if cmd.dataset_version:
         dataset, categories = "", list(version.class_names) if version else []
         if cmd.dataset:
@@ -98,7 +99,8 @@ async def validate_create(
         elif version is None:
             violations.append(FieldViolation(F + "dataset_version", VERSION_FORMAT))
     else:
-        dataset, categories = await _dataset(cmd.dataset, ctx.dataset_root, violations, operator=operator)
+        dataset, header = await _dataset(cmd.dataset, ctx.dataset_root, violations, operator=operator)
+        categories = header.class_names if header else []
     base = await _base_model(cmd, ctx.trained_models, violations)
     template = cmd.model_template or (base.model_template if base else "")
     if base and cmd.model_template and base.model_template and cmd.model_template != base.model_template:
@@ -122,6 +124,7 @@ async def validate_create(
     asked = hyperparameters.validate_request(
         cmd.hyperparameters, TEMPLATES.get(template), pretrained=pretrained,
         largest_image_side=version.largest_image_side if version else 0,
+        train_images=_train_images(cmd.hyperparameters, version, header),
     )  # fmt: skip
     violations += asked.violations
     class_names = _class_names(cmd.class_names, categories, base, violations)
@@ -171,6 +174,19 @@ def _effective_learning_rate(template: str, hp: HyperParams, run: dict[str, Any]
     )  # fmt: skip
 
 
+def _train_images(
+    values: dict[str, Any], version: RunInput | None, header: dataset_refs.DatasetHeader | None
+) -> int:
+    """The run's train images for the small-dataset defaults: a version's profile, else the dataset's files
+    (a plain reference: its train.json, or train_fraction of annotations.json); 0 = unknown."""
+    if version is not None:
+        return version.train_images
+    if header is None:
+        return 0
+    fraction = values.get("train_fraction", hyperparameters.RUN_DEFAULTS["train_fraction"])
+    return header.train_images(float(fraction)) if isinstance(fraction, int | float) else 0
+
+
 def _as_errors(violations: list[Any]) -> list[FieldViolation]:
     return [
         v if isinstance(v, FieldViolation) else FieldViolation(v.field, v.description) for v in violations
@@ -179,17 +195,17 @@ def _as_errors(violations: list[Any]) -> list[FieldViolation]:
 
 async def _dataset(
     ref: str, root: str, violations: list[FieldViolation], *, operator: bool
-) -> tuple[str, list[str]]:
+) -> tuple[str, dataset_refs.DatasetHeader | None]:
     try:
         dataset = await asyncio.to_thread(dataset_refs.resolve_dataset_ref, root, ref)
-        return dataset, await asyncio.to_thread(dataset_refs.read_category_names, root, ref)
+        return dataset, await asyncio.to_thread(dataset_refs.read_dataset_header, root, ref)
     except NotFound as exc:
         hint = missing_dataset_hint(ref, root, operator)
         violations.append(FieldViolation(F + "dataset", f"{exc.message}; {hint}"))
-        return "", []
+        return "", None
     except AppError as exc:
         violations.append(FieldViolation(F + "dataset", exc.message))
-        return "", []
+        return "", None
 
 
 def missing_dataset_hint(ref: str, root: str, operator: bool) -> str:

@@ -86,6 +86,34 @@ async def test_ravenctl_create_turns_early_stopping_on_with_either_flag(
     assert off.exit_code == 0, off.output
     assert not (await h.get(json.loads(off.stdout)["name"])).hyperparameters.HasField("early_stopping")
 
-    bad = await ravenctl(h, *base, "--name", "b", "--early-stopping-patience", "0")
+    bad = await ravenctl(h, *base, "--name", "b", "--early-stopping-patience", "101")
     assert bad.exit_code == 2 and "INVALID_ARGUMENT" in bad.stderr
     assert "early_stopping.patience" in bad.stderr
+
+
+async def test_a_small_dataset_gets_the_templates_default_unless_turned_off(
+    logs_to_stderr: None, harness: Harness
+) -> None:
+    """The harness's dataset is small (a few train images): a run of rtmdet_tiny's default 30 epochs that
+    leaves early stopping unset gets the template's default, stored and shown on the run; patience 0 asks
+    for none; a run too short for the default to stop it before its last epoch gets none."""
+    h = harness
+    base = ["-o", "json", "runs", "create", "--dataset", h.dataset, "--template", "rtmdet_tiny"]
+    made = await ravenctl(h, *base, "--name", "default")
+    assert made.exit_code == 0, made.output
+    run = await h.get(json.loads(made.stdout)["name"])
+    assert run.hyperparameters.early_stopping.patience == 3  # 15 epochs at val_interval 5
+    assert run.hyperparameters.early_stopping.min_delta == 0.001
+    assert "EarlyStoppingHook" in run.resolved_config
+    shown = json.loads((await ravenctl(h, "-o", "json", "runs", "get", run.name)).stdout)
+    assert shown["hyperparameters"]["early_stopping"] == {"patience": 3, "min_delta": 0.001}
+
+    off = await ravenctl(h, *base, "--name", "off", "--early-stopping-patience", "0")
+    assert off.exit_code == 0, off.output
+    stored = (await h.get(json.loads(off.stdout)["name"])).hyperparameters
+    assert stored.HasField("early_stopping") and stored.early_stopping.patience == 0
+    assert "EarlyStoppingHook" not in (await h.get(json.loads(off.stdout)["name"])).resolved_config
+
+    short = await ravenctl(h, *base, "--name", "short", "--epochs", "6")
+    assert short.exit_code == 0, short.output
+    assert not (await h.get(json.loads(short.stdout)["name"])).hyperparameters.HasField("early_stopping")

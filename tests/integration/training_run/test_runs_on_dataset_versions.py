@@ -16,7 +16,7 @@ import pytest
 from google.protobuf import struct_pb2
 
 from common.artifacts import ArtifactStore
-from common.hyperparameters import HyperParams
+from common.hyperparameters import SMALL_DATASET_TRAIN_IMAGES, HyperParams
 from common.mmdet_config import build_config
 from common.proto.raven.v1 import datasets_pb2 as pb
 from common.proto.raven.v1 import trained_model_pb2, training_run_pb2, types_pb2
@@ -81,6 +81,23 @@ async def test_two_seeds_on_one_version_train_and_validate_on_the_same_images(
     manifests = [json.loads(p.manifest_path.read_text()) for p in prepared]
     assert manifests[0]["file_names"] == manifests[1]["file_names"]
     assert {m["split_sha256"] for m in manifests} == {version.split_sha256}
+
+    # A small dataset by its profile's train split: a run of the template's 30 epochs that leaves early
+    # stopping unset gets rtmdet_tiny's default (15 epochs at val_interval 5: patience 3), stored on the run.
+    train = next(count.images for count in version.profile.splits if count.split == "train")
+    assert 0 < train < SMALL_DATASET_TRAIN_IMAGES
+    preview = await h.stub.CreateTrainingRun(
+        training_run_pb2.CreateTrainingRunRequest(
+            training_run=training_run_pb2.TrainingRun(
+                display_name="defaults", dataset_version=version.name, model_template="rtmdet_tiny",
+                class_names=["bottle", "tire"],
+            ),
+            validate_only=True,
+        ),
+        metadata=h.user,
+    )  # fmt: skip
+    assert preview.hyperparameters.early_stopping.patience == 3
+    assert preview.hyperparameters.early_stopping.min_delta == 0.001
 
 
 async def test_create_refuses_a_missing_hidden_unready_or_malformed_version(sqlite_harness: Harness) -> None:

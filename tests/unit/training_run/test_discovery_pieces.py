@@ -34,7 +34,7 @@ def test_listed_ranges_are_the_ones_create_checks(key: str, pretrained: bool) ->
     nested = [f"early_stopping.{lim.field}" for lim in EARLY_STOPPING_LIMITS]
     nested += [f"tiling.{lim.field}" for lim in TILING_LIMITS]
     assert [r.field for r in listed.ranges] == [lim.field for lim in (*limits, *RUN_LIMITS)] + nested
-    assert ranges["early_stopping.patience"].min == 1 and not ranges["early_stopping.min_delta"].integer
+    assert ranges["early_stopping.patience"].min == 0 and not ranges["early_stopping.min_delta"].integer
     assert ranges["frozen_stages"].max == (template.max_frozen_stages if pretrained else -1)
     # Every listed default passes validation when sent back as it is.
     defaults = listed.default_hyperparameters
