@@ -107,7 +107,7 @@ class App:
             Step("grpc server", lambda: self.server.stop(grace), open_streams, timeout=grace + step_timeout),
             *(Step(name, task.stop) for name, task in self._tasks()),
             Step("trained_model client", self.trained_models.close),
-            Step("version probe", self._close_versions),
+            Step("version reads", self.versions.close),
             Step("nats", self._close_nats),
             Step("database", self.engine.dispose),
         ]
@@ -126,9 +126,6 @@ class App:
     async def _close_feeds(self) -> None:
         await self.feeds.close()
         await self.changes.close()
-
-    async def _close_versions(self) -> None:
-        self.versions.close()
 
     async def _close_nats(self) -> None:
         if self.nc.is_closed:
@@ -234,7 +231,7 @@ async def build_app(
         issuer=settings.jwt_issuer,
         revoked_ids=settings.revoked_token_ids(),
     )
-    versions = run_versions_for(engine)
+    versions = await run_versions_for(engine)
     reads = RenderedRuns(service, versions, partial(run_to_proto, with_config=False), config_to_proto)
     discovery = Discovery(uow, clock, pretrained_backbone=bool(settings.backbone_checkpoint))
     registration = ServiceRegistration(

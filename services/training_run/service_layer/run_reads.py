@@ -7,9 +7,9 @@ no field. A List page reads its runs' keys (id, version) and the total in one st
 renders only the runs whose version it has not rendered yet.
 
 Replicas share the database, so a rendering is served only when the database shows that version: a List
-read its keys; a Get first reads the row version (a point read). A write in this process needs no
-invalidation: it bumps the version and the next read misses. A miss (or a failed probe) takes the ordinary
-unit-of-work read.
+read its keys; a Get first reads the row version (an async point read by primary key, ``adapters/
+run_versions``). No invalidation is needed, in this process or another: a write bumps the version and the
+next read misses. A miss (or a failed version read) takes the ordinary unit-of-work read.
 """
 
 from __future__ import annotations
@@ -66,8 +66,8 @@ class RenderedRuns:
         if entry is not None:
             try:
                 current = await self._versions.version(run_id)
-            except Exception as exc:  # e.g. SQLITE_BUSY: the ordinary read below still answers
-                log.debug("version probe failed", run_id=run_id, error=str(exc))
+            except Exception as exc:  # the ordinary read below still answers (or says why not)
+                log.debug("version read failed", run_id=run_id, error=str(exc))
                 current = -1
             if current is None:
                 self._entries.pop(run_id, None)
