@@ -229,7 +229,6 @@ class ErrorInterceptor(_WrappingInterceptor):
             await context.abort(grpc.StatusCode.INTERNAL, "internal error; see server logs")
 
         if streaming:
-
             write = _writing(behavior)
 
             async def stream(request: Any, context: grpc.aio.ServicerContext) -> None:
@@ -288,7 +287,6 @@ class AuthInterceptor(_WrappingInterceptor):
             return behavior
 
         if streaming:
-
             write = _writing(behavior)
 
             async def stream(request: Any, context: grpc.aio.ServicerContext) -> None:
@@ -354,7 +352,6 @@ class ContextInterceptor(_WrappingInterceptor):
                 log.debug("rpc", code=name, ms=round(elapsed * 1000, 2))
 
         if streaming:
-
             write = _writing(behavior)
 
             async def stream(request: Any, context: grpc.aio.ServicerContext) -> None:

@@ -106,7 +106,7 @@ class RunFeedHub:
     async def watch(self, run_id: str, after_seq: int, replay_only: bool = False) -> AsyncIterator[FeedItem]:
         """Events of ``run_id`` with stream sequence > ``after_seq``: the stored ones, then (unless
         ``replay_only``) live ones. Ends after the run's terminal event; else never by itself, but at
-        ``close``: Unavailable. One generator from the queue to the caller: it runs once per event and watcher.
+        ``close``: Unavailable. One generator from the queue to the caller: it runs per event and watcher.
         """
         if self._closed:
             raise Unavailable(SHUTTING_DOWN)

@@ -246,8 +246,9 @@ class TrainingRunService:
         self, principal: Principal, name: str, after_sequence: int, feed: RunFeed
     ) -> tuple[TrainingRun, AsyncIterator[RunEventItem]]:
         """The run as read when the call began (without its resolved config), and its events after
-        ``after_sequence`` (replayed, then live) from ``feed``: they end after the terminal event, or when the replay ends for a run already over (the
-        caller iterates the feed itself: one generator less per event and watcher)."""
+        ``after_sequence`` (replayed, then live) from ``feed``: they end after the terminal event, or when the
+        replay ends for a run already over (the caller iterates the feed itself: one generator less per event
+        and watcher)."""
         run_id = parse_name(name)
         async with self._uow() as uow:
             run = (await uow.runs.get_listed([run_id])).get(run_id)  # a watch shows no resolved config
