@@ -236,13 +236,16 @@ async def pull_jobs(
     names: StreamNames,
     expect: int,
     timeout: float = 3.0,  # noqa: ASYNC109
+    *,
+    subject: str = "",
+    durable: str = "test-worker",
 ) -> list[events_pb2.TrainingJob]:
-    """Every job on the work queue (acked, as a worker would).
+    """Every job on the work queue (acked, as a worker would), or only those on ``subject`` (one run size's).
 
     Waits up to ``timeout`` seconds for ``expect`` of them.
     """
     js = nc.jetstream()
-    subscription = await js.pull_subscribe(names.jobs_subject, durable="test-worker", stream=names.jobs)
+    subscription = await js.pull_subscribe(subject or names.jobs_subject, durable=durable, stream=names.jobs)
     jobs: list[events_pb2.TrainingJob] = []
     deadline = asyncio.get_running_loop().time() + timeout
     while asyncio.get_running_loop().time() < deadline:

@@ -7,32 +7,13 @@ from __future__ import annotations
 import json
 
 import grpc
-import nats.errors
 import pytest
 
-from common.proto.raven.v1 import events_pb2, types_pb2
-from tests.integration.training_run.conftest import Harness
+from common.proto.raven.v1 import types_pb2
+from tests.integration.training_run.conftest import Harness, pull_jobs
 from tests.integration.training_run.test_discovery_cli import logs_to_stderr, ravenctl
 
 __all__ = ["logs_to_stderr"]  # the fixture, imported for the tests here
-
-
-async def jobs_on(h: Harness, subject: str, expect: int, durable: str) -> list[events_pb2.TrainingJob]:
-    """The jobs published on exactly ``subject`` (acked), waiting up to a few seconds for ``expect``."""
-    subscription = await h.nc.jetstream().pull_subscribe(subject, durable=durable, stream=h.names.jobs)
-    jobs: list[events_pb2.TrainingJob] = []
-    for _ in range(10):
-        try:
-            messages = await subscription.fetch(10, timeout=0.3)
-        except (TimeoutError, nats.errors.TimeoutError):
-            if len(jobs) >= expect:
-                break
-            continue
-        for message in messages:
-            jobs.append(events_pb2.TrainingJob.FromString(message.data))
-            await message.ack()
-    await subscription.unsubscribe()
-    return jobs
 
 
 async def test_ravenctl_gpus_reaches_the_queue_of_its_size(logs_to_stderr: None, harness: Harness) -> None:
@@ -57,8 +38,9 @@ async def test_ravenctl_gpus_reaches_the_queue_of_its_size(logs_to_stderr: None,
     run = await h.get(created["name"])
     assert run.hyperparameters.gpus == 2
 
-    sized = await jobs_on(h, h.names.training_jobs_subject(2), 1, "test-gpus-2")
-    single = await jobs_on(h, h.names.jobs_subject, 1, "test-gpus-1")
+    size_2 = h.names.training_jobs_subject(2)
+    sized = await pull_jobs(h.nc, h.names, 1, subject=size_2, durable="test-gpus-2")
+    single = await pull_jobs(h.nc, h.names, 1, durable="test-gpus-1")
     assert [j.run_id for j in sized] == [created["name"].split("/")[1]]
     assert sized[0].hyperparameters.gpus == 2
     assert [j.hyperparameters.gpus for j in single] == [1]
