@@ -29,8 +29,10 @@ BUDGET_SECONDS = 60  # issue 17's "done when": max_runtime 60 s
 # After the budget: the training child checkpoints, evaluates the best checkpoint on val and test (with the
 # test split's analysis), uploads, and trained_model registers; on 2 shared CPU cores that takes ~10-30 s.
 GRACE_SECONDS = 60
-# train() itself stops at the first iteration past the budget (one iteration of batch 4 at 128 px: < 1 s)
-ITERATION_SLACK_SECONDS = 5
+# train() itself stops at the first iteration past the budget; it also spends time the hook's clock does not
+# see (runner set-up before before_train) and a validation that straddles the deadline. Measured: 64.3 s
+# of train() for the 60 s budget (2 shared CPU cores), the run RUNNING 79.5 s in all.
+TRAIN_SLACK_SECONDS = 10
 TINY = ["--template", "rtmdet_tiny", "--val-interval", "1", "--seed", "1"]
 # Early stopping on the demo data: the template's defaults (batch 4, 160 px, lr 0.004, cosine over the second
 # half) for up to PLATEAU_EPOCHS, validated every epoch; a realistic min_delta, not one no gain can reach.
@@ -66,8 +68,8 @@ def test_max_runtime_ends_a_long_run_succeeded_with_a_registered_model(stack: St
     assert BUDGET_SECONDS - 5 <= used <= BUDGET_SECONDS + GRACE_SECONDS, used
     model = ok(stack, "models", "get", done["trained_model"])
     assert model["training_run"] == run["name"] and model["checkpoint"]["sha256"]
-    # the training wall clock (train() in the child) ends at the budget, less what came before training
-    assert 0 < float(model["training_seconds"]) <= BUDGET_SECONDS + ITERATION_SLACK_SECONDS, model
+    # the training wall clock (train() in the child) ends at the budget, give or take the slack above
+    assert 0 < float(model["training_seconds"]) <= BUDGET_SECONDS + TRAIN_SLACK_SECONDS, model
     epochs_seen = max(int(e["event"]["progress"]["progress"].get("epoch", 0))
                       for e in events if "progress" in e["event"])  # fmt: skip
     print(f"budget {BUDGET_SECONDS} s: start to end {ended - started:.1f} s, runtime_used {used:.1f} s, "
