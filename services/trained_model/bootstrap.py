@@ -107,9 +107,8 @@ async def build_app(
         issuer=settings.jwt_issuer,
         tls=ClientTLS.from_settings(settings),
     )
-    registry = ModelRegistry(uow, store, runs, clock, publish_tolerance=settings.publish_tolerance)
     registration = ModelRegistration(uow, store, clock, training_runs=runs)
-    CONFIGS_FAILING_GATE.set(len(await stored_configs_failing_gate(registry.uow)))  # logs each one
+    CONFIGS_FAILING_GATE.set(len(await stored_configs_failing_gate(uow)))  # logs each one
     nc: NATS | None = None
     registrar: Registrar | None = None
     js = None
@@ -126,6 +125,10 @@ async def build_app(
     evaluation = await build_evaluations(
         settings, uow, clock, nc, js, stream_names, versions=dataset_versions
     )
+    registry = ModelRegistry(
+        uow, store, runs, clock,
+        publish_tolerance=settings.publish_tolerance, evaluations=evaluation.evaluations,
+    )  # fmt: skip
     verifier = TokenVerifier(
         secret=settings.jwt_secret,
         public_key=settings.jwt_public_key,

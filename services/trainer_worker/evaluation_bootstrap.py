@@ -1,6 +1,7 @@
 """Wiring of the worker's evaluation intake, called by ``bootstrap.build_worker`` (kept apart so the
-bootstrap stays readable): its own durable consumer on the jobs stream, reports on the evaluation's event
-subject, cancel requests on its control subject; one evaluation at a time, beside the training slots."""
+bootstrap stays readable): its own durable consumer on the jobs stream, a claim of trained_model before each
+job, reports on the evaluation's event subject, cancel requests on its control subject; one evaluation at a
+time, beside the training slots."""
 
 from __future__ import annotations
 
@@ -15,7 +16,11 @@ from common.artifacts import ArtifactStore
 from common.nats_streams import RetryPolicy, StreamNames
 from common.settings import Settings
 from services.trainer_worker.adapters.control import NatsControlChannel
-from services.trainer_worker.adapters.evaluation_jobs import EvaluationEventPublisher, EvaluationJobQueue
+from services.trainer_worker.adapters.evaluation_jobs import (
+    EvaluationEventPublisher,
+    EvaluationJobQueue,
+    NatsEvaluationClaims,
+)
 from services.trainer_worker.entrypoints.dataset_worker import DatasetWorker
 from services.trainer_worker.service_layer.evaluation_job import EvaluationServices, evaluate_job
 
@@ -44,6 +49,7 @@ async def build_evaluation_worker(
         store=artifacts,
         publisher_for=publisher,
         control=NatsControlChannel(nc, names),
+        claims=NatsEvaluationClaims(nc, names),
         worker_id=wid,
         work_root=Path(settings.work_dir),
         device=device.split(",")[0],  # one GPU of a multi-GPU slot ("cuda:0,1")

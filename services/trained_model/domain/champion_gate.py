@@ -9,18 +9,22 @@ splits (ARCHITECTURE.md: a model's numbers are only compared with numbers from t
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from common.errors import FieldViolation, InvalidArgument
+from services.trained_model.domain.evaluation import DEFAULT_SPLIT, Evaluation, EvaluationState
 from services.trained_model.domain.model import PublicationRefused, TrainedModel
 
 CHAMPION = "champion"
 MAX_ALIAS = 63
 _ALIAS = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 SAME_VERSION_SOURCE = "stored test metrics (same dataset version)"
+GATE_REQUEST_PREFIX = "publish-gate"  # request_id of an evaluation the gate started (the audit of who did)
+MAX_FAILURE_SHOWN = 200
 
 
 class Outcome(StrEnum):
@@ -71,6 +75,78 @@ class CandidateScore:
     bbox_map: float | None
     source: str = ""
     needed: str = ""
+
+
+@dataclass(frozen=True)
+class SplitEvaluations:
+    """The candidate's evaluations on the champion's test split (one split sha256), as the gate reads them."""
+
+    succeeded: Evaluation | None = None  # the newest SUCCEEDED: its number is the candidate's
+    active: Evaluation | None = None  # the newest PENDING or RUNNING: the gate waits for it
+    last_ended: Evaluation | None = None  # the newest FAILED or CANCELLED: the gate starts another
+
+
+def split_evaluations(newest_first: Iterable[Evaluation], split_sha256: str) -> SplitEvaluations:
+    """Sorts the model's test split evaluations of the champion's version; one of another split sha256 (a
+    version whose split changed) is never used."""
+    on_split = [e for e in newest_first if e.split_sha256 == split_sha256 and e.split == DEFAULT_SPLIT]
+    ended = (EvaluationState.FAILED, EvaluationState.CANCELLED)
+    return SplitEvaluations(
+        succeeded=next((e for e in on_split if e.state is EvaluationState.SUCCEEDED), None),
+        active=next((e for e in on_split if not e.state.final), None),
+        last_ended=next((e for e in on_split if e.state in ended), None),
+    )
+
+
+def gate_request_id(candidate: TrainedModel, champion: TrainedModel, last_ended: Evaluation | None) -> str:
+    """The request_id of the evaluation the gate starts: the same for two publishes that saw the same
+    evaluations (one evaluation for both, CreateEvaluation's idempotency), another once the last one ended."""
+    after = last_ended.id if last_ended is not None else "first"
+    return f"{GATE_REQUEST_PREFIX}:{candidate.id}:{champion.id}:{after}"
+
+
+def awaiting_evaluation(
+    candidate: TrainedModel,
+    champion: TrainedModel,
+    evaluation: Evaluation,
+    *,
+    started: bool,
+    last_ended: Evaluation | None = None,
+) -> PublicationRefused:
+    """The refusal while the candidate's evaluation on the champion's test split runs: names it, says
+    whether the gate just started it (and why the previous one did not count), and what to do next."""
+    what = f"{evaluation.name} of {candidate.name} on {champion.dataset} {DEFAULT_SPLIT} split"
+    if started:
+        step = f"started {what}"
+        if last_ended is not None:
+            step = f"{_ended(last_ended)}; {step}"
+    else:
+        step = f"{what} is {evaluation.state.name}"
+    return PublicationRefused(
+        f"{candidate.name} cannot be compared with the champion {champion.name} yet: "
+        f"{_other_version(candidate)}, so it is first scored on the same test split as the champion; {step}; "
+        "publish again when it is done (or pass force with the superadmin claim)"
+    )
+
+
+def evaluation_needed(candidate: TrainedModel, champion: TrainedModel, why_not: str = "") -> str:
+    """Why the candidate has no number (CandidateScore.needed); ``why_not``: why none can be started."""
+    needed = (
+        f"{_other_version(candidate)}, so an evaluation of {candidate.name} on the TEST split of "
+        f"{champion.dataset} (split sha256 {champion.split_sha256[:12]}) is needed"
+    )
+    return f"{needed}, and none can be started: {why_not}" if why_not else needed
+
+
+def _other_version(candidate: TrainedModel) -> str:
+    return f"it was trained on another dataset version ({candidate.dataset or 'none'})"
+
+
+def _ended(evaluation: Evaluation) -> str:
+    if evaluation.state is EvaluationState.FAILED:
+        reason = f"{evaluation.failure_kind}: {evaluation.failure_message}".strip(": ")
+        return f"the latest one, {evaluation.name}, FAILED ({reason[:MAX_FAILURE_SHOWN]})"
+    return f"the latest one, {evaluation.name}, was CANCELLED"
 
 
 def validate_alias(alias: str, field_name: str = "alias") -> None:
@@ -173,10 +249,7 @@ def _refusal(
     tolerance: float,
 ) -> str | None:
     if score.bbox_map is None:
-        return (
-            f"{candidate.name} cannot be compared with the champion {champion.name}: {score.needed}; "
-            "or pass force with the superadmin claim"
-        )
+        return cannot_compare(candidate, champion, score.needed)
     if score.bbox_map < champion_map - tolerance:
         return (
             f"{candidate.name} has test bbox mAP {score.bbox_map:.4f} on {_split(champion)}, lower than the "
@@ -184,6 +257,14 @@ def _refusal(
             "pass force with the superadmin claim to publish anyway"
         )
     return None
+
+
+def cannot_compare(candidate: TrainedModel, champion: TrainedModel, needed: str) -> str:
+    """The refusal's sentence when the candidate has no number on the champion's split."""
+    return (
+        f"{candidate.name} cannot be compared with the champion {champion.name}: {needed}; "
+        "or pass force with the superadmin claim"
+    )
 
 
 def _split(champion: TrainedModel) -> str:

@@ -18,6 +18,7 @@ from common.settings import Settings
 from common.tls import ClientTLS
 from services.trained_model.adapters.dataset_versions import DatasetVersions, GrpcDatasetVersions
 from services.trained_model.adapters.evaluation_jobs import NatsEvaluationJobs
+from services.trained_model.entrypoints.evaluation_claims import EvaluationClaimResponder
 from services.trained_model.entrypoints.evaluation_servicer import REQUIRED_PERMISSIONS, EvaluationServicer
 from services.trained_model.entrypoints.evaluation_tracker import DURABLE, EvaluationTracker
 from services.trained_model.service_layer.evaluations import Evaluations
@@ -32,8 +33,11 @@ class EvaluationParts:
     versions: DatasetVersions
     tracker: EvaluationTracker | None
     registration: ServiceRegistration
+    claims: EvaluationClaimResponder | None = None
 
     async def stop(self) -> None:
+        if self.claims is not None:
+            await self.claims.stop()
         if self.tracker is not None:
             await self.tracker.stop()
 
@@ -52,7 +56,8 @@ async def build_evaluations(
     versions: DatasetVersions | None = None,
     durable: str = DURABLE,
 ) -> EvaluationParts:
-    """Starts the report tracker (and relay) when NATS is there; without it evaluations are only read."""
+    """Starts the report tracker (and relay) and the workers' claim responder when NATS is there; without it
+    evaluations are only read."""
     versions = versions or GrpcDatasetVersions(
         settings.training_run_addr,
         secret=settings.jwt_secret,
@@ -68,10 +73,14 @@ async def build_evaluations(
         dead_letters = DeadLetters(js, names, durable, RetryPolicy.from_settings(settings), clock)
         tracker = EvaluationTracker(js, names, evaluations, dead_letters)
         await tracker.start()
+    claims = None
+    if nc is not None:
+        claims = EvaluationClaimResponder(nc, names, evaluations)
+        await claims.start()
     registration = ServiceRegistration(
         add_to_server=evaluations_pb2_grpc.add_EvaluationServiceServicer_to_server,
         servicer=EvaluationServicer(evaluations),
         service_name=SERVICE_NAME,
         required_permissions=REQUIRED_PERMISSIONS,
     )
-    return EvaluationParts(evaluations, versions, tracker, registration)
+    return EvaluationParts(evaluations, versions, tracker, registration, claims)

@@ -291,6 +291,30 @@ class Evaluations:
 
     # ------------------------------------------------------------------------------------- worker reports
 
+    async def claim(self, evaluation_id: str, attempt: int, worker_id: str) -> str:
+        """A worker's claim before it runs a delivered job: '' when granted (the evaluation is RUNNING on
+        that attempt), else why it must not run (cancelled or ended meanwhile, a newer attempt, gone); the
+        worker then acks the job without running it."""
+        conflicts = Failures(CONFLICTS)
+        while True:
+            async with self._new_uow() as uow:
+                evaluation = await uow.evaluations.get(evaluation_id)
+                if evaluation is None:
+                    return f"evaluations/{evaluation_id} does not exist (its model was deleted)"
+                read = evaluation.revision
+                if not evaluation.start(attempt, worker_id, self._clock()):
+                    if evaluation.state.final:
+                        return f"{evaluation.name} is {evaluation.state.name}"
+                    return f"{evaluation.name} is on attempt {evaluation.attempt}, newer than {attempt}"
+                try:
+                    await uow.evaluations.save(evaluation, read)
+                    await uow.commit()
+                except Aborted:
+                    if await conflicts.failed():
+                        continue
+                    raise
+            return ""
+
     async def apply_report(self, report: Report) -> bool:
         """Applies one worker report; False when it was stale or the evaluation is gone or final."""
         conflicts = Failures(CONFLICTS)

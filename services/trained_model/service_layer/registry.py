@@ -27,6 +27,7 @@ from services.trained_model.domain.model import (
 )
 from services.trained_model.service_layer import authz
 from services.trained_model.service_layer.commands import ListTrainedModels, UpdateTrainedModel
+from services.trained_model.service_layer.evaluations import Evaluations
 from services.trained_model.service_layer.publication import DEFAULT_TOLERANCE, ModelPublication
 from services.trained_model.service_layer.unit_of_work import UnitOfWork, UnitOfWorkFactory
 
@@ -61,12 +62,13 @@ class ModelRegistry:
         clock: Callable[[], datetime],
         *,
         publish_tolerance: float = DEFAULT_TOLERANCE,
+        evaluations: Evaluations | None = None,
     ) -> None:
         self.uow = uow
         self.store = store
         self.training_runs = training_runs
         self.clock = clock
-        self.publication = ModelPublication(uow, clock, tolerance=publish_tolerance)
+        self.publication = ModelPublication(uow, clock, tolerance=publish_tolerance, evaluations=evaluations)
 
     async def _visible(self, uow: UnitOfWork, who: Principal, name: str, field: str = "name") -> TrainedModel:
         return authz.ensure_visible(who, await uow.models.get(parse_model_name(name, field)), name)

@@ -1,23 +1,31 @@
 """Evaluations over NATS on the worker: the job queue (durable pull consumer ``evaluators`` on the jobs
 stream, the training job queue on another consumer) and the evaluation's report publisher
 (``raven.evaluations.{id}.events``; started and progress best effort, results durable with
-``Nats-Msg-Id = {evaluation_id}:{attempt}:{kind}``, as a run's terminal events are)."""
+``Nats-Msg-Id = {evaluation_id}:{attempt}:{kind}``, as a run's terminal events are), and the claim a worker
+makes before running a job (request/reply on ``raven.evaluations.{id}.claim``, answered by trained_model)."""
 
 from __future__ import annotations
 
 import re
 
 from google.protobuf.timestamp_pb2 import Timestamp
+from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
 from common.nats_streams import EVALUATION_WORKER_CONSUMER, StreamNames, ensure_evaluation_worker_consumer
-from common.proto.raven.v1 import evaluations_pb2, types_pb2
+from common.proto.raven.v1 import evaluations_pb2, events_pb2, types_pb2
 from services.trainer_worker.adapters.events import SubjectPublisher
 from services.trainer_worker.adapters.jobs import JobQueue
+from services.trainer_worker.service_layer.ports import (
+    ClaimRefused,
+    EvaluationClaims,
+    EvaluationClaimUnanswered,
+)
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 VERSION_NAME = re.compile(r"^datasets/([A-Za-z0-9_-]{1,64})/versions/([1-9][0-9]{0,9})$")
 SPLITS = ("train", "val", "test")
+CLAIM_TIMEOUT_SECONDS = 5.0
 
 
 class EvaluationJobQueue(JobQueue):
@@ -25,6 +33,29 @@ class EvaluationJobQueue(JobQueue):
 
     consumer = EVALUATION_WORKER_CONSUMER
     _ensure = staticmethod(ensure_evaluation_worker_consumer)
+
+
+class NatsEvaluationClaims(EvaluationClaims):
+    """Asks trained_model (``EvaluationClaimResponder``): an ``EvaluationEvent`` with ``started`` out, a
+    ``RunControl`` back (``cancel`` set: refused, with the reason)."""
+
+    def __init__(self, nc: NATS, names: StreamNames, timeout: float = CLAIM_TIMEOUT_SECONDS) -> None:
+        self._nc = nc
+        self._names = names
+        self._timeout = timeout
+
+    async def claim(self, evaluation_id: str, attempt: int, worker_id: str) -> None:
+        request = evaluations_pb2.EvaluationEvent(evaluation_id=evaluation_id, attempt=attempt)
+        request.time.GetCurrentTime()
+        request.started.worker_id = worker_id
+        subject = self._names.evaluation_claim_subject(evaluation_id)
+        try:
+            reply = await self._nc.request(subject, request.SerializeToString(), timeout=self._timeout)
+            answer = events_pb2.RunControl.FromString(reply.data)
+        except Exception as exc:  # no responder, a timeout, a closed connection, garbage back
+            raise EvaluationClaimUnanswered(f"{type(exc).__name__}: {exc}"[:300]) from exc
+        if answer.cancel:
+            raise ClaimRefused(answer.reason or "refused")
 
 
 def parse_job(data: bytes) -> evaluations_pb2.EvaluationJob:

@@ -1,6 +1,8 @@
 """One evaluation job, worked to its settlement.
 
-Steps: fetch the model's checkpoint (sha256-checked) and build the split from the version's frozen manifest
+Steps: claim the evaluation of trained_model (one cancelled while PENDING, or ended, is refused: the job is
+acked without running it; an unanswered claim is retried by redelivery); fetch the model's checkpoint
+(sha256-checked) and build the split from the version's frozen manifest
 (``version_dataset.prepare_version_dataset``, every file sha256-checked), in a thread; score the model in a
 child process (``evaluation_process``); upload the result files (sha256 recorded); publish ``completed``
 durably; ack. The job message is the lease: in-progress acks keep it while the worker lives, and a worker
@@ -44,7 +46,13 @@ from services.trainer_worker.domain.dataset import PreparedDataset
 from services.trainer_worker.domain.job import Settlement
 from services.trainer_worker.domain.problems import DatasetInvalid
 from services.trainer_worker.service_layer.lease import in_progress_acks
-from services.trainer_worker.service_layer.ports import ControlChannel, EventPublishFailed
+from services.trainer_worker.service_layer.ports import (
+    ClaimRefused,
+    ControlChannel,
+    EvaluationClaims,
+    EvaluationClaimUnanswered,
+    EventPublishFailed,
+)
 from services.trainer_worker.service_layer.results import detection_metrics
 from services.trainer_worker.service_layer.steps import ANALYSIS_FILES
 
@@ -61,6 +69,7 @@ class EvaluationServices:
     store: ArtifactStore
     publisher_for: Callable[[str, int], EvaluationEventPublisher]
     control: ControlChannel
+    claims: EvaluationClaims
     worker_id: str
     work_root: Path
     device: str
@@ -83,7 +92,15 @@ async def evaluate_job(msg: JobMessage, services: EvaluationServices) -> Settlem
         return Settlement.TERM
     attempt = msg.num_delivered
     publisher = services.publisher_for(job.evaluation_id, attempt)
-    await publisher.started(services.worker_id)
+    try:  # the claim moves it to RUNNING (what a started report did) or says it must not run
+        await services.claims.claim(job.evaluation_id, attempt, services.worker_id)
+    except ClaimRefused as exc:
+        log.info("evaluation claim refused; job acked unrun", evaluation=job.evaluation_id, reason=str(exc))
+        await msg.ack()
+        return Settlement.ACK
+    except EvaluationClaimUnanswered as exc:
+        log.warning("evaluation claim unanswered", evaluation=job.evaluation_id, error=str(exc))
+        return await _retry_or_fail(msg, job, publisher, services, f"its claim was not answered ({exc})")
     work_dir = services.work_root / "evaluations" / f"{job.evaluation_id}-{attempt}"
     log.info("evaluating", evaluation=job.evaluation_id, model=job.trained_model, attempt=attempt)
     try:

@@ -44,6 +44,19 @@ class EventPublishFailed(Exception):
     """A terminal event could not be stored: the job must not be acked."""
 
 
+class EvaluationClaimUnanswered(Exception):
+    """trained_model did not answer an evaluation claim; the job goes back to the queue."""
+
+
+class EvaluationClaims(abc.ABC):
+    """trained_model's answer to "may this delivery run the evaluation?" (``adapters/evaluation_jobs.py``)."""
+
+    @abc.abstractmethod
+    async def claim(self, evaluation_id: str, attempt: int, worker_id: str) -> None:
+        """Returns when granted (the evaluation is RUNNING on ``attempt``); raises ``ClaimRefused`` (never run
+        it: cancelled, ended, a newer attempt) or ``EvaluationClaimUnanswered``."""
+
+
 class RunService(abc.ABC):
     """training_run's worker RPCs: claim a run, keep its lease, hand it back."""
 

@@ -17,6 +17,7 @@ from common.artifacts import ArtifactStore
 from common.auth import Principal, TokenVerifier
 from common.nats_streams import StreamNames, connect
 from common.proto.raven.v1 import (
+    datasets_pb2_grpc,
     events_pb2,
     trained_model_pb2_grpc,
     training_run_pb2,
@@ -56,6 +57,14 @@ class FakeTrainingRunService(training_run_pb2_grpc.TrainingRunServiceServicer):
         if run_id not in self.states:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"{request.name} does not exist")
         return training_run_pb2.TrainingRun(name=request.name, owner="alice", state=self.states[run_id])
+
+
+class NoDatasetVersions(datasets_pb2_grpc.DatasetServiceServicer):
+    """This training_run knows no dataset version: GetDatasetVersion answers NOT_FOUND (a deleted version).
+    (tests/integration/trained_model/evaluation_support.py has the real training_run and its versions.)"""
+
+    async def GetDatasetVersion(self, request, context):  # type: ignore[no-untyped-def]
+        await context.abort(grpc.StatusCode.NOT_FOUND, f"{request.name} does not exist")
 
 
 @dataclass
@@ -130,6 +139,7 @@ async def training_run_server() -> AsyncIterator[tuple[FakeTrainingRunService, i
     servicer = FakeTrainingRunService()
     server = grpc.aio.server()
     training_run_pb2_grpc.add_TrainingRunServiceServicer_to_server(servicer, server)
+    datasets_pb2_grpc.add_DatasetServiceServicer_to_server(NoDatasetVersions(), server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     yield servicer, port

@@ -1,7 +1,7 @@
 """The champion gate and aliases against the real trained_model server (SQLite and PostgreSQL), over gRPC
 and through ravenctl: a worse model is refused with both numbers, force publishes and records it, a gated
 publish moves champion, an alias is held by one model of a family, a candidate from another dataset version
-needs an evaluation on the champion's test split."""
+needs an evaluation on the champion's test split (one the gate cannot start when the version is gone)."""
 
 from __future__ import annotations
 
@@ -129,6 +129,8 @@ async def test_a_candidate_of_another_dataset_version_needs_an_evaluation_on_the
     assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert f"an evaluation of {other} on the TEST split of {VERSION}" in error.details()
     assert "0.9" not in error.details()  # its own number is from another split: never compared
+    # the gate would start that evaluation (test_publish_gate_evaluations.py); this version is gone
+    assert f"none can be started: dataset version {VERSION} does not exist" in error.details()
 
     result = await ravenctl(env, token("root", [*USER_PERMISSIONS, Permission.SUPERADMIN]),
                             "models", "publish", other, "--force")  # fmt: skip

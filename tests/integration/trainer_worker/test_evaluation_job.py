@@ -1,7 +1,9 @@
 """Evaluation jobs on real JetStream, through the worker's evaluation intake: bad input fails the evaluation
 at once with a reason (a checkpoint that is not the model's, a damaged version, classes the version lacks),
 an unreadable payload is dead-lettered, and each job is settled; nothing is uploaded for a failed one.
-(The successful path, with a real model in a child process, is tests/e2e/test_evaluations_e2e.py.)"""
+(The successful path, with a real model in a child process, is tests/e2e/test_evaluations_e2e.py; the claim
+trained_model answers, refusing an evaluation cancelled while PENDING, is
+tests/integration/trained_model/test_publish_gate_evaluations.py: here every claim is granted.)"""
 
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from services.trainer_worker.adapters.evaluation_jobs import EvaluationEventPubl
 from services.trainer_worker.domain.job import Settlement
 from services.trainer_worker.entrypoints.dataset_worker import DatasetWorker
 from services.trainer_worker.service_layer.evaluation_job import EvaluationServices, evaluate_job
+from services.trainer_worker.service_layer.ports import EvaluationClaims
 from tests.fixtures.dataset_versions import store_version, write_flights
 
 
@@ -39,6 +42,16 @@ async def env(
         except Exception:
             pass
     await nc.close()
+
+
+class GrantedClaims(EvaluationClaims):
+    """trained_model's answer to every claim here: granted (these jobs have no evaluation row)."""
+
+    def __init__(self) -> None:
+        self.claimed: list[tuple[str, int]] = []
+
+    async def claim(self, evaluation_id: str, attempt: int, worker_id: str) -> None:
+        self.claimed.append((evaluation_id, attempt))
 
 
 def a_job(
@@ -74,14 +87,21 @@ def a_job(
 
 
 async def run_intake(
-    js: JetStreamContext, names: StreamNames, store: ArtifactStore, work: Path, expect: int
+    js: JetStreamContext,
+    names: StreamNames,
+    store: ArtifactStore,
+    work: Path,
+    expect: int,
+    claims: EvaluationClaims | None = None,
 ) -> DatasetWorker:
+    claims = claims or GrantedClaims()
     queue = EvaluationJobQueue(js, names, ack_wait=30.0)
     await queue.start()
     stopping = asyncio.Event()
     services = EvaluationServices(
         store=store, publisher_for=lambda e, a: EvaluationEventPublisher(js, names, e, a),
-        control=NatsControlChannel(js._nc, names), worker_id="w-eval", work_root=work, device="cpu",
+        control=NatsControlChannel(js._nc, names), claims=claims, worker_id="w-eval", work_root=work,
+        device="cpu",
         ack_wait=30.0, retry=DEFAULT_RETRY, stopping=stopping,
     )  # fmt: skip
     intake = DatasetWorker(
@@ -130,7 +150,8 @@ async def test_bad_inputs_fail_the_evaluation_with_a_reason(
         await js.publish(names.evaluation_jobs_subject, job.SerializeToString())
     await js.publish(names.evaluation_jobs_subject, b"\xff not a job")
 
-    intake = await run_intake(js, names, store, tmp_path / "work", expect=4)
+    claims = GrantedClaims()
+    intake = await run_intake(js, names, store, tmp_path / "work", expect=4, claims=claims)
     assert sorted(intake.settlements) == sorted(
         [Settlement.ACK, Settlement.ACK, Settlement.ACK, Settlement.TERM]
     )
@@ -142,9 +163,10 @@ async def test_bad_inputs_fail_the_evaluation_with_a_reason(
     }
     for evaluation_id, (kind, text) in expected.items():
         events = await events_of(js, names, evaluation_id)
-        assert [e.WhichOneof("payload") for e in events] == ["started", "progress", "failed"], events
+        assert [e.WhichOneof("payload") for e in events] == ["progress", "failed"], events  # claimed first
         failure = events[-1].failed.failure
         assert failure.kind == kind and text in failure.message, failure
         assert events[-1].attempt == 1
         assert store.list(f"evaluations/{evaluation_id}") == []  # nothing uploaded
+    assert sorted(claims.claimed) == sorted((evaluation_id, 1) for evaluation_id in jobs)
     assert not list((tmp_path / "work" / "evaluations").glob("*")), "work dirs are removed"

@@ -3,7 +3,7 @@ names both numbers, force records what it overrode, aliases are validated."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -14,11 +14,15 @@ from services.trained_model.domain.champion_gate import (
     CandidateScore,
     Outcome,
     PublishDecision,
+    awaiting_evaluation,
     decide,
+    gate_request_id,
     same_dataset_version,
+    split_evaluations,
     stored_test_map,
     validate_alias,
 )
+from services.trained_model.domain.evaluation import Evaluation, EvaluationState
 from services.trained_model.domain.model import (
     Artifact,
     ArtifactKind,
@@ -109,3 +113,33 @@ def test_bad_or_reserved_aliases_are_invalid(alias: str) -> None:
 def test_good_aliases() -> None:
     for alias in ("staging", "challenger-2", "a", "x" * 63):
         validate_alias(alias)
+
+
+def evaluation(eval_id: str, state: EvaluationState, minutes: int, split: str = SPLIT) -> Evaluation:
+    at = T0 + timedelta(minutes=minutes)
+    return Evaluation(
+        id=eval_id, model_id="cand", dataset_version="datasets/d/versions/1", split="test", owner="alice",
+        create_time=at, update_time=at, state=state, split_sha256=split,
+        failure_kind="INTERNAL_ERROR" if state is EvaluationState.FAILED else "", failure_message="oom",
+    )  # fmt: skip
+
+
+def test_the_gate_reads_the_candidates_evaluations_on_the_champions_split() -> None:
+    failed = evaluation("e1", EvaluationState.FAILED, 1)
+    running = evaluation("e2", EvaluationState.RUNNING, 2)
+    other_split = evaluation("e3", EvaluationState.SUCCEEDED, 3, split="9" * 64)  # never counts
+    found = split_evaluations([other_split, running, failed], SPLIT)  # newest first
+    assert (found.succeeded, found.active, found.last_ended) == (None, running, failed)
+    done = evaluation("e4", EvaluationState.SUCCEEDED, 4)
+    assert split_evaluations([done, other_split, running], SPLIT).succeeded is done
+
+    champion, candidate = model("champ", 0.5), model("cand", 0.9, dataset="datasets/o/versions/2", split="")
+    first, after = gate_request_id(candidate, champion, None), gate_request_id(candidate, champion, failed)
+    assert first == gate_request_id(candidate, champion, None) and first != after and len(after) <= 200
+    started = str(awaiting_evaluation(candidate, champion, running, started=True, last_ended=failed))
+    assert started.startswith("trainedModels/cand cannot be compared with the champion trainedModels/champ")
+    assert "the latest one, evaluations/e1, FAILED (INTERNAL_ERROR: oom); started evaluations/e2" in started
+    assert "trainedModels/cand on datasets/d/versions/1 test split; publish again when it is done" in started
+    waiting = str(awaiting_evaluation(candidate, champion, running, started=False))
+    assert "evaluations/e2 of trainedModels/cand on datasets/d/versions/1 test split is RUNNING" in waiting
+    assert "started" not in waiting and "'" not in waiting + started
