@@ -18,6 +18,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.types import TypeDecorator
 
+from common.sqlite_writers import serialize_writers
+
 # Deterministic constraint names, so that migrations can alter and drop constraints on every dialect.
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -44,23 +46,28 @@ def mapped_table(row_class: type[Any]) -> Table:
     return table
 
 
-def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
-    """An engine with sane defaults; SQLite gets WAL, foreign keys and a busy timeout."""
+SQLITE_BUSY_SECONDS = 30.0  # how long an SQLite writer waits for another (process: busy timeout; loop: queue)
+
+
+def make_engine(url: str, sqlite_busy_seconds: float = SQLITE_BUSY_SECONDS, **kwargs: Any) -> AsyncEngine:
+    """An engine with sane defaults; SQLite gets WAL, foreign keys, a busy timeout and one writer at a time
+    per process (:mod:`common.sqlite_writers`)."""
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
+        engine = create_async_engine(url, connect_args={"timeout": sqlite_busy_seconds}, **kwargs)
 
         @event.listens_for(engine.sync_engine, "connect")
         def _pragmas(dbapi_connection: Any, _record: Any) -> None:
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute(f"PRAGMA busy_timeout={int(sqlite_busy_seconds * 1000)}")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.close()
 
+        serialize_writers(engine, sqlite_busy_seconds)
         return engine
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)

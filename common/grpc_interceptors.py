@@ -23,6 +23,7 @@ from prometheus_client import Counter, Histogram
 
 from common import errors
 from common.auth import Principal, TokenVerifier
+from common.sqlite_writers import database_busy
 
 current_principal: contextvars.ContextVar[Principal | None] = contextvars.ContextVar(
     "principal", default=None
@@ -225,6 +226,10 @@ class ErrorInterceptor(_WrappingInterceptor):
         async def _handle(exc: Exception, context: grpc.aio.ServicerContext) -> None:
             if isinstance(exc, errors.AppError):
                 await abort_with(context, exc)
+            busy = database_busy(exc)
+            if busy is not None:
+                log.warning("database busy", method=method)
+                await abort_with(context, busy)
             log.exception("unhandled error", method=method)
             await context.abort(grpc.StatusCode.INTERNAL, "internal error; see server logs")
 
