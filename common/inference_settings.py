@@ -95,13 +95,15 @@ def record_from_proto(message: evaluations_pb2.EvaluationInference) -> dict[str,
     return {n: getattr(message, n) for n in names if message.sliced or n in PLAIN_FIELDS}
 
 
-def describe(record: Mapping[str, Any]) -> str:
+def describe(record: Mapping[str, Any] | None, short: bool = False) -> str:
     """One line for people: ``sliced: 640 px tiles, 128 px overlap, class-wise NMS IoU 0.65`` or ``full
-    images``; '' for an empty record (not recorded)."""
+    images`` (``short``: ``sliced 640/128``, for a table cell); '' for an empty record (not recorded)."""
     if not record:
         return ""
     if not record.get("sliced"):
         return "full images"
+    if short:
+        return f"sliced {int(record.get('tile_size') or 0)}/{int(record.get('overlap') or 0)}"
     merge = record.get("merge") or MERGE_NMS
     iou = record.get("merge_iou_threshold")
     return (

@@ -153,13 +153,9 @@ class StreamNames:
         """Subject of one evaluation's EvaluationEvents ("evaluations/{id}")."""
         return f"{self.prefix}.evaluations.{evaluation_id}.events"
 
-    @property
-    def evaluation_claims_subject_pattern(self) -> str:
-        """Core NATS request/reply (no stream stores it): trained_model answers every evaluation's claim."""
-        return f"{self.prefix}.evaluations.*.claim"
-
     def evaluation_claim_subject(self, evaluation_id: str) -> str:
-        """Where a worker claims one evaluation before running its job."""
+        """Where a worker claims one evaluation before running its job (core NATS request/reply, no stream;
+        trained_model answers ``"*"``: every evaluation's claim)."""
         return f"{self.prefix}.evaluations.{evaluation_id}.claim"
 
 

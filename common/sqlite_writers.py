@@ -67,12 +67,21 @@ def serialize_writers(engine: AsyncEngine, timeout_seconds: float) -> None:
             raise WriterBusy(
                 f"the database stayed busy with other writes for {timeout_seconds:g} s; retry"
             ) from None
-        conn.info[_HELD] = lock
+        conn.info[_HELD] = (loop, lock)
 
     def release(info: dict[str, Any]) -> None:
-        lock = info.pop(_HELD, None)
-        if lock is not None:
+        held = info.pop(_HELD, None)
+        if held is None:
+            return
+        loop, lock = held
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
             lock.release()
+        elif not loop.is_closed():  # a connection reset by the garbage collector in another thread
+            loop.call_soon_threadsafe(lock.release)
 
     sync = engine.sync_engine
     event.listen(sync, "before_cursor_execute", before_write)

@@ -135,7 +135,9 @@ def comparison_tables(data: dict[str, Any], width: int | None = None) -> list[Ta
     model_columns = [Col(h, justify="right", min_width=5) for h in headers]
     overall = [[k, *_highlight_best([m["metrics"].get(k) for m in models])] for k in OVERALL_METRICS]
     if sliced_note(models):  # one of them was sliced: how each predicted, under its numbers
-        overall.append(["inference", *(_short_inference(m.get("inference")) for m in models)])
+        overall.append(
+            ["inference", *(describe(m.get("inference"), short=True) or "not recorded" for m in models)]
+        )
     per_class = [[c, *_highlight_best([m["per_class_ap"].get(c) for m in models])] for c in data["classes"]]
     splits = {m["split"] for m in models}
     on = next(iter(splits)) if len(splits) == 1 else "different splits"
@@ -151,14 +153,6 @@ def comparison_tables(data: dict[str, Any], width: int | None = None) -> list[Ta
         legend_columns = [Col("#"), Col("NAME", min_width=name_width), Col("DISPLAY NAME")]
         tables.insert(0, fitted_table("models", legend_columns, legend, width))
     return tables
-
-
-def _short_inference(record: dict[str, Any] | None) -> str:
-    if not record:
-        return "not recorded"
-    if not record.get("sliced"):
-        return "full image"
-    return f"sliced {int(record.get('tile_size') or 0)}/{int(record.get('overlap') or 0)}"
 
 
 def _highlight_best(values: list[float | None]) -> list[str]:

@@ -38,7 +38,7 @@ class EvaluationClaimResponder:
 
     async def start(self) -> None:
         self._subscription = await self._nc.subscribe(
-            self._names.evaluation_claims_subject_pattern, queue=QUEUE_GROUP, cb=self.handle
+            self._names.evaluation_claim_subject("*"), queue=QUEUE_GROUP, cb=self.handle
         )
 
     async def stop(self) -> None:

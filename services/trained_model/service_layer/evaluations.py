@@ -184,23 +184,36 @@ class Evaluations:
         return await self._mark_published(evaluation.id) or evaluation
 
     async def _mark_published(self, evaluation_id: str) -> Evaluation | None:
+        def published(evaluation: Evaluation) -> bool:
+            if evaluation.job_published:
+                return False
+            evaluation.job_published = True
+            evaluation.revision += 1
+            return True
+
+        return (await self._update(evaluation_id, published))[0]
+
+    async def _update(
+        self, evaluation_id: str, change: Callable[[Evaluation], bool]
+    ) -> tuple[Evaluation | None, bool]:
+        """Read, ``change`` (True: it changed), save on the revision read, again from a fresh read on a
+        conflict: (the evaluation as saved or as read, whether it changed); (None, False) when it is gone."""
         conflicts = Failures(CONFLICTS)
         while True:
             async with self._new_uow() as uow:
-                current = await uow.evaluations.get(evaluation_id)
-                if current is None or current.job_published:
-                    return current
-                read = current.revision
-                current.job_published = True
-                current.revision += 1
+                evaluation = await uow.evaluations.get(evaluation_id)
+                if evaluation is None:
+                    return None, False
+                read = evaluation.revision
+                if not change(evaluation):
+                    return evaluation, False
                 try:
-                    await uow.evaluations.save(current, read)
+                    await uow.evaluations.save(evaluation, read)
                     await uow.commit()
-                    return current
+                    return evaluation, True
                 except Aborted:
-                    if await conflicts.failed():
-                        continue
-                    raise
+                    if not await conflicts.failed():
+                        raise
 
     async def publish_pending(self, limit: int = 50) -> int:
         """The relay: queue every PENDING evaluation whose job is not stored yet; returns how many."""
@@ -267,21 +280,14 @@ class Evaluations:
             raise PermissionDenied(
                 f"only the creator of {name} (or a holder of models.view_all) may cancel it"
             )
-        conflicts = Failures(CONFLICTS)
-        while True:
-            async with self._new_uow() as uow:
-                evaluation = await uow.evaluations.get(current.id)
-                assert evaluation is not None
-                read = evaluation.revision
-                evaluation.cancel(reason or f"cancelled by {who.subject}", self._clock())
-                try:
-                    await uow.evaluations.save(evaluation, read)
-                    await uow.commit()
-                    break
-                except Aborted:
-                    if await conflicts.failed():
-                        continue
-                    raise
+
+        def cancelled(evaluation: Evaluation) -> bool:
+            evaluation.cancel(reason or f"cancelled by {who.subject}", self._clock())
+            return True
+
+        evaluation, _ = await self._update(current.id, cancelled)
+        if evaluation is None:
+            raise NotFound(f"{name} does not exist")
         if self._jobs is not None:
             try:
                 await self._jobs.cancel(evaluation, evaluation.cancel_reason)
@@ -295,59 +301,38 @@ class Evaluations:
         """A worker's claim before it runs a delivered job: '' when granted (the evaluation is RUNNING on
         that attempt), else why it must not run (cancelled or ended meanwhile, a newer attempt, gone); the
         worker then acks the job without running it."""
-        conflicts = Failures(CONFLICTS)
-        while True:
-            async with self._new_uow() as uow:
-                evaluation = await uow.evaluations.get(evaluation_id)
-                if evaluation is None:
-                    return f"evaluations/{evaluation_id} does not exist (its model was deleted)"
-                read = evaluation.revision
-                if not evaluation.start(attempt, worker_id, self._clock()):
-                    if evaluation.state.final:
-                        return f"{evaluation.name} is {evaluation.state.name}"
-                    return f"{evaluation.name} is on attempt {evaluation.attempt}, newer than {attempt}"
-                try:
-                    await uow.evaluations.save(evaluation, read)
-                    await uow.commit()
-                except Aborted:
-                    if await conflicts.failed():
-                        continue
-                    raise
+        evaluation, granted = await self._update(
+            evaluation_id, lambda e: e.start(attempt, worker_id, self._clock())
+        )
+        if evaluation is None:
+            return f"evaluations/{evaluation_id} does not exist (its model was deleted)"
+        if granted:
             return ""
+        if evaluation.state.final:
+            return f"{evaluation.name} is {evaluation.state.name}"
+        return f"{evaluation.name} is on attempt {evaluation.attempt}, newer than {attempt}"
 
     async def apply_report(self, report: Report) -> bool:
         """Applies one worker report; False when it was stale or the evaluation is gone or final."""
-        conflicts = Failures(CONFLICTS)
-        while True:
-            async with self._new_uow() as uow:
-                evaluation = await uow.evaluations.get(report.evaluation_id)
-                if evaluation is None:
-                    return False
-                read, now = evaluation.revision, self._clock()
-                if report.kind == "started":
-                    changed = evaluation.start(report.attempt, report.worker_id, now)
-                elif report.kind == "progress":
-                    changed = evaluation.report_progress(report.attempt, report.progress or {}, now)
-                elif report.kind == "completed":
-                    changed = evaluation.succeed(
-                        report.attempt, report.metrics or {}, list(report.artifacts), now, report.inference
-                    )
-                else:
-                    changed = evaluation.fail(
-                        report.attempt, report.failure_kind, report.failure_message, now
-                    )
-                if not changed:
-                    return False
-                try:
-                    await uow.evaluations.save(evaluation, read)
-                    await uow.commit()
-                except Aborted:
-                    if await conflicts.failed():
-                        continue
-                    raise
-            if evaluation.state.final:
-                log.info("evaluation finished", evaluation=evaluation.name, state=evaluation.state.name)
-            return True
+
+        def applied(evaluation: Evaluation) -> bool:
+            now = self._clock()
+            if report.kind == "started":
+                return evaluation.start(report.attempt, report.worker_id, now)
+            if report.kind == "progress":
+                return evaluation.report_progress(report.attempt, report.progress or {}, now)
+            if report.kind == "completed":
+                return evaluation.succeed(
+                    report.attempt, report.metrics or {}, list(report.artifacts), now, report.inference
+                )
+            return evaluation.fail(report.attempt, report.failure_kind, report.failure_message, now)
+
+        evaluation, changed = await self._update(report.evaluation_id, applied)
+        if evaluation is None or not changed:
+            return False
+        if evaluation.state.final:
+            log.info("evaluation finished", evaluation=evaluation.name, state=evaluation.state.name)
+        return True
 
 
 async def record_training_evaluation(uow: UnitOfWork, model: TrainedModel, new_id: str) -> None:

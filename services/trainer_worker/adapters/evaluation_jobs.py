@@ -10,6 +10,7 @@ import re
 
 from google.protobuf.timestamp_pb2 import Timestamp
 from nats.aio.client import Client as NATS
+from nats.errors import NoRespondersError
 from nats.js import JetStreamContext
 
 from common.nats_streams import EVALUATION_WORKER_CONSUMER, StreamNames, ensure_evaluation_worker_consumer
@@ -52,8 +53,13 @@ class NatsEvaluationClaims(EvaluationClaims):
         try:
             reply = await self._nc.request(subject, request.SerializeToString(), timeout=self._timeout)
             answer = events_pb2.RunControl.FromString(reply.data)
-        except Exception as exc:  # no responder, a timeout, a closed connection, garbage back
-            raise EvaluationClaimUnanswered(f"{type(exc).__name__}: {exc}"[:300]) from exc
+        except NoRespondersError as exc:
+            raise EvaluationClaimUnanswered("no trained_model server answers evaluation claims") from exc
+        except TimeoutError as exc:
+            waited = f"trained_model did not answer within {self._timeout:g} s"
+            raise EvaluationClaimUnanswered(waited) from exc
+        except Exception as exc:  # a closed connection, garbage back: the cause is logged, not shown
+            raise EvaluationClaimUnanswered("the claim could not be sent or its answer read") from exc
         if answer.cancel:
             raise ClaimRefused(answer.reason or "refused")
 

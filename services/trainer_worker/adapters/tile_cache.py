@@ -28,6 +28,7 @@ import json
 import os
 import shutil
 import stat
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -52,6 +53,8 @@ USERS_DIR = ".users"  # in an entry: one link per run using it, to that run's ti
 LAST_USED = ".last-used"  # in an entry: touched at each use (LRU eviction order)
 LOCK_SUFFIX = ".lock"  # the lock file beside the cache directory: ``.tile-cache.lock``
 BUILDING = ".building-"  # in the name of an entry being built
+SIZE = ".size"  # in an entry: its bytes, written once when it is built (eviction reads it, walks nothing)
+STALE_BUILD_SECONDS = 6 * 3600  # an entry still being built after this was left by a crashed attempt
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,9 +123,14 @@ def locked(cache_root: Path) -> Iterator[None]:
 
 def evict(cache_root: Path, max_bytes: int) -> list[str]:
     """Deletes the least recently used entries not in use until the cache holds at most ``max_bytes``;
-    returns the deleted entries' keys, oldest first. Entries being built are not counted."""
+    returns the deleted entries' keys, oldest first. Entries being built are not counted; ones a crashed
+    attempt left (untouched for ``STALE_BUILD_SECONDS``) are deleted."""
     removed: list[str] = []
     with locked(cache_root):
+        stale = time.time() - STALE_BUILD_SECONDS
+        for path in cache_root.iterdir():
+            if BUILDING in path.name and not path.is_symlink() and path.stat().st_mtime < stale:
+                shutil.rmtree(path, ignore_errors=True)
         entries = [p for p in cache_root.iterdir() if _is_entry(p)]
         sizes = {p: _size(p) for p in entries}
         total = sum(sizes.values())
@@ -184,6 +192,16 @@ def _last_used(entry: Path) -> float:
 
 
 def _size(entry: Path) -> int:
+    """The entry's bytes: its ``.size``, else (an entry from before it was written) counted once and kept."""
+    try:
+        return int((entry / SIZE).read_text())
+    except (OSError, ValueError):
+        total = _count_bytes(entry)
+    (entry / SIZE).write_text(str(total))
+    return total
+
+
+def _count_bytes(entry: Path) -> int:
     """Bytes of the entry's regular files (links not followed)."""
     total = 0
     for folder, _dirs, files in os.walk(entry):
@@ -217,6 +235,7 @@ def _build_entry(prepared: PreparedDataset, tiling: Tiling, seed: int, entry: Pa
     for image in cast(list[dict[str, Any]], doc["images"]):
         image["file_name"] = f"{LINK_NAME}/{Path(image['file_name']).relative_to(TILES_DIR)}"
     write_json(private / ENTRY_ANN, doc)
+    (private / SIZE).write_text(str(_count_bytes(private)))
     return private
 
 

@@ -18,6 +18,7 @@ import aiosqlite
 from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from common.db import SQLITE_BUSY_SECONDS
 from services.training_run.adapters.repository import RUNS
 
 _VERSION = select(RUNS.c.version).where(RUNS.c.id == bindparam("run_id"))
@@ -65,5 +66,5 @@ async def run_versions_for(engine: AsyncEngine) -> RunVersions:
     url = engine.url
     if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
         # WAL is the database's mode already (the engine set it); this connection only reads
-        return SqliteRunVersions(await aiosqlite.connect(url.database, timeout=30))
+        return SqliteRunVersions(await aiosqlite.connect(url.database, timeout=SQLITE_BUSY_SECONDS))
     return EngineRunVersions(engine)

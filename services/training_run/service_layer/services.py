@@ -251,9 +251,7 @@ class TrainingRunService:
         and watcher)."""
         run_id = parse_name(name)
         async with self._uow() as uow:
-            run = (await uow.runs.get_listed([run_id])).get(run_id)  # a watch shows no resolved config
-            if run is None or not can_view(principal, run):
-                raise NotFound(f"training run trainingRuns/{run_id} does not exist")
+            run = await self._visible(uow, principal, run_id, listed=True)  # a watch shows no resolved config
             # Terminal with nothing left in the outbox: the terminal event is in the stream, at or before its
             # last message.
             finished = run.state.terminal and not await uow.has_unsent_messages(run.id)
@@ -352,10 +350,6 @@ class TrainingRunService:
         async with self._uow() as uow:
             return (await uow.runs.get_listed([run_id])).get(run_id)
 
-    async def has_unsent_messages(self, run_id: str) -> bool:
-        async with self._uow() as uow:
-            return await uow.has_unsent_messages(run_id)
-
     async def counts(self) -> RunCounts:
         """For metrics: runs by state and phase (every pair, zeros included), the age of the oldest PENDING
         run and the outbox messages not yet published; one aggregate query each."""
@@ -367,8 +361,11 @@ class TrainingRunService:
         age = max(0.0, (self._clock() - oldest).total_seconds()) if oldest else 0.0
         return RunCounts(by_phase, age, unsent)
 
-    async def _visible(self, uow: UnitOfWork, principal: Principal, run_id: str) -> TrainingRun:
-        run = await uow.runs.get(run_id)
+    async def _visible(
+        self, uow: UnitOfWork, principal: Principal, run_id: str, listed: bool = False
+    ) -> TrainingRun:
+        """The run, if the caller may see it (else NotFound); ``listed``: without its resolved config."""
+        run = (await uow.runs.get_listed([run_id])).get(run_id) if listed else await uow.runs.get(run_id)
         if run is None or not can_view(principal, run):
             raise NotFound(f"training run trainingRuns/{run_id} does not exist")
         return run

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
+import time
 from pathlib import Path
 
 from common.settings import Settings
@@ -15,6 +16,8 @@ from services.trainer_worker.adapters.tile_cache import (
     ENTRY_ANN,
     LAST_USED,
     LINK_NAME,
+    SIZE,
+    STALE_BUILD_SECONDS,
     USERS_DIR,
     _use,
     evict,
@@ -64,6 +67,21 @@ def test_least_recently_used_entries_go_first_and_one_in_use_stays(tmp_path: Pat
     shutil.rmtree(run)  # the run ended: its scratch (and tiles link) removed
     assert not in_use(busy) and list((busy / USERS_DIR).iterdir()) == []  # the stale back link is gone
     assert evict(cache, 5 * KB) == ["busy"] and building.exists()
+
+    crashed = cache / "lost.building-1-2"  # left by an attempt that died while cutting, long ago
+    (crashed / TILES_DIR).mkdir(parents=True)
+    old_time = time.time() - STALE_BUILD_SECONDS - 60
+    os.utime(crashed, (old_time, old_time))
+    evict(cache, 5 * KB)
+    assert not crashed.exists() and building.exists()
+
+
+def test_an_entry_is_sized_once_from_its_size_file(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    kept = entry(cache, "a", 10 * KB, 1)
+    assert evict(cache, 100 * KB) == [] and int((kept / SIZE).read_text()) >= 10 * KB  # counted, then kept
+    (kept / SIZE).write_text(str(200 * KB))  # what eviction believes: nothing is walked again
+    assert evict(cache, 100 * KB) == ["a"]
 
 
 def test_a_link_moved_to_another_entry_no_longer_holds_the_first(tmp_path: Path) -> None:
