@@ -84,6 +84,18 @@ def stored_section(
     return ReportSection(heading, parsed, confusion_png, pr_curves_png, drawn, dict(context or {}))
 
 
+@dataclass(frozen=True)
+class MetricsSection:
+    """One evaluation known only by its recorded metrics (no analysis document or plots reachable): the
+    overall COCO numbers (``COCO_KEYS``) and per class (name, AP, recommended score threshold or None)."""
+
+    heading: str
+    metrics: Mapping[str, float]
+    classes: Sequence[tuple[str, float, float | None]]
+    context: Mapping[str, str] = field(default_factory=dict)
+    note: str = ""
+
+
 def gallery_filename(rank: str, position: int, image_id: int) -> str:
     """The stored name of a gallery PNG: its rank, place within the rank (1-based) and image id."""
     return f"test_gallery_{rank}_{position:02d}_image_{image_id}.png"
@@ -104,10 +116,12 @@ def stored_gallery(analysis: EvaluationAnalysis, files: Mapping[str, bytes]) -> 
     return tuple(item for _, _, item in sorted(found, key=lambda f: (f[0], f[1])))
 
 
-def render_report(title: str, sections: Sequence[ReportSection], notes: Sequence[str] = ()) -> str:
+def render_report(
+    title: str, sections: Sequence[ReportSection | MetricsSection], notes: Sequence[str] = ()
+) -> str:
     """The whole page as a string (write it UTF-8)."""
     body = [f"<h1>{_e(title)}</h1>", *(f"<p>{_e(n)}</p>" for n in notes)]
-    body += [_section(s) for s in sections]
+    body += [_metrics_section(s) if isinstance(s, MetricsSection) else _section(s) for s in sections]
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f'<meta http-equiv="Content-Security-Policy" content="{_e(CSP)}">'
@@ -166,6 +180,21 @@ def _section(s: ReportSection) -> str:
     parts.append(_img(s.pr_curves_png, "precision-recall curves per class at IoU 0.5"))
     if s.gallery:
         parts.append(_gallery(s.gallery))
+    parts.append("</section>")
+    return "\n".join(parts)
+
+
+def _metrics_section(s: MetricsSection) -> str:
+    parts = [f"<section><h2>{_e(s.heading)}</h2>"]
+    if s.context:
+        parts.append(_table(("", ""), [(k, v) for k, v in s.context.items()], head=False))
+    if s.note:
+        parts.append(f"<p>{_e(s.note)}</p>")
+    parts.append("<h3>COCO bbox metrics</h3>")
+    parts.append(_table(COCO_KEYS, [tuple(_num(s.metrics.get(k)) for k in COCO_KEYS)]))
+    parts.append("<h3>Per class</h3>")
+    rows = [(n, _num(ap), "—" if t is None else _threshold(t)) for n, ap, t in s.classes]
+    parts.append(_table(("class", "AP", "recommended score threshold"), rows))
     parts.append("</section>")
     return "\n".join(parts)
 

@@ -67,9 +67,10 @@ def image_of(record: dict[str, Any]) -> Image.Image:
 
 
 async def register_with_analysis(
-    env: Env, js: Any
+    env: Env, js: Any, version: str = ""
 ) -> tuple[str, dict[str, Any], dict[int, bytes], dict[str, bytes]]:
-    """(model name, the stored analysis document, the stored PNGs by kind, the gallery PNGs by filename)."""
+    """(model name, the stored analysis document, the stored PNGs by kind, the gallery PNGs by filename);
+    ``version``: trained on that dataset version, its test evaluation recorded (as a real run's is)."""
     ground_truth, predictions = synthetic_split()
     analysis = analyze_predictions(ground_truth, predictions, gallery_size=3)
     drawn = gallery_files(gallery(analysis, ground_truth, predictions, image_of, max_side=256))
@@ -85,6 +86,9 @@ async def register_with_analysis(
     }
     run_id = uuid.uuid4().hex[:12]
     event = env.completed_event(run_id, display_name=f"report-{run_id}")
+    if version:
+        event.completed.dataset, event.completed.split_sha256 = version, "e" * 64
+        event.completed.evaluation.test.bbox_map = document["metrics"]["bbox_mAP"]
     for kind, data in contents.items():
         stored = env.store.put_bytes(f"runs/{run_id}/{types_pb2.ArtifactKind.Name(kind)}", data)
         event.completed.artifacts.add(
@@ -176,3 +180,23 @@ async def test_a_model_without_analysis_artifacts_gets_failed_precondition(env: 
 
     missing = await ravenctl(env, "models", "report", "trainedModels/nope", "--out", str(out))
     assert missing.exit_code == 2 and missing.output.startswith("error: NOT_FOUND:"), missing.output
+
+
+async def test_dataset_version_of_the_runs_own_evaluation_gives_the_full_page(
+    env: Env, js: Any, tmp_path: Path
+) -> None:
+    version = "datasets/dumps/versions/3"
+    name, document, pngs, drawn = await register_with_analysis(env, js, version)
+    out = tmp_path / "report.html"
+    result = await ravenctl(
+        env, "-o", "json", "models", "report", name, "--dataset-version", version, "--out", str(out)
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert (data["dataset_version"], data["split"], data["split_sha256"]) == (version, "test", "e" * 64)
+    assert data["full"] is True and data["evaluation"].startswith("evaluations/")
+    page = out.read_text(encoding="utf-8")
+    assert f"<h2>{version} / test split</h2>" in page and data["evaluation"] in page and "e" * 64 in page
+    for png in [*pngs.values(), *drawn.values()]:
+        assert base64.b64encode(png).decode() in page
+    assert f"<td>{document['metrics']['bbox_mAP']:.3f}</td>" in page

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from common.evaluation_report import GROUND_TRUTH_COLOUR, PREDICTION_COLOUR, render_report
+from common.evaluation_report import GROUND_TRUTH_COLOUR, PREDICTION_COLOUR, MetricsSection, render_report
 from services.trainer_worker.adapters.coco_evaluation import analyze_predictions
 from services.trainer_worker.adapters.evaluation_plots import (
     build_section,
@@ -158,3 +158,18 @@ def test_the_report_renders_without_gallery_images() -> None:
     page.feed(render_report("r", [build_section("m", analysis, gt, preds, None)]))
     assert len(page.images) == 2
     assert "— (no true positive)" in "".join(page.text)  # the never annotated class
+
+
+def test_a_metrics_only_section_shows_numbers_as_text_and_unmeasured_as_a_dash() -> None:
+    section = MetricsSection(
+        "datasets/d/versions/2 / test split",
+        {"bbox_mAP": 0.1234, "bbox_mAP_s": -1.0},
+        [(HOSTILE_NAME, 0.5, 0.35), ("absent", -1.0, -1.0), ("val only", 0.2, None)],
+        {"split sha256": HOSTILE_CONTEXT},
+        "plots not downloadable",
+    )
+    page = render_report("r", [section])
+    assert "<td>0.123</td>" in page and "<td>—</td>" in page and "<p>plots not downloadable</p>" in page
+    assert HOSTILE_NAME not in page and HOSTILE_CONTEXT not in page and "<script" not in page
+    assert "<tr><td>absent</td><td>—</td><td>— (no true positive)</td></tr>" in page
+    assert "<tr><td>val only</td><td>0.200</td><td>—</td></tr>" in page
