@@ -26,10 +26,10 @@ from common.tasks import STEP_TIMEOUT_SECONDS, Step, shut_down
 from common.tls import ClientTLS
 from services.trainer_worker.adapters.checkpoints import CheckpointSync
 from services.trainer_worker.adapters.control import NatsControlChannel
-from services.trainer_worker.adapters.dataset_jobs import DatasetEventPublisher, DatasetJobQueue
+from services.trainer_worker.adapters.dataset_jobs import DatasetEventPublisher
 from services.trainer_worker.adapters.distributed_launch import device_indices
 from services.trainer_worker.adapters.events import RunEventPublisher
-from services.trainer_worker.adapters.jobs import JobQueue
+from services.trainer_worker.adapters.jobs import DATASET_JOBS, JobQueue
 from services.trainer_worker.adapters.tile_cache import TILE_CACHE_DIR
 from services.trainer_worker.adapters.training_run_client import TrainingRunClient
 from services.trainer_worker.adapters.worker_credential import WorkerCredential, refuse_signing_keys
@@ -253,7 +253,7 @@ async def build_dataset_worker(
     """The dataset preparation intake: its own durable consumer on the jobs stream, results on the version's
     event subject; it closes its subscription when it stops."""
     policy = RetryPolicy.from_settings(settings, jobs=True)
-    queue = DatasetJobQueue(js, names, ack_wait=ack_wait, policy=policy)
+    queue = JobQueue(js, names, ack_wait=ack_wait, policy=policy, jobs=DATASET_JOBS)
     await queue.start(settings.stream_replicas)
     stopping = asyncio.Event()
 

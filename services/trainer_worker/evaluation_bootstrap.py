@@ -16,11 +16,8 @@ from common.artifacts import ArtifactStore
 from common.nats_streams import RetryPolicy, StreamNames
 from common.settings import Settings
 from services.trainer_worker.adapters.control import NatsControlChannel
-from services.trainer_worker.adapters.evaluation_jobs import (
-    EvaluationEventPublisher,
-    EvaluationJobQueue,
-    NatsEvaluationClaims,
-)
+from services.trainer_worker.adapters.evaluation_jobs import EvaluationEventPublisher, NatsEvaluationClaims
+from services.trainer_worker.adapters.jobs import EVALUATION_JOBS, JobQueue
 from services.trainer_worker.entrypoints.dataset_worker import DatasetWorker
 from services.trainer_worker.service_layer.evaluation_job import EvaluationServices, evaluate_job
 
@@ -38,7 +35,7 @@ async def build_evaluation_worker(
 ) -> DatasetWorker:
     """``device``: the worker's first slot's (an evaluation runs beside training, on the same device)."""
     policy = RetryPolicy.from_settings(settings, jobs=True)
-    queue = EvaluationJobQueue(js, names, ack_wait=ack_wait, policy=policy)
+    queue = JobQueue(js, names, ack_wait=ack_wait, policy=policy, jobs=EVALUATION_JOBS)
     await queue.start(settings.stream_replicas)
     stopping = asyncio.Event()
 

@@ -1,9 +1,9 @@
 """Dataset version preparation over NATS: the job queue (durable pull consumer ``dataset-preparers`` on the
 jobs stream) and the version's event publisher (``raven.datasets.{id}.versions.{n}.events``).
 
-The queue is the training job queue on another consumer; terminal events are published as the run events
-are (``events.SubjectPublisher.durably``: ``Nats-Msg-Id = {dataset_version}:{attempt}:{kind}``, retried
-until stored).
+The queue is ``jobs.JobQueue`` on that consumer (``jobs.DATASET_JOBS``); terminal events are published as
+the run events are (``events.SubjectPublisher.durably``: ``Nats-Msg-Id = {dataset_version}:{attempt}:{kind}``,
+retried until stored).
 """
 
 from __future__ import annotations
@@ -16,22 +16,14 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from nats.js import JetStreamContext
 
 from common.logging import get_logger
-from common.nats_streams import DATASET_WORKER_CONSUMER, StreamNames, ensure_dataset_worker_consumer
+from common.nats_streams import StreamNames
 from common.proto.raven.v1 import datasets_pb2, types_pb2
 from services.trainer_worker.adapters.events import SubjectPublisher
-from services.trainer_worker.adapters.jobs import JobQueue
 
 log = get_logger("trainer_worker.datasets")
 
 VERSION_NAME = re.compile(r"^datasets/([A-Za-z0-9_-]{1,64})/versions/([1-9][0-9]{0,9})$")
 PROGRESS_EVERY_SECONDS = 1.0
-
-
-class DatasetJobQueue(JobQueue):
-    """Fetches dataset preparation jobs from their own durable consumer (created if missing)."""
-
-    consumer = DATASET_WORKER_CONSUMER
-    _ensure = staticmethod(ensure_dataset_worker_consumer)
 
 
 def parse_job(data: bytes) -> datasets_pb2.DatasetPreparationJob:

@@ -1,5 +1,5 @@
 """Evaluations over NATS on the worker: the job queue (durable pull consumer ``evaluators`` on the jobs
-stream, the training job queue on another consumer) and the evaluation's report publisher
+stream: ``jobs.JobQueue`` with ``jobs.EVALUATION_JOBS``) and the evaluation's report publisher
 (``raven.evaluations.{id}.events``; started and progress best effort, results durable with
 ``Nats-Msg-Id = {evaluation_id}:{attempt}:{kind}``, as a run's terminal events are), and the claim a worker
 makes before running a job (request/reply on ``raven.evaluations.{id}.claim``, answered by trained_model)."""
@@ -13,10 +13,9 @@ from nats.aio.client import Client as NATS
 from nats.errors import NoRespondersError
 from nats.js import JetStreamContext
 
-from common.nats_streams import EVALUATION_WORKER_CONSUMER, StreamNames, ensure_evaluation_worker_consumer
+from common.nats_streams import StreamNames
 from common.proto.raven.v1 import evaluations_pb2, events_pb2, types_pb2
 from services.trainer_worker.adapters.events import SubjectPublisher
-from services.trainer_worker.adapters.jobs import JobQueue
 from services.trainer_worker.service_layer.ports import (
     ClaimRefused,
     EvaluationClaims,
@@ -27,13 +26,6 @@ _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 VERSION_NAME = re.compile(r"^datasets/([A-Za-z0-9_-]{1,64})/versions/([1-9][0-9]{0,9})$")
 SPLITS = ("train", "val", "test")
 CLAIM_TIMEOUT_SECONDS = 5.0
-
-
-class EvaluationJobQueue(JobQueue):
-    """Fetches evaluation jobs from their own durable consumer (created if missing)."""
-
-    consumer = EVALUATION_WORKER_CONSUMER
-    _ensure = staticmethod(ensure_evaluation_worker_consumer)
 
 
 class NatsEvaluationClaims(EvaluationClaims):

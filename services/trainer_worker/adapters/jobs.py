@@ -1,10 +1,15 @@
-"""The job queue: a durable JetStream pull consumer on the work-queue stream, one message per free slot."""
+"""The job queue: a durable JetStream pull consumer on the work-queue stream, one message per free slot.
+
+One queue for every kind of job (training by size, dataset preparation, evaluation): only the consumer
+differs (``JobKind``).
+"""
 
 from __future__ import annotations
 
 import contextlib
 import functools
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 import nats.errors
 from nats.aio.msg import Msg
@@ -14,10 +19,13 @@ from nats.js.errors import NotFoundError
 from common.dead_letters import DeadLetters
 from common.logging import get_logger
 from common.nats_streams import (
+    DATASET_WORKER_CONSUMER,
     DEFAULT_RETRY,
-    WORKER_CONSUMER,
+    EVALUATION_WORKER_CONSUMER,
     RetryPolicy,
     StreamNames,
+    ensure_dataset_worker_consumer,
+    ensure_evaluation_worker_consumer,
     ensure_streams,
     ensure_worker_consumer,
     worker_consumer,
@@ -95,15 +103,28 @@ class JobMessage(JobDelivery):
             self.settled = "term"
 
 
+@dataclass(frozen=True)
+class JobKind:
+    """Which jobs a queue takes: its durable consumer on the jobs stream and how that consumer is created
+    (``common.nats_streams.ensure_*_worker_consumer``, returning the durable name)."""
+
+    consumer: str
+    ensure: Callable[..., Awaitable[str]]
+
+
+def training_jobs(gpus: int = 1) -> JobKind:
+    """Training jobs of runs on ``gpus`` GPUs: each size has its own subject and consumer
+    (``common.nats_streams.worker_consumer``)."""
+    return JobKind(worker_consumer(gpus), functools.partial(ensure_worker_consumer, gpus=gpus))
+
+
+DATASET_JOBS = JobKind(DATASET_WORKER_CONSUMER, ensure_dataset_worker_consumer)
+EVALUATION_JOBS = JobKind(EVALUATION_WORKER_CONSUMER, ensure_evaluation_worker_consumer)
+
+
 class JobQueue:
-    """Fetches jobs from the shared durable consumer (created if missing).
-
-    Training jobs by default, of runs on ``gpus`` GPUs (each size has its own subject and consumer:
-    ``common.nats_streams.worker_consumer``); a subclass names another consumer of the jobs stream
-    (``consumer``, ``_ensure``).
-    """
-
-    consumer = WORKER_CONSUMER
+    """Fetches jobs of one kind from their shared durable consumer (created if missing): training jobs of
+    runs on ``gpus`` GPUs by default, else ``jobs`` (``DATASET_JOBS``, ``EVALUATION_JOBS``)."""
 
     def __init__(
         self,
@@ -113,10 +134,12 @@ class JobQueue:
         ack_wait: float = 120.0,
         policy: RetryPolicy | None = None,
         gpus: int = 1,
+        jobs: JobKind | None = None,
     ) -> None:
-        if gpus > 1:  # the queue of training jobs of this size
-            self.consumer = worker_consumer(gpus)
-            self._ensure = functools.partial(ensure_worker_consumer, gpus=gpus)
+        if jobs is not None and gpus != 1:
+            raise ValueError("gpus= sizes training jobs; a queue of other jobs takes jobs= alone")
+        self.jobs = jobs or training_jobs(gpus)
+        self.consumer = self.jobs.consumer
         self._js = js
         self._names = names
         self._ack_wait = ack_wait
@@ -129,12 +152,10 @@ class JobQueue:
 
     async def start(self, replicas: int = 1) -> None:
         await ensure_streams(self._js, self._names, replicas)
-        durable = await self._ensure(
+        durable = await self.jobs.ensure(
             self._js, self._names, ack_wait=self._ack_wait, policy=self.dead_letters.policy
         )
         self._sub = await self._js.pull_subscribe_bind(durable=durable, stream=self._names.jobs)
-
-    _ensure: Callable[..., Awaitable[str]] = staticmethod(ensure_worker_consumer)
 
     async def fetch_one(self, wait: float = 1.0) -> JobMessage | None:
         """One job, or None when none arrived within ``wait`` seconds."""

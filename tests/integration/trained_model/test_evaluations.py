@@ -16,11 +16,7 @@ import pytest
 
 from common.auth import USER_PERMISSIONS, Permission
 from common.proto.raven.v1 import datasets_pb2, evaluations_pb2, types_pb2
-from services.trainer_worker.adapters.evaluation_jobs import (
-    EvaluationEventPublisher,
-    EvaluationJobQueue,
-    parse_job,
-)
+from services.trainer_worker.adapters.evaluation_jobs import EvaluationEventPublisher, parse_job
 from tests.helpers import bearer, token
 from tests.integration.trained_model.evaluation_support import (  # noqa: F401 (fixtures)
     ALICE,
@@ -31,6 +27,7 @@ from tests.integration.trained_model.evaluation_support import (  # noqa: F401 (
     status_of,
     trained_models,
 )
+from tests.integration.trainer_worker.evaluation_intake import one_job
 from tests.integration.training_run.datasets_support import Datasets
 
 
@@ -73,15 +70,9 @@ async def test_create_queues_a_job_and_the_workers_reports_finish_it(env: Env) -
     )
 
     js = env.h.nc.jetstream()
-    queue = EvaluationJobQueue(js, env.h.names, ack_wait=30.0)
-    await queue.start()
-    try:
-        msg = await queue.fetch_one(5.0)
-        assert msg is not None
+    async with one_job(js, env.h.names) as msg:
         job = parse_job(msg.data)
         await msg.ack()
-    finally:
-        await queue.close()
     assert job.evaluation_id == created.name.removeprefix("evaluations/") and job.split == "test"
     assert job.dataset_version.name == env.version.name
     assert job.dataset_version.split_manifest.sha256 == env.version.split_manifest.sha256

@@ -17,20 +17,11 @@ import re
 from typing import Any
 
 import grpc
-from nats.js import JetStreamContext
 
 from common.auth import USER_PERMISSIONS, Permission
-from common.nats_streams import DEFAULT_RETRY, StreamNames
 from common.proto.raven.v1 import evaluations_pb2, trained_model_pb2, trained_model_pb2_grpc, types_pb2
-from services.trainer_worker.adapters.control import NatsControlChannel
-from services.trainer_worker.adapters.evaluation_jobs import (
-    EvaluationEventPublisher,
-    EvaluationJobQueue,
-    NatsEvaluationClaims,
-)
+from services.trainer_worker.adapters.evaluation_jobs import EvaluationEventPublisher, NatsEvaluationClaims
 from services.trainer_worker.domain.job import Settlement
-from services.trainer_worker.entrypoints.dataset_worker import DatasetWorker
-from services.trainer_worker.service_layer.evaluation_job import EvaluationServices, evaluate_job
 from tests.helpers import bearer, token
 from tests.integration.trained_model.evaluation_support import (  # noqa: F401 (fixtures)
     ALICE,
@@ -40,6 +31,7 @@ from tests.integration.trained_model.evaluation_support import (  # noqa: F401 (
     status_of,
     trained_models,
 )
+from tests.integration.trainer_worker.evaluation_intake import events_of, one_job, run_intake
 
 ROOT = bearer(token("root", [*USER_PERMISSIONS, Permission.SUPERADMIN]))
 EVALUATION = re.compile(r"evaluations/[A-Za-z0-9_-]+")
@@ -98,19 +90,13 @@ async def test_publish_starts_the_evaluation_once_and_decides_on_its_number(env:
 
     # the worker takes the job: its claim makes it RUNNING, its result SUCCEEDED (its real adapters)
     js = env.h.nc.jetstream()
-    queue = EvaluationJobQueue(js, env.h.names, ack_wait=30.0)
-    await queue.start()
-    try:
-        msg = await queue.fetch_one(5.0)
-        assert msg is not None
+    async with one_job(js, env.h.names) as msg:
         evaluation_id, attempt = started.removeprefix("evaluations/"), msg.num_delivered
         await NatsEvaluationClaims(env.h.nc, env.h.names).claim(evaluation_id, attempt, "w-1")
         assert "is RUNNING" in await refused(env, candidate)
         reports = EvaluationEventPublisher(js, env.h.names, evaluation_id, attempt)
         await reports.completed(types_pb2.DetectionMetrics(bbox_map=0.35), [])
         await msg.ack()
-    finally:
-        await queue.close()
     await env.wait_state(started, evaluations_pb2.EVALUATION_STATE_SUCCEEDED)
 
     decided = await refused(env, candidate)  # now on the numbers: 0.35 on the champion's split vs 0.40
@@ -152,47 +138,15 @@ async def test_a_failed_evaluation_is_named_and_another_started(env: Env) -> Non
     assert len(await gate_evaluations(env, candidate)) == 2
 
 
-async def events_of(js: JetStreamContext, names: StreamNames, evaluation_id: str) -> list[Any]:
-    sub = await js.subscribe(names.evaluation_events_subject(evaluation_id), ordered_consumer=True)
-    found = []
-    try:
-        while True:
-            msg = await sub.next_msg(timeout=0.5)
-            found.append(evaluations_pb2.EvaluationEvent.FromString(msg.data))
-    except Exception:
-        pass
-    finally:
-        await sub.unsubscribe()
-    return found
-
-
 async def test_an_evaluation_cancelled_while_pending_is_never_run(env: Env) -> None:
     model = await env.register()
     created = await env.create(model)
     await env.stub.CancelEvaluation(
         evaluations_pb2.CancelEvaluationRequest(name=created.name, reason="not needed"), metadata=ALICE
     )
-    js, names = env.h.nc.jetstream(), env.h.names
-    queue = EvaluationJobQueue(js, names, ack_wait=30.0)
-    await queue.start()
-    stopping = asyncio.Event()
-    services = EvaluationServices(
-        store=env.store, publisher_for=lambda e, a: EvaluationEventPublisher(js, names, e, a),
-        control=NatsControlChannel(env.h.nc, names), claims=NatsEvaluationClaims(env.h.nc, names),
-        worker_id="w-late", work_root=env.h.app.settings.data_dir / "evaluation-work", device="cpu",
-        ack_wait=30.0, retry=DEFAULT_RETRY, stopping=stopping,
-    )  # fmt: skip
-    intake = DatasetWorker(
-        queue=queue, handle=lambda msg: evaluate_job(msg, services), stopping=stopping, fetch_timeout=0.2,
-        what="evaluation",
-    )  # fmt: skip
-    running = asyncio.create_task(intake.run())
-    deadline = asyncio.get_running_loop().time() + 30
-    while not intake.settlements:
-        assert asyncio.get_running_loop().time() < deadline, "the job was not settled"
-        await asyncio.sleep(0.05)
-    await intake.shutdown()
-    await running
+    js, names, work = env.h.nc.jetstream(), env.h.names, env.h.app.settings.data_dir / "evaluation-work"
+    claims = NatsEvaluationClaims(env.h.nc, names)  # trained_model's answer: refused
+    intake = await run_intake(js, names, env.store, work, expect=1, claims=claims)
     assert intake.settlements == [Settlement.ACK]  # acked: it leaves the queue, never redelivered
     assert await events_of(js, names, created.name.removeprefix("evaluations/")) == []  # nothing ran
     after = await env.get(created.name)

@@ -13,8 +13,8 @@ from nats.js import JetStreamContext
 from common.artifacts import ArtifactStore
 from common.nats_streams import DATASET_WORKER_CONSUMER, DEFAULT_RETRY, StreamNames, connect
 from common.proto.raven.v1 import datasets_pb2, types_pb2
-from services.trainer_worker.adapters.dataset_jobs import DatasetEventPublisher, DatasetJobQueue
-from services.trainer_worker.adapters.jobs import JobMessage
+from services.trainer_worker.adapters.dataset_jobs import DatasetEventPublisher
+from services.trainer_worker.adapters.jobs import DATASET_JOBS, JobMessage, JobQueue
 from services.trainer_worker.domain.job import Settlement
 from services.trainer_worker.entrypoints.dataset_worker import DatasetWorker
 from services.trainer_worker.service_layer.dataset_preparation import PreparationServices, prepare_job
@@ -62,7 +62,7 @@ async def test_jobs_are_prepared_and_their_results_published(
 ) -> None:
     js, names = js_names
     store = ArtifactStore((tmp_path / "artifacts").as_uri())
-    queue = DatasetJobQueue(js, names, ack_wait=30.0)
+    queue = JobQueue(js, names, ack_wait=30.0, jobs=DATASET_JOBS)
     await queue.start()
     good, bad = tmp_path / "good", tmp_path / "bad"
     write_flights(good, n_flights=10, frames=3)

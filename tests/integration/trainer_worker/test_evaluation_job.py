@@ -7,7 +7,6 @@ tests/integration/trained_model/test_publish_gate_evaluations.py: here every cla
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 from collections.abc import AsyncIterator
@@ -17,15 +16,13 @@ import pytest
 from nats.js import JetStreamContext
 
 from common.artifacts import ArtifactStore
-from common.nats_streams import DEFAULT_RETRY, StreamNames, connect
+from common.nats_streams import StreamNames, connect
 from common.proto.raven.v1 import evaluations_pb2, events_pb2, types_pb2
-from services.trainer_worker.adapters.control import NatsControlChannel
-from services.trainer_worker.adapters.evaluation_jobs import EvaluationEventPublisher, EvaluationJobQueue
+from services.trainer_worker.adapters.jobs import EVALUATION_JOBS, JobQueue
 from services.trainer_worker.domain.job import Settlement
-from services.trainer_worker.entrypoints.dataset_worker import DatasetWorker
-from services.trainer_worker.service_layer.evaluation_job import EvaluationServices, evaluate_job
 from services.trainer_worker.service_layer.ports import EvaluationClaims
 from tests.fixtures.dataset_versions import store_version, write_flights
+from tests.integration.trainer_worker.evaluation_intake import events_of, run_intake
 
 
 @pytest.fixture
@@ -86,53 +83,6 @@ def a_job(
     return job
 
 
-async def run_intake(
-    js: JetStreamContext,
-    names: StreamNames,
-    store: ArtifactStore,
-    work: Path,
-    expect: int,
-    claims: EvaluationClaims | None = None,
-) -> DatasetWorker:
-    claims = claims or GrantedClaims()
-    queue = EvaluationJobQueue(js, names, ack_wait=30.0)
-    await queue.start()
-    stopping = asyncio.Event()
-    services = EvaluationServices(
-        store=store, publisher_for=lambda e, a: EvaluationEventPublisher(js, names, e, a),
-        control=NatsControlChannel(js._nc, names), claims=claims, worker_id="w-eval", work_root=work,
-        device="cpu",
-        ack_wait=30.0, retry=DEFAULT_RETRY, stopping=stopping,
-    )  # fmt: skip
-    intake = DatasetWorker(
-        queue=queue, handle=lambda msg: evaluate_job(msg, services), stopping=stopping, fetch_timeout=0.2,
-        what="evaluation",
-    )  # fmt: skip
-    running = asyncio.create_task(intake.run())
-    deadline = asyncio.get_running_loop().time() + 30
-    while len(intake.settlements) < expect:
-        assert asyncio.get_running_loop().time() < deadline, intake.settlements
-        await asyncio.sleep(0.05)
-    await intake.shutdown()
-    await running
-    return intake
-
-
-async def events_of(
-    js: JetStreamContext, names: StreamNames, evaluation_id: str
-) -> list[evaluations_pb2.EvaluationEvent]:
-    sub = await js.subscribe(names.evaluation_events_subject(evaluation_id), ordered_consumer=True)
-    found = []
-    try:
-        while True:
-            found.append(evaluations_pb2.EvaluationEvent.FromString((await sub.next_msg(timeout=0.5)).data))
-    except Exception:
-        pass
-    finally:
-        await sub.unsubscribe()
-    return found
-
-
 async def test_bad_inputs_fail_the_evaluation_with_a_reason(
     env: tuple[JetStreamContext, StreamNames, Path],
 ) -> None:
@@ -145,7 +95,7 @@ async def test_bad_inputs_fail_the_evaluation_with_a_reason(
         ),
         "other-classes": a_job(store, tmp_path, "other-classes", class_names=["bottle", "bag"]),
     }
-    await EvaluationJobQueue(js, names).start()  # the stream and consumer exist before the jobs are published
+    await JobQueue(js, names, jobs=EVALUATION_JOBS).start()  # stream and consumer exist before the jobs
     for job in jobs.values():
         await js.publish(names.evaluation_jobs_subject, job.SerializeToString())
     await js.publish(names.evaluation_jobs_subject, b"\xff not a job")

@@ -11,9 +11,10 @@ import pytest
 
 from common.artifacts import ArtifactStore
 from common.mmdet_config import HyperParams, build_config
-from common.nats_streams import worker_consumer
+from common.nats_streams import DATASET_WORKER_CONSUMER, EVALUATION_WORKER_CONSUMER, worker_consumer
 from common.proto.raven.v1 import events_pb2, types_pb2
 from common.settings import Settings
+from services.trainer_worker.adapters.jobs import DATASET_JOBS, JobQueue
 from services.trainer_worker.domain.job import Settlement
 from services.trainer_worker.service_layer.steps import JobSteps
 from tests.integration.trainer_worker.test_worker_harness import (
@@ -86,7 +87,8 @@ async def test_each_size_of_run_goes_to_the_workers_of_that_size_only(env: dict[
 
 
 async def test_consumers_of_every_size_provisioned_by_workers_coexist(env: dict[str, object]) -> None:  # noqa: F811
-    """The work-queue stream refuses overlapping consumers: the sizes' filters never overlap."""
+    """The work-queue stream refuses overlapping consumers: the sizes' filters never overlap, nor those of
+    the dataset and evaluation queues every worker also provisions (one ``JobQueue``, their ``JobKind``)."""
     for gpus in (1, 2, 8):
         await sized_worker(env, gpus)
     h = env["harnesses"][0]  # type: ignore[index]
@@ -96,6 +98,11 @@ async def test_consumers_of_every_size_provisioned_by_workers_coexist(env: dict[
         consumers[worker_consumer(2)] == h.names.training_jobs_subject(2) == f"{h.names.jobs_subject}.gpus.2"
     )
     assert consumers[worker_consumer(8)] == h.names.training_jobs_subject(8)
+    assert consumers[DATASET_WORKER_CONSUMER] == h.names.dataset_jobs_subject
+    assert consumers[EVALUATION_WORKER_CONSUMER] == h.names.evaluation_jobs_subject
+    assert len(consumers) == 5
+    with pytest.raises(ValueError, match="gpus="):  # a size names training jobs only
+        JobQueue(h.js, h.names, gpus=2, jobs=DATASET_JOBS)
 
 
 @pytest.mark.slow

@@ -20,7 +20,8 @@ from common.auth import USER_PERMISSIONS, Permission
 from common.nats_streams import DEFAULT_RETRY, StreamNames
 from common.proto.raven.v1 import datasets_pb2 as pb
 from common.proto.raven.v1 import datasets_pb2_grpc
-from services.trainer_worker.adapters.dataset_jobs import DatasetEventPublisher, DatasetJobQueue
+from services.trainer_worker.adapters.dataset_jobs import DatasetEventPublisher
+from services.trainer_worker.adapters.jobs import DATASET_JOBS, JobQueue
 from services.trainer_worker.entrypoints.dataset_worker import DatasetWorker
 from services.trainer_worker.service_layer.dataset_preparation import PreparationServices, prepare_job
 from tests.helpers import bearer, token
@@ -108,7 +109,7 @@ async def preparation_intake(
     running loop, for any stack that shares ``nc``'s server and ``names``."""
     js = nc.jetstream()
     store = ArtifactStore(artifact_root)
-    queue = DatasetJobQueue(js, names, ack_wait=30.0)
+    queue = JobQueue(js, names, ack_wait=30.0, jobs=DATASET_JOBS)
     await queue.start()
     stopping = asyncio.Event()
     services = PreparationServices(

@@ -15,8 +15,7 @@ import pytest
 from common.nats_streams import RetryPolicy
 from common.proto.raven.v1 import datasets_pb2 as pb
 from common.proto.raven.v1 import types_pb2
-from services.trainer_worker.adapters.dataset_jobs import DatasetJobQueue
-from services.trainer_worker.adapters.jobs import JobMessage
+from services.trainer_worker.adapters.jobs import DATASET_JOBS, JobMessage, JobQueue
 from tests.integration.training_run.conftest import AppFactory, Harness, awaiting_version
 from tests.integration.training_run.datasets_support import Datasets
 
@@ -31,9 +30,8 @@ FAST = {
 
 async def drain(h: Harness, handle: Callable[[JobMessage], Awaitable[None]], ack_wait: float) -> list[int]:
     """Takes preparation jobs until none comes for 1.5 s; the delivery count of each."""
-    queue = DatasetJobQueue(
-        h.nc.jetstream(), h.names, ack_wait=ack_wait, policy=RetryPolicy(MAX_DELIVER, (0.05,))
-    )
+    policy = RetryPolicy(MAX_DELIVER, (0.05,))
+    queue = JobQueue(h.nc.jetstream(), h.names, ack_wait=ack_wait, policy=policy, jobs=DATASET_JOBS)
     await queue.start()
     seen: list[int] = []
     idle_since = time.monotonic()
