@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
@@ -83,19 +83,31 @@ class ListedRun:
     create_time: datetime
 
 
+_ABSENT = object()
+
+
 @dataclass
 class RunRepository:
     session: AsyncSession
     seen: list[TrainingRun] = field(default_factory=list)
+    # run id → its row as this unit of work read or wrote it: ``save`` writes only the columns that differ
+    # from it (a progress event changes a few; the resolved config, often the bulk of a row, never changes).
+    stored: dict[str, Mapping[Any, Any]] = field(default_factory=dict, repr=False)
+
+    def _loaded(self, row: Mapping[Any, Any] | None) -> TrainingRun | None:
+        if row is None:
+            return None
+        self.stored[row["id"]] = row
+        return _to_domain(row)
 
     async def get(self, run_id: str) -> TrainingRun | None:
         row = (await self.session.execute(select(RUNS).where(RUNS.c.id == run_id))).mappings().first()
-        return _to_domain(row) if row else None
+        return self._loaded(row)
 
     async def get_by_request_id(self, owner: str, request_id: str) -> TrainingRun | None:
         statement = select(RUNS).where(RUNS.c.owner == owner, RUNS.c.request_id == request_id)
         row = (await self.session.execute(statement)).mappings().first()
-        return _to_domain(row) if row else None
+        return self._loaded(row)
 
     async def add(self, run: TrainingRun) -> None:
         run.version = 1
@@ -107,7 +119,12 @@ class RunRepository:
         self.seen.append(run)
 
     async def save(self, run: TrainingRun) -> None:
+        """Writes the columns that changed since the run was read (all of them for a run read elsewhere, and a
+        column the read left out), guarded by the version read (optimistic: ConcurrentUpdate if it moved)."""
         values = _to_row(run)
+        before = self.stored.get(run.id)
+        if before is not None and before.get("version") == run.version:
+            values = {k: v for k, v in values.items() if before.get(k, _ABSENT) != v}
         values["version"] = run.version + 1
         result = await self.session.execute(
             update(RUNS).where(RUNS.c.id == run.id, RUNS.c.version == run.version).values(**values)
@@ -115,6 +132,8 @@ class RunRepository:
         if result.rowcount != 1:  # type: ignore[attr-defined]
             raise ConcurrentUpdate(run.id)
         run.version += 1
+        if before is not None:
+            self.stored[run.id] = {**before, **values}
         self.seen.append(run)
 
     async def delete(self, run: TrainingRun) -> None:
