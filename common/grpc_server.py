@@ -14,7 +14,7 @@ from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 
 from common.auth import TokenVerifier
-from common.grpc_interceptors import AuthInterceptor, ContextInterceptor, ErrorInterceptor
+from common.grpc_interceptors import RpcInterceptor
 from common.logging import get_logger
 from common.tls import ServerTLS
 
@@ -38,7 +38,7 @@ class RunningServer:
     health: health.aio.HealthServicer
     service_names: list[str]
     health_server: grpc.aio.Server | None = None  # plaintext, health only (kubelet probes under TLS)
-    context: ContextInterceptor = field(default_factory=ContextInterceptor)
+    context: RpcInterceptor = field(default_factory=RpcInterceptor)
 
     def open_streams(self) -> dict[str, int]:
         """Streaming calls still in flight, per method (what ``stop`` waits for)."""
@@ -72,14 +72,9 @@ async def create_server(
     required: dict[str, str] = {}
     for service in services:
         required.update(service.required_permissions)
-    context = ContextInterceptor()
+    context = RpcInterceptor(verifier, required)
     server = grpc.aio.server(
-        interceptors=[
-            context,
-            AuthInterceptor(verifier, required),
-            ErrorInterceptor(),
-            *extra_interceptors,
-        ],
+        interceptors=[context, *extra_interceptors],
         options=[
             ("grpc.max_receive_message_length", 16 * 1024 * 1024),
             ("grpc.max_send_message_length", 16 * 1024 * 1024),
