@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from common.artifacts import ArtifactStore
 from common.auth import TokenVerifier
-from common.db import make_engine, make_session_factory, upgrade_to_head_async
+from common.db import make_engine, make_read_session_factory, make_session_factory, upgrade_to_head_async
 from common.dead_letters import DeadLetters
 from common.grpc_server import RunningServer, ServiceRegistration, create_server
 from common.metrics import GaugeRefresher
@@ -166,7 +166,7 @@ async def build_app(
     nc = await connect(settings.nats_url, f"training_run-{settings.grpc_port}")
     js = nc.jetstream()
     await ensure_streams(js, names, settings.stream_replicas)
-    uow = UnitOfWorkFactory(make_session_factory(engine), names, clock)
+    uow = UnitOfWorkFactory(make_session_factory(engine), names, clock, make_read_session_factory(engine))
     relay = OutboxRelay(uow.session_factory, nc, js, clock)
     uow.after_commit = relay.notify
     trained_models = trained_models or GrpcTrainedModelClient(

@@ -225,7 +225,7 @@ class TrainingRunService:
                 after = (datetime.fromisoformat(str(cursor.value)), cursor.id)
             except ValueError as exc:
                 raise page_tokens.invalid("is not a page token issued by this service") from exc
-        async with self._uow() as uow:
+        async with self._uow.reading() as uow:  # one statement: the page's keys and the count
             keys, total = await uow.runs.list_keys(where, after, size + 1)
         next_token = ""
         if len(keys) > size:
@@ -239,7 +239,7 @@ class TrainingRunService:
     async def listed(self, run_ids: builtins.list[str]) -> dict[str, TrainingRun]:
         """The runs of a page :meth:`list` gave (its access check and filter hold), without their resolved
         config; a run deleted meanwhile is missing."""
-        async with self._uow() as uow:
+        async with self._uow.reading() as uow:
             return await uow.runs.get_listed(run_ids)
 
     async def watch(

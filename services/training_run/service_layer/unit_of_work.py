@@ -86,14 +86,21 @@ class UnitOfWorkFactory:
         session_factory: async_sessionmaker[AsyncSession],
         names: StreamNames,
         clock: Callable[[], datetime],
+        read_session_factory: async_sessionmaker[AsyncSession] | None = None,
     ) -> None:
         self.session_factory = session_factory
+        self.read_session_factory = read_session_factory or session_factory
         self.names = names
         self.clock = clock
         self.after_commit: Callable[[], None] | None = None
 
     def __call__(self) -> UnitOfWork:
         return UnitOfWork(self.session_factory, self.names, self.clock, self.after_commit)
+
+    def reading(self) -> UnitOfWork:
+        """A unit of work for one read statement (never committed): no transaction round trips where the
+        database allows (:func:`common.db.make_read_session_factory`)."""
+        return UnitOfWork(self.read_session_factory, self.names, self.clock)
 
 
 async def change_with_retries(
