@@ -163,4 +163,4 @@ class ArtifactStore:
         if not self.fs.exists(path):
             return []
         root = f"{self._root}/"
-        return sorted(p[len(root):] if p.startswith(root) else p for p in self.fs.find(path))
+        return sorted(p[len(root) :] if p.startswith(root) else p for p in self.fs.find(path))

@@ -112,8 +112,11 @@ def create(
         ),
     ] = None,
     max_runtime: Annotated[
-        str, typer.Option(help="training time budget, e.g. 30m or 2h (1s..30d): then checkpoint, evaluate, "
-                          "register; queue time excluded")
+        str,
+        typer.Option(
+            help="training time budget, e.g. 30m or 2h (1s..30d): then checkpoint, evaluate, "
+            "register; queue time excluded"
+        ),
     ] = "",
     max_pending: Annotated[
         str, typer.Option(help="queue time budget, e.g. 1h (1s..30d): a run no worker took by then FAILS")
@@ -121,9 +124,7 @@ def create(
     tiling: Annotated[str, typer.Option(help=TILING_HELP["tiling"])] = "",
     tile_size: Annotated[int | None, typer.Option(help=TILING_HELP["tile_size"])] = None,
     tile_overlap: Annotated[int | None, typer.Option(help=TILING_HELP["tile_overlap"])] = None,
-    min_box_visibility: Annotated[
-        float | None, typer.Option(help=TILING_HELP["min_box_visibility"])
-    ] = None,
+    min_box_visibility: Annotated[float | None, typer.Option(help=TILING_HELP["min_box_visibility"])] = None,
     request_id: Annotated[str, typer.Option(help="idempotency key (default: a new one per invocation)")] = "",
     validate_only: Annotated[
         bool, typer.Option(help="validate and resolve the config, create nothing")

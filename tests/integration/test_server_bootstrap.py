@@ -21,9 +21,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.mark.parametrize(
     ("module", "service"),
-    [("services.training_run", "raven.v1.TrainingRunService"),
-     ("services.training_run", "raven.v1.DatasetService"),
-     ("services.trained_model", "raven.v1.TrainedModelService")],
+    [
+        ("services.training_run", "raven.v1.TrainingRunService"),
+        ("services.training_run", "raven.v1.DatasetService"),
+        ("services.trained_model", "raven.v1.TrainedModelService"),
+    ],
 )
 def test_process_serves_health_and_reflection(
     module: str, service: str, tmp_path: Path, nats_url: str
@@ -37,8 +39,9 @@ def test_process_serves_health_and_reflection(
         "RAVEN_JWT_SECRET": "bootstrap-test",
         "RAVEN_SHUTDOWN_GRACE_SECONDS": "1",
     }
-    process = subprocess.Popen([sys.executable, "-m", module], cwd=ROOT, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [sys.executable, "-m", module], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
     try:
         channel = grpc.insecure_channel(f"127.0.0.1:{port}")
         grpc.channel_ready_future(channel).result(timeout=60)

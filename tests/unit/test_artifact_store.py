@@ -9,8 +9,18 @@ from common.errors import InvalidArgument, NotFound
 
 @pytest.mark.parametrize(
     "key",
-    ["", "  ", "../etc/passwd", "a/../../b", "/etc/passwd", "a/./b", "file:///etc/passwd", "s3://other/x",
-     "a\\..\\b", "a\x00b"],
+    [
+        "",
+        "  ",
+        "../etc/passwd",
+        "a/../../b",
+        "/etc/passwd",
+        "a/./b",
+        "file:///etc/passwd",
+        "s3://other/x",
+        "a\\..\\b",
+        "a\x00b",
+    ],
 )
 def test_escaping_keys_are_rejected(key: str, tmp_path: Path) -> None:
     store = ArtifactStore(f"file://{tmp_path / 'root'}")

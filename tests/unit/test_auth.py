@@ -36,8 +36,13 @@ def test_bad_signature_is_unauthenticated() -> None:
 
 
 def test_alg_none_is_rejected() -> None:
-    claims = {"sub": "mallory", "permissions": ["superadmin"], "exp": int(time.time()) + 60, "aud": "raven",
-              "iss": "raven"}
+    claims = {
+        "sub": "mallory",
+        "permissions": ["superadmin"],
+        "exp": int(time.time()) + 60,
+        "aud": "raven",
+        "iss": "raven",
+    }
     tok = jwt.encode(claims, key=None, algorithm="none")
     with pytest.raises(Unauthenticated):
         verifier().verify(tok)
@@ -79,14 +84,19 @@ def test_rs256_round_trip_and_hs256_token_refused_by_rs256_verifier() -> None:
     private_pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     ).decode()
-    public_pem = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    ).decode()
+    public_pem = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
     rs = TokenVerifier(public_key=public_pem)
     assert rs.verify(mint_token("carol", ["models.view"], private_key=private_pem)).subject == "carol"
     # Algorithm confusion: an HS256 token signed with the public key as secret must not pass.
-    forged = jwt.encode({"sub": "x", "exp": int(time.time()) + 60, "aud": "raven", "iss": "raven"},
-                        "not-the-key", algorithm="HS256")
+    forged = jwt.encode(
+        {"sub": "x", "exp": int(time.time()) + 60, "aud": "raven", "iss": "raven"},
+        "not-the-key",
+        algorithm="HS256",
+    )
     with pytest.raises(Unauthenticated):
         rs.verify(forged)
 

@@ -246,9 +246,7 @@ def _log_lines(path: Path, limit: int = 2000) -> list[str]:
 # --- child process ---
 
 
-def _child_main(
-    spec: TrainingSpec, out: Any, stop: Any, log_name: str = LOG_FILE, join: Any = None
-) -> None:
+def _child_main(spec: TrainingSpec, out: Any, stop: Any, log_name: str = LOG_FILE, join: Any = None) -> None:
     """The training child. ``join(spec, stop)``: a rank of a distributed attempt joins its process group
     first and gets back the stop all ranks agree on (``distributed_launch``); ``log_name``: its log."""
     work_dir = Path(spec.work_dir)

@@ -15,13 +15,24 @@ ROOT = Path(__file__).resolve().parents[3]
 
 def test_worker_exposes_its_metrics(tmp_path: Path, nats_url: str) -> None:
     port = free_port()
-    env = {**os.environ, "RAVEN_DATA_DIR": str(tmp_path), "RAVEN_NATS_URL": nats_url,
-           "RAVEN_WORKER_TOKEN": worker_token(), "RAVEN_METRICS_PORT": str(port),
-           "RAVEN_TRAINING_RUN_ADDR": f"127.0.0.1:{free_port()}",
-           "RAVEN_SUBJECT_PREFIX": "metricstest", "RAVEN_JOBS_STREAM": "METRICS_JOBS",
-           "RAVEN_EVENTS_STREAM": "METRICS_EVENTS"}
-    process = subprocess.Popen([sys.executable, "-m", "services.trainer_worker"], cwd=ROOT, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {
+        **os.environ,
+        "RAVEN_DATA_DIR": str(tmp_path),
+        "RAVEN_NATS_URL": nats_url,
+        "RAVEN_WORKER_TOKEN": worker_token(),
+        "RAVEN_METRICS_PORT": str(port),
+        "RAVEN_TRAINING_RUN_ADDR": f"127.0.0.1:{free_port()}",
+        "RAVEN_SUBJECT_PREFIX": "metricstest",
+        "RAVEN_JOBS_STREAM": "METRICS_JOBS",
+        "RAVEN_EVENTS_STREAM": "METRICS_EVENTS",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "services.trainer_worker"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 60
         while True:
