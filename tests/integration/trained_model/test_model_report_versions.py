@@ -88,18 +88,9 @@ async def test_the_report_uses_the_evaluation_of_the_version_and_split_asked_for
 async def test_no_succeeded_evaluation_names_the_command_to_run(env: Env, tmp_path: Path) -> None:
     model = await env.register(test_map=0.4)
     out = tmp_path / "report.html"
-    missing = await ravenctl(
-        env,
-        "models",
-        "report",
-        model,
-        "--dataset-version",
-        env.version.name,
-        "--split",
-        "val",
-        "--out",
-        str(out),
-    )
+    on_val = ("models", "report", model, "--dataset-version", env.version.name, "--split", "val")
+    on_val += ("--out", str(out))
+    missing = await ravenctl(env, *on_val)
     assert missing.exit_code == 2, missing.output
     text = " ".join(missing.output.split())
     assert f"{model} has no succeeded evaluation on {env.version.name} val split" in text
@@ -107,18 +98,7 @@ async def test_no_succeeded_evaluation_names_the_command_to_run(env: Env, tmp_pa
     assert "Traceback" not in missing.output and not out.exists()
 
     pending = await env.create(model, env.version.name, "val")
-    waiting = await ravenctl(
-        env,
-        "models",
-        "report",
-        model,
-        "--dataset-version",
-        env.version.name,
-        "--split",
-        "val",
-        "--out",
-        str(out),
-    )
+    waiting = await ravenctl(env, *on_val)
     assert waiting.exit_code == 2 and f"{pending.name} is PENDING" in " ".join(waiting.output.split())
 
     alone = await ravenctl(env, "models", "report", model, "--split", "val", "--out", str(out))
