@@ -86,7 +86,8 @@ def make_engine(url: str, sqlite_busy_seconds: float = SQLITE_BUSY_SECONDS, **kw
 # often as between a ping and that use. What the ping is for, a connection that died idle in the pool (a
 # database restart, a proxy's or firewall's idle timeout), stays covered; pool_recycle bounds a connection's
 # age. The cost: after a restart the first statement on a connection used within the last PING_IDLE_SECONDS
-# fails (and SQLAlchemy then invalidates the whole pool), where pre_ping would have reconnected quietly.
+# fails (its caller gets UNAVAILABLE "retry", sqlite_writers.database_busy; SQLAlchemy then invalidates the
+# whole pool), where pre_ping would have reconnected quietly.
 PING_IDLE_SECONDS = 5.0
 POOL_RECYCLE_SECONDS = 1800
 

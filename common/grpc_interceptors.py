@@ -215,13 +215,13 @@ async def abort_with(context: grpc.aio.ServicerContext, exc: errors.AppError) ->
 
 
 async def _map_error(method: str, exc: Exception, context: grpc.aio.ServicerContext) -> None:
-    """AppError → its status (with BadRequest details); a busy database → UNAVAILABLE; anything else →
+    """AppError → its status (with BadRequest details); a busy or lost database → UNAVAILABLE; else →
     INTERNAL, logged with its traceback."""
     if isinstance(exc, errors.AppError):
         await abort_with(context, exc)
     busy = database_busy(exc)
     if busy is not None:
-        log.warning("database busy", method=method)
+        log.warning("database busy or lost", method=method, error=str(exc)[:200])
         await abort_with(context, busy)
     log.exception("unhandled error", method=method)
     await context.abort(grpc.StatusCode.INTERNAL, "internal error; see server logs")

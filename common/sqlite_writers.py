@@ -23,7 +23,7 @@ import weakref
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.util import await_only
 
@@ -37,11 +37,14 @@ class WriterBusy(Unavailable):
     """Another write transaction of this process held the database for the whole timeout."""
 
 
-def database_busy(exc: BaseException) -> WriterBusy | None:
-    """SQLite's own "database is locked" (another process wrote for the whole busy timeout) as the retryable
-    error it is; None for anything else."""
+def database_busy(exc: BaseException) -> Unavailable | None:
+    """A database error worth retrying, as the UNAVAILABLE it is: SQLite's own "database is locked" (another
+    process wrote for the whole busy timeout), or a connection found dead on use (a PostgreSQL restart: the
+    pool is invalidated and the retry connects anew); None for anything else."""
     if isinstance(exc, OperationalError) and "database is locked" in str(exc.orig):
         return WriterBusy("the database is busy with other writes; retry")
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return Unavailable("the connection to the database was lost; retry")
     return None
 
 

@@ -109,3 +109,7 @@ def test_sqlites_own_lock_timeout_is_a_retryable_error() -> None:
     assert busy is not None and busy.message == "the database is busy with other writes; retry"
     other = OperationalError("SELECT", {}, sqlite3.OperationalError("no such table: t"))
     assert database_busy(other) is None and database_busy(ValueError("database is locked")) is None
+    reset = ConnectionResetError("server closed the connection")
+    gone = OperationalError("SELECT 1", {}, reset, connection_invalidated=True)
+    lost = database_busy(gone)
+    assert lost is not None and lost.message == "the connection to the database was lost; retry"
