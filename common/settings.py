@@ -74,6 +74,12 @@ class Settings(BaseSettings):
         description="after start-up no lease expires for this long (at least lease_seconds): workers could "
         "not heartbeat while training_run was down",
     )
+    ordered_consumer_lease_seconds: float = Field(
+        default=10.0,
+        ge=1,
+        description="one replica at a time applies run and dataset events (in stream order); a replica that "
+        "died holding that lease is replaced after this long",
+    )
     # trained_model: the champion gate of PublishTrainedModel.
     publish_tolerance: float = Field(
         default=0.005,

@@ -13,6 +13,7 @@ from functools import partial
 from pathlib import Path
 
 from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from common.artifacts import ArtifactStore
@@ -20,6 +21,7 @@ from common.auth import TokenVerifier
 from common.db import make_engine, make_read_session_factory, make_session_factory, upgrade_to_head_async
 from common.dead_letters import DeadLetters
 from common.grpc_server import RunningServer, ServiceRegistration, create_server
+from common.leadership import Leadership, holder_name
 from common.metrics import GaugeRefresher
 from common.nats_streams import RetryPolicy, StreamNames, connect, ensure_streams
 from common.proto.raven.v1 import datasets_pb2_grpc, training_run_pb2, training_run_pb2_grpc
@@ -85,6 +87,7 @@ class App:
     metrics: GaugeRefresher
     datasets: DatasetService
     dataset_consumer: DatasetEventConsumer
+    ordered: Leadership  # runs the two consumers above on one replica at a time
 
     @property
     def port(self) -> int:
@@ -118,8 +121,7 @@ class App:
             ("metrics", self.metrics),
             ("reaper", self.reaper),
             ("dead letter consumer", self.dead_letters),
-            ("event consumer", self.consumer),
-            ("dataset event consumer", self.dataset_consumer),
+            ("event consumers (lease)", self.ordered),
             ("outbox relay", self.relay),
         ]
 
@@ -135,6 +137,30 @@ class App:
         with contextlib.suppress(Exception):
             await self.nc.flush(timeout=1)
         await self.nc.close()
+
+
+def ordered_consumers(
+    js: JetStreamContext,
+    names: StreamNames,
+    settings: Settings,
+    port: int,
+    *consumers: EventConsumer | DatasetEventConsumer,
+) -> Leadership:
+    """Run and dataset events are applied in stream order, so by one replica at a time (each replica would
+    otherwise get its own share of the durable consumers' messages and apply them concurrently)."""
+
+    async def on_gain() -> None:
+        for consumer in consumers:
+            await consumer.start()
+
+    async def on_loss() -> None:
+        for consumer in consumers:
+            await consumer.stop()
+
+    return Leadership(
+        js, names, "training-run-events", holder_name(port), on_gain, on_loss,
+        ttl=settings.ordered_consumer_lease_seconds, replicas=settings.stream_replicas,
+    )  # fmt: skip
 
 
 async def migrate(settings: Settings) -> None:
@@ -217,9 +243,7 @@ async def build_app(
     if start_relay:
         relay.start()  # publishes whatever an earlier process committed but did not send
     if start_consumer:
-        await consumer.start()
         await dead_letter_consumer.start()
-        await dataset_consumer.start()
     if start_reaper:
         reaper.start()
     metrics = metrics_refresher(service, js, names, feeds, changes, metrics_interval)
@@ -253,6 +277,13 @@ async def build_app(
         tls=ServerTLS.from_settings(settings),
         health_port=settings.health_port,
     )
+    ordered = ordered_consumers(js, names, settings, server.port, consumer, dataset_consumer)
+    if start_consumer:
+        try:
+            await ordered.start()
+        except BaseException:
+            await server.stop(0)
+            raise
     return App(
         settings=settings,
         engine=engine,
@@ -273,4 +304,5 @@ async def build_app(
         metrics=metrics,
         datasets=datasets,
         dataset_consumer=dataset_consumer,
+        ordered=ordered,
     )
