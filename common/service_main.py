@@ -26,7 +26,7 @@ def main(
 ) -> int:
     args = sys.argv[1:] if argv is None else argv
     settings = Settings()
-    configure_logging(settings.log_level, settings.log_json)
+    configure_logging(settings.log_level, settings.log_json, cache=True)
     log = get_logger(service)
     command = args[0] if args else "serve"
     if command == "migrate":
