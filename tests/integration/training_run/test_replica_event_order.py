@@ -3,8 +3,8 @@ stream order (``completed`` before ``model_registered``), each once, also across
 
 Each replica here is what bootstrap wires: its own NATS connection, an ``EventConsumer`` on the shared
 durable, started through ``bootstrap.ordered_consumers`` (the lease). Applying an event is recorded after a
-short wait (a database commit). Started directly, without the lease, the two replicas each got a share of the messages
-and applied them concurrently: the per-run order was broken in every run (checked while writing this test).
+short wait (a database commit). Started directly, without the lease, the two replicas each got a share of the
+messages and applied them concurrently: the per-run order was broken (checked while writing this test).
 """
 
 from __future__ import annotations
