@@ -21,6 +21,7 @@ import os
 import re
 import socket
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 
 import nats.errors
@@ -39,9 +40,11 @@ DEFAULT_TTL_SECONDS = 10.0
 _RENEW_FAILURES = (nats.errors.Error, nats.js.errors.Error, OSError, TimeoutError)
 
 
-def holder_name(port: int | str) -> str:
-    """This process among every replica: host name (the pod's), gRPC port, pid."""
-    return f"{socket.gethostname()}:{port}:{os.getpid()}"
+def holder_name(port: int) -> str:
+    """This process among every replica: host name (the pod's), gRPC port, pid. Port 0 (several servers in
+    one process, tests) adds a random part: such a holder never takes a lease back after a restart."""
+    name = f"{socket.gethostname()}:{port}:{os.getpid()}"
+    return name if port else f"{name}:{uuid.uuid4().hex[:8]}"
 
 
 def bucket_name(names: StreamNames) -> str:

@@ -12,6 +12,7 @@ from nats.js import JetStreamContext
 
 from common.dead_letters import DeadLetters
 from common.grpc_server import ServiceRegistration
+from common.leadership import Leadership, holder_name
 from common.nats_streams import RetryPolicy, StreamNames
 from common.proto.raven.v1 import evaluations_pb2, evaluations_pb2_grpc
 from common.settings import Settings
@@ -34,12 +35,13 @@ class EvaluationParts:
     tracker: EvaluationTracker | None
     registration: ServiceRegistration
     claims: EvaluationClaimResponder | None = None
+    tracker_lease: Leadership | None = None  # runs the tracker on one replica at a time
 
     async def stop(self) -> None:
         if self.claims is not None:
             await self.claims.stop()
-        if self.tracker is not None:
-            await self.tracker.stop()
+        if self.tracker_lease is not None:
+            await self.tracker_lease.stop()
 
     async def close(self) -> None:
         await self.versions.close()
@@ -68,11 +70,17 @@ async def build_evaluations(
     )
     jobs = NatsEvaluationJobs(nc, js, names) if nc is not None and js is not None else None
     evaluations = Evaluations(uow, versions, jobs, clock)
-    tracker = None
+    tracker, lease = None, None
     if js is not None:
         dead_letters = DeadLetters(js, names, durable, RetryPolicy.from_settings(settings), clock)
         tracker = EvaluationTracker(js, names, evaluations, dead_letters)
-        await tracker.start()
+        # An evaluation's reports are applied in stream order (started before its result): by one replica
+        # at a time, each replica would otherwise get its own share of the durable's messages.
+        lease = Leadership(
+            js, names, durable, holder_name(settings.grpc_port), tracker.start, tracker.stop,
+            ttl=settings.ordered_consumer_lease_seconds, replicas=settings.stream_replicas,
+        )  # fmt: skip
+        await lease.start()
     claims = None
     if nc is not None:
         claims = EvaluationClaimResponder(nc, names, evaluations)
@@ -83,4 +91,4 @@ async def build_evaluations(
         service_name=SERVICE_NAME,
         required_permissions=REQUIRED_PERMISSIONS,
     )
-    return EvaluationParts(evaluations, versions, tracker, registration, claims)
+    return EvaluationParts(evaluations, versions, tracker, registration, claims, lease)
