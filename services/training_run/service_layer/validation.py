@@ -184,7 +184,9 @@ def _train_images(
     if header is None:
         return 0
     fraction = values.get("train_fraction", hyperparameters.RUN_DEFAULTS["train_fraction"])
-    return header.train_images(float(fraction)) if isinstance(fraction, int | float) else 0
+    if not isinstance(fraction, int | float) or not 0 < fraction < 1:
+        return 0  # out of range (1e308 overflowed the count): the hyperparameter checks say so
+    return header.train_images(float(fraction))
 
 
 def _as_errors(violations: list[Any]) -> list[FieldViolation]:

@@ -84,6 +84,12 @@ async def test_validation_errors_carry_field_violations_and_store_nothing(sqlite
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await h.create(class_names=["bottle", "cat"])
     assert "cat" in violations(caught.value)["training_run.class_names"]
+    for fraction in (1e308, float("inf"), float("nan")):  # 1e308 once overflowed the train image count
+        hyperparameters = types_pb2.Hyperparameters(epochs=1, train_fraction=fraction)
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await h.create(hyperparameters=hyperparameters)
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, (fraction, caught.value.details())
+        assert "training_run.hyperparameters.train_fraction" in violations(caught.value), fraction
     listed = await h.stub.ListTrainingRuns(pb.ListTrainingRunsRequest(), metadata=h.user)
     assert listed.total_size == 0
 
